@@ -1,0 +1,86 @@
+package release
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mds-dev/mds"
+)
+
+// Live keeps the current snapshot and replaces it when the store's revision
+// moves. Checks read it with one atomic load; rebuilding never blocks them.
+type Live struct {
+	src  mds.LiveStore
+	opts Options
+	cur  atomic.Pointer[Snapshot]
+	mu   sync.Mutex // serialises rebuilds, so concurrent Refresh calls coalesce
+
+	// OnSwap, if set, is called after each swap with the new snapshot and
+	// how long loading and compiling took.
+	OnSwap func(s *Snapshot, took time.Duration)
+}
+
+// NewLive returns a Live over src. It holds no snapshot until the first
+// Refresh succeeds.
+func NewLive(src mds.LiveStore, opts Options) *Live {
+	return &Live{src: src, opts: opts}
+}
+
+// Current returns the snapshot in use, or nil before the first load.
+func (l *Live) Current() *Snapshot { return l.cur.Load() }
+
+// Refresh rebuilds the snapshot if the store has moved past it. Writers call
+// it after committing, so their change is visible to the next check on this
+// node; Run calls it for changes made on other nodes.
+func (l *Live) Refresh(ctx context.Context) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	cur := l.cur.Load()
+	if cur != nil {
+		rev, err := l.src.Revision(ctx)
+		if err != nil {
+			return fmt.Errorf("read revision: %w", err)
+		}
+		if rev <= cur.Revision {
+			return nil
+		}
+	}
+	start := time.Now()
+	set, err := l.src.LoadLive(ctx)
+	if err != nil {
+		return fmt.Errorf("load live tasks: %w", err)
+	}
+	s, err := Compile(set, l.opts)
+	if err != nil {
+		return err
+	}
+	if cur != nil && s.Revision <= cur.Revision {
+		return nil
+	}
+	l.cur.Store(s)
+	if l.OnSwap != nil {
+		l.OnSwap(s, time.Since(start))
+	}
+	return nil
+}
+
+// Run refreshes every interval until ctx ends, so a node hears of writes made
+// elsewhere even if no message tells it. Failures keep the old snapshot:
+// devices keep getting the last good answers while the store is away.
+func (l *Live) Run(ctx context.Context, every time.Duration, onError func(error)) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := l.Refresh(ctx); err != nil && ctx.Err() == nil && onError != nil {
+				onError(err)
+			}
+		}
+	}
+}

@@ -1,0 +1,159 @@
+// Package sqlstore implements mds.Store over database/sql with SQL that both
+// SQLite and PostgreSQL accept. The sqlite and postgres packages open the
+// database, run their own migrations and hand a Dialect here for the few
+// places where the two differ.
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/mds-dev/mds"
+)
+
+// Dialect captures what differs between the databases.
+type Dialect struct {
+	// Numbered says placeholders are $1, $2… rather than ?.
+	Numbered bool
+	// ForUpdate is appended to a SELECT that reads a row about to be updated.
+	ForUpdate string
+	// ReadTx are the options for a consistent multi-statement read.
+	ReadTx *sql.TxOptions
+	// IsUnique reports whether err is a unique-constraint violation.
+	IsUnique func(error) bool
+}
+
+// Store implements mds.Store.
+type Store struct {
+	read  *sql.DB // any number of readers
+	write *sql.DB // SQLite wants one writer; PostgreSQL passes the same pool
+	d     Dialect
+	// Now is the clock; tests replace it.
+	Now func() time.Time
+}
+
+var _ mds.Store = (*Store)(nil)
+
+// New returns a Store over already-migrated databases. read and write may be
+// the same pool.
+func New(read, write *sql.DB, d Dialect) *Store {
+	return &Store{read: read, write: write, d: d, Now: time.Now}
+}
+
+// Close closes both pools.
+func (s *Store) Close() error {
+	err := s.write.Close()
+	if s.read != s.write {
+		err = errors.Join(err, s.read.Close())
+	}
+	return err
+}
+
+// Ping checks both pools.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.read.PingContext(ctx); err != nil {
+		return err
+	}
+	return s.write.PingContext(ctx)
+}
+
+// transact runs fn in a write transaction, committing if it returns nil.
+func (s *Store) transact(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := s.write.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// q rewrites ? placeholders for dialects that number them.
+func (s *Store) q(query string) string {
+	if !s.d.Numbered {
+		return query
+	}
+	var b strings.Builder
+	n := 0
+	for i := 0; i < len(query); i++ {
+		if query[i] == '?' {
+			n++
+			b.WriteByte('$')
+			b.WriteString(strconv.Itoa(n))
+			continue
+		}
+		b.WriteByte(query[i])
+	}
+	return b.String()
+}
+
+// bump increments the revision inside tx; call it from every write that can
+// change what devices are told.
+func (s *Store) bump(ctx context.Context, tx *sql.Tx) error {
+	_, err := tx.ExecContext(ctx, `UPDATE meta SET revision = revision + 1 WHERE id = 1`)
+	if err != nil {
+		return fmt.Errorf("bump revision: %w", err)
+	}
+	return nil
+}
+
+// Revision returns the current revision.
+func (s *Store) Revision(ctx context.Context) (int64, error) {
+	var rev int64
+	err := s.read.QueryRowContext(ctx, `SELECT revision FROM meta WHERE id = 1`).Scan(&rev)
+	return rev, err
+}
+
+func (s *Store) now() time.Time { return s.Now().UTC().Truncate(time.Millisecond) }
+
+// Times are stored as Unix milliseconds: both databases compare and index
+// integers alike, and no driver converts them differently.
+func millis(t time.Time) int64 { return t.UnixMilli() }
+
+func fromMillis(ms int64) time.Time { return time.UnixMilli(ms).UTC() }
+
+// notFound turns sql.ErrNoRows into an ENOTFOUND with msg.
+func notFound(err error, format string, args ...any) error {
+	if errors.Is(err, sql.ErrNoRows) {
+		return mds.Errorf(mds.ENOTFOUND, format, args...)
+	}
+	return err
+}
+
+// conflict turns a unique violation into an ECONFLICT with msg.
+func (s *Store) conflict(err error, format string, args ...any) error {
+	if err != nil && s.d.IsUnique(err) {
+		return mds.Errorf(mds.ECONFLICT, format, args...)
+	}
+	return err
+}
+
+// scanner is what *sql.Row and *sql.Rows share.
+type scanner interface{ Scan(dest ...any) error }
+
+// collect scans every row with scan and closes rows.
+func collect[T any](rows *sql.Rows, err error, scan func(scanner) (*T, error)) ([]*T, error) {
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
