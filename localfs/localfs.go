@@ -1,0 +1,167 @@
+// Package localfs keeps blobs in a local directory, one file per blob named
+// by its SHA-256. A blob becomes visible only by an atomic rename of a fully
+// written and fsynced temporary file, so a crash or kill at any moment leaves
+// either the whole blob or none of it.
+package localfs
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/mds-dev/mds"
+)
+
+// BlobStore implements mds.BlobStore over a directory. One process owns the
+// directory: Open clears temporary files that an interrupted Put left behind.
+type BlobStore struct {
+	blobs string // <dir>/blobs/<first two hex digits>/<sha256>
+	tmp   string // <dir>/tmp, on the same filesystem so that rename is atomic
+}
+
+var _ mds.BlobStore = (*BlobStore)(nil)
+
+// Open prepares dir for use and removes leftovers of interrupted uploads.
+func Open(dir string) (*BlobStore, error) {
+	b := &BlobStore{blobs: filepath.Join(dir, "blobs"), tmp: filepath.Join(dir, "tmp")}
+	for _, d := range []string{b.blobs, b.tmp} {
+		if err := os.MkdirAll(d, 0o750); err != nil {
+			return nil, fmt.Errorf("localfs: %w", err)
+		}
+	}
+	leftovers, err := os.ReadDir(b.tmp)
+	if err != nil {
+		return nil, fmt.Errorf("localfs: %w", err)
+	}
+	for _, e := range leftovers {
+		if err := os.Remove(filepath.Join(b.tmp, e.Name())); err != nil {
+			return nil, fmt.Errorf("localfs: remove interrupted upload: %w", err)
+		}
+	}
+	return b, nil
+}
+
+// TempDir is where uploads in progress live; exported for tests that kill
+// an upload midway.
+func (b *BlobStore) TempDir() string { return b.tmp }
+
+func (b *BlobStore) path(sum string) string {
+	return filepath.Join(b.blobs, sum[:2], sum)
+}
+
+// Put implements mds.BlobStore.
+func (b *BlobStore) Put(ctx context.Context, r io.Reader, want string) (blob mds.Blob, err error) {
+	if want != "" && !mds.ValidSHA256(want) {
+		return mds.Blob{}, mds.Errorf(mds.EINVALID, "expected sha256 %q must be 64 lowercase hex digits", want)
+	}
+	f, err := os.CreateTemp(b.tmp, "upload-*")
+	if err != nil {
+		return mds.Blob{}, fmt.Errorf("localfs: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	h := sha256.New()
+	n, err := io.CopyBuffer(io.MultiWriter(f, h), ctxReader{ctx, r}, make([]byte, 256<<10))
+	if err != nil {
+		return mds.Blob{}, err
+	}
+	if err := f.Sync(); err != nil {
+		return mds.Blob{}, fmt.Errorf("localfs: sync: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return mds.Blob{}, fmt.Errorf("localfs: %w", err)
+	}
+	sum := hex.EncodeToString(h.Sum(nil))
+	if want != "" && sum != want {
+		return mds.Blob{}, mds.Errorf(mds.EINVALID,
+			"content hashes to sha256 %s but %s was expected; the upload was corrupted or the wrong file was sent", sum, want)
+	}
+	dst := b.path(sum)
+	if err := os.MkdirAll(filepath.Dir(dst), 0o750); err != nil {
+		return mds.Blob{}, fmt.Errorf("localfs: %w", err)
+	}
+	// Renaming over an existing blob is harmless: same name, same content.
+	if err := os.Rename(f.Name(), dst); err != nil {
+		return mds.Blob{}, fmt.Errorf("localfs: %w", err)
+	}
+	if err := syncDir(filepath.Dir(dst)); err != nil {
+		return mds.Blob{}, err
+	}
+	st, err := os.Stat(dst)
+	if err != nil {
+		return mds.Blob{}, fmt.Errorf("localfs: %w", err)
+	}
+	return mds.Blob{SHA256: sum, Size: n, ModTime: st.ModTime()}, nil
+}
+
+// syncDir makes a rename into dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("localfs: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("localfs: sync dir: %w", err)
+	}
+	return nil
+}
+
+// Open implements mds.BlobStore.
+func (b *BlobStore) Open(ctx context.Context, sum string) (io.ReadSeekCloser, mds.Blob, error) {
+	if !mds.ValidSHA256(sum) {
+		return nil, mds.Blob{}, mds.Errorf(mds.EINVALID, "%q is not a sha256: expected 64 lowercase hex digits", sum)
+	}
+	f, err := os.Open(b.path(sum))
+	if err != nil {
+		return nil, mds.Blob{}, notFound(err, sum)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, mds.Blob{}, fmt.Errorf("localfs: %w", err)
+	}
+	return f, mds.Blob{SHA256: sum, Size: st.Size(), ModTime: st.ModTime()}, nil
+}
+
+// Stat implements mds.BlobStore.
+func (b *BlobStore) Stat(ctx context.Context, sum string) (mds.Blob, error) {
+	if !mds.ValidSHA256(sum) {
+		return mds.Blob{}, mds.Errorf(mds.EINVALID, "%q is not a sha256: expected 64 lowercase hex digits", sum)
+	}
+	st, err := os.Stat(b.path(sum))
+	if err != nil {
+		return mds.Blob{}, notFound(err, sum)
+	}
+	return mds.Blob{SHA256: sum, Size: st.Size(), ModTime: st.ModTime()}, nil
+}
+
+func notFound(err error, sum string) error {
+	if errors.Is(err, fs.ErrNotExist) {
+		return mds.Errorf(mds.ENOTFOUND, "no blob with sha256 %s; upload it first", sum)
+	}
+	return fmt.Errorf("localfs: %w", err)
+}
+
+// ctxReader stops a long copy when its context ends.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}

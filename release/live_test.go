@@ -1,0 +1,82 @@
+package release_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/mds-dev/mds"
+	"github.com/mds-dev/mds/release"
+)
+
+// fakeLive serves a LiveSet and counts loads.
+type fakeLive struct {
+	set   mds.LiveSet
+	loads int
+	err   error
+}
+
+func (f *fakeLive) Revision(context.Context) (int64, error) { return f.set.Revision, f.err }
+func (f *fakeLive) LoadLive(context.Context) (*mds.LiveSet, error) {
+	f.loads++
+	set := f.set
+	return &set, f.err
+}
+
+func TestLiveRefresh(t *testing.T) {
+	ctx := context.Background()
+	src := &fakeLive{set: mds.LiveSet{Revision: 1, Apps: []*mds.App{{ID: 1, Key: "k", Platforms: []mds.Platform{mds.Android}}}}}
+	l := release.NewLive(src, release.Options{})
+	if l.Current() != nil {
+		t.Fatal("snapshot before first refresh")
+	}
+	var swaps int
+	l.OnSwap = func(*release.Snapshot, time.Duration) { swaps++ }
+	if err := l.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	first := l.Current()
+	if first == nil || first.Revision != 1 || first.Apps() != 1 {
+		t.Fatalf("first snapshot = %+v", first)
+	}
+	if err := l.Refresh(ctx); err != nil || l.Current() != first || src.loads != 1 {
+		t.Errorf("refresh at the same revision rebuilt: loads=%d err=%v", src.loads, err)
+	}
+	src.set.Revision = 2
+	if err := l.Refresh(ctx); err != nil || l.Current() == first || l.Current().Revision != 2 {
+		t.Errorf("refresh after the revision moved did not swap: %v", err)
+	}
+	src.set.Revision = 3
+	src.err = errors.New("database down")
+	if err := l.Refresh(ctx); err == nil || l.Current().Revision != 2 {
+		t.Errorf("failed refresh: err=%v, revision %d; want an error and the old snapshot", err, l.Current().Revision)
+	}
+	if swaps != 2 {
+		t.Errorf("OnSwap called %d times, want 2", swaps)
+	}
+}
+
+func TestLiveRunHeals(t *testing.T) {
+	src := &fakeLive{set: mds.LiveSet{Revision: 1}}
+	l := release.NewLive(src, release.Options{})
+	if err := l.Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	swapped := make(chan struct{}, 1)
+	l.OnSwap = func(*release.Snapshot, time.Duration) { swapped <- struct{}{} }
+	src.set.Revision = 5 // a write on another node that no message announced
+	go func() { l.Run(ctx, time.Millisecond, func(err error) { t.Error(err) }); close(done) }()
+	select {
+	case <-swapped:
+	case <-time.After(10 * time.Second):
+		t.Fatal("polling never picked up the new revision")
+	}
+	cancel()
+	<-done
+	if l.Current().Revision != 5 {
+		t.Errorf("revision %d, want 5", l.Current().Revision)
+	}
+}

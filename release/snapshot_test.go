@@ -1,0 +1,256 @@
+package release_test
+
+import (
+	"fmt"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mds-dev/mds"
+	"github.com/mds-dev/mds/release"
+	"github.com/mds-dev/mds/version"
+)
+
+var now = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+
+// fixture builds a LiveSet by hand: apps, packages and live tasks.
+type fixture struct {
+	set    mds.LiveSet
+	nextID int64
+}
+
+func (f *fixture) id() int64 { f.nextID++; return f.nextID }
+
+func (f *fixture) app(key string, platforms ...mds.Platform) *mds.App {
+	a := &mds.App{ID: f.id(), Slug: key, Key: key, Platforms: platforms}
+	f.set.Apps = append(f.set.Apps, a)
+	return a
+}
+
+func (f *fixture) offer(a *mds.App, p mds.Package, mode mds.UpgradeMode, status mds.Status) *mds.Task {
+	p.ID, p.AppID = f.id(), a.ID
+	if p.Source == "" {
+		p.Source = mds.SourceBlob
+		p.SHA256 = strings.Repeat("ab", 32)
+	}
+	t := &mds.Task{ID: f.id(), AppID: a.ID, PackageID: p.ID, Kind: mds.KindUpgrade, Mode: mode, Status: status}
+	if mode == mds.ModeSingle {
+		t.RemindInterval = mds.DefaultRemindInterval
+	}
+	f.set.Packages = append(f.set.Packages, &p)
+	f.set.Tasks = append(f.set.Tasks, t)
+	return t
+}
+
+func (f *fixture) compile(t testing.TB) *release.Snapshot {
+	t.Helper()
+	s, err := release.Compile(&f.set, release.Options{BaseURL: "https://mds.example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func device(key string, p mds.Platform, v string) *mds.Device {
+	return &mds.Device{AppKey: key, Platform: p, AppVersion: v, DeviceID: "dev-1"}
+}
+
+func TestEvaluatePicksNewestMatching(t *testing.T) {
+	var f fixture
+	shop := f.app("shop", mds.Android, mds.IOS)
+	v2 := f.offer(shop, mds.Package{Platform: mds.Android, Version: "2.0.0", Build: 200}, mds.ModeMultiple, mds.StatusLive)
+	v3 := f.offer(shop, mds.Package{Platform: mds.Android, Version: "3.0.0", Build: 300,
+		AppVersions: []version.Range{{Min: "2.0.0"}}}, mds.ModeForce, mds.StatusLive)
+	f.offer(shop, mds.Package{Platform: mds.Android, Version: "1.10.0", Build: 110}, mds.ModeMultiple, mds.StatusLive)
+	f.offer(shop, mds.Package{Platform: mds.Android, Version: "9.0.0"}, mds.ModeForce, mds.StatusPaused)
+	ios := f.offer(shop, mds.Package{Platform: mds.IOS, Version: "5.0"}, mds.ModeMultiple, mds.StatusLive)
+	beta := f.offer(shop, mds.Package{Platform: mds.Android, Version: "4.0.0", Channel: "beta"}, mds.ModeMultiple, mds.StatusLive)
+	s := f.compile(t)
+
+	tests := []struct {
+		name string
+		dev  *mds.Device
+		want *mds.Task
+	}{
+		{"3.0 needs 2.0 or later, so 1.0 gets 2.0", device("shop", mds.Android, "1.0.0"), v2},
+		{"2.0 gets 3.0", device("shop", mds.Android, "2.0.0"), v3},
+		{"1.9 gets 2.0, not 1.10", device("shop", mds.Android, "1.9.0"), v2},
+		{"3.0 is current", device("shop", mds.Android, "3.0.0"), nil},
+		{"newer than anything", device("shop", mds.Android, "10.0"), nil},
+		{"ios has its own", device("shop", mds.IOS, "1.0"), ios},
+		{"paused is invisible", device("shop", mds.Android, "5.0"), nil},
+		{"channel beta sees beta", &mds.Device{AppKey: "shop", Platform: mds.Android, AppVersion: "2.5", Channel: "beta"}, beta},
+		{"1.9.9 gets 2.0 not 1.10.0", device("shop", mds.Android, "1.9.9"), v2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d, err := s.Evaluate(tt.dev, now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch {
+			case tt.want == nil && d.Offer != nil:
+				t.Errorf("offered task %d (%s), want nothing", d.Offer.Task.ID, d.Offer.Package.Version)
+			case tt.want != nil && (d.Offer == nil || d.Offer.Task.ID != tt.want.ID):
+				t.Errorf("offered %v, want task %d", d.Offer, tt.want.ID)
+			}
+		})
+	}
+}
+
+func TestEvaluateSameVersionHigherBuild(t *testing.T) {
+	var f fixture
+	a := f.app("a", mds.Android)
+	rebuilt := f.offer(a, mds.Package{Platform: mds.Android, Version: "2.0", Build: 201}, mds.ModeMultiple, mds.StatusLive)
+	s := f.compile(t)
+	d, _ := s.Evaluate(&mds.Device{AppKey: "a", Platform: mds.Android, AppVersion: "2.0", Build: 200}, now)
+	if d.Offer == nil || d.Offer.Task.ID != rebuilt.ID {
+		t.Errorf("build 200 of 2.0 was not offered build 201: %+v", d)
+	}
+	d, _ = s.Evaluate(&mds.Device{AppKey: "a", Platform: mds.Android, AppVersion: "2.0", Build: 201}, now)
+	if d.Offer != nil {
+		t.Errorf("build 201 offered itself")
+	}
+	d, _ = s.Evaluate(&mds.Device{AppKey: "a", Platform: mds.Android, AppVersion: "2.0"}, now)
+	if d.Offer != nil {
+		t.Errorf("a device that sends no build was offered its own version")
+	}
+}
+
+func TestEvaluateErrors(t *testing.T) {
+	var f fixture
+	f.app("android-only", mds.Android)
+	s := f.compile(t)
+	if _, err := s.Evaluate(device("nope", mds.Android, "1.0"), now); mds.ErrorCode(err) != mds.ENOTFOUND {
+		t.Errorf("unknown key: %v, want ENOTFOUND", err)
+	}
+	if _, err := s.Evaluate(device("android-only", mds.IOS, "1.0"), now); mds.ErrorCode(err) != mds.EINVALID {
+		t.Errorf("platform the app lacks: %v, want EINVALID", err)
+	}
+}
+
+func TestRemind(t *testing.T) {
+	var f fixture
+	a := f.app("a", mds.Android)
+	single := f.offer(a, mds.Package{Platform: mds.Android, Version: "2.0"}, mds.ModeSingle, mds.StatusLive)
+	s := f.compile(t)
+	tests := []struct {
+		name string
+		last *mds.Reminder
+		want bool
+	}{
+		{"never reminded", nil, true},
+		{"reminded an hour ago", &mds.Reminder{TaskID: single.ID, At: now.Add(-time.Hour)}, false},
+		{"reminded just under 3 days ago", &mds.Reminder{TaskID: single.ID, At: now.Add(-72*time.Hour + time.Second)}, false},
+		{"reminded 3 days ago", &mds.Reminder{TaskID: single.ID, At: now.Add(-72 * time.Hour)}, true},
+		{"reminded for another task", &mds.Reminder{TaskID: single.ID + 100, At: now.Add(-time.Minute)}, true},
+		{"device clock a little ahead", &mds.Reminder{TaskID: single.ID, At: now.Add(time.Minute)}, false},
+		{"device clock far ahead", &mds.Reminder{TaskID: single.ID, At: now.Add(24 * time.Hour)}, true},
+	}
+	for _, tt := range tests {
+		dev := device("a", mds.Android, "1.0")
+		dev.LastReminded = tt.last
+		d, err := s.Evaluate(dev, now)
+		if err != nil || d.Offer == nil {
+			t.Fatalf("%s: %+v, %v", tt.name, d, err)
+		}
+		if d.Remind != tt.want {
+			t.Errorf("%s: remind = %v, want %v", tt.name, d.Remind, tt.want)
+		}
+	}
+	for _, mode := range []mds.UpgradeMode{mds.ModeMultiple, mds.ModeForce} {
+		var f fixture
+		a := f.app("a", mds.Android)
+		task := f.offer(a, mds.Package{Platform: mds.Android, Version: "2.0"}, mode, mds.StatusLive)
+		dev := device("a", mds.Android, "1.0")
+		dev.LastReminded = &mds.Reminder{TaskID: task.ID, At: now.Add(-time.Second)}
+		d, _ := f.compile(t).Evaluate(dev, now)
+		if !d.Remind {
+			t.Errorf("mode %s did not remind at every check", mode)
+		}
+	}
+}
+
+func TestLinks(t *testing.T) {
+	var f fixture
+	a := f.app("a", mds.Android, mds.IOS)
+	f.offer(a, mds.Package{Platform: mds.Android, Version: "2.0", Source: mds.SourceStore, URL: "market://details?id=x"}, mds.ModeForce, mds.StatusLive)
+	ent := f.offer(a, mds.Package{Platform: mds.IOS, Version: "2.0", Source: mds.SourceBlob, SHA256: strings.Repeat("cd", 32),
+		Enterprise: true, BundleID: "com.example.a"}, mds.ModeForce, mds.StatusLive)
+	s := f.compile(t)
+
+	d, _ := s.Evaluate(device("a", mds.Android, "1.0"), now)
+	if d.Offer.Link != "market://details?id=x" || d.Offer.PackageURL != "" {
+		t.Errorf("store offer link %q package %q", d.Offer.Link, d.Offer.PackageURL)
+	}
+	d, _ = s.Evaluate(device("a", mds.IOS, "1.0"), now)
+	u, err := url.Parse(d.Offer.Link)
+	if err != nil || u.Scheme != "itms-services" || u.Query().Get("action") != "download-manifest" {
+		t.Fatalf("enterprise link %q", d.Offer.Link)
+	}
+	want := fmt.Sprintf("https://mds.example.com/client/v1/manifests/%d.plist", ent.PackageID)
+	if got := u.Query().Get("url"); got != want {
+		t.Errorf("manifest url %q, want %q", got, want)
+	}
+	if d.Offer.PackageURL != "https://mds.example.com/client/v1/blobs/"+strings.Repeat("cd", 32) {
+		t.Errorf("package url %q", d.Offer.PackageURL)
+	}
+	if o, ok := s.Enterprise(ent.PackageID); !ok || o.Task.ID != ent.ID {
+		t.Error("live enterprise package has no manifest")
+	}
+	if _, ok := s.Enterprise(ent.PackageID + 1000); ok {
+		t.Error("manifest for an unknown package")
+	}
+}
+
+func TestCompileRejectsDanglingTask(t *testing.T) {
+	var f fixture
+	a := f.app("a", mds.Android)
+	task := f.offer(a, mds.Package{Platform: mds.Android, Version: "2.0"}, mds.ModeForce, mds.StatusLive)
+	task.PackageID = 999
+	if _, err := release.Compile(&f.set, release.Options{}); err == nil {
+		t.Error("a task whose package is missing compiled")
+	}
+}
+
+// loadFixture is the reference load: apps × tasks per app, across platforms
+// and version ranges.
+func loadFixture(apps, tasksPerApp int) *fixture {
+	f := &fixture{}
+	for i := range apps {
+		a := f.app(fmt.Sprintf("app-%d", i), mds.Android, mds.IOS, mds.Harmony)
+		for j := range tasksPerApp {
+			p := mds.Package{Platform: mds.Platforms[j%3], Version: fmt.Sprintf("%d.%d.0", 2+j/3, j%3), Build: int64(j),
+				AppVersions: []version.Range{{Min: "1.0.0", Max: fmt.Sprintf("%d.0.0", 2+j/3)}}}
+			if j%5 == 0 {
+				p.Channel = "huawei"
+			}
+			f.offer(a, p, mds.ModeSingle, mds.StatusLive)
+		}
+	}
+	return f
+}
+
+func BenchmarkEvaluate(b *testing.B) {
+	s := loadFixture(100, 20).compile(b)
+	dev := &mds.Device{AppKey: "app-57", Platform: mds.Android, AppVersion: "3.1.0", Build: 310, DeviceID: "d",
+		Channel: "xiaomi", LastReminded: &mds.Reminder{TaskID: 1, At: now}}
+	if d, err := s.Evaluate(dev, now); err != nil || d.Offer == nil {
+		b.Fatalf("benchmark device gets nothing: %+v %v", d, err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		s.Evaluate(dev, now)
+	}
+}
+
+func BenchmarkCompile(b *testing.B) {
+	f := loadFixture(100, 20)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := release.Compile(&f.set, release.Options{BaseURL: "https://x"}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
