@@ -47,6 +47,7 @@ type appOffers struct {
 // Offer is one live task compiled with its package: what a targeted device
 // is offered.
 type Offer struct {
+	App     *mds.App
 	Task    *mds.Task
 	Package *mds.Package
 	// Link is what the device opens to install: the blob URL, the external
@@ -90,7 +91,7 @@ func Compile(set *mds.LiveSet, opts Options) (*Snapshot, error) {
 		if i < 0 {
 			return nil, fmt.Errorf("release: package %d has unknown platform %q", p.ID, p.Platform)
 		}
-		o := newOffer(t, p, opts)
+		o := newOffer(ao.app, t, p, opts)
 		ao.byPlatform[i] = append(ao.byPlatform[i], o)
 		if p.Enterprise {
 			s.enterprise[p.ID] = o
@@ -113,8 +114,8 @@ func Compile(set *mds.LiveSet, opts Options) (*Snapshot, error) {
 	return s, nil
 }
 
-func newOffer(t *mds.Task, p *mds.Package, opts Options) *Offer {
-	o := &Offer{Task: t, Package: p}
+func newOffer(a *mds.App, t *mds.Task, p *mds.Package, opts Options) *Offer {
+	o := &Offer{App: a, Task: t, Package: p}
 	switch p.Source {
 	case mds.SourceBlob:
 		o.PackageURL = opts.BaseURL + "/client/v1/blobs/" + p.SHA256

@@ -1,0 +1,107 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+// apiClient calls the management API on behalf of a CLI command.
+type apiClient struct {
+	base  string
+	token string
+	http  *http.Client
+}
+
+// clientFlags adds --server and --token to cmd and returns a constructor
+// for the client they describe.
+func clientFlags(cmd *cobra.Command) func() (*apiClient, error) {
+	var server, token string
+	f := cmd.PersistentFlags()
+	f.StringVar(&server, "server", env("MDS_SERVER", "http://127.0.0.1:8080"), "mds server URL (MDS_SERVER)")
+	f.StringVar(&token, "token", "", "API token; prefer the MDS_TOKEN environment variable, which stays out of process lists")
+	return func() (*apiClient, error) {
+		if token == "" {
+			token = env("MDS_TOKEN", "")
+		}
+		if token == "" {
+			return nil, fmt.Errorf("no token: set MDS_TOKEN (mds serve prints the admin token on first start)")
+		}
+		// Uploads run as long as they need; only connecting and waiting for
+		// headers are bounded.
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.ResponseHeaderTimeout = 10 * time.Minute
+		return &apiClient{base: strings.TrimSuffix(server, "/"), token: token, http: &http.Client{Transport: tr}}, nil
+	}
+}
+
+// apiError is a problem response from the server.
+type apiError struct {
+	Status int    `json:"status"`
+	Title  string `json:"title"`
+	Detail string `json:"detail"`
+	Errors []struct {
+		Message  string `json:"message"`
+		Location string `json:"location"`
+	} `json:"errors"`
+}
+
+func (e *apiError) Error() string {
+	msg := fmt.Sprintf("%d %s", e.Status, e.Title)
+	if e.Detail != "" {
+		msg += ": " + e.Detail
+	}
+	for _, d := range e.Errors {
+		msg += "\n  " + strings.TrimSpace(d.Location+" "+d.Message)
+	}
+	return msg
+}
+
+// do sends in (if not nil) as JSON and decodes the answer into out (if not nil).
+func (c *apiClient) do(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
+		return err
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	return c.send(req, out)
+}
+
+func (c *apiClient) send(req *http.Request, out any) error {
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	req.Header.Set("Accept", "application/json")
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("cannot reach the mds server: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 400 {
+		e := &apiError{Status: resp.StatusCode, Title: http.StatusText(resp.StatusCode)}
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		if json.Unmarshal(b, e) != nil && len(b) > 0 {
+			e.Detail = strings.TrimSpace(string(b))
+		}
+		return e
+	}
+	if out == nil || resp.StatusCode == http.StatusNoContent {
+		return nil
+	}
+	return json.NewDecoder(resp.Body).Decode(out)
+}

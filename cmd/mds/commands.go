@@ -1,0 +1,605 @@
+package main
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/mds-dev/mds"
+	"github.com/mds-dev/mds/version"
+)
+
+// printer writes a result as JSON (--json) or as a table for people.
+type printer struct{ asJSON *bool }
+
+func (p printer) print(cmd *cobra.Command, v any, table func(w io.Writer)) error {
+	out := cmd.OutOrStdout()
+	if *p.asJSON {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	}
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	table(tw)
+	return tw.Flush()
+}
+
+// group makes a parent command whose children share --server, --token and --json.
+func group(use, short string) (*cobra.Command, func() (*apiClient, error), printer) {
+	cmd := &cobra.Command{Use: use, Short: short}
+	newClient := clientFlags(cmd)
+	var asJSON bool
+	cmd.PersistentFlags().BoolVar(&asJSON, "json", false, "print the server's JSON answer")
+	return cmd, newClient, printer{&asJSON}
+}
+
+func appFlag(cmd *cobra.Command) *string {
+	var app string
+	cmd.Flags().StringVar(&app, "app", env("MDS_APP", ""), "app slug (MDS_APP)")
+	return &app
+}
+
+func needApp(app string) error {
+	if app == "" {
+		return fmt.Errorf("name the app with --app or MDS_APP")
+	}
+	return nil
+}
+
+func when(t time.Time) string { return t.Local().Format("2006-01-02 15:04") }
+
+// ---- apps
+
+func appCmd() *cobra.Command {
+	cmd, newClient, out := group("app", "Create and list apps")
+	var name string
+	var platforms []string
+	create := &cobra.Command{
+		Use:     "create SLUG --platform android [--platform ios …]",
+		Short:   "Create an app (needs an admin token)",
+		Args:    cobra.ExactArgs(1),
+		Example: "  mds app create shop --name Shop --platform android --platform ios",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := newClient()
+			if err != nil {
+				return err
+			}
+			var a mds.App
+			in := map[string]any{"slug": args[0], "name": name, "platforms": platforms}
+			if err := c.do(cmd.Context(), http.MethodPost, "/api/v1/apps", in, &a); err != nil {
+				return err
+			}
+			return out.print(cmd, a, func(w io.Writer) {
+				fmt.Fprintf(w, "app\t%s\nname\t%s\nkey\t%s\nplatforms\t%s\n", a.Slug, a.Name, a.Key, joinPlatforms(a.Platforms))
+			})
+		},
+	}
+	create.Flags().StringVar(&name, "name", "", "display name")
+	create.Flags().StringSliceVar(&platforms, "platform", nil, "android, ios or harmony; repeat or separate with commas")
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List the apps your token can see",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := newClient()
+			if err != nil {
+				return err
+			}
+			var res struct{ Apps []mds.App }
+			if err := c.do(cmd.Context(), http.MethodGet, "/api/v1/apps", nil, &res); err != nil {
+				return err
+			}
+			return out.print(cmd, res, func(w io.Writer) {
+				fmt.Fprintln(w, "APP\tNAME\tKEY\tPLATFORMS")
+				for _, a := range res.Apps {
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", a.Slug, a.Name, a.Key, joinPlatforms(a.Platforms))
+				}
+			})
+		},
+	}
+	cmd.AddCommand(create, list)
+	return cmd
+}
+
+func joinPlatforms(ps []mds.Platform) string {
+	s := make([]string, len(ps))
+	for i, p := range ps {
+		s[i] = string(p)
+	}
+	return strings.Join(s, ",")
+}
+
+// ---- packages
+
+func packageCmd() *cobra.Command {
+	cmd, newClient, out := group("package", "Upload and list installable packages")
+	var (
+		file, fileURL, storeURL string
+		platform, ver, notes    string
+		notesFile, channel      string
+		build                   int64
+		ranges                  []string
+		wifiOnly, silent        bool
+		enterprise              bool
+		bundleID, title         string
+	)
+	create := &cobra.Command{
+		Use:   "create --app APP --platform P --version V (--file F | --url U | --store-url S)",
+		Short: "Upload a package file, or register an external download URL or store link",
+		Example: `  mds package create --app shop --platform android --version 2.1.0 --build 210 \
+      --notes "Faster checkout" --file shop-2.1.0.apk --range 1.0.0..2.0.9
+  mds package create --app shop --platform ios --version 2.1.0 --store-url https://apps.apple.com/app/id123`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			app := cmd.Flag("app").Value.String()
+			if err := needApp(app); err != nil {
+				return err
+			}
+			sources := 0
+			for _, s := range []string{file, fileURL, storeURL} {
+				if s != "" {
+					sources++
+				}
+			}
+			if sources != 1 {
+				return fmt.Errorf("give exactly one of --file, --url, --store-url")
+			}
+			if notesFile != "" {
+				b, err := os.ReadFile(notesFile)
+				if err != nil {
+					return err
+				}
+				notes = string(b)
+			}
+			var appVersions []version.Range
+			for _, r := range ranges {
+				vr, err := version.ParseRange(r)
+				if err != nil {
+					return fmt.Errorf("--range: %w", err)
+				}
+				appVersions = append(appVersions, vr)
+			}
+			c, err := newClient()
+			if err != nil {
+				return err
+			}
+			network := "any"
+			if wifiOnly {
+				network = "wifi"
+			}
+			body := map[string]any{
+				"platform": platform, "version": ver, "build": build, "notes": notes, "app_versions": appVersions,
+				"channel": channel, "network": network, "silent": silent, "enterprise": enterprise,
+				"bundle_id": bundleID, "title": title,
+			}
+			switch {
+			case file != "":
+				blob, err := uploadFile(cmd, c, app, file)
+				if err != nil {
+					return err
+				}
+				body["source"], body["sha256"], body["file_name"] = "blob", blob.SHA256, filepath.Base(file)
+			case fileURL != "":
+				body["source"], body["url"] = "url", fileURL
+			default:
+				body["source"], body["url"] = "store", storeURL
+			}
+			var p mds.Package
+			if err := c.do(cmd.Context(), http.MethodPost, "/api/v1/apps/"+url.PathEscape(app)+"/packages", body, &p); err != nil {
+				return err
+			}
+			return out.print(cmd, p, func(w io.Writer) { printPackage(w, &p) })
+		},
+	}
+	f := create.Flags()
+	appFlag(create)
+	f.StringVar(&file, "file", "", "package file to upload (.apk, .ipa, .hap, …)")
+	f.StringVar(&fileURL, "url", "", "download URL of a package hosted elsewhere")
+	f.StringVar(&storeURL, "store-url", "", "store page: App Store, Google Play (market://…) or AppGallery (appmarket://…)")
+	f.StringVar(&platform, "platform", "", "android, ios or harmony")
+	f.StringVar(&ver, "version", "", "version name, e.g. 2.1.0")
+	f.Int64Var(&build, "build", 0, "build number (versionCode / CFBundleVersion)")
+	f.StringVar(&notes, "notes", "", "release notes")
+	f.StringVar(&notesFile, "notes-file", "", "read release notes from this file")
+	f.StringArrayVar(&ranges, "range", nil, "installed versions that may upgrade, MIN..MAX, MIN.. or ..MAX; repeatable")
+	f.StringVar(&channel, "channel", "", "only devices of this channel")
+	f.BoolVar(&wifiOnly, "wifi-only", false, "download on Wi-Fi only")
+	f.BoolVar(&silent, "silent", false, "download in the background before asking")
+	f.BoolVar(&enterprise, "enterprise", false, "iOS in-house build, installed over the air")
+	f.StringVar(&bundleID, "bundle-id", "", "bundle identifier of an enterprise build")
+	f.StringVar(&title, "title", "", "install prompt title of an enterprise build")
+
+	list := &cobra.Command{
+		Use:   "list --app APP",
+		Short: "List an app's packages, newest first",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			app := cmd.Flag("app").Value.String()
+			if err := needApp(app); err != nil {
+				return err
+			}
+			c, err := newClient()
+			if err != nil {
+				return err
+			}
+			var res struct{ Packages []mds.Package }
+			if err := c.do(cmd.Context(), http.MethodGet, "/api/v1/apps/"+url.PathEscape(app)+"/packages", nil, &res); err != nil {
+				return err
+			}
+			return out.print(cmd, res, func(w io.Writer) {
+				fmt.Fprintln(w, "ID\tPLATFORM\tVERSION\tBUILD\tSOURCE\tSIZE\tCREATED")
+				for _, p := range res.Packages {
+					fmt.Fprintf(w, "%d\t%s\t%s\t%d\t%s\t%d\t%s\n", p.ID, p.Platform, p.Version, p.Build, p.Source, p.Size, when(p.CreatedAt))
+				}
+			})
+		},
+	}
+	appFlag(list)
+	cmd.AddCommand(create, list)
+	return cmd
+}
+
+func printPackage(w io.Writer, p *mds.Package) {
+	fmt.Fprintf(w, "package\t%d\nplatform\t%s\nversion\t%s (build %d)\nsource\t%s\n", p.ID, p.Platform, p.Version, p.Build, p.Source)
+	if p.SHA256 != "" {
+		fmt.Fprintf(w, "sha256\t%s\nsize\t%d\n", p.SHA256, p.Size)
+	}
+	if p.URL != "" {
+		fmt.Fprintf(w, "url\t%s\n", p.URL)
+	}
+}
+
+type uploaded struct {
+	SHA256 string `json:"sha256"`
+	Size   int64  `json:"size"`
+}
+
+// uploadFile hashes the file, then streams it with the hash so the server
+// can refuse a corrupted transfer.
+func uploadFile(cmd *cobra.Command, c *apiClient, app, path string) (*uploaded, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return nil, err
+	}
+	sum := hex.EncodeToString(h.Sum(nil))
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return nil, err
+	}
+	var body io.Reader = f
+	if t, ok := cmd.ErrOrStderr().(*os.File); ok && term.IsTerminal(int(t.Fd())) {
+		bar := progressbar.DefaultBytes(st.Size(), "uploading "+filepath.Base(path))
+		body = io.TeeReader(f, bar)
+	}
+	req, err := http.NewRequestWithContext(cmd.Context(), http.MethodPost,
+		c.base+"/api/v1/apps/"+url.PathEscape(app)+"/blobs?sha256="+sum, body)
+	if err != nil {
+		return nil, err
+	}
+	req.ContentLength = st.Size()
+	req.Header.Set("Content-Type", "application/octet-stream")
+	var res uploaded
+	if err := c.send(req, &res); err != nil {
+		return nil, err
+	}
+	return &res, nil
+}
+
+// ---- tasks
+
+// task mirrors the API's task view.
+type task struct {
+	ID                    int64     `json:"id"`
+	App                   string    `json:"app"`
+	PackageID             int64     `json:"package_id"`
+	Platform              string    `json:"platform"`
+	Version               string    `json:"version"`
+	Mode                  string    `json:"mode"`
+	RemindIntervalSeconds int64     `json:"remind_interval_seconds"`
+	Status                string    `json:"status"`
+	CreatedAt             time.Time `json:"created_at"`
+	UpdatedAt             time.Time `json:"updated_at"`
+	CreatedBy             string    `json:"created_by"`
+}
+
+func printTask(w io.Writer, t *task) {
+	fmt.Fprintf(w, "task\t%d\nstatus\t%s\npackage\t%d (%s %s)\nmode\t%s\n", t.ID, t.Status, t.PackageID, t.Platform, t.Version, t.Mode)
+	if t.RemindIntervalSeconds > 0 {
+		fmt.Fprintf(w, "remind every\t%s\n", time.Duration(t.RemindIntervalSeconds)*time.Second)
+	}
+}
+
+func taskCmd() *cobra.Command {
+	cmd, newClient, out := group("task", "Release packages to devices and drive the releases")
+	var (
+		pkgID    int64
+		mode     string
+		interval time.Duration
+		release  bool
+		status   string
+	)
+	create := &cobra.Command{
+		Use:   "create --app APP --package ID --mode single|multiple|force",
+		Short: "Create a release task; --release releases it to everyone the package admits",
+		Example: `  mds task create --app shop --package 3 --mode single --remind-interval 24h --release
+  mds task create --app shop --package 4 --mode force`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			app := cmd.Flag("app").Value.String()
+			if err := needApp(app); err != nil {
+				return err
+			}
+			c, err := newClient()
+			if err != nil {
+				return err
+			}
+			in := map[string]any{"package_id": pkgID, "mode": mode, "release": release,
+				"remind_interval_seconds": int64(interval / time.Second)}
+			var t task
+			if err := c.do(cmd.Context(), http.MethodPost, "/api/v1/apps/"+url.PathEscape(app)+"/tasks", in, &t); err != nil {
+				return err
+			}
+			return out.print(cmd, t, func(w io.Writer) { printTask(w, &t) })
+		},
+	}
+	appFlag(create)
+	create.Flags().Int64Var(&pkgID, "package", 0, "ID of the package to deliver")
+	create.Flags().StringVar(&mode, "mode", "", "single (remind once per interval), multiple (every check) or force")
+	create.Flags().DurationVar(&interval, "remind-interval", 0, "single mode: how often to remind, e.g. 24h (default 72h)")
+	create.Flags().BoolVar(&release, "release", false, "release at once")
+
+	list := &cobra.Command{
+		Use:   "list --app APP",
+		Short: "List an app's tasks, newest first",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			app := cmd.Flag("app").Value.String()
+			if err := needApp(app); err != nil {
+				return err
+			}
+			c, err := newClient()
+			if err != nil {
+				return err
+			}
+			path := "/api/v1/apps/" + url.PathEscape(app) + "/tasks"
+			if status != "" {
+				path += "?status=" + url.QueryEscape(status)
+			}
+			var res struct{ Tasks []task }
+			if err := c.do(cmd.Context(), http.MethodGet, path, nil, &res); err != nil {
+				return err
+			}
+			return out.print(cmd, res, func(w io.Writer) {
+				fmt.Fprintln(w, "ID\tSTATUS\tMODE\tPACKAGE\tPLATFORM\tVERSION\tUPDATED")
+				for _, t := range res.Tasks {
+					fmt.Fprintf(w, "%d\t%s\t%s\t%d\t%s\t%s\t%s\n", t.ID, t.Status, t.Mode, t.PackageID, t.Platform, t.Version, when(t.UpdatedAt))
+				}
+			})
+		},
+	}
+	appFlag(list)
+	list.Flags().StringVar(&status, "status", "", "only draft, live, paused or stopped tasks")
+
+	history := &cobra.Command{
+		Use:   "history --app APP TASK",
+		Short: "Show what happened to a task, oldest first",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			app := cmd.Flag("app").Value.String()
+			if err := needApp(app); err != nil {
+				return err
+			}
+			id, err := taskID(args[0])
+			if err != nil {
+				return err
+			}
+			c, err := newClient()
+			if err != nil {
+				return err
+			}
+			var res struct{ Events []mds.TaskEvent }
+			path := fmt.Sprintf("/api/v1/apps/%s/tasks/%d/history", url.PathEscape(app), id)
+			if err := c.do(cmd.Context(), http.MethodGet, path, nil, &res); err != nil {
+				return err
+			}
+			return out.print(cmd, res, func(w io.Writer) {
+				fmt.Fprintln(w, "WHEN\tACTION\tSTATUS\tBY")
+				for _, e := range res.Events {
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", when(e.At), e.Action, e.Status, e.Actor)
+				}
+			})
+		},
+	}
+	appFlag(history)
+	cmd.AddCommand(create, list, history)
+
+	for _, a := range mds.Actions {
+		act := &cobra.Command{
+			Use:   string(a) + " --app APP TASK",
+			Short: strings.ToUpper(string(a[:1])) + string(a[1:]) + " a task",
+			Args:  cobra.ExactArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				app := cmd.Flag("app").Value.String()
+				if err := needApp(app); err != nil {
+					return err
+				}
+				id, err := taskID(args[0])
+				if err != nil {
+					return err
+				}
+				c, err := newClient()
+				if err != nil {
+					return err
+				}
+				var t task
+				path := fmt.Sprintf("/api/v1/apps/%s/tasks/%d/%s", url.PathEscape(app), id, a)
+				if err := c.do(cmd.Context(), http.MethodPost, path, nil, &t); err != nil {
+					return err
+				}
+				return out.print(cmd, t, func(w io.Writer) { printTask(w, &t) })
+			},
+		}
+		appFlag(act)
+		cmd.AddCommand(act)
+	}
+	return cmd
+}
+
+func taskID(s string) (int64, error) {
+	id, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || id <= 0 {
+		return 0, fmt.Errorf("task %q: give the numeric task ID from `mds task list`", s)
+	}
+	return id, nil
+}
+
+// ---- tokens
+
+func tokenCmd() *cobra.Command {
+	cmd, newClient, out := group("token", "Create, list and revoke API tokens")
+	var (
+		admin   bool
+		grants  []string
+		expires time.Duration
+	)
+	create := &cobra.Command{
+		Use:   "create NAME (--admin | --grant APP=ROLE …)",
+		Short: "Create a token; its secret is printed once",
+		Example: `  mds token create ci-shop --grant shop=releaser
+  mds token create dashboard --grant shop=viewer --grant blog=viewer --expires 720h`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var gs []map[string]string
+			for _, g := range grants {
+				app, role, ok := strings.Cut(g, "=")
+				if !ok {
+					return fmt.Errorf("--grant %q: write APP=ROLE, e.g. shop=releaser", g)
+				}
+				gs = append(gs, map[string]string{"app": app, "role": role})
+			}
+			c, err := newClient()
+			if err != nil {
+				return err
+			}
+			in := map[string]any{"name": args[0], "admin": admin, "grants": gs}
+			if expires > 0 {
+				in["expires_in_seconds"] = int64(expires / time.Second)
+			}
+			var res struct {
+				Token  mds.Token `json:"token"`
+				Secret string    `json:"secret"`
+			}
+			if err := c.do(cmd.Context(), http.MethodPost, "/api/v1/tokens", in, &res); err != nil {
+				return err
+			}
+			return out.print(cmd, res, func(w io.Writer) {
+				fmt.Fprintf(w, "token\t%s (id %d)\nsecret\t%s\n\nThe secret is shown only now; store it somewhere safe.\n", res.Token.Name, res.Token.ID, res.Secret)
+			})
+		},
+	}
+	create.Flags().BoolVar(&admin, "admin", false, "administer the whole deployment")
+	create.Flags().StringArrayVar(&grants, "grant", nil, "APP=ROLE with ROLE viewer, releaser or admin; repeatable")
+	create.Flags().DurationVar(&expires, "expires", 0, "lifetime, e.g. 720h; default: until revoked")
+
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List the tokens you administer",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := newClient()
+			if err != nil {
+				return err
+			}
+			var res struct{ Tokens []mds.Token }
+			if err := c.do(cmd.Context(), http.MethodGet, "/api/v1/tokens", nil, &res); err != nil {
+				return err
+			}
+			return out.print(cmd, res, func(w io.Writer) {
+				fmt.Fprintln(w, "ID\tNAME\tROLES\tEXPIRES\tCREATED BY")
+				for _, t := range res.Tokens {
+					fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\n", t.ID, t.Name, roles(&t), expiry(&t), t.CreatedBy)
+				}
+			})
+		},
+	}
+	revoke := &cobra.Command{
+		Use:   "revoke ID",
+		Short: "Revoke a token at once",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := strconv.ParseInt(args[0], 10, 64)
+			if err != nil {
+				return fmt.Errorf("token %q: give the numeric ID from `mds token list`", args[0])
+			}
+			c, err := newClient()
+			if err != nil {
+				return err
+			}
+			if err := c.do(cmd.Context(), http.MethodDelete, fmt.Sprintf("/api/v1/tokens/%d", id), nil, nil); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "token %d revoked\n", id)
+			return nil
+		},
+	}
+	whoami := &cobra.Command{
+		Use:   "whoami",
+		Short: "Show the token in use and its roles",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := newClient()
+			if err != nil {
+				return err
+			}
+			var t mds.Token
+			if err := c.do(cmd.Context(), http.MethodGet, "/api/v1/token", nil, &t); err != nil {
+				return err
+			}
+			return out.print(cmd, t, func(w io.Writer) {
+				fmt.Fprintf(w, "token\t%s (id %d)\nroles\t%s\nexpires\t%s\n", t.Name, t.ID, roles(&t), expiry(&t))
+			})
+		},
+	}
+	cmd.AddCommand(create, list, revoke, whoami)
+	return cmd
+}
+
+func roles(t *mds.Token) string {
+	if t.Admin {
+		return "admin of everything"
+	}
+	s := make([]string, len(t.Grants))
+	for i, g := range t.Grants {
+		s[i] = g.App + "=" + string(g.Role)
+	}
+	return strings.Join(s, ",")
+}
+
+func expiry(t *mds.Token) string {
+	if t.ExpiresAt == nil {
+		return "never"
+	}
+	return when(*t.ExpiresAt)
+}

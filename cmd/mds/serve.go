@@ -1,0 +1,249 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/mds-dev/mds"
+	"github.com/mds-dev/mds/httpapi"
+	"github.com/mds-dev/mds/localfs"
+	"github.com/mds-dev/mds/postgres"
+	"github.com/mds-dev/mds/release"
+	"github.com/mds-dev/mds/sqlite"
+)
+
+// serveConfig is everything `mds serve` is configured with. Each field has a
+// flag and an MDS_* environment variable; the flag wins.
+type serveConfig struct {
+	addr        string
+	data        string
+	databaseURL string
+	publicURL   string
+	maxUpload   string
+	poll        time.Duration
+	logLevel    string
+	logFormat   string
+}
+
+func serveCmd() *cobra.Command {
+	var c serveConfig
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the delivery service",
+		Long: `Run the delivery service. With no configuration it keeps everything in ./mds-data
+(a SQLite database and a blob directory) and listens on 127.0.0.1:8080.
+
+The bootstrap admin token comes from MDS_ADMIN_TOKEN (environment only, never a
+flag, so it does not show in process lists). When it is unset and the
+deployment has no admin token yet, one is generated, stored hashed and printed
+once.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return serve(cmd.Context(), c, os.Getenv("MDS_ADMIN_TOKEN"), cmd.ErrOrStderr())
+		},
+	}
+	poll, err := time.ParseDuration(env("MDS_POLL_INTERVAL", "2s"))
+	if err != nil {
+		poll = 2 * time.Second
+	}
+	f := cmd.Flags()
+	f.StringVar(&c.addr, "addr", env("MDS_ADDR", "127.0.0.1:8080"), "listen address (MDS_ADDR)")
+	f.StringVar(&c.data, "data", env("MDS_DATA", "mds-data"), "data directory for the SQLite file and blobs (MDS_DATA)")
+	f.StringVar(&c.databaseURL, "database-url", env("MDS_DATABASE_URL", ""), "postgres://… for PostgreSQL, sqlite:PATH for SQLite; default sqlite:<data>/mds.db (MDS_DATABASE_URL)")
+	f.StringVar(&c.publicURL, "public-url", env("MDS_PUBLIC_URL", ""), "URL devices reach this server at, for download links; default http://<addr> (MDS_PUBLIC_URL)")
+	f.StringVar(&c.maxUpload, "max-upload", env("MDS_MAX_UPLOAD", "8GiB"), "largest package upload, e.g. 512MiB, 8GiB (MDS_MAX_UPLOAD)")
+	f.DurationVar(&c.poll, "poll-interval", poll, "how often to look for changes made by other nodes (MDS_POLL_INTERVAL)")
+	f.StringVar(&c.logLevel, "log-level", env("MDS_LOG_LEVEL", "info"), "debug, info, warn or error (MDS_LOG_LEVEL)")
+	f.StringVar(&c.logFormat, "log-format", env("MDS_LOG_FORMAT", "text"), "text or json (MDS_LOG_FORMAT)")
+	return cmd
+}
+
+func serve(ctx context.Context, c serveConfig, adminSecret string, stderr io.Writer) error {
+	log, err := newLogger(c.logLevel, c.logFormat, stderr)
+	if err != nil {
+		return err
+	}
+	maxUpload, err := parseSize(c.maxUpload)
+	if err != nil {
+		return fmt.Errorf("--max-upload: %w", err)
+	}
+	if err := os.MkdirAll(c.data, 0o750); err != nil {
+		return err
+	}
+	store, err := openStore(ctx, c.databaseURL, c.data)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	blobs, err := localfs.Open(c.data)
+	if err != nil {
+		return err
+	}
+	if err := bootstrapAdmin(ctx, store, adminSecret, stderr); err != nil {
+		return fmt.Errorf("bootstrap admin token: %w", err)
+	}
+
+	ln, err := net.Listen("tcp", c.addr)
+	if err != nil {
+		return err
+	}
+	publicURL := strings.TrimSuffix(c.publicURL, "/")
+	if publicURL == "" {
+		publicURL = defaultPublicURL(ln.Addr().(*net.TCPAddr))
+	}
+	live := release.NewLive(store, release.Options{BaseURL: publicURL})
+	if err := live.Refresh(ctx); err != nil {
+		ln.Close()
+		return fmt.Errorf("load release snapshot: %w", err)
+	}
+	srv := httpapi.New(httpapi.Config{Store: store, Blobs: blobs, Live: live, Log: log, MaxUpload: maxUpload, Version: buildVersion})
+	go live.Run(ctx, c.poll, func(err error) { log.Error("snapshot refresh failed; serving the previous one", "err", err) })
+
+	hs := &http.Server{
+		Handler:           srv,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	log.Info("listening", "addr", ln.Addr().String(), "public_url", publicURL, "store", storeKind(c.databaseURL), "data", c.data)
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+func newLogger(level, format string, w io.Writer) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("log level %q: use debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: l}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("log format %q: use text or json", format)
+}
+
+// openStore picks the store from the database URL's scheme.
+func openStore(ctx context.Context, url, data string) (mds.Store, error) {
+	switch {
+	case url == "":
+		return sqlite.Open(ctx, filepath.Join(data, "mds.db"))
+	case strings.HasPrefix(url, "postgres://"), strings.HasPrefix(url, "postgresql://"):
+		return postgres.Open(ctx, url)
+	case strings.HasPrefix(url, "sqlite:"):
+		return sqlite.Open(ctx, strings.TrimPrefix(strings.TrimPrefix(url, "sqlite:"), "//"))
+	}
+	return nil, fmt.Errorf("database URL must start with postgres://, postgresql:// or sqlite:")
+}
+
+func storeKind(url string) string {
+	if strings.HasPrefix(url, "postgres") {
+		return "postgres"
+	}
+	return "sqlite"
+}
+
+// defaultPublicURL derives a URL from the listen address; a wildcard host
+// becomes loopback, which only suits a trial run, hence MDS_PUBLIC_URL.
+func defaultPublicURL(a *net.TCPAddr) string {
+	host := a.IP.String()
+	if a.IP.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, strconv.Itoa(a.Port))
+}
+
+// bootstrapAdmin makes sure the deployment can be administered. With a
+// secret from MDS_ADMIN_TOKEN, the token named "admin" is created or
+// re-keyed to it. Without one, a secret is generated only while no admin
+// token exists, and printed this once; only its hash is kept.
+func bootstrapAdmin(ctx context.Context, store mds.Store, secret string, stderr io.Writer) error {
+	const name = "admin"
+	if secret != "" {
+		t, err := store.FindTokenByName(ctx, name)
+		switch {
+		case err == nil && !t.Admin:
+			return fmt.Errorf("a token named %q exists without the admin flag; revoke it or unset MDS_ADMIN_TOKEN", name)
+		case err == nil:
+			if t.Hash == mds.HashToken(secret) {
+				return nil
+			}
+			return store.SetTokenHash(ctx, t.ID, mds.HashToken(secret))
+		case mds.ErrorCode(err) != mds.ENOTFOUND:
+			return err
+		}
+	} else {
+		tokens, err := store.ListTokens(ctx)
+		if err != nil {
+			return err
+		}
+		for _, t := range tokens {
+			if t.Admin {
+				return nil
+			}
+		}
+	}
+	generated := secret == ""
+	if generated {
+		secret = mds.NewTokenSecret()
+	}
+	err := store.CreateToken(ctx, &mds.Token{Name: name, Admin: true, Hash: mds.HashToken(secret), CreatedBy: "mds serve"})
+	if mds.ErrorCode(err) == mds.ECONFLICT {
+		return nil // another node starting at the same moment made it
+	}
+	if err != nil {
+		return err
+	}
+	if generated {
+		fmt.Fprintf(stderr, "\nmds: generated the admin token. It is shown this once and stored only as a hash:\n\n    export MDS_TOKEN=%s\n\n", secret)
+	}
+	return nil
+}
+
+// parseSize reads a byte count such as 1048576, 512MiB, 8GiB or 2GB.
+func parseSize(s string) (int64, error) {
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"TB", 1e12}, {"GB", 1e9}, {"MB", 1e6}, {"KB", 1e3}, {"B", 1}}
+	mult := int64(1)
+	num := strings.TrimSpace(s)
+	for _, u := range units {
+		if n, ok := strings.CutSuffix(num, u.suffix); ok {
+			num, mult = strings.TrimSpace(n), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n <= 0 || n > (1<<62)/mult {
+		return 0, fmt.Errorf("%q is not a size like 512MiB or 8GiB", s)
+	}
+	return n * mult, nil
+}

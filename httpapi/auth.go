@@ -1,0 +1,84 @@
+package httpapi
+
+import (
+	"context"
+	"net/http"
+	"strings"
+
+	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/mds-dev/mds"
+)
+
+type callerKey struct{}
+
+// caller returns the token a management request authenticated with.
+func caller(ctx context.Context) *mds.Token {
+	t, _ := ctx.Value(callerKey{}).(*mds.Token)
+	return t
+}
+
+// bearerSecurity marks an operation as needing a token, in OpenAPI and for
+// the authenticate middleware.
+var bearerSecurity = []map[string][]string{{"bearer": {}}}
+
+// tokenFor resolves an Authorization header to a live token.
+func (s *Server) tokenFor(ctx context.Context, header string) (*mds.Token, error) {
+	secret, ok := strings.CutPrefix(header, "Bearer ")
+	if !ok || secret == "" {
+		return nil, mds.Errorf(mds.EUNAUTHORIZED, "send a token as Authorization: Bearer <token>")
+	}
+	t, err := s.store.FindTokenByHash(ctx, mds.HashToken(strings.TrimSpace(secret)))
+	if mds.ErrorCode(err) == mds.ENOTFOUND {
+		return nil, mds.Errorf(mds.EUNAUTHORIZED, "the token is not valid: it was revoked, mistyped, or belongs to another deployment")
+	}
+	if err != nil {
+		return nil, err
+	}
+	if t.Expired(s.now()) {
+		return nil, mds.Errorf(mds.EUNAUTHORIZED, "token %q expired at %s; create a new one", t.Name, t.ExpiresAt.Format("2006-01-02 15:04 MST"))
+	}
+	return t, nil
+}
+
+// authenticate is the huma middleware that admits management calls.
+func (s *Server) authenticate(ctx huma.Context, next func(huma.Context)) {
+	if op := ctx.Operation(); op == nil || len(op.Security) == 0 {
+		next(ctx)
+		return
+	}
+	t, err := s.tokenFor(ctx.Context(), ctx.Header("Authorization"))
+	if err != nil {
+		code := status(mds.ErrorCode(err))
+		if code == http.StatusUnauthorized {
+			ctx.SetHeader("WWW-Authenticate", `Bearer realm="mds"`)
+		} else {
+			s.log.Error("token lookup failed", "err", err)
+		}
+		huma.WriteErr(s.api, ctx, code, mds.ErrorMessage(err))
+		return
+	}
+	next(huma.WithContext(ctx, contextWithCaller(ctx.Context(), t)))
+}
+
+// appFor finds the app named slug and checks that the caller holds need on
+// it. An app the caller cannot see at all is reported as not found, so a
+// token cannot probe which apps exist.
+func (s *Server) appFor(ctx context.Context, slug string, need mds.Role) (*mds.App, error) {
+	t := caller(ctx)
+	a, err := s.store.FindApp(ctx, slug)
+	if err != nil {
+		return nil, err
+	}
+	if !t.Can(a.ID, mds.RoleViewer) {
+		return nil, mds.Errorf(mds.ENOTFOUND, "app %q not found", slug)
+	}
+	if !t.Can(a.ID, need) {
+		return nil, mds.Errorf(mds.EFORBIDDEN, "token %q may not do this on app %q: it needs the %s role", t.Name, slug, need)
+	}
+	return a, nil
+}
+
+func contextWithCaller(ctx context.Context, t *mds.Token) context.Context {
+	return context.WithValue(ctx, callerKey{}, t)
+}

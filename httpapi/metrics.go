@@ -1,0 +1,112 @@
+package httpapi
+
+import (
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/mds-dev/mds/release"
+)
+
+// metrics are labelled by route pattern and outcome only: a per-device or
+// per-app label would grow without bound at hundreds of millions of devices.
+type metrics struct {
+	registry  *prometheus.Registry
+	requests  *prometheus.CounterVec
+	latency   *prometheus.HistogramVec
+	checks    *prometheus.CounterVec
+	revision  prometheus.Gauge
+	liveTasks prometheus.Gauge
+	rebuild   prometheus.Histogram
+	uploaded  prometheus.Counter
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		registry: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mds_http_requests_total", Help: "HTTP requests by route pattern, method and status code.",
+		}, []string{"route", "method", "code"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "mds_http_request_duration_seconds", Help: "HTTP request latency by route pattern.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 10},
+		}, []string{"route"}),
+		checks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mds_checks_total", Help: "Device checks by outcome: upgrade, none, not_modified, unknown_app, invalid, unavailable.",
+		}, []string{"outcome"}),
+		revision: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "mds_snapshot_revision", Help: "Store revision of the snapshot that checks are answered from.",
+		}),
+		liveTasks: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "mds_snapshot_live_tasks", Help: "Live release tasks in the current snapshot.",
+		}),
+		rebuild: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "mds_snapshot_build_seconds", Help: "Time to load and compile a snapshot.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 4, 8),
+		}),
+		uploaded: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "mds_upload_bytes_total", Help: "Bytes of package content stored.",
+		}),
+	}
+	m.registry.MustRegister(m.requests, m.latency, m.checks, m.revision, m.liveTasks, m.rebuild, m.uploaded,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	for _, o := range []string{"upgrade", "none", "not_modified", "unknown_app", "invalid", "unavailable"} {
+		m.checks.WithLabelValues(o) // export zeroes so that rates work from the start
+	}
+	return m
+}
+
+// observeSwap records a snapshot swap; release.Live calls it.
+func (m *metrics) observeSwap(s *release.Snapshot, took time.Duration) {
+	m.revision.Set(float64(s.Revision))
+	m.liveTasks.Set(float64(s.Tasks()))
+	m.rebuild.Observe(took.Seconds())
+}
+
+func (m *metrics) handler() http.Handler {
+	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{})
+}
+
+// instrument counts and times every request by the pattern that served it.
+func (m *metrics) instrument(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(sw, r)
+		route := r.Pattern // set in place by ServeMux
+		if route == "" {
+			route = "unmatched"
+		}
+		m.requests.WithLabelValues(route, r.Method, strconv.Itoa(sw.status)).Inc()
+		m.latency.WithLabelValues(route).Observe(time.Since(start).Seconds())
+	})
+}
+
+// statusWriter remembers the status code written.
+type statusWriter struct {
+	http.ResponseWriter
+	status      int
+	wroteHeader bool
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if !w.wroteHeader {
+		w.status, w.wroteHeader = code, true
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+// ReadFrom keeps sendfile for blob downloads: without it io.Copy would see
+// only the wrapper and copy through a user-space buffer.
+func (w *statusWriter) ReadFrom(r io.Reader) (int64, error) {
+	w.wroteHeader = true
+	return io.Copy(w.ResponseWriter, r)
+}
+
+// Unwrap lets http.ResponseController reach the connection (flush, deadlines).
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -1,0 +1,145 @@
+// Package httpapi serves mds over HTTP: the management API under /api/v1
+// (described by OpenAPI, served by huma), the device endpoints under
+// /client/v1 (hand-written, they are the hot path), health and metrics.
+package httpapi
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+	"github.com/danielgtaylor/huma/v2/adapters/humago"
+
+	"github.com/mds-dev/mds"
+	"github.com/mds-dev/mds/release"
+)
+
+// Config is what a Server is built from.
+type Config struct {
+	Store mds.Store
+	Blobs mds.BlobStore
+	// Live holds the snapshot that checks are answered from; the server
+	// refreshes it after each write it makes.
+	Live *release.Live
+	Log  *slog.Logger
+	// Now is the clock; tests replace it. Defaults to time.Now.
+	Now func() time.Time
+	// MaxUpload bounds one uploaded package, in bytes.
+	MaxUpload int64
+	// Version is reported in the OpenAPI document.
+	Version string
+}
+
+// DefaultMaxUpload is the upload limit when Config.MaxUpload is zero.
+const DefaultMaxUpload = 8 << 30
+
+// maxCheckBody bounds a check request; a real one is well under 2 KiB.
+const maxCheckBody = 64 << 10
+
+// Server is the HTTP face of mds.
+type Server struct {
+	store     mds.Store
+	blobs     mds.BlobStore
+	live      *release.Live
+	log       *slog.Logger
+	now       func() time.Time
+	maxUpload int64
+	metrics   *metrics
+	api       huma.API
+	handler   http.Handler
+}
+
+// New builds a Server and its routes.
+func New(cfg Config) *Server {
+	s := &Server{
+		store: cfg.Store, blobs: cfg.Blobs, live: cfg.Live, log: cfg.Log, now: cfg.Now,
+		maxUpload: cfg.MaxUpload, metrics: newMetrics(),
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.maxUpload <= 0 {
+		s.maxUpload = DefaultMaxUpload
+	}
+	s.live.OnSwap = s.metrics.observeSwap
+	if snap := s.live.Current(); snap != nil {
+		s.metrics.observeSwap(snap, 0)
+	}
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /client/v1/check", s.check)
+	mux.HandleFunc("GET /client/v1/blobs/{sha256}", s.blob)
+	mux.HandleFunc("GET /client/v1/manifests/{file}", s.manifest)
+	mux.HandleFunc("GET /healthz", s.healthz)
+	mux.HandleFunc("GET /readyz", s.readyz)
+	mux.Handle("GET /metrics", s.metrics.handler())
+
+	s.api = humago.New(mux, apiConfig(cfg.Version))
+	s.api.UseMiddleware(s.authenticate)
+	s.registerManagement()
+	mux.HandleFunc("POST /api/v1/apps/{app}/blobs", s.upload)
+	s.documentUpload()
+
+	s.handler = s.metrics.instrument(mux)
+	return s
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+
+func apiConfig(version string) huma.Config {
+	if version == "" {
+		version = "dev"
+	}
+	cfg := huma.DefaultConfig("mds management API", version)
+	cfg.Info.Description = "Manage apps, packages, release tasks and tokens of a Mobile Delivery Service. " +
+		"Every call needs `Authorization: Bearer <token>`; a token holds a role (viewer, releaser, admin) per app."
+	cfg.OpenAPIPath = "/api/v1/openapi"
+	// The interactive docs page loads scripts from a CDN; a self-hosted
+	// service should not, so only the JSON/YAML documents are served.
+	cfg.DocsPath = ""
+	cfg.SchemasPath = ""
+	// No $schema links in bodies: clients get exactly the fields documented.
+	cfg.CreateHooks = nil
+	cfg.Components.SecuritySchemes = map[string]*huma.SecurityScheme{
+		"bearer": {Type: "http", Scheme: "bearer", Description: "An mds token, created with `mds token create`."},
+	}
+	return cfg
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Write([]byte("ok\n"))
+}
+
+// readyz reports ready once checks can be answered and the store answers.
+// A node whose store is down keeps answering checks from its snapshot, but
+// should not take management traffic, hence not ready.
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	if s.live.Current() == nil {
+		s.writeProblem(w, r, mds.Errorf(mds.EUNAVAILABLE, "no release snapshot loaded yet"))
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.store.Ping(ctx); err != nil {
+		s.log.Warn("store ping failed", "err", err)
+		s.writeProblem(w, r, mds.Errorf(mds.EUNAVAILABLE, "store unreachable"))
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Write([]byte("ready\n"))
+}
+
+// refresh makes a write visible to the next check on this node. Failure is
+// logged, not returned: the write is committed, and polling will catch up.
+func (s *Server) refresh(ctx context.Context) {
+	if err := s.live.Refresh(ctx); err != nil {
+		s.log.Error("snapshot refresh after write failed; polling will retry", "err", err)
+	}
+}
