@@ -1,0 +1,257 @@
+package httpapi_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mds-dev/mds"
+	"github.com/mds-dev/mds/httpapi"
+	"github.com/mds-dev/mds/localfs"
+	"github.com/mds-dev/mds/release"
+	"github.com/mds-dev/mds/sqlite"
+)
+
+// testEnv is a real server over a real listener, on SQLite and a blob
+// directory in a temp dir, with an admin token and a settable clock.
+type testEnv struct {
+	t     testing.TB
+	srv   *httptest.Server
+	store mds.Store
+	blobs *localfs.BlobStore
+	admin string
+
+	mu  sync.Mutex
+	now time.Time
+}
+
+type envOption func(*httpapi.Config)
+
+func withMaxUpload(n int64) envOption { return func(c *httpapi.Config) { c.MaxUpload = n } }
+
+func newEnv(t testing.TB, opts ...envOption) *testEnv {
+	t.Helper()
+	ctx := context.Background()
+	dir := t.TempDir()
+	store, err := sqlite.Open(ctx, filepath.Join(dir, "mds.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	blobs, err := localfs.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &testEnv{t: t, store: store, blobs: blobs, admin: "admin-secret",
+		now: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}
+	if err := store.CreateToken(ctx, &mds.Token{Name: "admin", Admin: true, Hash: mds.HashToken(e.admin)}); err != nil {
+		t.Fatal(err)
+	}
+	// The listener comes first: snapshots need the public URL it gets.
+	e.srv = httptest.NewUnstartedServer(nil)
+	live := release.NewLive(store, release.Options{BaseURL: "http://" + e.srv.Listener.Addr().String()})
+	if err := live.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cfg := httpapi.Config{Store: store, Blobs: blobs, Live: live, Now: e.clock}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	e.srv.Config.Handler = httpapi.New(cfg)
+	e.srv.Start()
+	t.Cleanup(e.srv.Close)
+	return e
+}
+
+func (e *testEnv) clock() time.Time {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.now
+}
+
+func (e *testEnv) advance(d time.Duration) {
+	e.mu.Lock()
+	e.now = e.now.Add(d)
+	e.mu.Unlock()
+}
+
+// request sends body (JSON-encoded unless it is an io.Reader) and returns
+// the response with its body read.
+func (e *testEnv) request(method, path, token string, body any, header ...string) (*http.Response, []byte) {
+	e.t.Helper()
+	var r io.Reader
+	switch b := body.(type) {
+	case nil:
+	case io.Reader:
+		r = b
+	default:
+		j, err := json.Marshal(b)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		r = bytes.NewReader(j)
+	}
+	req, err := http.NewRequest(method, e.srv.URL+path, r)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := e.srv.Client().Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return resp, b
+}
+
+// call is request that insists on a status and decodes the JSON answer into out.
+func (e *testEnv) call(method, path, token string, body any, want int, out any) {
+	e.t.Helper()
+	resp, b := e.request(method, path, token, body)
+	if resp.StatusCode != want {
+		e.t.Fatalf("%s %s: status %d, want %d: %s", method, path, resp.StatusCode, want, b)
+	}
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			e.t.Fatalf("%s %s: %v in %s", method, path, err, b)
+		}
+	}
+}
+
+// wantProblem asserts an RFC 9457 problem with the status and a detail
+// containing detail.
+func (e *testEnv) wantProblem(resp *http.Response, body []byte, status int, detail string) {
+	e.t.Helper()
+	if resp.StatusCode != status {
+		e.t.Fatalf("status %d, want %d: %s", resp.StatusCode, status, body)
+	}
+	if ct := resp.Header.Get("Content-Type"); ct != "application/problem+json" {
+		e.t.Errorf("Content-Type %q, want application/problem+json", ct)
+	}
+	var p struct {
+		Status int    `json:"status"`
+		Detail string `json:"detail"`
+	}
+	if err := json.Unmarshal(body, &p); err != nil || p.Status != status {
+		e.t.Fatalf("not a problem document: %s", body)
+	}
+	if !bytes.Contains([]byte(p.Detail), []byte(detail)) {
+		e.t.Errorf("detail %q does not mention %q", p.Detail, detail)
+	}
+}
+
+func (e *testEnv) createApp(slug string, platforms ...mds.Platform) *mds.App {
+	e.t.Helper()
+	var a mds.App
+	e.call("POST", "/api/v1/apps", e.admin, map[string]any{"slug": slug, "platforms": platforms}, 201, &a)
+	return &a
+}
+
+// upload stores content for app and returns its sha256.
+func (e *testEnv) upload(app, token string, content []byte) string {
+	e.t.Helper()
+	var res struct {
+		SHA256 string `json:"sha256"`
+		Size   int64  `json:"size"`
+	}
+	resp, b := e.request("POST", "/api/v1/apps/"+app+"/blobs", token, bytes.NewReader(content))
+	if resp.StatusCode != 201 {
+		e.t.Fatalf("upload: %d %s", resp.StatusCode, b)
+	}
+	if err := json.Unmarshal(b, &res); err != nil || res.Size != int64(len(content)) {
+		e.t.Fatalf("upload answer %s", b)
+	}
+	return res.SHA256
+}
+
+func (e *testEnv) createPackage(app, token string, body map[string]any) *mds.Package {
+	e.t.Helper()
+	var p mds.Package
+	e.call("POST", "/api/v1/apps/"+app+"/packages", token, body, 201, &p)
+	return &p
+}
+
+type taskView struct {
+	ID     int64  `json:"id"`
+	Status string `json:"status"`
+	Mode   string `json:"mode"`
+}
+
+func (e *testEnv) createTask(app, token string, pkg int64, mode mds.UpgradeMode, releaseNow bool) *taskView {
+	e.t.Helper()
+	var t taskView
+	e.call("POST", "/api/v1/apps/"+app+"/tasks", token,
+		map[string]any{"package_id": pkg, "mode": mode, "release": releaseNow}, 201, &t)
+	return &t
+}
+
+func (e *testEnv) act(app string, task int64, action mds.Action) *taskView {
+	e.t.Helper()
+	var t taskView
+	e.call("POST", fmt.Sprintf("/api/v1/apps/%s/tasks/%d/%s", app, task, action), e.admin, nil, 200, &t)
+	return &t
+}
+
+// answer mirrors the check response.
+type answer struct {
+	Upgrade *struct {
+		TaskID                int64  `json:"task_id"`
+		PackageID             int64  `json:"package_id"`
+		Version               string `json:"version"`
+		Build                 int64  `json:"build"`
+		Mode                  string `json:"mode"`
+		Remind                bool   `json:"remind"`
+		RemindIntervalSeconds int64  `json:"remind_interval_seconds"`
+		Notes                 string `json:"notes"`
+		Source                string `json:"source"`
+		URL                   string `json:"url"`
+		PackageURL            string `json:"package_url"`
+		Size                  int64  `json:"size"`
+		SHA256                string `json:"sha256"`
+		Network               string `json:"network"`
+		Silent                bool   `json:"silent"`
+	} `json:"upgrade"`
+}
+
+// check posts a device context and decodes a 200 answer.
+func (e *testEnv) check(dev map[string]any, header ...string) (*http.Response, *answer) {
+	e.t.Helper()
+	resp, b := e.request("POST", "/client/v1/check", "", dev, header...)
+	if resp.StatusCode == http.StatusNotModified {
+		return resp, nil
+	}
+	if resp.StatusCode != 200 {
+		e.t.Fatalf("check %v: %d %s", dev, resp.StatusCode, b)
+	}
+	var a answer
+	if err := json.Unmarshal(b, &a); err != nil {
+		e.t.Fatalf("check answer %s: %v", b, err)
+	}
+	return resp, &a
+}
+
+func device(a *mds.App, platform mds.Platform, version string) map[string]any {
+	return map[string]any{"app_key": a.Key, "platform": platform, "app_version": version, "device_id": "device-1",
+		"model": "Pixel 9", "brand": "Google", "os_version": "15", "network": "wifi", "region": "CN-31",
+		"city": "Shanghai", "language": "zh-CN", "attributes": map[string]string{"tier": "gold"}}
+}
