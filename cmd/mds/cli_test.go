@@ -1,0 +1,244 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/mds-dev/mds"
+	"github.com/mds-dev/mds/httpapi"
+	"github.com/mds-dev/mds/localfs"
+	"github.com/mds-dev/mds/release"
+	"github.com/mds-dev/mds/sqlite"
+)
+
+// newServer runs the real server stack on a temp dir and returns its URL;
+// the admin token is "cli-admin".
+func newServer(t *testing.T) (string, mds.Store) {
+	t.Helper()
+	ctx := context.Background()
+	dir := t.TempDir()
+	store, err := sqlite.Open(ctx, filepath.Join(dir, "mds.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	if err := bootstrapAdmin(ctx, store, "cli-admin", &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	blobs, err := localfs.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(nil)
+	live := release.NewLive(store, release.Options{BaseURL: "http://" + srv.Listener.Addr().String()})
+	if err := live.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	srv.Config.Handler = httpapi.New(httpapi.Config{Store: store, Blobs: blobs, Live: live})
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return srv.URL, store
+}
+
+// mds runs one CLI command line and returns its output.
+func mdsCLI(t *testing.T, server, token string, args ...string) (string, error) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	args = append(args, "--server", server, "--token", token)
+	err := run(context.Background(), args, &out, &errb)
+	return out.String() + errb.String(), err
+}
+
+func mustCLI(t *testing.T, server, token string, args ...string) string {
+	t.Helper()
+	out, err := mdsCLI(t, server, token, args...)
+	if err != nil {
+		t.Fatalf("mds %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+// TestCLIReleaseFlow drives a whole release from the CLI and checks what a
+// device sees at each step.
+func TestCLIReleaseFlow(t *testing.T) {
+	url, _ := newServer(t)
+	out := mustCLI(t, url, "cli-admin", "app", "create", "shop", "--name", "Shop", "--platform", "android,ios", "--json")
+	var app mds.App
+	if err := json.Unmarshal([]byte(out), &app); err != nil || !strings.HasPrefix(app.Key, "ak_") {
+		t.Fatalf("app create: %v\n%s", err, out)
+	}
+	apk := filepath.Join(t.TempDir(), "shop-2.1.0.apk")
+	if err := os.WriteFile(apk, bytes.Repeat([]byte("dex"), 300_000), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	notes := filepath.Join(t.TempDir(), "notes.txt")
+	os.WriteFile(notes, []byte("Faster checkout\nNew icons"), 0o600)
+	out = mustCLI(t, url, "cli-admin", "package", "create", "--app", "shop", "--platform", "android", "--version", "2.1.0",
+		"--build", "210", "--notes-file", notes, "--file", apk, "--range", "1.0.0..2.0.9", "--wifi-only")
+	if !strings.Contains(out, "package   1") || !strings.Contains(out, "size      900000") {
+		t.Fatalf("package create printed:\n%s", out)
+	}
+	out = mustCLI(t, url, "cli-admin", "task", "create", "--app", "shop", "--package", "1", "--mode", "single",
+		"--remind-interval", "24h", "--release")
+	if !strings.Contains(out, "status        live") || !strings.Contains(out, "remind every  24h0m0s") {
+		t.Fatalf("task create printed:\n%s", out)
+	}
+
+	check := func() map[string]any {
+		body := `{"app_key":"` + app.Key + `","platform":"android","app_version":"1.5.0","device_id":"d1"}`
+		resp, err := http.Post(url+"/client/v1/check", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var a map[string]any
+		json.NewDecoder(resp.Body).Decode(&a)
+		return a
+	}
+	a := check()
+	up, _ := a["upgrade"].(map[string]any)
+	if up == nil || up["version"] != "2.1.0" || up["notes"] != "Faster checkout\nNew icons" || up["network"] != "wifi" ||
+		up["remind_interval_seconds"] != float64(86400) {
+		t.Fatalf("device sees %v", a)
+	}
+	mustCLI(t, url, "cli-admin", "task", "pause", "--app", "shop", "1")
+	if a := check(); a["upgrade"] != nil {
+		t.Errorf("paused task still offered: %v", a)
+	}
+	mustCLI(t, url, "cli-admin", "task", "resume", "--app", "shop", "1")
+	if a := check(); a["upgrade"] == nil {
+		t.Error("resumed task not offered")
+	}
+	out = mustCLI(t, url, "cli-admin", "task", "history", "--app", "shop", "1")
+	for _, want := range []string{"created", "release", "pause", "resume"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("history lacks %s:\n%s", want, out)
+		}
+	}
+	out = mustCLI(t, url, "cli-admin", "task", "list", "--app", "shop", "--status", "live")
+	if !strings.Contains(out, "2.1.0") {
+		t.Errorf("task list:\n%s", out)
+	}
+
+	// A store link needs no file.
+	out = mustCLI(t, url, "cli-admin", "package", "create", "--app", "shop", "--platform", "ios", "--version", "2.1.0",
+		"--store-url", "https://apps.apple.com/app/id123")
+	if !strings.Contains(out, "source    store") {
+		t.Errorf("store package:\n%s", out)
+	}
+	out = mustCLI(t, url, "cli-admin", "package", "list", "--app", "shop")
+	if strings.Count(out, "2.1.0") != 2 {
+		t.Errorf("package list:\n%s", out)
+	}
+}
+
+func TestCLITokensAndErrors(t *testing.T) {
+	url, _ := newServer(t)
+	mustCLI(t, url, "cli-admin", "app", "create", "shop", "--platform", "android")
+	out := mustCLI(t, url, "cli-admin", "token", "create", "ci", "--grant", "shop=releaser", "--json")
+	var res struct{ Secret string }
+	if err := json.Unmarshal([]byte(out), &res); err != nil || res.Secret == "" {
+		t.Fatalf("token create: %s", out)
+	}
+	out = mustCLI(t, url, res.Secret, "token", "whoami")
+	if !strings.Contains(out, "shop=releaser") {
+		t.Errorf("whoami:\n%s", out)
+	}
+	_, err := mdsCLI(t, url, res.Secret, "app", "create", "blog", "--platform", "ios")
+	if err == nil || !strings.Contains(err.Error(), "403") || !strings.Contains(err.Error(), "admin") {
+		t.Errorf("releaser creating an app: %v", err)
+	}
+	_, err = mdsCLI(t, url, "cli-admin", "task", "create", "--app", "shop", "--package", "42", "--mode", "force")
+	if err == nil || !strings.Contains(err.Error(), "package 42 not found") {
+		t.Errorf("missing package: %v", err)
+	}
+	_, err = mdsCLI(t, url, "cli-admin", "package", "create", "--app", "shop", "--platform", "android", "--version", "1")
+	if err == nil || !strings.Contains(err.Error(), "exactly one of --file") {
+		t.Errorf("no source: %v", err)
+	}
+	_, err = mdsCLI(t, url, "cli-admin", "package", "create", "--app", "shop", "--platform", "android", "--version", "1",
+		"--url", "https://x.example.com/a.apk", "--range", "3..1")
+	if err == nil || !strings.Contains(err.Error(), "--range") {
+		t.Errorf("bad range: %v", err)
+	}
+	_, err = mdsCLI(t, url, "wrong", "app", "list")
+	if err == nil || !strings.Contains(err.Error(), "401") {
+		t.Errorf("wrong token: %v", err)
+	}
+	out = mustCLI(t, url, "cli-admin", "token", "list")
+	if !strings.Contains(out, "ci") || !strings.Contains(out, "admin of everything") {
+		t.Errorf("token list:\n%s", out)
+	}
+	_, err = mdsCLI(t, "http://127.0.0.1:1", "cli-admin", "app", "list")
+	if err == nil || !strings.Contains(err.Error(), "cannot reach") {
+		t.Errorf("unreachable server: %v", err)
+	}
+}
+
+func TestBootstrapAdmin(t *testing.T) {
+	ctx := context.Background()
+	store, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "mds.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+
+	var printed bytes.Buffer
+	if err := bootstrapAdmin(ctx, store, "", &printed); err != nil {
+		t.Fatal(err)
+	}
+	_, secret, ok := strings.Cut(printed.String(), "export MDS_TOKEN=")
+	if !ok {
+		t.Fatalf("first start printed no token: %q", printed.String())
+	}
+	secret = strings.TrimSpace(secret)
+	tok, err := store.FindTokenByHash(ctx, mds.HashToken(secret))
+	if err != nil || !tok.Admin {
+		t.Fatalf("printed token %q does not authenticate as admin: %v", secret, err)
+	}
+	printed.Reset()
+	if err := bootstrapAdmin(ctx, store, "", &printed); err != nil || printed.Len() != 0 {
+		t.Errorf("second start printed %q (%v); the token must be shown once", printed.String(), err)
+	}
+	// MDS_ADMIN_TOKEN re-keys the admin token and prints nothing.
+	if err := bootstrapAdmin(ctx, store, "from-env", &printed); err != nil || printed.Len() != 0 {
+		t.Fatalf("bootstrap from env: %v, printed %q", err, printed.String())
+	}
+	if _, err := store.FindTokenByHash(ctx, mds.HashToken("from-env")); err != nil {
+		t.Errorf("MDS_ADMIN_TOKEN does not authenticate: %v", err)
+	}
+	if _, err := store.FindTokenByHash(ctx, mds.HashToken(secret)); mds.ErrorCode(err) != mds.ENOTFOUND {
+		t.Errorf("the generated token still works after re-keying: %v", err)
+	}
+}
+
+func TestParseSize(t *testing.T) {
+	for in, want := range map[string]int64{"1048576": 1 << 20, "512MiB": 512 << 20, "8GiB": 8 << 30, "2GB": 2e9, "10 KiB": 10 << 10} {
+		if got, err := parseSize(in); err != nil || got != want {
+			t.Errorf("parseSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "lots", "-5MiB", "0", "99999999999TiB"} {
+		if _, err := parseSize(bad); err == nil {
+			t.Errorf("parseSize(%q) accepted", bad)
+		}
+	}
+}
+
+func TestOpenStoreRejectsUnknownURL(t *testing.T) {
+	if _, err := openStore(context.Background(), "mysql://x", t.TempDir()); err == nil || !strings.Contains(err.Error(), "postgres://") {
+		t.Errorf("mysql URL: %v", err)
+	}
+	s, err := openStore(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "x.db"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+}

@@ -1,0 +1,200 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mds-dev/mds/blobtest"
+)
+
+// TestMain lets the test binary double as `mds serve`, so a test can run
+// the real server in a child process and kill it.
+func TestMain(m *testing.M) {
+	if os.Getenv("MDS_TEST_CHILD") == "serve" {
+		if err := run(context.Background(), []string{"serve"}, os.Stdout, os.Stderr); err != nil {
+			fmt.Fprintln(os.Stderr, "child:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+const childToken = "kill-test-admin-token"
+
+// child is a running `mds serve` in another process.
+type child struct {
+	cmd  *exec.Cmd
+	base string
+}
+
+var listening = regexp.MustCompile(`msg=listening addr=(\S+)`)
+
+func startChild(t *testing.T, data string) *child {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "MDS_TEST_CHILD=serve", "MDS_DATA="+data, "MDS_ADDR=127.0.0.1:0",
+		"MDS_ADMIN_TOKEN="+childToken, "MDS_DATABASE_URL=")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			if m := listening.FindStringSubmatch(sc.Text()); m != nil {
+				addr <- m[1]
+			}
+		}
+	}()
+	select {
+	case a := <-addr:
+		return &child{cmd: cmd, base: "http://" + a}
+	case <-time.After(30 * time.Second):
+		t.Fatal("child server did not start")
+		return nil
+	}
+}
+
+func (c *child) do(t *testing.T, method, path string, body io.Reader) (*http.Response, string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, c.base+path, body)
+	req.Header.Set("Authorization", "Bearer "+childToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, string(b)
+}
+
+// TestKillDuringUpload kills the server process with SIGKILL while a package
+// is streaming in, restarts it on the same data, and checks that neither a
+// partial blob nor a package row survived, and that the service works on.
+func TestKillDuringUpload(t *testing.T) {
+	data := t.TempDir()
+	c := startChild(t, data)
+	if resp, b := c.do(t, "POST", "/api/v1/apps", strings.NewReader(`{"slug":"shop","platforms":["android"]}`)); resp.StatusCode != 201 {
+		t.Fatalf("create app: %d %s", resp.StatusCode, b)
+	}
+
+	const total = 64 << 20
+	content := make([]byte, total)
+	for i := range content {
+		content[i] = byte(i*131 + i>>12)
+	}
+	sent := total / 4
+	pr, pw := io.Pipe()
+	go func() {
+		pw.Write(content[:sent]) // then stall, as a slow client would, until the kill
+	}()
+	req, _ := http.NewRequest("POST", c.base+"/api/v1/apps/shop/blobs?sha256="+blobtest.Sum(content), pr)
+	req.Header.Set("Authorization", "Bearer "+childToken)
+	req.ContentLength = total
+	uploadErr := make(chan error, 1)
+	go func() {
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			err = fmt.Errorf("upload finished with %d", resp.StatusCode)
+		}
+		uploadErr <- err
+	}()
+
+	// Kill only once the server has written part of the body to disk.
+	tmp := filepath.Join(data, "tmp")
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if n := tmpBytes(t, tmp); n > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the upload never reached the server's disk")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := c.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	c.cmd.Wait()
+	pw.CloseWithError(io.ErrClosedPipe)
+	if err := <-uploadErr; err == nil || strings.Contains(err.Error(), "finished") {
+		t.Fatalf("upload survived the kill: %v", err)
+	}
+	if tmpBytes(t, tmp) == 0 {
+		t.Fatal("no partial upload on disk: the kill did not land mid-upload")
+	}
+
+	c = startChild(t, data)
+	for _, sum := range []string{blobtest.Sum(content), blobtest.Sum(content[:sent])} {
+		if resp, _ := c.do(t, "HEAD", "/client/v1/blobs/"+sum, nil); resp.StatusCode != 404 {
+			t.Errorf("blob %s… after the kill: %d, want 404", sum[:12], resp.StatusCode)
+		}
+	}
+	if n := tmpBytes(t, tmp); n != 0 {
+		t.Errorf("%d bytes of the interrupted upload left in %s after restart", n, tmp)
+	}
+	if files := blobFiles(t, filepath.Join(data, "blobs")); len(files) != 0 {
+		t.Errorf("blob files after the kill: %v", files)
+	}
+	resp, b := c.do(t, "GET", "/api/v1/apps/shop/packages", nil)
+	var list struct{ Packages []json.RawMessage }
+	if resp.StatusCode != 200 || json.Unmarshal([]byte(b), &list) != nil || len(list.Packages) != 0 {
+		t.Errorf("packages after the kill: %d %s", resp.StatusCode, b)
+	}
+
+	// The restarted server takes the same upload whole.
+	resp, b = c.do(t, "POST", "/api/v1/apps/shop/blobs?sha256="+blobtest.Sum(content), strings.NewReader(string(content)))
+	if resp.StatusCode != 201 {
+		t.Fatalf("upload after restart: %d %s", resp.StatusCode, b)
+	}
+	body := fmt.Sprintf(`{"platform":"android","version":"2.0.0","sha256":%q}`, blobtest.Sum(content))
+	if resp, b := c.do(t, "POST", "/api/v1/apps/shop/packages", strings.NewReader(body)); resp.StatusCode != 201 {
+		t.Fatalf("package after restart: %d %s", resp.StatusCode, b)
+	}
+}
+
+func tmpBytes(t *testing.T, dir string) int64 {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	var n int64
+	for _, e := range entries {
+		if info, err := e.Info(); err == nil {
+			n += info.Size()
+		}
+	}
+	return n
+}
+
+func blobFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	var files []string
+	filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			files = append(files, path)
+		}
+		return nil
+	})
+	return files
+}
