@@ -345,7 +345,7 @@ func TestEnterpriseInstall(t *testing.T) {
 		t.Fatalf("install link %q", a.Upgrade.URL)
 	}
 	manifestURL := u.Query().Get("url")
-	if !strings.HasPrefix(manifestURL, e.srv.URL+"/client/v1/manifests/") {
+	if !strings.HasPrefix(manifestURL, e.URL+"/client/v1/manifests/") {
 		t.Fatalf("manifest url %q", manifestURL)
 	}
 	resp, err := http.Get(manifestURL)
@@ -356,7 +356,7 @@ func TestEnterpriseInstall(t *testing.T) {
 	resp.Body.Close()
 	m := string(body)
 	for _, want := range []string{
-		"<string>software-package</string>", "<string>" + e.srv.URL + "/client/v1/blobs/" + sum + "</string>",
+		"<string>software-package</string>", "<string>" + e.URL + "/client/v1/blobs/" + sum + "</string>",
 		"<key>bundle-identifier</key>\n\t\t\t\t<string>com.example.shop</string>",
 		"<key>bundle-version</key>\n\t\t\t\t<string>4.2</string>", "<string>Shop &lt;Beta&gt; &amp; Co</string>",
 	} {
@@ -368,7 +368,7 @@ func TestEnterpriseInstall(t *testing.T) {
 		t.Errorf("manifest Content-Type %q", ct)
 	}
 	e.act("shop", task.ID, mds.ActionStop)
-	resp, _ = e.request("GET", strings.TrimPrefix(manifestURL, e.srv.URL), "", nil)
+	resp, _ = e.request("GET", strings.TrimPrefix(manifestURL, e.URL), "", nil)
 	if resp.StatusCode != 404 {
 		t.Errorf("manifest of a stopped task: %d, want 404", resp.StatusCode)
 	}

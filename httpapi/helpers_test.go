@@ -2,86 +2,38 @@ package httpapi_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
-	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/mds-dev/mds"
 	"github.com/mds-dev/mds/httpapi"
-	"github.com/mds-dev/mds/localfs"
-	"github.com/mds-dev/mds/release"
-	"github.com/mds-dev/mds/sqlite"
+	"github.com/mds-dev/mds/httpapi/httpapitest"
 )
 
-// testEnv is a real server over a real listener, on SQLite and a blob
-// directory in a temp dir, with an admin token and a settable clock.
+// testEnv wraps a test server with request helpers.
 type testEnv struct {
+	*httpapitest.Server
 	t     testing.TB
-	srv   *httptest.Server
-	store mds.Store
-	blobs *localfs.BlobStore
 	admin string
-
-	mu  sync.Mutex
-	now time.Time
 }
 
-type envOption func(*httpapi.Config)
+type envOption = func(*httpapi.Config)
 
 func withMaxUpload(n int64) envOption { return func(c *httpapi.Config) { c.MaxUpload = n } }
 
 func newEnv(t testing.TB, opts ...envOption) *testEnv {
 	t.Helper()
-	ctx := context.Background()
-	dir := t.TempDir()
-	store, err := sqlite.Open(ctx, filepath.Join(dir, "mds.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	blobs, err := localfs.Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &testEnv{t: t, store: store, blobs: blobs, admin: "admin-secret",
-		now: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}
-	if err := store.CreateToken(ctx, &mds.Token{Name: "admin", Admin: true, Hash: mds.HashToken(e.admin)}); err != nil {
-		t.Fatal(err)
-	}
-	// The listener comes first: snapshots need the public URL it gets.
-	e.srv = httptest.NewUnstartedServer(nil)
-	live := release.NewLive(store, release.Options{BaseURL: "http://" + e.srv.Listener.Addr().String()})
-	if err := live.Refresh(ctx); err != nil {
-		t.Fatal(err)
-	}
-	cfg := httpapi.Config{Store: store, Blobs: blobs, Live: live, Now: e.clock}
-	for _, o := range opts {
-		o(&cfg)
-	}
-	e.srv.Config.Handler = httpapi.New(cfg)
-	e.srv.Start()
-	t.Cleanup(e.srv.Close)
-	return e
+	s := httpapitest.Start(t, opts...)
+	return &testEnv{Server: s, t: t, admin: httpapitest.AdminToken}
 }
 
-func (e *testEnv) clock() time.Time {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.now
-}
+func (e *testEnv) clock() time.Time { return e.Now() }
 
-func (e *testEnv) advance(d time.Duration) {
-	e.mu.Lock()
-	e.now = e.now.Add(d)
-	e.mu.Unlock()
-}
+func (e *testEnv) advance(d time.Duration) { e.Advance(d) }
 
 // request sends body (JSON-encoded unless it is an io.Reader) and returns
 // the response with its body read.
@@ -99,7 +51,7 @@ func (e *testEnv) request(method, path, token string, body any, header ...string
 		}
 		r = bytes.NewReader(j)
 	}
-	req, err := http.NewRequest(method, e.srv.URL+path, r)
+	req, err := http.NewRequest(method, e.URL+path, r)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -112,7 +64,7 @@ func (e *testEnv) request(method, path, token string, body any, header ...string
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Set(header[i], header[i+1])
 	}
-	resp, err := e.srv.Client().Do(req)
+	resp, err := e.Client().Do(req)
 	if err != nil {
 		e.t.Fatal(err)
 	}

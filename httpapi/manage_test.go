@@ -197,7 +197,7 @@ func TestUploadRefusals(t *testing.T) {
 	wrong := blobtest.Sum([]byte("another package"))
 	resp, b := e.request("POST", "/api/v1/apps/shop/blobs?sha256="+wrong, e.admin, bytes.NewReader(content))
 	e.wantProblem(resp, b, 400, "was expected")
-	if _, err := e.blobs.Stat(context.Background(), blobtest.Sum(content)); mds.ErrorCode(err) != mds.ENOTFOUND {
+	if _, err := e.Blobs.Stat(context.Background(), blobtest.Sum(content)); mds.ErrorCode(err) != mds.ENOTFOUND {
 		t.Errorf("mismatched upload was kept: %v", err)
 	}
 	big := make([]byte, 1<<20+1)
@@ -206,7 +206,7 @@ func TestUploadRefusals(t *testing.T) {
 	// Without a Content-Length the limit trips midway; nothing is kept.
 	resp, b = e.request("POST", "/api/v1/apps/shop/blobs", e.admin, io.MultiReader(bytes.NewReader(big)))
 	e.wantProblem(resp, b, 413, "MDS_MAX_UPLOAD")
-	if _, err := e.blobs.Stat(context.Background(), blobtest.Sum(big)); mds.ErrorCode(err) != mds.ENOTFOUND {
+	if _, err := e.Blobs.Stat(context.Background(), blobtest.Sum(big)); mds.ErrorCode(err) != mds.ENOTFOUND {
 		t.Errorf("oversized upload was kept: %v", err)
 	}
 	resp, b = e.request("POST", "/api/v1/apps/nope/blobs", e.admin, bytes.NewReader(content))
@@ -241,9 +241,9 @@ func TestUploadStreams(t *testing.T) {
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
-	req, _ := http.NewRequest("POST", e.srv.URL+"/api/v1/apps/shop/blobs", &countingReader{left: size, state: 1})
+	req, _ := http.NewRequest("POST", e.URL+"/api/v1/apps/shop/blobs", &countingReader{left: size, state: 1})
 	req.Header.Set("Authorization", "Bearer "+e.admin)
-	resp, err := e.srv.Client().Do(req)
+	resp, err := e.Client().Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,49 +5,28 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/mds-dev/mds"
-	"github.com/mds-dev/mds/httpapi"
-	"github.com/mds-dev/mds/localfs"
-	"github.com/mds-dev/mds/release"
+	"github.com/mds-dev/mds/httpapi/httpapitest"
 	"github.com/mds-dev/mds/sqlite"
 )
 
-// newServer runs the real server stack on a temp dir and returns its URL;
-// the admin token is "cli-admin".
-func newServer(t *testing.T) (string, mds.Store) {
+// newServer runs the real server stack and returns its URL; the admin
+// token is "cli-admin".
+func newServer(t *testing.T) string {
 	t.Helper()
-	ctx := context.Background()
-	dir := t.TempDir()
-	store, err := sqlite.Open(ctx, filepath.Join(dir, "mds.db"))
-	if err != nil {
+	s := httpapitest.Start(t)
+	if err := bootstrapAdmin(context.Background(), s.Store, "cli-admin", &bytes.Buffer{}); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { store.Close() })
-	if err := bootstrapAdmin(ctx, store, "cli-admin", &bytes.Buffer{}); err != nil {
-		t.Fatal(err)
-	}
-	blobs, err := localfs.Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewUnstartedServer(nil)
-	live := release.NewLive(store, release.Options{BaseURL: "http://" + srv.Listener.Addr().String()})
-	if err := live.Refresh(ctx); err != nil {
-		t.Fatal(err)
-	}
-	srv.Config.Handler = httpapi.New(httpapi.Config{Store: store, Blobs: blobs, Live: live})
-	srv.Start()
-	t.Cleanup(srv.Close)
-	return srv.URL, store
+	return s.URL
 }
 
-// mds runs one CLI command line and returns its output.
+// mdsCLI runs one CLI command line and returns its output.
 func mdsCLI(t *testing.T, server, token string, args ...string) (string, error) {
 	t.Helper()
 	var out, errb bytes.Buffer
@@ -68,7 +47,7 @@ func mustCLI(t *testing.T, server, token string, args ...string) string {
 // TestCLIReleaseFlow drives a whole release from the CLI and checks what a
 // device sees at each step.
 func TestCLIReleaseFlow(t *testing.T) {
-	url, _ := newServer(t)
+	url := newServer(t)
 	out := mustCLI(t, url, "cli-admin", "app", "create", "shop", "--name", "Shop", "--platform", "android,ios", "--json")
 	var app mds.App
 	if err := json.Unmarshal([]byte(out), &app); err != nil || !strings.HasPrefix(app.Key, "ak_") {
@@ -140,7 +119,7 @@ func TestCLIReleaseFlow(t *testing.T) {
 }
 
 func TestCLITokensAndErrors(t *testing.T) {
-	url, _ := newServer(t)
+	url := newServer(t)
 	mustCLI(t, url, "cli-admin", "app", "create", "shop", "--platform", "android")
 	out := mustCLI(t, url, "cli-admin", "token", "create", "ci", "--grant", "shop=releaser", "--json")
 	var res struct{ Secret string }

@@ -47,18 +47,22 @@ func group(use, short string) (*cobra.Command, func() (*apiClient, error), print
 	return cmd, newClient, printer{&asJSON}
 }
 
-func appFlag(cmd *cobra.Command) *string {
-	var app string
-	cmd.Flags().StringVar(&app, "app", env("MDS_APP", ""), "app slug (MDS_APP)")
-	return &app
+func appFlag(cmd *cobra.Command) {
+	cmd.Flags().String("app", env("MDS_APP", ""), "app slug (MDS_APP)")
 }
 
-func needApp(app string) error {
+// appClient returns the command's --app and an API client, or why not.
+func appClient(cmd *cobra.Command, newClient func() (*apiClient, error)) (string, *apiClient, error) {
+	app := cmd.Flag("app").Value.String()
 	if app == "" {
-		return fmt.Errorf("name the app with --app or MDS_APP")
+		return "", nil, fmt.Errorf("name the app with --app or MDS_APP")
 	}
-	return nil
+	c, err := newClient()
+	return app, c, err
 }
+
+// appPath is the API path of something under an app.
+func appPath(app, rest string) string { return "/api/v1/apps/" + url.PathEscape(app) + rest }
 
 func when(t time.Time) string { return t.Local().Format("2006-01-02 15:04") }
 
@@ -145,10 +149,6 @@ func packageCmd() *cobra.Command {
   mds package create --app shop --platform ios --version 2.1.0 --store-url https://apps.apple.com/app/id123`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			app := cmd.Flag("app").Value.String()
-			if err := needApp(app); err != nil {
-				return err
-			}
 			sources := 0
 			for _, s := range []string{file, fileURL, storeURL} {
 				if s != "" {
@@ -173,7 +173,7 @@ func packageCmd() *cobra.Command {
 				}
 				appVersions = append(appVersions, vr)
 			}
-			c, err := newClient()
+			app, c, err := appClient(cmd, newClient)
 			if err != nil {
 				return err
 			}
@@ -199,7 +199,7 @@ func packageCmd() *cobra.Command {
 				body["source"], body["url"] = "store", storeURL
 			}
 			var p mds.Package
-			if err := c.do(cmd.Context(), http.MethodPost, "/api/v1/apps/"+url.PathEscape(app)+"/packages", body, &p); err != nil {
+			if err := c.do(cmd.Context(), http.MethodPost, appPath(app, "/packages"), body, &p); err != nil {
 				return err
 			}
 			return out.print(cmd, p, func(w io.Writer) { printPackage(w, &p) })
@@ -228,16 +228,12 @@ func packageCmd() *cobra.Command {
 		Short: "List an app's packages, newest first",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			app := cmd.Flag("app").Value.String()
-			if err := needApp(app); err != nil {
-				return err
-			}
-			c, err := newClient()
+			app, c, err := appClient(cmd, newClient)
 			if err != nil {
 				return err
 			}
 			var res struct{ Packages []mds.Package }
-			if err := c.do(cmd.Context(), http.MethodGet, "/api/v1/apps/"+url.PathEscape(app)+"/packages", nil, &res); err != nil {
+			if err := c.do(cmd.Context(), http.MethodGet, appPath(app, "/packages"), nil, &res); err != nil {
 				return err
 			}
 			return out.print(cmd, res, func(w io.Writer) {
@@ -294,7 +290,7 @@ func uploadFile(cmd *cobra.Command, c *apiClient, app, path string) (*uploaded, 
 		body = io.TeeReader(f, bar)
 	}
 	req, err := http.NewRequestWithContext(cmd.Context(), http.MethodPost,
-		c.base+"/api/v1/apps/"+url.PathEscape(app)+"/blobs?sha256="+sum, body)
+		c.base+appPath(app, "/blobs?sha256="+sum), body)
 	if err != nil {
 		return nil, err
 	}
@@ -347,18 +343,14 @@ func taskCmd() *cobra.Command {
   mds task create --app shop --package 4 --mode force`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			app := cmd.Flag("app").Value.String()
-			if err := needApp(app); err != nil {
-				return err
-			}
-			c, err := newClient()
+			app, c, err := appClient(cmd, newClient)
 			if err != nil {
 				return err
 			}
 			in := map[string]any{"package_id": pkgID, "mode": mode, "release": release,
 				"remind_interval_seconds": int64(interval / time.Second)}
 			var t task
-			if err := c.do(cmd.Context(), http.MethodPost, "/api/v1/apps/"+url.PathEscape(app)+"/tasks", in, &t); err != nil {
+			if err := c.do(cmd.Context(), http.MethodPost, appPath(app, "/tasks"), in, &t); err != nil {
 				return err
 			}
 			return out.print(cmd, t, func(w io.Writer) { printTask(w, &t) })
@@ -375,15 +367,11 @@ func taskCmd() *cobra.Command {
 		Short: "List an app's tasks, newest first",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			app := cmd.Flag("app").Value.String()
-			if err := needApp(app); err != nil {
-				return err
-			}
-			c, err := newClient()
+			app, c, err := appClient(cmd, newClient)
 			if err != nil {
 				return err
 			}
-			path := "/api/v1/apps/" + url.PathEscape(app) + "/tasks"
+			path := appPath(app, "/tasks")
 			if status != "" {
 				path += "?status=" + url.QueryEscape(status)
 			}
@@ -407,20 +395,16 @@ func taskCmd() *cobra.Command {
 		Short: "Show what happened to a task, oldest first",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			app := cmd.Flag("app").Value.String()
-			if err := needApp(app); err != nil {
-				return err
-			}
 			id, err := taskID(args[0])
 			if err != nil {
 				return err
 			}
-			c, err := newClient()
+			app, c, err := appClient(cmd, newClient)
 			if err != nil {
 				return err
 			}
 			var res struct{ Events []mds.TaskEvent }
-			path := fmt.Sprintf("/api/v1/apps/%s/tasks/%d/history", url.PathEscape(app), id)
+			path := appPath(app, fmt.Sprintf("/tasks/%d/history", id))
 			if err := c.do(cmd.Context(), http.MethodGet, path, nil, &res); err != nil {
 				return err
 			}
@@ -441,20 +425,16 @@ func taskCmd() *cobra.Command {
 			Short: strings.ToUpper(string(a[:1])) + string(a[1:]) + " a task",
 			Args:  cobra.ExactArgs(1),
 			RunE: func(cmd *cobra.Command, args []string) error {
-				app := cmd.Flag("app").Value.String()
-				if err := needApp(app); err != nil {
-					return err
-				}
 				id, err := taskID(args[0])
 				if err != nil {
 					return err
 				}
-				c, err := newClient()
+				app, c, err := appClient(cmd, newClient)
 				if err != nil {
 					return err
 				}
 				var t task
-				path := fmt.Sprintf("/api/v1/apps/%s/tasks/%d/%s", url.PathEscape(app), id, a)
+				path := appPath(app, fmt.Sprintf("/tasks/%d/%s", id, a))
 				if err := c.do(cmd.Context(), http.MethodPost, path, nil, &t); err != nil {
 					return err
 				}
