@@ -171,6 +171,21 @@ func TestTokenRoles(t *testing.T) {
 	if err := shopAdmin.MayCreate(&mds.Token{Admin: true}); mds.ErrorCode(err) != mds.EFORBIDDEN {
 		t.Errorf("app admin minting an admin: %v", err)
 	}
+	soon := time.Now().Add(time.Hour)
+	later := soon.Add(time.Hour)
+	expiring := &mds.Token{Admin: true, ExpiresAt: &soon}
+	if err := expiring.MayCreate(&mds.Token{Grants: []mds.Grant{{AppID: 1, Role: mds.RoleViewer}}}); mds.ErrorCode(err) != mds.EFORBIDDEN {
+		t.Errorf("expiring token minting a permanent one: %v", err)
+	}
+	if err := expiring.MayCreate(&mds.Token{Admin: true, ExpiresAt: &later}); mds.ErrorCode(err) != mds.EFORBIDDEN {
+		t.Errorf("expiring token minting a longer-lived one: %v", err)
+	}
+	if err := expiring.MayCreate(&mds.Token{Admin: true, ExpiresAt: &soon}); err != nil {
+		t.Errorf("expiring token minting one that expires with it: %v", err)
+	}
+	if err := expiring.MayManage(&mds.Token{Admin: true}); err != nil {
+		t.Errorf("an admin may revoke a permanent token even while expiring: %v", err)
+	}
 	for name, bad := range map[string]mds.Token{
 		"bad name": {Name: "has space", Admin: true},
 		"no roles": {Name: "x"},

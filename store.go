@@ -57,6 +57,7 @@ type TaskStore interface {
 type TokenStore interface {
 	// CreateToken stores t with its grants. A taken name is ECONFLICT.
 	CreateToken(ctx context.Context, t *Token) error
+	FindToken(ctx context.Context, id int64) (*Token, error)
 	FindTokenByHash(ctx context.Context, hash string) (*Token, error)
 	FindTokenByName(ctx context.Context, name string) (*Token, error)
 	ListTokens(ctx context.Context) ([]*Token, error)

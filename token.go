@@ -100,20 +100,34 @@ func (t *Token) Expired(now time.Time) bool {
 	return t.ExpiresAt != nil && !now.Before(*t.ExpiresAt)
 }
 
-// MayCreate reports whether t may create token n: only an admin creates an
-// admin token, and otherwise t must be admin of every app n is granted on,
-// so no token can hand out more than it holds.
-func (t *Token) MayCreate(n *Token) error {
+// MayManage reports whether t may see and revoke token n: only an admin
+// manages admin tokens, and otherwise t must be admin of every app n is
+// granted on.
+func (t *Token) MayManage(n *Token) error {
 	if t.Admin {
 		return nil
 	}
 	if n.Admin {
-		return Errorf(EFORBIDDEN, "only an admin token may create an admin token")
+		return Errorf(EFORBIDDEN, "only an admin token may manage an admin token")
 	}
 	for _, g := range n.Grants {
 		if !t.Can(g.AppID, RoleAdmin) {
 			return Errorf(EFORBIDDEN, "granting a role on app %s needs the admin role on it", g.App)
 		}
+	}
+	return nil
+}
+
+// MayCreate reports whether t may create token n: it must be able to manage
+// n, so no token hands out more than it holds, and n may not outlive t, so
+// an expiring credential cannot mint a permanent one.
+func (t *Token) MayCreate(n *Token) error {
+	if err := t.MayManage(n); err != nil {
+		return err
+	}
+	if t.ExpiresAt != nil && (n.ExpiresAt == nil || n.ExpiresAt.After(*t.ExpiresAt)) {
+		return Errorf(EFORBIDDEN, "token %q expires at %s; a token it creates must expire no later",
+			t.Name, t.ExpiresAt.Format(time.RFC3339))
 	}
 	return nil
 }

@@ -406,7 +406,7 @@ type createTokenInput struct {
 			App  string   `json:"app" doc:"App slug"`
 			Role mds.Role `json:"role" enum:"viewer,releaser,admin"`
 		} `json:"grants,omitempty"`
-		ExpiresInSeconds int64 `json:"expires_in_seconds,omitempty" minimum:"60" doc:"Lifetime; none means until revoked"`
+		ExpiresInSeconds int64 `json:"expires_in_seconds,omitempty" minimum:"60" maximum:"315360000" doc:"Lifetime, at most 10 years; none means until revoked, or as long as the creating token lives"`
 	}
 }
 
@@ -422,14 +422,21 @@ func (s *Server) createToken(ctx context.Context, in *createTokenInput) (*create
 	t := &mds.Token{Name: in.Body.Name, Admin: in.Body.Admin, CreatedBy: me.Name}
 	for _, g := range in.Body.Grants {
 		a, err := s.store.FindApp(ctx, g.App)
+		if err == nil && !me.Can(a.ID, mds.RoleViewer) {
+			// Same answer as for a missing app: no probing which apps exist.
+			err = mds.Errorf(mds.ENOTFOUND, "app %q not found", g.App)
+		}
 		if err != nil {
 			return nil, s.humaError("create-token", err)
 		}
 		t.Grants = append(t.Grants, mds.Grant{AppID: a.ID, App: a.Slug, Role: g.Role})
 	}
-	if in.Body.ExpiresInSeconds > 0 {
+	switch {
+	case in.Body.ExpiresInSeconds > 0:
 		exp := s.now().Add(time.Duration(in.Body.ExpiresInSeconds) * time.Second).UTC().Truncate(time.Millisecond)
 		t.ExpiresAt = &exp
+	case me.ExpiresAt != nil:
+		t.ExpiresAt = me.ExpiresAt // a token never outlives the one that made it
 	}
 	if err := t.Validate(); err != nil {
 		return nil, s.humaError("create-token", err)
@@ -463,7 +470,7 @@ func (s *Server) listTokens(ctx context.Context, _ *struct{}) (*tokensBody, erro
 	out := &tokensBody{}
 	out.Body.Tokens = []*mds.Token{}
 	for _, t := range all {
-		if t.ID == me.ID || me.MayCreate(t) == nil {
+		if t.ID == me.ID || me.MayManage(t) == nil {
 			out.Body.Tokens = append(out.Body.Tokens, t)
 		}
 	}
@@ -476,27 +483,20 @@ type tokenPath struct {
 
 func (s *Server) deleteToken(ctx context.Context, in *tokenPath) (*struct{}, error) {
 	me := caller(ctx)
-	all, err := s.store.ListTokens(ctx)
+	t, err := s.store.FindToken(ctx, in.ID)
+	// A token the caller may not manage is reported as missing, so IDs
+	// cannot be walked to learn about other apps' tokens.
+	if err == nil && t.ID != me.ID && me.MayManage(t) != nil {
+		err = mds.Errorf(mds.ENOTFOUND, "token %d not found", in.ID)
+	}
+	if err == nil {
+		err = s.store.DeleteToken(ctx, t.ID)
+	}
 	if err != nil {
 		return nil, s.humaError("delete-token", err)
 	}
-	for _, t := range all {
-		if t.ID != in.ID {
-			continue
-		}
-		// Revoking needs the power to have created it, or being it.
-		if t.ID != me.ID {
-			if err := me.MayCreate(t); err != nil {
-				return nil, s.humaError("delete-token", err)
-			}
-		}
-		if err := s.store.DeleteToken(ctx, t.ID); err != nil {
-			return nil, s.humaError("delete-token", err)
-		}
-		s.log.Info("token revoked", "token", t.Name, "by", me.Name)
-		return nil, nil
-	}
-	return nil, s.humaError("delete-token", mds.Errorf(mds.ENOTFOUND, "token %d not found", in.ID))
+	s.log.Info("token revoked", "token", t.Name, "by", me.Name)
+	return nil, nil
 }
 
 type tokenBody struct {

@@ -43,6 +43,10 @@ func TestRolesAcrossApps(t *testing.T) {
 	releaser := e.createToken(e.admin, "shop-releaser", grant("shop", mds.RoleReleaser))
 	shopAdmin := e.createToken(e.admin, "shop-admin", grant("shop", mds.RoleAdmin))
 	blogReleaser := e.createToken(e.admin, "blog-releaser", grant("blog", mds.RoleReleaser))
+	mixed := e.createToken(e.admin, "mixed", map[string]any{"grants": []map[string]any{{"app": "shop", "role": "admin"}, {"app": "blog", "role": "viewer"}}})
+	var blogReleaserToken mds.Token
+	e.call("GET", "/api/v1/token", blogReleaser, nil, 200, &blogReleaserToken)
+	blogReleaserID := blogReleaserToken.ID
 	pkgBody := func() map[string]any {
 		return map[string]any{"platform": "android", "version": "2.0", "url": "https://cdn.example.com/a.apk"}
 	}
@@ -74,7 +78,10 @@ func TestRolesAcrossApps(t *testing.T) {
 		{"other app's releaser cannot read shop", "GET", "/api/v1/apps/shop/tasks", blogReleaser, nil, 404},
 		{"other app's releaser cannot use shop's package", "POST", "/api/v1/apps/blog/tasks", blogReleaser, map[string]any{"package_id": shopPkg.ID, "mode": "force"}, 404},
 		{"app admin grants on its app", "POST", "/api/v1/tokens", shopAdmin, map[string]any{"name": "shop-ci", "grants": []map[string]any{{"app": "shop", "role": "releaser"}}}, 201},
-		{"app admin cannot grant on another app", "POST", "/api/v1/tokens", shopAdmin, map[string]any{"name": "blog-x", "grants": []map[string]any{{"app": "blog", "role": "viewer"}}}, 403},
+		{"app admin cannot see another app to grant on", "POST", "/api/v1/tokens", shopAdmin, map[string]any{"name": "blog-x", "grants": []map[string]any{{"app": "blog", "role": "viewer"}}}, 404},
+		{"app admin cannot grant where it only views", "POST", "/api/v1/tokens", mixed, map[string]any{"name": "blog-y", "grants": []map[string]any{{"app": "blog", "role": "viewer"}}}, 403},
+		{"viewer cannot revoke others", "DELETE", fmt.Sprintf("/api/v1/tokens/%d", blogReleaserID), viewer, nil, 404},
+		{"app admin cannot revoke another app's token", "DELETE", fmt.Sprintf("/api/v1/tokens/%d", blogReleaserID), shopAdmin, nil, 404},
 		{"app admin cannot mint admins", "POST", "/api/v1/tokens", shopAdmin, map[string]any{"name": "root2", "admin": true}, 403},
 		{"app admin cannot create apps", "POST", "/api/v1/apps", shopAdmin, map[string]any{"slug": "x", "platforms": []string{"ios"}}, 403},
 		{"no token", "GET", "/api/v1/apps", "", nil, 401},
@@ -120,8 +127,23 @@ func TestTokenLifecycle(t *testing.T) {
 	if me.Name != "short" || me.ExpiresAt == nil || len(me.Grants) != 1 || me.Grants[0].App != "shop" {
 		t.Fatalf("whoami = %+v", me)
 	}
+	// An expiring token's tokens expire with it at the latest.
+	shopAdmin := e.createToken(e.admin, "shop-admin", map[string]any{"grants": []map[string]any{{"app": "shop", "role": "admin"}}, "expires_in_seconds": 3600})
+	var child struct{ Token mds.Token }
+	e.call("POST", "/api/v1/tokens", shopAdmin, map[string]any{"name": "child", "grants": []map[string]any{{"app": "shop", "role": "viewer"}}}, 201, &child)
+	if child.Token.ExpiresAt == nil || !child.Token.ExpiresAt.Equal(*me.ExpiresAt) {
+		t.Errorf("token made by an expiring token expires at %v, want %v", child.Token.ExpiresAt, me.ExpiresAt)
+	}
+	resp, b := e.request("POST", "/api/v1/tokens", shopAdmin, map[string]any{"name": "longer", "expires_in_seconds": 7200,
+		"grants": []map[string]any{{"app": "shop", "role": "viewer"}}})
+	e.wantProblem(resp, b, 403, "expire no later")
+	resp, _ = e.request("POST", "/api/v1/tokens", e.admin, map[string]any{"name": "forever", "admin": true, "expires_in_seconds": 10_000_000_000})
+	if resp.StatusCode != 422 {
+		t.Errorf("absurd lifetime: %d, want 422", resp.StatusCode)
+	}
+
 	e.advance(time.Hour)
-	resp, b := e.request("GET", "/api/v1/apps", secret, nil)
+	resp, b = e.request("GET", "/api/v1/apps", secret, nil)
 	e.wantProblem(resp, b, 401, "expired")
 	if resp.Header.Get("WWW-Authenticate") == "" {
 		t.Error("401 without WWW-Authenticate")

@@ -16,17 +16,24 @@ import (
 // metrics are labelled by route pattern and outcome only: a per-device or
 // per-app label would grow without bound at hundreds of millions of devices.
 type metrics struct {
-	registry  *prometheus.Registry
-	requests  *prometheus.CounterVec
-	latency   *prometheus.HistogramVec
-	checks    *prometheus.CounterVec
-	revision  prometheus.Gauge
-	liveTasks prometheus.Gauge
-	rebuild   prometheus.Histogram
-	uploaded  prometheus.Counter
+	registry *prometheus.Registry
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+	checks   *prometheus.CounterVec
+	uploaded prometheus.Counter
 }
 
-func newMetrics() *metrics {
+// newMetrics registers the collectors; the snapshot gauges read live at
+// scrape time, so nothing has to be told of a swap.
+func newMetrics(live *release.Live) *metrics {
+	snapshot := func(f func(*release.Snapshot) float64) func() float64 {
+		return func() float64 {
+			if s := live.Current(); s != nil {
+				return f(s)
+			}
+			return 0
+		}
+	}
 	m := &metrics{
 		registry: prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -39,33 +46,25 @@ func newMetrics() *metrics {
 		checks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mds_checks_total", Help: "Device checks by outcome: upgrade, none, not_modified, unknown_app, invalid, unavailable.",
 		}, []string{"outcome"}),
-		revision: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "mds_snapshot_revision", Help: "Store revision of the snapshot that checks are answered from.",
-		}),
-		liveTasks: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "mds_snapshot_live_tasks", Help: "Live release tasks in the current snapshot.",
-		}),
-		rebuild: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "mds_snapshot_build_seconds", Help: "Time to load and compile a snapshot.",
-			Buckets: prometheus.ExponentialBuckets(0.001, 4, 8),
-		}),
 		uploaded: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "mds_upload_bytes_total", Help: "Bytes of package content stored.",
 		}),
 	}
-	m.registry.MustRegister(m.requests, m.latency, m.checks, m.revision, m.liveTasks, m.rebuild, m.uploaded,
+	m.registry.MustRegister(m.requests, m.latency, m.checks, m.uploaded,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "mds_snapshot_revision", Help: "Store revision of the snapshot that checks are answered from.",
+		}, snapshot(func(s *release.Snapshot) float64 { return float64(s.Revision) })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "mds_snapshot_live_tasks", Help: "Live release tasks in the current snapshot.",
+		}, snapshot(func(s *release.Snapshot) float64 { return float64(s.Tasks()) })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "mds_snapshot_build_seconds", Help: "Time the current snapshot took to load and compile.",
+		}, func() float64 { return live.BuildTime().Seconds() }),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, o := range []string{"upgrade", "none", "not_modified", "unknown_app", "invalid", "unavailable"} {
 		m.checks.WithLabelValues(o) // export zeroes so that rates work from the start
 	}
 	return m
-}
-
-// observeSwap records a snapshot swap; release.Live calls it.
-func (m *metrics) observeSwap(s *release.Snapshot, took time.Duration) {
-	m.revision.Set(float64(s.Revision))
-	m.liveTasks.Set(float64(s.Tasks()))
-	m.rebuild.Observe(took.Seconds())
 }
 
 func (m *metrics) handler() http.Handler {

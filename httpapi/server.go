@@ -55,7 +55,7 @@ type Server struct {
 func New(cfg Config) *Server {
 	s := &Server{
 		store: cfg.Store, blobs: cfg.Blobs, live: cfg.Live, log: cfg.Log, now: cfg.Now,
-		maxUpload: cfg.MaxUpload, metrics: newMetrics(),
+		maxUpload: cfg.MaxUpload, metrics: newMetrics(cfg.Live),
 	}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -65,10 +65,6 @@ func New(cfg Config) *Server {
 	}
 	if s.maxUpload <= 0 {
 		s.maxUpload = DefaultMaxUpload
-	}
-	s.live.OnSwap = s.metrics.observeSwap
-	if snap := s.live.Current(); snap != nil {
-		s.metrics.observeSwap(snap, 0)
 	}
 
 	mux := http.NewServeMux()

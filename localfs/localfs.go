@@ -14,41 +14,106 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/mds-dev/mds"
 )
 
-// BlobStore implements mds.BlobStore over a directory. One process owns the
-// directory: Open clears temporary files that an interrupted Put left behind.
+// BlobStore implements mds.BlobStore over a directory. Several processes
+// may share the directory (nodes on one volume): each writes its uploads
+// in progress to a temp directory of its own, held by a lock, and Open
+// removes the temp directories whose owner is gone.
 type BlobStore struct {
-	blobs string // <dir>/blobs/<first two hex digits>/<sha256>
-	tmp   string // <dir>/tmp, on the same filesystem so that rename is atomic
+	blobs string   // <dir>/blobs/<first two hex digits>/<sha256>
+	tmp   string   // <dir>/tmp/<this process>, on the same filesystem so rename is atomic
+	held  *os.File // the lock on tmp, held while the store is open
 }
 
 var _ mds.BlobStore = (*BlobStore)(nil)
 
-// Open prepares dir for use and removes leftovers of interrupted uploads.
+// staleAfter is how old a temp directory without a lock file must be before
+// it counts as abandoned.
+const staleAfter = 24 * time.Hour
+
+// Open prepares dir for use and removes leftovers of interrupted uploads
+// whose process is gone.
 func Open(dir string) (*BlobStore, error) {
-	b := &BlobStore{blobs: filepath.Join(dir, "blobs"), tmp: filepath.Join(dir, "tmp")}
-	for _, d := range []string{b.blobs, b.tmp} {
+	b := &BlobStore{blobs: filepath.Join(dir, "blobs")}
+	root := filepath.Join(dir, "tmp")
+	for _, d := range []string{b.blobs, root} {
 		if err := os.MkdirAll(d, 0o750); err != nil {
 			return nil, fmt.Errorf("localfs: %w", err)
 		}
 	}
-	leftovers, err := os.ReadDir(b.tmp)
+	if err := sweep(root); err != nil {
+		return nil, err
+	}
+	tmp, err := os.MkdirTemp(root, "p-")
 	if err != nil {
 		return nil, fmt.Errorf("localfs: %w", err)
 	}
-	for _, e := range leftovers {
-		if err := os.Remove(filepath.Join(b.tmp, e.Name())); err != nil {
-			return nil, fmt.Errorf("localfs: remove interrupted upload: %w", err)
-		}
+	f, err := os.OpenFile(filepath.Join(tmp, ".lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("localfs: %w", err)
 	}
+	if _, err := lock(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("localfs: lock %s: %w", tmp, err)
+	}
+	b.tmp, b.held = tmp, f
 	return b, nil
 }
 
-// TempDir is where uploads in progress live; exported for tests that kill
-// an upload midway.
+// sweep removes the temp directories under root that no live process holds.
+func sweep(root string) error {
+	entries, err := os.ReadDir(root)
+	if err != nil {
+		return fmt.Errorf("localfs: %w", err)
+	}
+	for _, e := range entries {
+		path := filepath.Join(root, e.Name())
+		if !e.IsDir() {
+			continue
+		}
+		abandoned, err := isAbandoned(path)
+		if err != nil {
+			return err
+		}
+		if abandoned {
+			if err := os.RemoveAll(path); err != nil {
+				return fmt.Errorf("localfs: remove interrupted uploads: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+func isAbandoned(dir string) (bool, error) {
+	f, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_RDWR, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		// Its owner is between creating the directory and the lock file,
+		// or died right there; only age tells which.
+		st, err := os.Stat(dir)
+		return err == nil && time.Since(st.ModTime()) > staleAfter, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("localfs: %w", err)
+	}
+	defer f.Close() // closing also releases the lock taken below
+	got, err := lock(f)
+	if err != nil {
+		return false, fmt.Errorf("localfs: lock %s: %w", dir, err)
+	}
+	return got, nil
+}
+
+// Close releases the store's temp directory; uploads in progress fail.
+func (b *BlobStore) Close() error {
+	err := os.RemoveAll(b.tmp)
+	return errors.Join(err, b.held.Close())
+}
+
+// TempDir is where this store keeps uploads in progress.
 func (b *BlobStore) TempDir() string { return b.tmp }
 
 func (b *BlobStore) path(sum string) string {
@@ -87,7 +152,13 @@ func (b *BlobStore) Put(ctx context.Context, r io.Reader, want string) (blob mds
 			"content hashes to sha256 %s but %s was expected; the upload was corrupted or the wrong file was sent", sum, want)
 	}
 	dst := b.path(sum)
-	if err := os.MkdirAll(filepath.Dir(dst), 0o750); err != nil {
+	// A new shard directory must itself be durable before a blob in it is.
+	switch err := os.Mkdir(filepath.Dir(dst), 0o750); {
+	case err == nil:
+		if err := syncDir(b.blobs); err != nil {
+			return mds.Blob{}, err
+		}
+	case !errors.Is(err, fs.ErrExist):
 		return mds.Blob{}, fmt.Errorf("localfs: %w", err)
 	}
 	// Renaming over an existing blob is harmless: same name, same content.

@@ -16,26 +16,50 @@ func TestBlobStore(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		t.Cleanup(func() { b.Close() })
 		return b
 	})
 }
 
-// TestOpenClearsInterruptedUploads stands in for a process killed mid-Put:
-// its temporary file must not survive the next start.
-func TestOpenClearsInterruptedUploads(t *testing.T) {
+// TestSharedDirectory checks the temp directory rules: a live store's
+// uploads in progress survive another store opening the same directory, and
+// a closed (or dead) store's leftovers are removed by the next Open.
+func TestSharedDirectory(t *testing.T) {
 	dir := t.TempDir()
+	a, err := localfs.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	partial := filepath.Join(a.TempDir(), "upload-123")
+	if err := os.WriteFile(partial, []byte("half of a package"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	b, err := localfs.Open(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	partial := filepath.Join(b.TempDir(), "upload-123")
-	if err := os.WriteFile(partial, []byte("half of a package"), 0o600); err != nil {
+	defer b.Close()
+	if _, err := os.Stat(partial); err != nil {
+		t.Fatalf("opening a second store removed the first one's upload in progress: %v", err)
+	}
+	if a.TempDir() == b.TempDir() {
+		t.Fatal("two stores share a temp directory")
+	}
+	// Stand in for a killed process: drop the lock without cleaning up.
+	abandoned := a.TempDir()
+	if err := os.WriteFile(filepath.Join(abandoned, "upload-456"), []byte("x"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := localfs.Open(dir); err != nil {
+	localfs.ReleaseLock(t, a)
+	c, err := localfs.Open(dir)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(partial); !os.IsNotExist(err) {
-		t.Errorf("interrupted upload still present after Open: %v", err)
+	defer c.Close()
+	if _, err := os.Stat(abandoned); !os.IsNotExist(err) {
+		t.Errorf("abandoned temp directory survived Open: %v", err)
+	}
+	if _, err := os.Stat(b.TempDir()); err != nil {
+		t.Errorf("live store's temp directory was removed: %v", err)
 	}
 }

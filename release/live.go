@@ -16,11 +16,8 @@ type Live struct {
 	src  mds.LiveStore
 	opts Options
 	cur  atomic.Pointer[Snapshot]
-	mu   sync.Mutex // serialises rebuilds, so concurrent Refresh calls coalesce
-
-	// OnSwap, if set, is called after each swap with the new snapshot and
-	// how long loading and compiling took.
-	OnSwap func(s *Snapshot, took time.Duration)
+	mu   sync.Mutex   // serialises rebuilds, so concurrent Refresh calls coalesce
+	took atomic.Int64 // nanoseconds the last swap took to load and compile
 }
 
 // NewLive returns a Live over src. It holds no snapshot until the first
@@ -31,6 +28,9 @@ func NewLive(src mds.LiveStore, opts Options) *Live {
 
 // Current returns the snapshot in use, or nil before the first load.
 func (l *Live) Current() *Snapshot { return l.cur.Load() }
+
+// BuildTime is how long loading and compiling the current snapshot took.
+func (l *Live) BuildTime() time.Duration { return time.Duration(l.took.Load()) }
 
 // Refresh rebuilds the snapshot if the store has moved past it. Writers call
 // it after committing, so their change is visible to the next check on this
@@ -61,9 +61,7 @@ func (l *Live) Refresh(ctx context.Context) error {
 		return nil
 	}
 	l.cur.Store(s)
-	if l.OnSwap != nil {
-		l.OnSwap(s, time.Since(start))
-	}
+	l.took.Store(int64(time.Since(start)))
 	return nil
 }
 

@@ -3,6 +3,7 @@ package release_test
 import (
 	"context"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -12,13 +13,27 @@ import (
 
 // fakeLive serves a LiveSet and counts loads.
 type fakeLive struct {
+	mu    sync.Mutex
 	set   mds.LiveSet
 	loads int
 	err   error
 }
 
-func (f *fakeLive) Revision(context.Context) (int64, error) { return f.set.Revision, f.err }
+func (f *fakeLive) setRevision(r int64) {
+	f.mu.Lock()
+	f.set.Revision = r
+	f.mu.Unlock()
+}
+
+func (f *fakeLive) Revision(context.Context) (int64, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.set.Revision, f.err
+}
+
 func (f *fakeLive) LoadLive(context.Context) (*mds.LiveSet, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	f.loads++
 	set := f.set
 	return &set, f.err
@@ -31,8 +46,6 @@ func TestLiveRefresh(t *testing.T) {
 	if l.Current() != nil {
 		t.Fatal("snapshot before first refresh")
 	}
-	var swaps int
-	l.OnSwap = func(*release.Snapshot, time.Duration) { swaps++ }
 	if err := l.Refresh(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -52,8 +65,8 @@ func TestLiveRefresh(t *testing.T) {
 	if err := l.Refresh(ctx); err == nil || l.Current().Revision != 2 {
 		t.Errorf("failed refresh: err=%v, revision %d; want an error and the old snapshot", err, l.Current().Revision)
 	}
-	if swaps != 2 {
-		t.Errorf("OnSwap called %d times, want 2", swaps)
+	if src.loads != 2 || l.BuildTime() <= 0 {
+		t.Errorf("%d loads, build time %v; want 2 loads and a build time", src.loads, l.BuildTime())
 	}
 }
 
@@ -64,19 +77,14 @@ func TestLiveRunHeals(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	swapped := make(chan struct{}, 1)
-	l.OnSwap = func(*release.Snapshot, time.Duration) { swapped <- struct{}{} }
-	src.set.Revision = 5 // a write on another node that no message announced
-	go func() { l.Run(ctx, time.Millisecond, func(err error) { t.Error(err) }); close(done) }()
-	select {
-	case <-swapped:
-	case <-time.After(10 * time.Second):
-		t.Fatal("polling never picked up the new revision")
-	}
-	cancel()
-	<-done
-	if l.Current().Revision != 5 {
-		t.Errorf("revision %d, want 5", l.Current().Revision)
+	defer cancel()
+	src.setRevision(5) // a write on another node that no message announced
+	go l.Run(ctx, time.Millisecond, func(err error) { t.Error(err) })
+	deadline := time.Now().Add(10 * time.Second)
+	for l.Current().Revision != 5 {
+		if time.Now().After(deadline) {
+			t.Fatal("polling never picked up the new revision")
+		}
+		time.Sleep(time.Millisecond)
 	}
 }

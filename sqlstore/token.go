@@ -34,6 +34,11 @@ func (s *Store) CreateToken(ctx context.Context, t *mds.Token) error {
 	})
 }
 
+// FindToken implements mds.TokenStore.
+func (s *Store) FindToken(ctx context.Context, id int64) (*mds.Token, error) {
+	return s.findToken(ctx, `id = ?`, id)
+}
+
 // FindTokenByHash implements mds.TokenStore.
 func (s *Store) FindTokenByHash(ctx context.Context, hash string) (*mds.Token, error) {
 	return s.findToken(ctx, `hash = ?`, hash)
@@ -53,7 +58,7 @@ func (s *Store) findToken(ctx context.Context, where string, arg any) (*mds.Toke
 	if err != nil {
 		return nil, err
 	}
-	t.Grants = grants[t.ID]
+	t.Grants = withGrants(grants[t.ID])
 	return t, nil
 }
 
@@ -82,6 +87,14 @@ func (s *Store) grants(ctx context.Context, id int64) (map[int64][]mds.Grant, er
 	return out, rows.Err()
 }
 
+// withGrants makes "no grants" an empty list, never nil.
+func withGrants(g []mds.Grant) []mds.Grant {
+	if g == nil {
+		return []mds.Grant{}
+	}
+	return g
+}
+
 // ListTokens implements mds.TokenStore.
 func (s *Store) ListTokens(ctx context.Context) ([]*mds.Token, error) {
 	rows, err := s.read.QueryContext(ctx, `SELECT `+tokenColumns+` FROM tokens ORDER BY name`)
@@ -94,7 +107,7 @@ func (s *Store) ListTokens(ctx context.Context) ([]*mds.Token, error) {
 		return nil, err
 	}
 	for _, t := range tokens {
-		t.Grants = grants[t.ID]
+		t.Grants = withGrants(grants[t.ID])
 	}
 	return tokens, nil
 }

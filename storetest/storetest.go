@@ -361,10 +361,35 @@ func testTokens(t *testing.T, s mds.Store) {
 	if err != nil || len(list) != 2 || list[0].Name != "ci" || len(list[0].Grants) != 2 || len(list[1].Grants) != 0 {
 		t.Errorf("ListTokens = %v, %v", list, err)
 	}
+	if byID, err := s.FindToken(ctx(), tok.ID); err != nil || byID.Name != "ci" || len(byID.Grants) != 2 {
+		t.Errorf("FindToken = %+v, %v", byID, err)
+	}
+	if byID, err := s.FindToken(ctx(), admin.ID); err != nil || byID.Grants == nil {
+		t.Errorf("admin token grants = %#v, %v; want an empty list", byID.Grants, err)
+	}
 	if err := s.DeleteToken(ctx(), tok.ID); err != nil {
 		t.Fatal(err)
 	}
+	// IDs are never reused, even the highest one: a stale ID (a retried
+	// `mds token revoke 7`) must not name a newer token.
+	newest := &mds.Token{Name: "newest", Hash: mds.HashToken("secret-3"), Admin: true}
+	if err := s.CreateToken(ctx(), newest); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteToken(ctx(), newest.ID); err != nil {
+		t.Fatal(err)
+	}
+	again := &mds.Token{Name: "again", Hash: mds.HashToken("secret-4"), Admin: true}
+	if err := s.CreateToken(ctx(), again); err != nil {
+		t.Fatal(err)
+	}
+	if again.ID <= newest.ID {
+		t.Errorf("new token got ID %d after %d was deleted; IDs must not be reused", again.ID, newest.ID)
+	}
+	wantCode(t, s.DeleteToken(ctx(), again.ID), "")
 	_, err = s.FindTokenByHash(ctx(), mds.HashToken("secret-1"))
+	wantCode(t, err, mds.ENOTFOUND)
+	_, err = s.FindToken(ctx(), tok.ID)
 	wantCode(t, err, mds.ENOTFOUND)
 	wantCode(t, s.DeleteToken(ctx(), tok.ID), mds.ENOTFOUND)
 	wantCode(t, s.SetTokenHash(ctx(), tok.ID, "x"), mds.ENOTFOUND)

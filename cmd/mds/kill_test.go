@@ -172,18 +172,18 @@ func TestKillDuringUpload(t *testing.T) {
 	}
 }
 
+// tmpBytes counts the bytes of every file under dir: uploads in progress.
 func tmpBytes(t *testing.T, dir string) int64 {
 	t.Helper()
-	entries, err := os.ReadDir(dir)
-	if err != nil && !os.IsNotExist(err) {
-		t.Fatal(err)
-	}
 	var n int64
-	for _, e := range entries {
-		if info, err := e.Info(); err == nil {
-			n += info.Size()
+	filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if info, err := d.Info(); err == nil {
+				n += info.Size()
+			}
 		}
-	}
+		return nil
+	})
 	return n
 }
 

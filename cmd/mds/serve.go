@@ -91,6 +91,7 @@ func serve(ctx context.Context, c serveConfig, adminSecret string, stderr io.Wri
 	if err != nil {
 		return err
 	}
+	defer blobs.Close()
 	if err := bootstrapAdmin(ctx, store, adminSecret, stderr); err != nil {
 		return fmt.Errorf("bootstrap admin token: %w", err)
 	}

@@ -46,6 +46,7 @@ func Start(tb testing.TB, opts ...func(*httpapi.Config)) *Server {
 	if err != nil {
 		tb.Fatal(err)
 	}
+	tb.Cleanup(func() { blobs.Close() })
 	if err := store.CreateToken(ctx, &mds.Token{Name: "admin", Admin: true, Hash: mds.HashToken(AdminToken)}); err != nil {
 		tb.Fatal(err)
 	}

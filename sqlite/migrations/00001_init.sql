@@ -1,5 +1,6 @@
 -- +goose Up
--- Times are Unix milliseconds; see sqlstore.millis.
+-- Times are Unix milliseconds; see sqlstore.millis. AUTOINCREMENT keeps IDs
+-- from ever being reused, as in PostgreSQL, so a stale ID never names a new row.
 CREATE TABLE meta (
     id       INTEGER PRIMARY KEY CHECK (id = 1),
     revision INTEGER NOT NULL
@@ -7,7 +8,7 @@ CREATE TABLE meta (
 INSERT INTO meta (id, revision) VALUES (1, 0);
 
 CREATE TABLE apps (
-    id         INTEGER PRIMARY KEY,
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
     slug       TEXT    NOT NULL UNIQUE,
     name       TEXT    NOT NULL,
     app_key    TEXT    NOT NULL UNIQUE,
@@ -16,7 +17,7 @@ CREATE TABLE apps (
 );
 
 CREATE TABLE packages (
-    id           INTEGER PRIMARY KEY,
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
     app_id       INTEGER NOT NULL REFERENCES apps (id),
     platform     TEXT    NOT NULL,
     version      TEXT    NOT NULL,
@@ -40,7 +41,7 @@ CREATE TABLE packages (
 CREATE INDEX packages_app ON packages (app_id, id);
 
 CREATE TABLE tasks (
-    id                 INTEGER PRIMARY KEY,
+    id                 INTEGER PRIMARY KEY AUTOINCREMENT,
     app_id             INTEGER NOT NULL REFERENCES apps (id),
     package_id         INTEGER NOT NULL REFERENCES packages (id),
     kind               TEXT    NOT NULL,
@@ -55,7 +56,7 @@ CREATE INDEX tasks_app ON tasks (app_id, id);
 CREATE INDEX tasks_status ON tasks (status);
 
 CREATE TABLE task_events (
-    id      INTEGER PRIMARY KEY,
+    id      INTEGER PRIMARY KEY AUTOINCREMENT,
     task_id INTEGER NOT NULL REFERENCES tasks (id),
     at      INTEGER NOT NULL,
     actor   TEXT    NOT NULL,
@@ -65,7 +66,7 @@ CREATE TABLE task_events (
 CREATE INDEX task_events_task ON task_events (task_id, id);
 
 CREATE TABLE tokens (
-    id         INTEGER PRIMARY KEY,
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
     name       TEXT    NOT NULL UNIQUE,
     hash       TEXT    NOT NULL UNIQUE,
     admin      BOOLEAN NOT NULL,
