@@ -80,6 +80,15 @@ func (a *App) Validate() error {
 	return nil
 }
 
+// JoinPlatforms renders platforms as "android,ios".
+func JoinPlatforms(ps []Platform) string {
+	s := make([]string, len(ps))
+	for i, p := range ps {
+		s[i] = string(p)
+	}
+	return strings.Join(s, ",")
+}
+
 // HasPlatform reports whether the app ships on p.
 func (a *App) HasPlatform(p Platform) bool { return slices.Contains(a.Platforms, p) }
 

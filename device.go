@@ -1,7 +1,6 @@
 package mds
 
 import (
-	"net/netip"
 	"time"
 
 	"github.com/mds-dev/mds/version"
@@ -30,8 +29,6 @@ type Device struct {
 	// for which task. The device keeps it, so single-reminder throttling
 	// needs no per-device state on the server.
 	LastReminded *Reminder `json:"last_reminded,omitempty"`
-	// IP is the address the request came from; set by the server, not the device.
-	IP netip.Addr `json:"-"`
 }
 
 // Reminder records one reminder shown on a device.

@@ -10,9 +10,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/netip"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/mds-dev/mds"
 	"github.com/mds-dev/mds/release"
@@ -58,6 +58,9 @@ func newUpgradeAnswer(d release.Decision) *upgradeAnswer {
 // check answers a device: decode, validate, evaluate against the snapshot,
 // answer with an ETag. It never touches the store.
 func (s *Server) check(w http.ResponseWriter, r *http.Request) {
+	// The whole body must arrive within the body timeout; the server resets
+	// the deadline for the next request on the connection.
+	http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.bodyWait))
 	var dev mds.Device
 	if err := decodeJSON(w, r, maxCheckBody, &dev); err != nil {
 		s.metrics.checks.WithLabelValues("invalid").Inc()
@@ -69,9 +72,6 @@ func (s *Server) check(w http.ResponseWriter, r *http.Request) {
 		s.writeProblem(w, r, err)
 		return
 	}
-	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
-		dev.IP = ap.Addr().Unmap()
-	}
 	snap := s.live.Current()
 	if snap == nil {
 		s.metrics.checks.WithLabelValues("unavailable").Inc()
@@ -82,8 +82,11 @@ func (s *Server) check(w http.ResponseWriter, r *http.Request) {
 	dec, err := snap.Evaluate(&dev, s.now())
 	if err != nil {
 		outcome := "invalid"
-		if mds.ErrorCode(err) == mds.ENOTFOUND {
+		switch mds.ErrorCode(err) {
+		case mds.ENOTFOUND:
 			outcome = "unknown_app"
+		case mds.EINVALID:
+			err = mds.Errorf(mds.EINVALID, "app %q ships on %s, not on %s", dec.App.Slug, mds.JoinPlatforms(dec.App.Platforms), dev.Platform)
 		}
 		s.metrics.checks.WithLabelValues(outcome).Inc()
 		s.writeProblem(w, r, err)
@@ -120,14 +123,15 @@ func (s *Server) check(w http.ResponseWriter, r *http.Request) {
 }
 
 // etagMatch reports whether an If-None-Match header lists etag (weak
-// comparison, as RFC 9110 prescribes for If-None-Match).
+// comparison, as RFC 9110 prescribes for If-None-Match). "*" does not
+// count: it asks whether any answer exists, which a check always has.
 func etagMatch(header, etag string) bool {
 	if header == "" {
 		return false
 	}
 	for c := range strings.SplitSeq(header, ",") {
 		c = strings.TrimSpace(c)
-		if c == "*" || strings.TrimPrefix(c, "W/") == etag {
+		if strings.TrimPrefix(c, "W/") == etag {
 			return true
 		}
 	}
@@ -183,7 +187,7 @@ func (s *Server) blob(w http.ResponseWriter, r *http.Request) {
 }
 
 // manifest serves the itms-services install manifest of a live enterprise
-// iOS package, at /client/v1/manifests/{id}.plist.
+// iOS package, at /client/v1/manifests/{app key}/{package id}.plist.
 func (s *Server) manifest(w http.ResponseWriter, r *http.Request) {
 	idText, ok := strings.CutSuffix(r.PathValue("file"), ".plist")
 	id, err := strconv.ParseInt(idText, 10, 64)
@@ -196,7 +200,7 @@ func (s *Server) manifest(w http.ResponseWriter, r *http.Request) {
 		s.writeProblem(w, r, mds.Errorf(mds.EUNAVAILABLE, "starting up; retry shortly"))
 		return
 	}
-	o, ok := snap.Enterprise(id)
+	o, ok := snap.Enterprise(r.PathValue("appkey"), id)
 	if !ok {
 		s.writeProblem(w, r, mds.Errorf(mds.ENOTFOUND, "no live enterprise package %d", id))
 		return

@@ -6,13 +6,16 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/mds-dev/mds"
+	"github.com/mds-dev/mds/httpapi"
 )
 
 // TestReleaseFlow walks the whole path for each upgrade mode: create an app,
@@ -152,7 +155,7 @@ func TestVersionRangesAndPlatforms(t *testing.T) {
 	// platform the app lacks is refused at creation.
 	droid := e.createApp("droid", mds.Android)
 	resp, b := e.request("POST", "/client/v1/check", "", device(droid, mds.IOS, "1.0"))
-	e.wantProblem(resp, b, 400, "platform")
+	e.wantProblem(resp, b, 400, `app "droid" ships on android, not on ios`)
 	resp, b = e.request("POST", "/api/v1/apps/droid/packages", e.admin,
 		map[string]any{"platform": "ios", "version": "1.0", "url": "https://x.example.com/a.ipa"})
 	e.wantProblem(resp, b, 400, "does not ship on ios")
@@ -234,6 +237,12 @@ func TestCheckETag(t *testing.T) {
 	}
 	if resp, _ := e.check(dev, "If-None-Match", `"something-else"`); resp.StatusCode != 200 {
 		t.Errorf("stale ETag answered %d, want 200", resp.StatusCode)
+	}
+	if resp, _ := e.check(dev, "If-None-Match", `*`); resp.StatusCode != 200 {
+		t.Errorf("If-None-Match: * answered %d, want 200", resp.StatusCode)
+	}
+	if resp, _ := e.check(dev, "If-None-Match", `"x", W/`+etag); resp.StatusCode != 304 {
+		t.Errorf("weak ETag in a list answered %d, want 304", resp.StatusCode)
 	}
 	e.act("shop", task.ID, mds.ActionPause)
 	resp, a = e.check(dev, "If-None-Match", etag)
@@ -345,7 +354,7 @@ func TestEnterpriseInstall(t *testing.T) {
 		t.Fatalf("install link %q", a.Upgrade.URL)
 	}
 	manifestURL := u.Query().Get("url")
-	if !strings.HasPrefix(manifestURL, e.URL+"/client/v1/manifests/") {
+	if manifestURL != fmt.Sprintf("%s/client/v1/manifests/%s/%d.plist", e.URL, app.Key, pkg.ID) {
 		t.Fatalf("manifest url %q", manifestURL)
 	}
 	resp, err := http.Get(manifestURL)
@@ -367,13 +376,65 @@ func TestEnterpriseInstall(t *testing.T) {
 	if ct := resp.Header.Get("Content-Type"); ct != "application/xml" {
 		t.Errorf("manifest Content-Type %q", ct)
 	}
+	other := e.createApp("other", mds.IOS)
+	resp, _ = e.request("GET", fmt.Sprintf("/client/v1/manifests/%s/%d.plist", other.Key, pkg.ID), "", nil)
+	if resp.StatusCode != 404 {
+		t.Errorf("manifest under another app's key: %d, want 404", resp.StatusCode)
+	}
 	e.act("shop", task.ID, mds.ActionStop)
 	resp, _ = e.request("GET", strings.TrimPrefix(manifestURL, e.URL), "", nil)
 	if resp.StatusCode != 404 {
 		t.Errorf("manifest of a stopped task: %d, want 404", resp.StatusCode)
 	}
-	resp, _ = e.request("GET", "/client/v1/manifests/abc.plist", "", nil)
+	resp, _ = e.request("GET", "/client/v1/manifests/"+app.Key+"/abc.plist", "", nil)
 	if resp.StatusCode != 404 {
 		t.Errorf("malformed manifest name: %d, want 404", resp.StatusCode)
 	}
+}
+
+// TestSlowBodies checks that a client trickling a body is cut off: a check
+// body must arrive within the body timeout, and an upload may not stall
+// longer than it, leaving nothing behind.
+func TestSlowBodies(t *testing.T) {
+	e := newEnv(t, func(c *httpapi.Config) { c.BodyTimeout = 300 * time.Millisecond })
+	e.createApp("shop", mds.Android)
+	for _, tc := range []struct{ name, head string }{
+		{"check", "POST /client/v1/check HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"app_key\":"},
+		{"upload", "POST /api/v1/apps/shop/blobs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + e.admin +
+			"\r\nContent-Length: 1000000\r\n\r\n" + strings.Repeat("x", 5000)},
+	} {
+		conn, err := net.Dial("tcp", e.Listener.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := conn.Write([]byte(tc.head)); err != nil {
+			t.Fatal(err)
+		}
+		// Then stall. The server must give up on its own and close.
+		conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		start := time.Now()
+		io.Copy(io.Discard, conn)
+		conn.Close()
+		if waited := time.Since(start); waited > 5*time.Second {
+			t.Errorf("%s: a stalled body held the connection for %v", tc.name, waited)
+		}
+	}
+	if n := countFiles(t, e.Blobs.TempDir()); n != 0 {
+		t.Errorf("%d files left in the upload temp dir after a stalled upload", n)
+	}
+}
+
+func countFiles(t *testing.T, dir string) int {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range entries {
+		if e.Name() != ".lock" {
+			n++
+		}
+	}
+	return n
 }

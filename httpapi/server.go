@@ -30,7 +30,14 @@ type Config struct {
 	MaxUpload int64
 	// Version is reported in the OpenAPI document.
 	Version string
+	// BodyTimeout bounds how long a check body may take to arrive and how
+	// long an upload may stall, so slow clients cannot pin connections and
+	// temp files. Defaults to DefaultBodyTimeout.
+	BodyTimeout time.Duration
 }
+
+// DefaultBodyTimeout is the body timeout when Config.BodyTimeout is zero.
+const DefaultBodyTimeout = 30 * time.Second
 
 // DefaultMaxUpload is the upload limit when Config.MaxUpload is zero.
 const DefaultMaxUpload = 8 << 30
@@ -46,6 +53,7 @@ type Server struct {
 	log       *slog.Logger
 	now       func() time.Time
 	maxUpload int64
+	bodyWait  time.Duration
 	metrics   *metrics
 	api       huma.API
 	handler   http.Handler
@@ -55,7 +63,7 @@ type Server struct {
 func New(cfg Config) *Server {
 	s := &Server{
 		store: cfg.Store, blobs: cfg.Blobs, live: cfg.Live, log: cfg.Log, now: cfg.Now,
-		maxUpload: cfg.MaxUpload, metrics: newMetrics(cfg.Live),
+		maxUpload: cfg.MaxUpload, bodyWait: cfg.BodyTimeout, metrics: newMetrics(cfg.Live),
 	}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -66,11 +74,14 @@ func New(cfg Config) *Server {
 	if s.maxUpload <= 0 {
 		s.maxUpload = DefaultMaxUpload
 	}
+	if s.bodyWait <= 0 {
+		s.bodyWait = DefaultBodyTimeout
+	}
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /client/v1/check", s.check)
 	mux.HandleFunc("GET /client/v1/blobs/{sha256}", s.blob)
-	mux.HandleFunc("GET /client/v1/manifests/{file}", s.manifest)
+	mux.HandleFunc("GET /client/v1/manifests/{appkey}/{file}", s.manifest)
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /readyz", s.readyz)
 	mux.Handle("GET /metrics", s.metrics.handler())
@@ -132,9 +143,13 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	w.Write([]byte("ready\n"))
 }
 
-// refresh makes a write visible to the next check on this node. Failure is
-// logged, not returned: the write is committed, and polling will catch up.
+// refresh makes a write visible to the next check on this node. It outlives
+// the request: a client that hangs up after the commit must not delay its
+// effect. Failure is logged, not returned: the write is committed, and
+// polling will catch up.
 func (s *Server) refresh(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
 	if err := s.live.Refresh(ctx); err != nil {
 		s.log.Error("snapshot refresh after write failed; polling will retry", "err", err)
 	}

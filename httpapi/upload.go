@@ -3,8 +3,11 @@ package httpapi
 import (
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
+	"os"
 	"reflect"
+	"time"
 
 	"github.com/danielgtaylor/huma/v2"
 
@@ -39,11 +42,15 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	want := r.URL.Query().Get("sha256")
-	blob, err := s.blobs.Put(ctx, http.MaxBytesReader(w, r.Body, s.maxUpload), want)
+	body := stallGuard{rc: http.NewResponseController(w), r: http.MaxBytesReader(w, r.Body, s.maxUpload), wait: s.bodyWait}
+	blob, err := s.blobs.Put(ctx, body, want)
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			err = mds.Errorf(mds.ETOOLARGE, "the file is larger than %d bytes, the most this server takes (MDS_MAX_UPLOAD)", s.maxUpload)
+		} else if errors.Is(err, os.ErrDeadlineExceeded) {
+			s.log.Info("upload stalled and was dropped", "app", a.Slug, "by", t.Name, "stalled_for", s.bodyWait)
+			return
 		} else if ctx.Err() != nil {
 			s.log.Info("upload abandoned by client", "app", a.Slug, "by", t.Name)
 			return
@@ -56,6 +63,20 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusCreated)
 	json.NewEncoder(w).Encode(uploadedBlob{SHA256: blob.SHA256, Size: blob.Size})
+}
+
+// stallGuard fails an upload whose body stops arriving for wait: a client
+// that stalls would otherwise hold a connection and a temp file forever.
+// Each read pushes the connection's read deadline forward.
+type stallGuard struct {
+	rc   *http.ResponseController
+	r    io.Reader
+	wait time.Duration
+}
+
+func (g stallGuard) Read(p []byte) (int, error) {
+	g.rc.SetReadDeadline(time.Now().Add(g.wait))
+	return g.r.Read(p)
 }
 
 // documentUpload adds the hand-written upload route to the OpenAPI document.

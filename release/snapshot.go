@@ -31,10 +31,7 @@ type Options struct {
 type Snapshot struct {
 	Revision int64
 	apps     map[string]*appOffers // by app key
-	// enterprise holds the live enterprise iOS offers by package ID, for the
-	// install manifests that their itms-services links point at.
-	enterprise map[int64]*Offer
-	tasks      int
+	tasks    int
 }
 
 type appOffers struct {
@@ -42,6 +39,9 @@ type appOffers struct {
 	// byPlatform[p.Index()] lists offers in priority order: newest version
 	// first, then highest build, then newest task.
 	byPlatform [3][]*Offer
+	// enterprise holds the live enterprise iOS offers by package ID, for the
+	// install manifests that their itms-services links point at.
+	enterprise map[int64]*Offer
 }
 
 // Offer is one live task compiled with its package: what a targeted device
@@ -61,13 +61,12 @@ type Offer struct {
 // Compile builds a snapshot from a consistent set of live data.
 func Compile(set *mds.LiveSet, opts Options) (*Snapshot, error) {
 	s := &Snapshot{
-		Revision:   set.Revision,
-		apps:       make(map[string]*appOffers, len(set.Apps)),
-		enterprise: map[int64]*Offer{},
+		Revision: set.Revision,
+		apps:     make(map[string]*appOffers, len(set.Apps)),
 	}
 	byID := make(map[int64]*appOffers, len(set.Apps))
 	for _, a := range set.Apps {
-		ao := &appOffers{app: a}
+		ao := &appOffers{app: a, enterprise: map[int64]*Offer{}}
 		s.apps[a.Key] = ao
 		byID[a.ID] = ao
 	}
@@ -94,7 +93,7 @@ func Compile(set *mds.LiveSet, opts Options) (*Snapshot, error) {
 		o := newOffer(ao.app, t, p, opts)
 		ao.byPlatform[i] = append(ao.byPlatform[i], o)
 		if p.Enterprise {
-			s.enterprise[p.ID] = o
+			ao.enterprise[p.ID] = o
 		}
 		s.tasks++
 	}
@@ -127,14 +126,16 @@ func newOffer(a *mds.App, t *mds.Task, p *mds.Package, opts Options) *Offer {
 	case p.Source == mds.SourceStore:
 		o.Link = p.URL
 	case p.Enterprise:
-		o.Link = "itms-services://?action=download-manifest&url=" + url.QueryEscape(ManifestURL(opts.BaseURL, p.ID))
+		o.Link = "itms-services://?action=download-manifest&url=" + url.QueryEscape(ManifestURL(opts.BaseURL, a.Key, p.ID))
 	}
 	return o
 }
 
-// ManifestURL is where the install manifest of enterprise package id is served.
-func ManifestURL(baseURL string, id int64) string {
-	return baseURL + "/client/v1/manifests/" + strconv.FormatInt(id, 10) + ".plist"
+// ManifestURL is where the install manifest of enterprise package id is
+// served. It names the app key, so a manifest is no easier to find than the
+// check answer that links to it.
+func ManifestURL(baseURL, appKey string, id int64) string {
+	return baseURL + "/client/v1/manifests/" + url.PathEscape(appKey) + "/" + strconv.FormatInt(id, 10) + ".plist"
 }
 
 // Tasks returns how many live tasks the snapshot holds.
@@ -143,11 +144,15 @@ func (s *Snapshot) Tasks() int { return s.tasks }
 // Apps returns how many apps the snapshot holds.
 func (s *Snapshot) Apps() int { return len(s.apps) }
 
-// Enterprise returns the live offer of enterprise iOS package id, if any.
-// Only packages a live task delivers have a manifest: stopping the task
-// withdraws the over-the-air install too.
-func (s *Snapshot) Enterprise(id int64) (*Offer, bool) {
-	o, ok := s.enterprise[id]
+// Enterprise returns the live offer of app appKey's enterprise iOS package
+// id, if any. Only packages a live task delivers have a manifest: stopping
+// the task withdraws the over-the-air install too.
+func (s *Snapshot) Enterprise(appKey string, id int64) (*Offer, bool) {
+	ao, ok := s.apps[appKey]
+	if !ok {
+		return nil, false
+	}
+	o, ok := ao.enterprise[id]
 	return o, ok
 }
 

@@ -189,18 +189,21 @@ func TestLinks(t *testing.T) {
 	if err != nil || u.Scheme != "itms-services" || u.Query().Get("action") != "download-manifest" {
 		t.Fatalf("enterprise link %q", d.Offer.Link)
 	}
-	want := fmt.Sprintf("https://mds.example.com/client/v1/manifests/%d.plist", ent.PackageID)
+	want := fmt.Sprintf("https://mds.example.com/client/v1/manifests/a/%d.plist", ent.PackageID)
 	if got := u.Query().Get("url"); got != want {
 		t.Errorf("manifest url %q, want %q", got, want)
 	}
 	if d.Offer.PackageURL != "https://mds.example.com/client/v1/blobs/"+strings.Repeat("cd", 32) {
 		t.Errorf("package url %q", d.Offer.PackageURL)
 	}
-	if o, ok := s.Enterprise(ent.PackageID); !ok || o.Task.ID != ent.ID {
+	if o, ok := s.Enterprise("a", ent.PackageID); !ok || o.Task.ID != ent.ID {
 		t.Error("live enterprise package has no manifest")
 	}
-	if _, ok := s.Enterprise(ent.PackageID + 1000); ok {
+	if _, ok := s.Enterprise("a", ent.PackageID+1000); ok {
 		t.Error("manifest for an unknown package")
+	}
+	if _, ok := s.Enterprise("other-app", ent.PackageID); ok {
+		t.Error("manifest found under another app's key")
 	}
 }
 

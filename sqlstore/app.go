@@ -16,7 +16,7 @@ func (s *Store) CreateApp(ctx context.Context, a *mds.App) error {
 	return s.transact(ctx, func(tx *sql.Tx) error {
 		err := tx.QueryRowContext(ctx, s.q(`INSERT INTO apps (slug, name, app_key, platforms, created_at)
 			VALUES (?, ?, ?, ?, ?) RETURNING id`),
-			a.Slug, a.Name, a.Key, joinPlatforms(a.Platforms), millis(a.CreatedAt)).Scan(&a.ID)
+			a.Slug, a.Name, a.Key, mds.JoinPlatforms(a.Platforms), millis(a.CreatedAt)).Scan(&a.ID)
 		if err != nil {
 			return s.conflict(err, "an app with slug %q already exists", a.Slug)
 		}
@@ -56,12 +56,4 @@ func scanApp(r scanner) (*mds.App, error) {
 	}
 	a.CreatedAt = fromMillis(created)
 	return &a, nil
-}
-
-func joinPlatforms(ps []mds.Platform) string {
-	s := make([]string, len(ps))
-	for i, p := range ps {
-		s[i] = string(p)
-	}
-	return strings.Join(s, ",")
 }

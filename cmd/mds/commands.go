@@ -88,7 +88,7 @@ func appCmd() *cobra.Command {
 				return err
 			}
 			return out.print(cmd, a, func(w io.Writer) {
-				fmt.Fprintf(w, "app\t%s\nname\t%s\nkey\t%s\nplatforms\t%s\n", a.Slug, a.Name, a.Key, joinPlatforms(a.Platforms))
+				fmt.Fprintf(w, "app\t%s\nname\t%s\nkey\t%s\nplatforms\t%s\n", a.Slug, a.Name, a.Key, mds.JoinPlatforms(a.Platforms))
 			})
 		},
 	}
@@ -110,21 +110,13 @@ func appCmd() *cobra.Command {
 			return out.print(cmd, res, func(w io.Writer) {
 				fmt.Fprintln(w, "APP\tNAME\tKEY\tPLATFORMS")
 				for _, a := range res.Apps {
-					fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", a.Slug, a.Name, a.Key, joinPlatforms(a.Platforms))
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", a.Slug, a.Name, a.Key, mds.JoinPlatforms(a.Platforms))
 				}
 			})
 		},
 	}
 	cmd.AddCommand(create, list)
 	return cmd
-}
-
-func joinPlatforms(ps []mds.Platform) string {
-	s := make([]string, len(ps))
-	for i, p := range ps {
-		s[i] = string(p)
-	}
-	return strings.Join(s, ",")
 }
 
 // ---- packages

@@ -5,6 +5,8 @@ package httpapitest
 
 import (
 	"context"
+	"io"
+	"log/slog"
 	"net/http/httptest"
 	"path/filepath"
 	"sync"
@@ -57,7 +59,8 @@ func Start(tb testing.TB, opts ...func(*httpapi.Config)) *Server {
 	if err := live.Refresh(ctx); err != nil {
 		tb.Fatal(err)
 	}
-	cfg := httpapi.Config{Store: store, Blobs: blobs, Live: live, Now: s.Now}
+	cfg := httpapi.Config{Store: store, Blobs: blobs, Live: live, Now: s.Now,
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	for _, o := range opts {
 		o(&cfg)
 	}
