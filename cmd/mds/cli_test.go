@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -15,12 +16,15 @@ import (
 	"github.com/mds-dev/mds/sqlite"
 )
 
+// cliAdmin is the admin token of test servers, long enough for bootstrapAdmin.
+const cliAdmin = "cli-admin-0123456789abcdef0123456789"
+
 // newServer runs the real server stack and returns its URL; the admin
-// token is "cli-admin".
+// token is cliAdmin.
 func newServer(t *testing.T) string {
 	t.Helper()
 	s := httpapitest.Start(t)
-	if err := bootstrapAdmin(context.Background(), s.Store, "cli-admin", &bytes.Buffer{}); err != nil {
+	if err := bootstrapAdmin(context.Background(), s.Store, cliAdmin, &bytes.Buffer{}); err != nil {
 		t.Fatal(err)
 	}
 	return s.URL
@@ -48,7 +52,7 @@ func mustCLI(t *testing.T, server, token string, args ...string) string {
 // device sees at each step.
 func TestCLIReleaseFlow(t *testing.T) {
 	url := newServer(t)
-	out := mustCLI(t, url, "cli-admin", "app", "create", "shop", "--name", "Shop", "--platform", "android,ios", "--json")
+	out := mustCLI(t, url, cliAdmin, "app", "create", "shop", "--name", "Shop", "--platform", "android,ios", "--json")
 	var app mds.App
 	if err := json.Unmarshal([]byte(out), &app); err != nil || !strings.HasPrefix(app.Key, "ak_") {
 		t.Fatalf("app create: %v\n%s", err, out)
@@ -59,12 +63,12 @@ func TestCLIReleaseFlow(t *testing.T) {
 	}
 	notes := filepath.Join(t.TempDir(), "notes.txt")
 	os.WriteFile(notes, []byte("Faster checkout\nNew icons"), 0o600)
-	out = mustCLI(t, url, "cli-admin", "package", "create", "--app", "shop", "--platform", "android", "--version", "2.1.0",
+	out = mustCLI(t, url, cliAdmin, "package", "create", "--app", "shop", "--platform", "android", "--version", "2.1.0",
 		"--build", "210", "--notes-file", notes, "--file", apk, "--range", "1.0.0..2.0.9", "--wifi-only")
 	if !strings.Contains(out, "package   1") || !strings.Contains(out, "size      900000") {
 		t.Fatalf("package create printed:\n%s", out)
 	}
-	out = mustCLI(t, url, "cli-admin", "task", "create", "--app", "shop", "--package", "1", "--mode", "single",
+	out = mustCLI(t, url, cliAdmin, "task", "create", "--app", "shop", "--package", "1", "--mode", "single",
 		"--remind-interval", "24h", "--release")
 	if !strings.Contains(out, "status        live") || !strings.Contains(out, "remind every  24h0m0s") {
 		t.Fatalf("task create printed:\n%s", out)
@@ -87,41 +91,72 @@ func TestCLIReleaseFlow(t *testing.T) {
 		up["remind_interval_seconds"] != float64(86400) {
 		t.Fatalf("device sees %v", a)
 	}
-	mustCLI(t, url, "cli-admin", "task", "pause", "--app", "shop", "1")
+	mustCLI(t, url, cliAdmin, "task", "pause", "--app", "shop", "1")
 	if a := check(); a["upgrade"] != nil {
 		t.Errorf("paused task still offered: %v", a)
 	}
-	mustCLI(t, url, "cli-admin", "task", "resume", "--app", "shop", "1")
+	mustCLI(t, url, cliAdmin, "task", "resume", "--app", "shop", "1")
 	if a := check(); a["upgrade"] == nil {
 		t.Error("resumed task not offered")
 	}
-	out = mustCLI(t, url, "cli-admin", "task", "history", "--app", "shop", "1")
+	out = mustCLI(t, url, cliAdmin, "task", "history", "--app", "shop", "1")
 	for _, want := range []string{"created", "release", "pause", "resume"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("history lacks %s:\n%s", want, out)
 		}
 	}
-	out = mustCLI(t, url, "cli-admin", "task", "list", "--app", "shop", "--status", "live")
+	out = mustCLI(t, url, cliAdmin, "task", "list", "--app", "shop", "--status", "live")
 	if !strings.Contains(out, "2.1.0") {
 		t.Errorf("task list:\n%s", out)
 	}
 
 	// A store link needs no file.
-	out = mustCLI(t, url, "cli-admin", "package", "create", "--app", "shop", "--platform", "ios", "--version", "2.1.0",
+	out = mustCLI(t, url, cliAdmin, "package", "create", "--app", "shop", "--platform", "ios", "--version", "2.1.0",
 		"--store-url", "https://apps.apple.com/app/id123")
 	if !strings.Contains(out, "source    store") {
 		t.Errorf("store package:\n%s", out)
 	}
-	out = mustCLI(t, url, "cli-admin", "package", "list", "--app", "shop")
+	out = mustCLI(t, url, cliAdmin, "package", "list", "--app", "shop")
 	if strings.Count(out, "2.1.0") != 2 {
 		t.Errorf("package list:\n%s", out)
 	}
+
+	// Mistakes are caught before the upload, and a file the server already
+	// has is not sent again.
+	_, err := mdsCLI(t, url, cliAdmin, "package", "create", "--app", "shop", "--platform", "android", "--version", "two", "--file", apk)
+	if err == nil || !strings.Contains(err.Error(), "start with a digit") {
+		t.Errorf("bad version: %v", err)
+	}
+	_, err = mdsCLI(t, url, cliAdmin, "package", "create", "--app", "shop", "--platform", "harmony", "--version", "3.0", "--file", apk)
+	if err == nil || !strings.Contains(err.Error(), "ships on android,ios, not harmony") {
+		t.Errorf("platform the app lacks: %v", err)
+	}
+	mustCLI(t, url, cliAdmin, "package", "create", "--app", "shop", "--platform", "android", "--version", "2.1.1", "--file", apk)
+	resp, err := http.Get(url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(metrics), "mds_upload_bytes_total 900000\n") {
+		t.Errorf("the same file was uploaded twice:\n%s", grepLines(string(metrics), "mds_upload"))
+	}
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for l := range strings.SplitSeq(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
 
 func TestCLITokensAndErrors(t *testing.T) {
 	url := newServer(t)
-	mustCLI(t, url, "cli-admin", "app", "create", "shop", "--platform", "android")
-	out := mustCLI(t, url, "cli-admin", "token", "create", "ci", "--grant", "shop=releaser", "--json")
+	mustCLI(t, url, cliAdmin, "app", "create", "shop", "--platform", "android")
+	out := mustCLI(t, url, cliAdmin, "token", "create", "ci", "--grant", "shop=releaser", "--json")
 	var res struct{ Secret string }
 	if err := json.Unmarshal([]byte(out), &res); err != nil || res.Secret == "" {
 		t.Fatalf("token create: %s", out)
@@ -134,15 +169,15 @@ func TestCLITokensAndErrors(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "403") || !strings.Contains(err.Error(), "admin") {
 		t.Errorf("releaser creating an app: %v", err)
 	}
-	_, err = mdsCLI(t, url, "cli-admin", "task", "create", "--app", "shop", "--package", "42", "--mode", "force")
+	_, err = mdsCLI(t, url, cliAdmin, "task", "create", "--app", "shop", "--package", "42", "--mode", "force")
 	if err == nil || !strings.Contains(err.Error(), "package 42 not found") {
 		t.Errorf("missing package: %v", err)
 	}
-	_, err = mdsCLI(t, url, "cli-admin", "package", "create", "--app", "shop", "--platform", "android", "--version", "1")
+	_, err = mdsCLI(t, url, cliAdmin, "package", "create", "--app", "shop", "--platform", "android", "--version", "1")
 	if err == nil || !strings.Contains(err.Error(), "exactly one of --file") {
 		t.Errorf("no source: %v", err)
 	}
-	_, err = mdsCLI(t, url, "cli-admin", "package", "create", "--app", "shop", "--platform", "android", "--version", "1",
+	_, err = mdsCLI(t, url, cliAdmin, "package", "create", "--app", "shop", "--platform", "android", "--version", "1",
 		"--url", "https://x.example.com/a.apk", "--range", "3..1")
 	if err == nil || !strings.Contains(err.Error(), "--range") {
 		t.Errorf("bad range: %v", err)
@@ -151,11 +186,11 @@ func TestCLITokensAndErrors(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "401") {
 		t.Errorf("wrong token: %v", err)
 	}
-	out = mustCLI(t, url, "cli-admin", "token", "list")
+	out = mustCLI(t, url, cliAdmin, "token", "list")
 	if !strings.Contains(out, "ci") || !strings.Contains(out, "admin of everything") {
 		t.Errorf("token list:\n%s", out)
 	}
-	_, err = mdsCLI(t, "http://127.0.0.1:1", "cli-admin", "app", "list")
+	_, err = mdsCLI(t, "http://127.0.0.1:1", cliAdmin, "app", "list")
 	if err == nil || !strings.Contains(err.Error(), "cannot reach") {
 		t.Errorf("unreachable server: %v", err)
 	}
@@ -187,14 +222,41 @@ func TestBootstrapAdmin(t *testing.T) {
 		t.Errorf("second start printed %q (%v); the token must be shown once", printed.String(), err)
 	}
 	// MDS_ADMIN_TOKEN re-keys the admin token and prints nothing.
-	if err := bootstrapAdmin(ctx, store, "from-env", &printed); err != nil || printed.Len() != 0 {
+	const fromEnv = "from-env-0123456789abcdef0123456789"
+	if err := bootstrapAdmin(ctx, store, fromEnv, &printed); err != nil || printed.Len() != 0 {
 		t.Fatalf("bootstrap from env: %v, printed %q", err, printed.String())
 	}
-	if _, err := store.FindTokenByHash(ctx, mds.HashToken("from-env")); err != nil {
+	if _, err := store.FindTokenByHash(ctx, mds.HashToken(fromEnv)); err != nil {
 		t.Errorf("MDS_ADMIN_TOKEN does not authenticate: %v", err)
 	}
 	if _, err := store.FindTokenByHash(ctx, mds.HashToken(secret)); mds.ErrorCode(err) != mds.ENOTFOUND {
 		t.Errorf("the generated token still works after re-keying: %v", err)
+	}
+	if err := bootstrapAdmin(ctx, store, "short", &printed); err == nil || !strings.Contains(err.Error(), "at least 32") {
+		t.Errorf("short MDS_ADMIN_TOKEN: %v", err)
+	}
+}
+
+// TestBootstrapNameTaken: a non-admin token named "admin" and no admin at
+// all must stop the server with an explanation, not start it unmanageable.
+func TestBootstrapNameTaken(t *testing.T) {
+	ctx := context.Background()
+	store, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "mds.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	app := &mds.App{Slug: "shop", Key: mds.NewAppKey(), Platforms: []mds.Platform{mds.Android}}
+	if err := store.CreateApp(ctx, app); err != nil {
+		t.Fatal(err)
+	}
+	lesser := &mds.Token{Name: "admin", Hash: mds.HashToken("x"), Grants: []mds.Grant{{AppID: app.ID, Role: mds.RoleViewer}}}
+	if err := store.CreateToken(ctx, lesser); err != nil {
+		t.Fatal(err)
+	}
+	err = bootstrapAdmin(ctx, store, "", &bytes.Buffer{})
+	if err == nil || !strings.Contains(err.Error(), "taken by a token without the admin flag") {
+		t.Errorf("bootstrap with the name taken: %v", err)
 	}
 }
 

@@ -64,19 +64,20 @@ func (e *apiError) Error() string {
 	return msg
 }
 
-// do sends in (if not nil) as JSON and decodes the answer into out (if not nil).
-func (c *apiClient) do(ctx context.Context, method, path string, in, out any) error {
+// do sends in (if not nil) as JSON, decodes the answer into out (if not
+// nil) and returns it as received.
+func (c *apiClient) do(ctx context.Context, method, path string, in, out any) ([]byte, error) {
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		body = bytes.NewReader(b)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -84,24 +85,32 @@ func (c *apiClient) do(ctx context.Context, method, path string, in, out any) er
 	return c.send(req, out)
 }
 
-func (c *apiClient) send(req *http.Request, out any) error {
+// maxAnswer bounds what the CLI reads of one answer.
+const maxAnswer = 64 << 20
+
+func (c *apiClient) send(req *http.Request, out any) ([]byte, error) {
 	req.Header.Set("Authorization", "Bearer "+c.token)
 	req.Header.Set("Accept", "application/json")
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return fmt.Errorf("cannot reach the mds server: %w", err)
+		return nil, fmt.Errorf("cannot reach the mds server: %w", err)
 	}
 	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
+	if err != nil {
+		return nil, fmt.Errorf("reading the server's answer: %w", err)
+	}
 	if resp.StatusCode >= 400 {
 		e := &apiError{Status: resp.StatusCode, Title: http.StatusText(resp.StatusCode)}
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 		if json.Unmarshal(b, e) != nil && len(b) > 0 {
 			e.Detail = strings.TrimSpace(string(b))
 		}
-		return e
+		return nil, e
 	}
-	if out == nil || resp.StatusCode == http.StatusNoContent {
-		return nil
+	if out != nil && len(b) > 0 {
+		if err := json.Unmarshal(b, out); err != nil {
+			return nil, fmt.Errorf("the server's answer is not what this CLI expects: %w", err)
+		}
 	}
-	return json.NewDecoder(resp.Body).Decode(out)
+	return b, nil
 }

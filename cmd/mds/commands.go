@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -23,15 +25,19 @@ import (
 	"github.com/mds-dev/mds/version"
 )
 
-// printer writes a result as JSON (--json) or as a table for people.
+// printer writes the server's answer as JSON (--json) or as a table for people.
 type printer struct{ asJSON *bool }
 
-func (p printer) print(cmd *cobra.Command, v any, table func(w io.Writer)) error {
+func (p printer) print(cmd *cobra.Command, raw []byte, table func(w io.Writer)) error {
 	out := cmd.OutOrStdout()
 	if *p.asJSON {
-		enc := json.NewEncoder(out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(v)
+		var b bytes.Buffer
+		if err := json.Indent(&b, raw, "", "  "); err != nil {
+			return err
+		}
+		b.WriteByte('\n')
+		_, err := b.WriteTo(out)
+		return err
 	}
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	table(tw)
@@ -84,10 +90,11 @@ func appCmd() *cobra.Command {
 			}
 			var a mds.App
 			in := map[string]any{"slug": args[0], "name": name, "platforms": platforms}
-			if err := c.do(cmd.Context(), http.MethodPost, "/api/v1/apps", in, &a); err != nil {
+			raw, err := c.do(cmd.Context(), http.MethodPost, "/api/v1/apps", in, &a)
+			if err != nil {
 				return err
 			}
-			return out.print(cmd, a, func(w io.Writer) {
+			return out.print(cmd, raw, func(w io.Writer) {
 				fmt.Fprintf(w, "app\t%s\nname\t%s\nkey\t%s\nplatforms\t%s\n", a.Slug, a.Name, a.Key, mds.JoinPlatforms(a.Platforms))
 			})
 		},
@@ -104,10 +111,11 @@ func appCmd() *cobra.Command {
 				return err
 			}
 			var res struct{ Apps []mds.App }
-			if err := c.do(cmd.Context(), http.MethodGet, "/api/v1/apps", nil, &res); err != nil {
+			raw, err := c.do(cmd.Context(), http.MethodGet, "/api/v1/apps", nil, &res)
+			if err != nil {
 				return err
 			}
-			return out.print(cmd, res, func(w io.Writer) {
+			return out.print(cmd, raw, func(w io.Writer) {
 				fmt.Fprintln(w, "APP\tNAME\tKEY\tPLATFORMS")
 				for _, a := range res.Apps {
 					fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", a.Slug, a.Name, a.Key, mds.JoinPlatforms(a.Platforms))
@@ -158,6 +166,7 @@ func packageCmd() *cobra.Command {
 				notes = string(b)
 			}
 			var appVersions []version.Range
+			var err error
 			for _, r := range ranges {
 				vr, err := version.ParseRange(r)
 				if err != nil {
@@ -165,36 +174,55 @@ func packageCmd() *cobra.Command {
 				}
 				appVersions = append(appVersions, vr)
 			}
+			p := mds.Package{Platform: mds.Platform(platform), Version: ver, Build: build, Notes: notes,
+				AppVersions: appVersions, Channel: channel, Network: mds.NetworkAny, Silent: silent,
+				Enterprise: enterprise, BundleID: bundleID, Title: title}
+			if wifiOnly {
+				p.Network = mds.NetworkWiFi
+			}
+			switch {
+			case file != "":
+				p.Source, p.FileName = mds.SourceBlob, filepath.Base(file)
+				if p.SHA256, p.Size, err = hashFile(file); err != nil {
+					return err
+				}
+			case fileURL != "":
+				p.Source, p.URL = mds.SourceURL, fileURL
+			default:
+				p.Source, p.URL = mds.SourceStore, storeURL
+			}
+			// Everything that can be checked here is, before a possibly
+			// multi-gigabyte upload starts.
+			if err := p.Validate(); err != nil {
+				return errors.New(mds.ErrorMessage(err))
+			}
 			app, c, err := appClient(cmd, newClient)
 			if err != nil {
 				return err
 			}
-			network := "any"
-			if wifiOnly {
-				network = "wifi"
-			}
-			body := map[string]any{
-				"platform": platform, "version": ver, "build": build, "notes": notes, "app_versions": appVersions,
-				"channel": channel, "network": network, "silent": silent, "enterprise": enterprise,
-				"bundle_id": bundleID, "title": title,
-			}
-			switch {
-			case file != "":
-				blob, err := uploadFile(cmd, c, app, file)
-				if err != nil {
-					return err
-				}
-				body["source"], body["sha256"], body["file_name"] = "blob", blob.SHA256, filepath.Base(file)
-			case fileURL != "":
-				body["source"], body["url"] = "url", fileURL
-			default:
-				body["source"], body["url"] = "store", storeURL
-			}
-			var p mds.Package
-			if err := c.do(cmd.Context(), http.MethodPost, appPath(app, "/packages"), body, &p); err != nil {
+			var a mds.App
+			if _, err := c.do(cmd.Context(), http.MethodGet, appPath(app, ""), nil, &a); err != nil {
 				return err
 			}
-			return out.print(cmd, p, func(w io.Writer) { printPackage(w, &p) })
+			if !a.HasPlatform(p.Platform) {
+				return fmt.Errorf("app %s ships on %s, not %s", a.Slug, mds.JoinPlatforms(a.Platforms), p.Platform)
+			}
+			if file != "" {
+				if err := uploadFile(cmd, c, app, file, p.SHA256, p.Size); err != nil {
+					return err
+				}
+			}
+			body := map[string]any{
+				"platform": p.Platform, "version": p.Version, "build": p.Build, "notes": p.Notes, "source": p.Source,
+				"sha256": p.SHA256, "url": p.URL, "file_name": p.FileName, "app_versions": p.AppVersions,
+				"channel": p.Channel, "network": p.Network, "silent": p.Silent, "enterprise": p.Enterprise,
+				"bundle_id": p.BundleID, "title": p.Title,
+			}
+			raw, err := c.do(cmd.Context(), http.MethodPost, appPath(app, "/packages"), body, &p)
+			if err != nil {
+				return err
+			}
+			return out.print(cmd, raw, func(w io.Writer) { printPackage(w, &p) })
 		},
 	}
 	f := create.Flags()
@@ -225,10 +253,11 @@ func packageCmd() *cobra.Command {
 				return err
 			}
 			var res struct{ Packages []mds.Package }
-			if err := c.do(cmd.Context(), http.MethodGet, appPath(app, "/packages"), nil, &res); err != nil {
+			raw, err := c.do(cmd.Context(), http.MethodGet, appPath(app, "/packages"), nil, &res)
+			if err != nil {
 				return err
 			}
-			return out.print(cmd, res, func(w io.Writer) {
+			return out.print(cmd, raw, func(w io.Writer) {
 				fmt.Fprintln(w, "ID\tPLATFORM\tVERSION\tBUILD\tSOURCE\tSIZE\tCREATED")
 				for _, p := range res.Packages {
 					fmt.Fprintf(w, "%d\t%s\t%s\t%d\t%s\t%d\t%s\n", p.ID, p.Platform, p.Version, p.Build, p.Source, p.Size, when(p.CreatedAt))
@@ -251,48 +280,52 @@ func printPackage(w io.Writer, p *mds.Package) {
 	}
 }
 
-type uploaded struct {
-	SHA256 string `json:"sha256"`
-	Size   int64  `json:"size"`
-}
-
-// uploadFile hashes the file, then streams it with the hash so the server
-// can refuse a corrupted transfer.
-func uploadFile(cmd *cobra.Command, c *apiClient, app, path string) (*uploaded, error) {
+// hashFile returns the hex SHA-256 and size of the file at path.
+func hashFile(path string) (string, int64, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, err
+		return "", 0, err
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
 	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return nil, err
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return "", 0, err
 	}
-	sum := hex.EncodeToString(h.Sum(nil))
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return nil, err
+	return hex.EncodeToString(h.Sum(nil)), n, nil
+}
+
+// uploadFile streams the file with its expected hash, so the server refuses
+// a corrupted transfer. Content the server already has is not sent again.
+func uploadFile(cmd *cobra.Command, c *apiClient, app, path, sum string, size int64) error {
+	head, err := http.NewRequestWithContext(cmd.Context(), http.MethodHead, c.base+"/client/v1/blobs/"+sum, nil)
+	if err != nil {
+		return err
 	}
+	if resp, err := c.http.Do(head); err == nil {
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			return nil
+		}
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
 	var body io.Reader = f
 	if t, ok := cmd.ErrOrStderr().(*os.File); ok && term.IsTerminal(int(t.Fd())) {
-		bar := progressbar.DefaultBytes(st.Size(), "uploading "+filepath.Base(path))
+		bar := progressbar.DefaultBytes(size, "uploading "+filepath.Base(path))
 		body = io.TeeReader(f, bar)
 	}
-	req, err := http.NewRequestWithContext(cmd.Context(), http.MethodPost,
-		c.base+appPath(app, "/blobs?sha256="+sum), body)
+	req, err := http.NewRequestWithContext(cmd.Context(), http.MethodPost, c.base+appPath(app, "/blobs?sha256="+sum), body)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	req.ContentLength = st.Size()
+	req.ContentLength = size
 	req.Header.Set("Content-Type", "application/octet-stream")
-	var res uploaded
-	if err := c.send(req, &res); err != nil {
-		return nil, err
-	}
-	return &res, nil
+	_, err = c.send(req, nil)
+	return err
 }
 
 // ---- tasks
@@ -342,10 +375,11 @@ func taskCmd() *cobra.Command {
 			in := map[string]any{"package_id": pkgID, "mode": mode, "release": release,
 				"remind_interval_seconds": int64(interval / time.Second)}
 			var t task
-			if err := c.do(cmd.Context(), http.MethodPost, appPath(app, "/tasks"), in, &t); err != nil {
+			raw, err := c.do(cmd.Context(), http.MethodPost, appPath(app, "/tasks"), in, &t)
+			if err != nil {
 				return err
 			}
-			return out.print(cmd, t, func(w io.Writer) { printTask(w, &t) })
+			return out.print(cmd, raw, func(w io.Writer) { printTask(w, &t) })
 		},
 	}
 	appFlag(create)
@@ -368,10 +402,11 @@ func taskCmd() *cobra.Command {
 				path += "?status=" + url.QueryEscape(status)
 			}
 			var res struct{ Tasks []task }
-			if err := c.do(cmd.Context(), http.MethodGet, path, nil, &res); err != nil {
+			raw, err := c.do(cmd.Context(), http.MethodGet, path, nil, &res)
+			if err != nil {
 				return err
 			}
-			return out.print(cmd, res, func(w io.Writer) {
+			return out.print(cmd, raw, func(w io.Writer) {
 				fmt.Fprintln(w, "ID\tSTATUS\tMODE\tPACKAGE\tPLATFORM\tVERSION\tUPDATED")
 				for _, t := range res.Tasks {
 					fmt.Fprintf(w, "%d\t%s\t%s\t%d\t%s\t%s\t%s\n", t.ID, t.Status, t.Mode, t.PackageID, t.Platform, t.Version, when(t.UpdatedAt))
@@ -397,10 +432,11 @@ func taskCmd() *cobra.Command {
 			}
 			var res struct{ Events []mds.TaskEvent }
 			path := appPath(app, fmt.Sprintf("/tasks/%d/history", id))
-			if err := c.do(cmd.Context(), http.MethodGet, path, nil, &res); err != nil {
+			raw, err := c.do(cmd.Context(), http.MethodGet, path, nil, &res)
+			if err != nil {
 				return err
 			}
-			return out.print(cmd, res, func(w io.Writer) {
+			return out.print(cmd, raw, func(w io.Writer) {
 				fmt.Fprintln(w, "WHEN\tACTION\tSTATUS\tBY")
 				for _, e := range res.Events {
 					fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", when(e.At), e.Action, e.Status, e.Actor)
@@ -427,10 +463,11 @@ func taskCmd() *cobra.Command {
 				}
 				var t task
 				path := appPath(app, fmt.Sprintf("/tasks/%d/%s", id, a))
-				if err := c.do(cmd.Context(), http.MethodPost, path, nil, &t); err != nil {
+				raw, err := c.do(cmd.Context(), http.MethodPost, path, nil, &t)
+				if err != nil {
 					return err
 				}
-				return out.print(cmd, t, func(w io.Writer) { printTask(w, &t) })
+				return out.print(cmd, raw, func(w io.Writer) { printTask(w, &t) })
 			},
 		}
 		appFlag(act)
@@ -483,10 +520,11 @@ func tokenCmd() *cobra.Command {
 				Token  mds.Token `json:"token"`
 				Secret string    `json:"secret"`
 			}
-			if err := c.do(cmd.Context(), http.MethodPost, "/api/v1/tokens", in, &res); err != nil {
+			raw, err := c.do(cmd.Context(), http.MethodPost, "/api/v1/tokens", in, &res)
+			if err != nil {
 				return err
 			}
-			return out.print(cmd, res, func(w io.Writer) {
+			return out.print(cmd, raw, func(w io.Writer) {
 				fmt.Fprintf(w, "token\t%s (id %d)\nsecret\t%s\n\nThe secret is shown only now; store it somewhere safe.\n", res.Token.Name, res.Token.ID, res.Secret)
 			})
 		},
@@ -505,10 +543,11 @@ func tokenCmd() *cobra.Command {
 				return err
 			}
 			var res struct{ Tokens []mds.Token }
-			if err := c.do(cmd.Context(), http.MethodGet, "/api/v1/tokens", nil, &res); err != nil {
+			raw, err := c.do(cmd.Context(), http.MethodGet, "/api/v1/tokens", nil, &res)
+			if err != nil {
 				return err
 			}
-			return out.print(cmd, res, func(w io.Writer) {
+			return out.print(cmd, raw, func(w io.Writer) {
 				fmt.Fprintln(w, "ID\tNAME\tROLES\tEXPIRES\tCREATED BY")
 				for _, t := range res.Tokens {
 					fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\n", t.ID, t.Name, roles(&t), expiry(&t), t.CreatedBy)
@@ -529,7 +568,7 @@ func tokenCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := c.do(cmd.Context(), http.MethodDelete, fmt.Sprintf("/api/v1/tokens/%d", id), nil, nil); err != nil {
+			if _, err := c.do(cmd.Context(), http.MethodDelete, fmt.Sprintf("/api/v1/tokens/%d", id), nil, nil); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "token %d revoked\n", id)
@@ -546,10 +585,11 @@ func tokenCmd() *cobra.Command {
 				return err
 			}
 			var t mds.Token
-			if err := c.do(cmd.Context(), http.MethodGet, "/api/v1/token", nil, &t); err != nil {
+			raw, err := c.do(cmd.Context(), http.MethodGet, "/api/v1/token", nil, &t)
+			if err != nil {
 				return err
 			}
-			return out.print(cmd, t, func(w io.Writer) {
+			return out.print(cmd, raw, func(w io.Writer) {
 				fmt.Fprintf(w, "token\t%s (id %d)\nroles\t%s\nexpires\t%s\n", t.Name, t.ID, roles(&t), expiry(&t))
 			})
 		},

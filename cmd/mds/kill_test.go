@@ -32,7 +32,7 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-const childToken = "kill-test-admin-token"
+const childToken = "kill-test-admin-token-0123456789abcdef"
 
 // child is a running `mds serve` in another process.
 type child struct {

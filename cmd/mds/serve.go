@@ -181,12 +181,19 @@ func defaultPublicURL(a *net.TCPAddr) string {
 	return "http://" + net.JoinHostPort(host, strconv.Itoa(a.Port))
 }
 
+// minAdminSecret is the shortest MDS_ADMIN_TOKEN accepted: tokens are
+// stored as plain SHA-256 hashes, which is only safe for long secrets.
+const minAdminSecret = 32
+
 // bootstrapAdmin makes sure the deployment can be administered. With a
 // secret from MDS_ADMIN_TOKEN, the token named "admin" is created or
 // re-keyed to it. Without one, a secret is generated only while no admin
 // token exists, and printed this once; only its hash is kept.
 func bootstrapAdmin(ctx context.Context, store mds.Store, secret string, stderr io.Writer) error {
 	const name = "admin"
+	if secret != "" && len(secret) < minAdminSecret {
+		return fmt.Errorf("MDS_ADMIN_TOKEN is %d characters; use at least %d random ones (openssl rand -hex 24)", len(secret), minAdminSecret)
+	}
 	if secret != "" {
 		t, err := store.FindTokenByName(ctx, name)
 		switch {
@@ -200,16 +207,8 @@ func bootstrapAdmin(ctx context.Context, store mds.Store, secret string, stderr 
 		case mds.ErrorCode(err) != mds.ENOTFOUND:
 			return err
 		}
-	} else {
-		tokens, err := store.ListTokens(ctx)
-		if err != nil {
-			return err
-		}
-		for _, t := range tokens {
-			if t.Admin {
-				return nil
-			}
-		}
+	} else if ok, err := hasAdmin(ctx, store); err != nil || ok {
+		return err
 	}
 	generated := secret == ""
 	if generated {
@@ -217,7 +216,12 @@ func bootstrapAdmin(ctx context.Context, store mds.Store, secret string, stderr 
 	}
 	err := store.CreateToken(ctx, &mds.Token{Name: name, Admin: true, Hash: mds.HashToken(secret), CreatedBy: "mds serve"})
 	if mds.ErrorCode(err) == mds.ECONFLICT {
-		return nil // another node starting at the same moment made it
+		// Another node starting at the same moment may have made it; if
+		// not, the name is taken by a lesser token and nobody is admin.
+		if ok, err := hasAdmin(ctx, store); err != nil || ok {
+			return err
+		}
+		return fmt.Errorf("no admin token exists and the name %q is taken by a token without the admin flag; revoke it", name)
 	}
 	if err != nil {
 		return err
@@ -226,6 +230,19 @@ func bootstrapAdmin(ctx context.Context, store mds.Store, secret string, stderr 
 		fmt.Fprintf(stderr, "\nmds: generated the admin token. It is shown this once and stored only as a hash:\n\n    export MDS_TOKEN=%s\n\n", secret)
 	}
 	return nil
+}
+
+func hasAdmin(ctx context.Context, store mds.Store) (bool, error) {
+	tokens, err := store.ListTokens(ctx)
+	if err != nil {
+		return false, err
+	}
+	for _, t := range tokens {
+		if t.Admin {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // parseSize reads a byte count such as 1048576, 512MiB, 8GiB or 2GB.
