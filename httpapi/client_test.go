@@ -277,10 +277,13 @@ func TestCheckRejectsBadInput(t *testing.T) {
 	e.wantProblem(resp, b, 400, "network")
 	resp, b = post(`{"app_key":"` + app.Key + `","platform":"android","app_version":"1.0","device_id":"` + strings.Repeat("d", 100_000) + `"}`)
 	e.wantProblem(resp, b, 413, "larger than")
-	resp, _ = e.request("GET", "/client/v1/check", "", nil)
-	if resp.StatusCode != http.StatusMethodNotAllowed {
-		t.Errorf("GET check: %d, want 405", resp.StatusCode)
+	resp, b = e.request("GET", "/client/v1/check", "", nil)
+	e.wantProblem(resp, b, http.StatusMethodNotAllowed, "use POST")
+	if allow := resp.Header.Get("Allow"); allow != "POST" {
+		t.Errorf("Allow %q, want POST", allow)
 	}
+	resp, b = e.request("GET", "/client/v2/check", "", nil)
+	e.wantProblem(resp, b, http.StatusNotFound, "no such endpoint")
 }
 
 func TestBlobDownload(t *testing.T) {

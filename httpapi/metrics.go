@@ -78,8 +78,8 @@ func (m *metrics) instrument(next http.Handler) http.Handler {
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 		next.ServeHTTP(sw, r)
 		route := r.Pattern // set in place by ServeMux
-		if route == "" {
-			route = "unmatched"
+		if route == "/" {
+			route = "unmatched" // the catch-all: any path, so one label
 		}
 		m.requests.WithLabelValues(route, r.Method, strconv.Itoa(sw.status)).Inc()
 		m.latency.WithLabelValues(route).Observe(time.Since(start).Seconds())

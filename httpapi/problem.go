@@ -47,12 +47,12 @@ func (s *Server) writeProblem(w http.ResponseWriter, r *http.Request, err error)
 	if code >= 500 {
 		s.log.Error("request failed", "route", r.Pattern, "err", err)
 	}
+	s.writeProblemStatus(w, r, code, mds.ErrorMessage(err))
+}
+
+func (s *Server) writeProblemStatus(w http.ResponseWriter, r *http.Request, code int, detail string) {
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(code)
-	json.NewEncoder(w).Encode(&huma.ErrorModel{
-		Title:  http.StatusText(code),
-		Status: code,
-		Detail: mds.ErrorMessage(err),
-	})
+	json.NewEncoder(w).Encode(&huma.ErrorModel{Title: http.StatusText(code), Status: code, Detail: detail})
 }

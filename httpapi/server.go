@@ -5,6 +5,8 @@ package httpapi
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"log/slog"
 	"net/http"
 	"time"
@@ -91,6 +93,7 @@ func New(cfg Config) *Server {
 	s.registerManagement()
 	mux.HandleFunc("POST /api/v1/apps/{app}/blobs", s.upload)
 	s.documentUpload()
+	mux.Handle("/", s.unmatched(mux))
 
 	s.handler = s.metrics.instrument(mux)
 	return s
@@ -117,6 +120,28 @@ func apiConfig(version string) huma.Config {
 		"bearer": {Type: "http", Scheme: "bearer", Description: "An mds token, created with `mds token create`."},
 	}
 	return cfg
+}
+
+// unmatched answers requests no route takes with a problem document, as
+// every other error is: 405 with Allow when the path exists for another
+// method, 404 otherwise. It runs only for such requests.
+func (s *Server) unmatched(mux *http.ServeMux) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var allow []string
+		for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+			probe := r.Clone(r.Context())
+			probe.Method = m
+			if _, pattern := mux.Handler(probe); pattern != "/" && pattern != "" {
+				allow = append(allow, m)
+			}
+		}
+		if len(allow) > 0 {
+			w.Header().Set("Allow", strings.Join(allow, ", "))
+			s.writeProblemStatus(w, r, http.StatusMethodNotAllowed, fmt.Sprintf("%s is not served here; use %s", r.Method, strings.Join(allow, " or ")))
+			return
+		}
+		s.writeProblemStatus(w, r, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s; the management API is described at /api/v1/openapi.json", r.URL.Path))
+	}
 }
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
