@@ -6,9 +6,9 @@ package httpapi
 import (
 	"context"
 	"fmt"
-	"strings"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"

@@ -44,6 +44,15 @@ func (p printer) print(cmd *cobra.Command, raw []byte, table func(w io.Writer)) 
 	return tw.Flush()
 }
 
+// show calls the API, decodes the answer into v for table, and prints it.
+func (c *apiClient) show(cmd *cobra.Command, out printer, method, path string, in, v any, table func(w io.Writer)) error {
+	raw, err := c.do(cmd.Context(), method, path, in, v)
+	if err != nil {
+		return err
+	}
+	return out.print(cmd, raw, table)
+}
+
 // group makes a parent command whose children share --server, --token and --json.
 func group(use, short string) (*cobra.Command, func() (*apiClient, error), printer) {
 	cmd := &cobra.Command{Use: use, Short: short}
@@ -90,11 +99,7 @@ func appCmd() *cobra.Command {
 			}
 			var a mds.App
 			in := map[string]any{"slug": args[0], "name": name, "platforms": platforms}
-			raw, err := c.do(cmd.Context(), http.MethodPost, "/api/v1/apps", in, &a)
-			if err != nil {
-				return err
-			}
-			return out.print(cmd, raw, func(w io.Writer) {
+			return c.show(cmd, out, http.MethodPost, "/api/v1/apps", in, &a, func(w io.Writer) {
 				fmt.Fprintf(w, "app\t%s\nname\t%s\nkey\t%s\nplatforms\t%s\n", a.Slug, a.Name, a.Key, mds.JoinPlatforms(a.Platforms))
 			})
 		},
@@ -111,11 +116,7 @@ func appCmd() *cobra.Command {
 				return err
 			}
 			var res struct{ Apps []mds.App }
-			raw, err := c.do(cmd.Context(), http.MethodGet, "/api/v1/apps", nil, &res)
-			if err != nil {
-				return err
-			}
-			return out.print(cmd, raw, func(w io.Writer) {
+			return c.show(cmd, out, http.MethodGet, "/api/v1/apps", nil, &res, func(w io.Writer) {
 				fmt.Fprintln(w, "APP\tNAME\tKEY\tPLATFORMS")
 				for _, a := range res.Apps {
 					fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", a.Slug, a.Name, a.Key, mds.JoinPlatforms(a.Platforms))
@@ -218,11 +219,7 @@ func packageCmd() *cobra.Command {
 				"channel": p.Channel, "network": p.Network, "silent": p.Silent, "enterprise": p.Enterprise,
 				"bundle_id": p.BundleID, "title": p.Title,
 			}
-			raw, err := c.do(cmd.Context(), http.MethodPost, appPath(app, "/packages"), body, &p)
-			if err != nil {
-				return err
-			}
-			return out.print(cmd, raw, func(w io.Writer) { printPackage(w, &p) })
+			return c.show(cmd, out, http.MethodPost, appPath(app, "/packages"), body, &p, func(w io.Writer) { printPackage(w, &p) })
 		},
 	}
 	f := create.Flags()
@@ -253,11 +250,7 @@ func packageCmd() *cobra.Command {
 				return err
 			}
 			var res struct{ Packages []mds.Package }
-			raw, err := c.do(cmd.Context(), http.MethodGet, appPath(app, "/packages"), nil, &res)
-			if err != nil {
-				return err
-			}
-			return out.print(cmd, raw, func(w io.Writer) {
+			return c.show(cmd, out, http.MethodGet, appPath(app, "/packages"), nil, &res, func(w io.Writer) {
 				fmt.Fprintln(w, "ID\tPLATFORM\tVERSION\tBUILD\tSOURCE\tSIZE\tCREATED")
 				for _, p := range res.Packages {
 					fmt.Fprintf(w, "%d\t%s\t%s\t%d\t%s\t%d\t%s\n", p.ID, p.Platform, p.Version, p.Build, p.Source, p.Size, when(p.CreatedAt))
@@ -375,11 +368,7 @@ func taskCmd() *cobra.Command {
 			in := map[string]any{"package_id": pkgID, "mode": mode, "release": release,
 				"remind_interval_seconds": int64(interval / time.Second)}
 			var t task
-			raw, err := c.do(cmd.Context(), http.MethodPost, appPath(app, "/tasks"), in, &t)
-			if err != nil {
-				return err
-			}
-			return out.print(cmd, raw, func(w io.Writer) { printTask(w, &t) })
+			return c.show(cmd, out, http.MethodPost, appPath(app, "/tasks"), in, &t, func(w io.Writer) { printTask(w, &t) })
 		},
 	}
 	appFlag(create)
@@ -402,11 +391,7 @@ func taskCmd() *cobra.Command {
 				path += "?status=" + url.QueryEscape(status)
 			}
 			var res struct{ Tasks []task }
-			raw, err := c.do(cmd.Context(), http.MethodGet, path, nil, &res)
-			if err != nil {
-				return err
-			}
-			return out.print(cmd, raw, func(w io.Writer) {
+			return c.show(cmd, out, http.MethodGet, path, nil, &res, func(w io.Writer) {
 				fmt.Fprintln(w, "ID\tSTATUS\tMODE\tPACKAGE\tPLATFORM\tVERSION\tUPDATED")
 				for _, t := range res.Tasks {
 					fmt.Fprintf(w, "%d\t%s\t%s\t%d\t%s\t%s\t%s\n", t.ID, t.Status, t.Mode, t.PackageID, t.Platform, t.Version, when(t.UpdatedAt))
@@ -432,11 +417,7 @@ func taskCmd() *cobra.Command {
 			}
 			var res struct{ Events []mds.TaskEvent }
 			path := appPath(app, fmt.Sprintf("/tasks/%d/history", id))
-			raw, err := c.do(cmd.Context(), http.MethodGet, path, nil, &res)
-			if err != nil {
-				return err
-			}
-			return out.print(cmd, raw, func(w io.Writer) {
+			return c.show(cmd, out, http.MethodGet, path, nil, &res, func(w io.Writer) {
 				fmt.Fprintln(w, "WHEN\tACTION\tSTATUS\tBY")
 				for _, e := range res.Events {
 					fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", when(e.At), e.Action, e.Status, e.Actor)
@@ -463,11 +444,7 @@ func taskCmd() *cobra.Command {
 				}
 				var t task
 				path := appPath(app, fmt.Sprintf("/tasks/%d/%s", id, a))
-				raw, err := c.do(cmd.Context(), http.MethodPost, path, nil, &t)
-				if err != nil {
-					return err
-				}
-				return out.print(cmd, raw, func(w io.Writer) { printTask(w, &t) })
+				return c.show(cmd, out, http.MethodPost, path, nil, &t, func(w io.Writer) { printTask(w, &t) })
 			},
 		}
 		appFlag(act)
@@ -520,11 +497,7 @@ func tokenCmd() *cobra.Command {
 				Token  mds.Token `json:"token"`
 				Secret string    `json:"secret"`
 			}
-			raw, err := c.do(cmd.Context(), http.MethodPost, "/api/v1/tokens", in, &res)
-			if err != nil {
-				return err
-			}
-			return out.print(cmd, raw, func(w io.Writer) {
+			return c.show(cmd, out, http.MethodPost, "/api/v1/tokens", in, &res, func(w io.Writer) {
 				fmt.Fprintf(w, "token\t%s (id %d)\nsecret\t%s\n\nThe secret is shown only now; store it somewhere safe.\n", res.Token.Name, res.Token.ID, res.Secret)
 			})
 		},
@@ -543,11 +516,7 @@ func tokenCmd() *cobra.Command {
 				return err
 			}
 			var res struct{ Tokens []mds.Token }
-			raw, err := c.do(cmd.Context(), http.MethodGet, "/api/v1/tokens", nil, &res)
-			if err != nil {
-				return err
-			}
-			return out.print(cmd, raw, func(w io.Writer) {
+			return c.show(cmd, out, http.MethodGet, "/api/v1/tokens", nil, &res, func(w io.Writer) {
 				fmt.Fprintln(w, "ID\tNAME\tROLES\tEXPIRES\tCREATED BY")
 				for _, t := range res.Tokens {
 					fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\n", t.ID, t.Name, roles(&t), expiry(&t), t.CreatedBy)
@@ -585,11 +554,7 @@ func tokenCmd() *cobra.Command {
 				return err
 			}
 			var t mds.Token
-			raw, err := c.do(cmd.Context(), http.MethodGet, "/api/v1/token", nil, &t)
-			if err != nil {
-				return err
-			}
-			return out.print(cmd, raw, func(w io.Writer) {
+			return c.show(cmd, out, http.MethodGet, "/api/v1/token", nil, &t, func(w io.Writer) {
 				fmt.Fprintf(w, "token\t%s (id %d)\nroles\t%s\nexpires\t%s\n", t.Name, t.ID, roles(&t), expiry(&t))
 			})
 		},
