@@ -131,24 +131,32 @@ func TestTaskValidateAndApply(t *testing.T) {
 	// Every (status, action) pair: the allowed ones lead where the lifecycle
 	// says, the rest are conflicts.
 	allowed := map[mds.Status]map[mds.Action]mds.Status{
-		mds.StatusDraft:   {mds.ActionRelease: mds.StatusLive, mds.ActionStop: mds.StatusStopped},
-		mds.StatusLive:    {mds.ActionPause: mds.StatusPaused, mds.ActionStop: mds.StatusStopped},
-		mds.StatusPaused:  {mds.ActionResume: mds.StatusLive, mds.ActionStop: mds.StatusStopped},
+		mds.StatusDraft:   {mds.ActionRelease: mds.StatusLive, mds.ActionStop: mds.StatusStopped, mds.ActionPromote: mds.StatusDraft},
+		mds.StatusLive:    {mds.ActionPause: mds.StatusPaused, mds.ActionStop: mds.StatusStopped, mds.ActionPromote: mds.StatusLive},
+		mds.StatusPaused:  {mds.ActionResume: mds.StatusLive, mds.ActionStop: mds.StatusStopped, mds.ActionPromote: mds.StatusPaused},
 		mds.StatusStopped: {},
 	}
 	for from, actions := range allowed {
 		for _, a := range mds.Actions {
-			next, err := (&mds.Task{Status: from}).Apply(a)
+			task := &mds.Task{Status: from, Stage: mds.StageGray}
+			err := task.Apply(a)
 			want, ok := actions[a]
 			switch {
-			case ok && (err != nil || next != want):
-				t.Errorf("%s --%s--> %s, %v; want %s", from, a, next, err, want)
+			case ok && (err != nil || task.Status != want):
+				t.Errorf("%s --%s--> %s, %v; want %s", from, a, task.Status, err, want)
 			case !ok && mds.ErrorCode(err) != mds.ECONFLICT:
-				t.Errorf("%s --%s--> %s, %v; want a conflict", from, a, next, err)
+				t.Errorf("%s --%s--> %s, %v; want a conflict", from, a, task.Status, err)
+			}
+			if a == mds.ActionPromote && ok && task.Stage != mds.StageOfficial {
+				t.Errorf("promote from %s left stage %s", from, task.Stage)
 			}
 		}
 	}
-	if _, err := (&mds.Task{Status: mds.StatusLive}).Apply("explode"); mds.ErrorCode(err) != mds.EINVALID {
+	official := &mds.Task{Status: mds.StatusLive, Stage: mds.StageOfficial}
+	if err := official.Apply(mds.ActionPromote); mds.ErrorCode(err) != mds.ECONFLICT {
+		t.Errorf("promoting an official task: %v", err)
+	}
+	if err := (&mds.Task{Status: mds.StatusLive}).Apply("explode"); mds.ErrorCode(err) != mds.EINVALID {
 		t.Errorf("unknown action: %v", err)
 	}
 }

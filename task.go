@@ -41,14 +41,15 @@ const (
 type Action string
 
 const (
-	ActionRelease Action = "release" // draft → live, to everyone the package admits
+	ActionRelease Action = "release" // draft → live, in the task's stage
+	ActionPromote Action = "promote" // gray → official: from the gray audience to everyone the rules admit
 	ActionPause   Action = "pause"   // live → paused
 	ActionResume  Action = "resume"  // paused → live
 	ActionStop    Action = "stop"    // draft, live or paused → stopped
 )
 
 // Actions lists the lifecycle commands in the order people meet them.
-var Actions = []Action{ActionRelease, ActionPause, ActionResume, ActionStop}
+var Actions = []Action{ActionRelease, ActionPromote, ActionPause, ActionResume, ActionStop}
 
 // Task is a release task: it delivers one package to the devices it targets,
 // under a delivery mode, through a lifecycle. Targeting (gray release) hangs
@@ -61,6 +62,8 @@ type Task struct {
 	Mode           UpgradeMode   `json:"mode"`
 	RemindInterval time.Duration `json:"-"`
 	Status         Status        `json:"status"`
+	Stage          Stage         `json:"stage"`
+	Targeting      Targeting     `json:"targeting"`
 	CreatedAt      time.Time     `json:"created_at"`
 	UpdatedAt      time.Time     `json:"updated_at"`
 	CreatedBy      string        `json:"created_by"`
@@ -94,33 +97,77 @@ func (t *Task) Validate() error {
 	if t.PackageID <= 0 {
 		return Errorf(EINVALID, "a task needs the package_id of the package it delivers")
 	}
+	return t.SetTargeting(t.Targeting)
+}
+
+// SetTargeting validates tg and makes it the task's targeting. A task
+// without a stage takes gray when tg has a gray gate and official
+// otherwise; a gray task must keep at least one gate.
+func (t *Task) SetTargeting(tg Targeting) error {
+	if err := tg.Validate(); err != nil {
+		return err
+	}
+	if t.Stage == "" {
+		t.Stage = StageOfficial
+		if tg.HasGates() {
+			t.Stage = StageGray
+		}
+	}
+	switch t.Stage {
+	case StageOfficial:
+	case StageGray:
+		if !tg.HasGates() {
+			return Errorf(EINVALID, "a gray task needs a gray gate: whitelists, a rollout percentage or a capped window; promote it to reach everyone")
+		}
+	default:
+		return Errorf(EINVALID, "stage %q is not one of gray, official", t.Stage)
+	}
+	if tg.Salt == "" {
+		tg.Salt = t.Targeting.Salt
+	}
+	if tg.Salt == "" {
+		tg.Salt = randomToken(10)
+	}
+	t.Targeting = tg
 	return nil
 }
 
-// Apply returns the status that action leads to from t's current status, or
-// a conflict error naming what is possible instead.
-func (t *Task) Apply(a Action) (Status, error) {
+// Apply carries out action a on t, or returns a conflict error naming the
+// state that forbids it.
+func (t *Task) Apply(a Action) error {
 	switch a {
 	case ActionRelease:
 		if t.Status == StatusDraft {
-			return StatusLive, nil
+			t.Status = StatusLive
+			return nil
+		}
+	case ActionPromote:
+		if t.Stage == StageGray && t.Status != StatusStopped {
+			t.Stage = StageOfficial
+			return nil
+		}
+		if t.Stage == StageOfficial {
+			return Errorf(ECONFLICT, "task %d is already official", t.ID)
 		}
 	case ActionPause:
 		if t.Status == StatusLive {
-			return StatusPaused, nil
+			t.Status = StatusPaused
+			return nil
 		}
 	case ActionResume:
 		if t.Status == StatusPaused {
-			return StatusLive, nil
+			t.Status = StatusLive
+			return nil
 		}
 	case ActionStop:
 		if t.Status != StatusStopped {
-			return StatusStopped, nil
+			t.Status = StatusStopped
+			return nil
 		}
 	default:
-		return "", Errorf(EINVALID, "action %q is not one of release, pause, resume, stop", a)
+		return Errorf(EINVALID, "action %q is not one of release, promote, pause, resume, stop", a)
 	}
-	return "", Errorf(ECONFLICT, "task %d is %s; it cannot %s", t.ID, t.Status, a)
+	return Errorf(ECONFLICT, "task %d is %s; it cannot %s", t.ID, t.Status, a)
 }
 
 // TaskEvent is one entry in a task's history.
@@ -129,6 +176,7 @@ type TaskEvent struct {
 	TaskID int64     `json:"task_id"`
 	At     time.Time `json:"at"`
 	Actor  string    `json:"actor"`  // the token name that acted
-	Action string    `json:"action"` // "created" or an Action
+	Action string    `json:"action"` // "created", "targeting" or an Action
 	Status Status    `json:"status"` // the status after the event
+	Stage  Stage     `json:"stage"`  // the stage after the event
 }

@@ -290,12 +290,7 @@ func (s *Server) createTask(ctx context.Context, in *createTaskInput) (*taskBody
 // apply is the UpdateTask change for a lifecycle action.
 func apply(a mds.Action) func(*mds.Task) (string, error) {
 	return func(t *mds.Task) (string, error) {
-		next, err := t.Apply(a)
-		if err != nil {
-			return "", err
-		}
-		t.Status = next
-		return string(a), nil
+		return string(a), t.Apply(a)
 	}
 }
 

@@ -87,9 +87,7 @@ func MustCreateTask(t testing.TB, s mds.Store, p *mds.Package) *mds.Task {
 // apply drives a task through an action the way the API does.
 func apply(s mds.Store, t *mds.Task, a mds.Action) (*mds.Task, error) {
 	return s.UpdateTask(ctx(), t.AppID, t.ID, "tester", func(t *mds.Task) (string, error) {
-		next, err := t.Apply(a)
-		t.Status = next
-		return string(a), err
+		return string(a), t.Apply(a)
 	})
 }
 

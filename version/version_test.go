@@ -95,3 +95,63 @@ func BenchmarkCompare(b *testing.B) {
 		version.Compare("1.10.0-beta.2", "1.10.0-beta.11")
 	}
 }
+
+func TestKeysOrderLikeCompare(t *testing.T) {
+	vs := []string{"1", "1.0", "1.0.0.1", "1.9.2", "1.10.0", "2", "v2.0.1", "2.0.1+b7", "9.1", "11", "65535.1",
+		"65536.1", "1.2.3.4.5", "1.0.0-beta", "1.0b2", "", "0.0.0.0", "3.2.1.65535"}
+	for _, a := range vs {
+		for _, b := range vs {
+			if got, want := version.CompareKeys(version.NewKey(a), version.NewKey(b)), version.Compare(a, b); got != want {
+				t.Errorf("CompareKeys(%q, %q) = %d, Compare = %d", a, b, got, want)
+			}
+		}
+	}
+	if version.NewKey("1.2").String() != "1.2" {
+		t.Error("Key.String lost the text")
+	}
+}
+
+func TestSemver(t *testing.T) {
+	valid := []string{"1.2.3", "0.0.0", "1.2.3-alpha", "1.2.3-alpha.1", "1.2.3-0.3.7", "1.2.3-x-y.7z.92", "1.2.3+build.5", "10.20.30-rc.1+meta"}
+	for _, s := range valid {
+		if _, ok := version.ParseSemver(s); !ok {
+			t.Errorf("ParseSemver(%q) rejected", s)
+		}
+	}
+	invalid := []string{"", "1", "1.2", "1.2.3.4", "v1.2.3", "01.2.3", "1.02.3", "1.2.3-", "1.2.3-01", "1.2.3-a..b", "1.2.3.", "1..3", "a.b.c", "1.2.3-al$pha", "not a semver"}
+	for _, s := range invalid {
+		if _, ok := version.ParseSemver(s); ok {
+			t.Errorf("ParseSemver(%q) accepted", s)
+		}
+	}
+	// The precedence example of the specification, in order.
+	order := []string{"1.0.0-alpha", "1.0.0-alpha.1", "1.0.0-alpha.beta", "1.0.0-beta", "1.0.0-beta.2", "1.0.0-beta.11", "1.0.0-rc.1", "1.0.0", "1.0.1", "1.1.0", "2.0.0"}
+	for i := range order {
+		for j := range order {
+			a, _ := version.ParseSemver(order[i])
+			b, _ := version.ParseSemver(order[j])
+			want := 0
+			if i < j {
+				want = -1
+			} else if i > j {
+				want = 1
+			}
+			if got := version.CompareSemver(a, b); got != want {
+				t.Errorf("CompareSemver(%s, %s) = %d, want %d", order[i], order[j], got, want)
+			}
+		}
+	}
+	a, _ := version.ParseSemver("1.2.3+build.1")
+	b, _ := version.ParseSemver("1.2.3+build.2")
+	if version.CompareSemver(a, b) != 0 {
+		t.Error("build metadata changed precedence")
+	}
+}
+
+func BenchmarkCompareKeys(b *testing.B) {
+	x, y := version.NewKey("2.14.1"), version.NewKey("2.9.30")
+	b.ReportAllocs()
+	for b.Loop() {
+		version.CompareKeys(x, y)
+	}
+}

@@ -1,0 +1,433 @@
+package gray_test
+
+import (
+	"fmt"
+	"math"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mds-dev/mds"
+	"github.com/mds-dev/mds/gray"
+)
+
+var now = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+
+func phone() *mds.Device {
+	return &mds.Device{AppKey: "k", Platform: mds.Android, AppVersion: "2.10.1", Build: 2101, DeviceID: "dev-42",
+		UserID: "alice", Model: "SM-S918B", Brand: "Samsung", OSVersion: "14", Network: "wifi", Region: "CN-31",
+		City: "Shanghai", Channel: "huawei", Language: "zh-CN",
+		Attributes: map[string]string{"tier": "gold", "age": "37", "installed": "2026-01-15T08:00:00Z", "lan": "192.168.1.20"}}
+}
+
+func TestOperators(t *testing.T) {
+	ip := netip.MustParseAddr("203.0.113.9")
+	tests := []struct {
+		rule mds.Rule
+		want bool
+	}{
+		{mds.Rule{Field: "city", Operator: mds.OpIn, Values: []string{"Beijing", "Shanghai"}}, true},
+		{mds.Rule{Field: "city", Operator: mds.OpIn, Values: []string{"beijing", "shanghai"}}, false},
+		{mds.Rule{Field: "city", Operator: mds.OpIn, Values: []string{"beijing", "shanghai"}, CaseInsensitive: true}, true},
+		{mds.Rule{Field: "city", Operator: mds.OpNotIn, Values: []string{"Beijing"}}, true},
+		{mds.Rule{Field: "city", Operator: mds.OpIn, Values: manyCities("Shanghai")}, true},
+		{mds.Rule{Field: "city", Operator: mds.OpIn, Values: manyCities("SHANGHAI"), CaseInsensitive: true}, true},
+		{mds.Rule{Field: "city", Operator: mds.OpIn, Values: manyCities("Nanjing")}, false},
+		{mds.Rule{Field: "channel", Operator: mds.OpIn, Values: nil}, false},
+		{mds.Rule{Field: "channel", Operator: mds.OpNotIn, Values: nil}, true},
+		{mds.Rule{Field: "model", Operator: mds.OpStrStartsWith, Values: []string{"SM-", "GT-"}}, true},
+		{mds.Rule{Field: "model", Operator: mds.OpStrStartsWith, Values: []string{"sm-"}}, false},
+		{mds.Rule{Field: "model", Operator: mds.OpStrStartsWith, Values: []string{"sm-"}, CaseInsensitive: true}, true},
+		{mds.Rule{Field: "model", Operator: mds.OpStrEndsWith, Values: []string{"918b"}, CaseInsensitive: true}, true},
+		{mds.Rule{Field: "model", Operator: mds.OpStrContains, Values: []string{"S918"}}, true},
+		{mds.Rule{Field: "model", Operator: mds.OpStrContains, Values: []string{"s918"}, CaseInsensitive: true}, true},
+		{mds.Rule{Field: "model", Operator: mds.OpStrContains, Values: []string{"Pixel"}}, false},
+		{mds.Rule{Field: "model", Operator: mds.OpRegex, Values: []string{`^SM-S9\d\d`}}, true},
+		{mds.Rule{Field: "model", Operator: mds.OpRegex, Values: []string{`^sm-s9`}, CaseInsensitive: true}, true},
+		{mds.Rule{Field: "attr.age", Operator: mds.OpNumGte, Values: []string{"18"}}, true},
+		{mds.Rule{Field: "attr.age", Operator: mds.OpNumLt, Values: []string{"37"}}, false},
+		{mds.Rule{Field: "attr.age", Operator: mds.OpNumEq, Values: []string{"37.0"}}, true},
+		{mds.Rule{Field: "attr.age", Operator: mds.OpNumRange, Values: []string{"30", "40"}}, true},
+		{mds.Rule{Field: "attr.tier", Operator: mds.OpNumGt, Values: []string{"1"}}, false}, // not a number
+		{mds.Rule{Field: "build", Operator: mds.OpNumGte, Values: []string{"2100"}}, true},
+		{mds.Rule{Field: "app_version", Operator: mds.OpVersionGt, Values: []string{"2.9.2"}}, true}, // 2.10.1 > 2.9.2
+		{mds.Rule{Field: "app_version", Operator: mds.OpVersionLt, Values: []string{"2.10.1"}}, false},
+		{mds.Rule{Field: "app_version", Operator: mds.OpVersionEq, Values: []string{"2.10.1"}}, true},
+		{mds.Rule{Field: "app_version", Operator: mds.OpVersionRange, Values: []string{"2.0", "2.10.1"}}, true},
+		{mds.Rule{Field: "os_version", Operator: mds.OpVersionGte, Values: []string{"9.1"}}, true}, // 14 > 9.1
+		{mds.Rule{Field: "os_version", Operator: mds.OpVersionLte, Values: []string{"13.9"}}, false},
+		{mds.Rule{Field: "attr.tier", Operator: mds.OpVersionGt, Values: []string{"1"}}, false}, // not a version
+		{mds.Rule{Field: "attr.semver", Operator: mds.OpSemverGt, Values: []string{"1.0.0"}}, false}, // missing
+		{mds.Rule{Field: "now", Operator: mds.OpDateAfter, Values: []string{"2026-11-01T00:00:00Z"}}, true},
+		{mds.Rule{Field: "now", Operator: mds.OpDateBefore, Values: []string{"2026-11-01T00:00:00Z"}}, false},
+		{mds.Rule{Field: "attr.installed", Operator: mds.OpDateBefore, Values: []string{"2026-02-01T00:00:00+08:00"}}, true},
+		{mds.Rule{Field: "ip", Operator: mds.OpCIDR, Values: []string{"10.0.0.0/8", "203.0.113.0/24"}}, true},
+		{mds.Rule{Field: "ip", Operator: mds.OpCIDR, Values: []string{"203.0.113.9"}}, true},
+		{mds.Rule{Field: "ip", Operator: mds.OpCIDR, Values: []string{"2001:db8::/32"}}, false},
+		{mds.Rule{Field: "attr.lan", Operator: mds.OpCIDR, Values: []string{"192.168.0.0/16"}}, true},
+		{mds.Rule{Field: "network", Operator: mds.OpIn, Values: []string{"wifi", "5g"}}, true},
+		{mds.Rule{Field: "language", Operator: mds.OpStrStartsWith, Values: []string{"zh"}}, true},
+		{mds.Rule{Field: "platform", Operator: mds.OpIn, Values: []string{"android"}}, true},
+		{mds.Rule{Field: "user_id", Operator: mds.OpIn, Values: []string{"alice"}}, true},
+		{mds.Rule{Field: "brand", Operator: mds.OpIn, Values: []string{"Samsung"}, Inverted: true}, false},
+		{mds.Rule{Field: "attr.missing", Operator: mds.OpStrContains, Values: []string{"x"}}, false},
+		{mds.Rule{Field: "attr.missing", Operator: mds.OpStrContains, Values: []string{"x"}, Inverted: true}, true},
+		{mds.Rule{Field: "attr.missing", Operator: mds.OpNotIn, Values: []string{"x"}}, true},
+	}
+	for _, tt := range tests {
+		r, err := gray.CompileRule(tt.rule)
+		if err != nil {
+			t.Errorf("%+v: %v", tt.rule, err)
+			continue
+		}
+		in := gray.NewInput(phone(), ip, now)
+		if got := r.Match(&in); got != tt.want {
+			t.Errorf("%s: got %v, want %v", r, got, tt.want)
+		}
+	}
+}
+
+func manyCities(extra string) []string {
+	vals := []string{extra}
+	for i := range 50 {
+		vals = append(vals, fmt.Sprintf("city-%d", i))
+	}
+	return vals
+}
+
+func TestCompileRuleErrors(t *testing.T) {
+	tests := []struct {
+		rule mds.Rule
+		want string
+	}{
+		{mds.Rule{Field: "shoe_size", Operator: mds.OpIn, Values: []string{"42"}}, "not one of"},
+		{mds.Rule{Field: "attr.", Operator: mds.OpIn, Values: []string{"x"}}, "attribute name"},
+		{mds.Rule{Field: "city", Operator: "LIKE", Values: []string{"x"}}, "not known"},
+		{mds.Rule{Field: "city", Operator: mds.OpStrContains}, "at least one"},
+		{mds.Rule{Field: "attr.age", Operator: mds.OpNumGt, Values: []string{"1", "2"}}, "exactly 1"},
+		{mds.Rule{Field: "attr.age", Operator: mds.OpNumGt, Values: []string{"old"}}, "not a number"},
+		{mds.Rule{Field: "attr.age", Operator: mds.OpNumRange, Values: []string{"9", "1"}}, "empty"},
+		{mds.Rule{Field: "os_version", Operator: mds.OpVersionGt, Values: []string{"ten"}}, "start with a digit"},
+		{mds.Rule{Field: "os_version", Operator: mds.OpVersionRange, Values: []string{"12", "9"}}, "empty"},
+		{mds.Rule{Field: "app_version", Operator: mds.OpSemverGt, Values: []string{"1.2"}}, "semantic version"},
+		{mds.Rule{Field: "now", Operator: mds.OpDateAfter, Values: []string{"tomorrow"}}, "RFC 3339"},
+		{mds.Rule{Field: "ip", Operator: mds.OpCIDR, Values: []string{"10.0.0.0/33"}}, "CIDR"},
+		{mds.Rule{Field: "model", Operator: mds.OpRegex, Values: []string{"(unclosed"}}, "regular expression"},
+	}
+	for _, tt := range tests {
+		_, err := gray.CompileRule(tt.rule)
+		if mds.ErrorCode(err) != mds.EINVALID || !strings.Contains(mds.ErrorMessage(err), tt.want) {
+			t.Errorf("%+v: error %v, want EINVALID mentioning %q", tt.rule, err, tt.want)
+		}
+	}
+}
+
+func TestBucketIsStableAndUniform(t *testing.T) {
+	if gray.Bucket("salt", "dev-1") != gray.Bucket("salt", "dev-1") {
+		t.Fatal("bucket is not stable")
+	}
+	// Pinned values: buckets are a contract across versions and nodes.
+	if b := gray.Bucket("s1", "device-0001"); b != 612 {
+		t.Errorf("Bucket(s1, device-0001) = %d; the hash changed, which would reshuffle every rollout", b)
+	}
+	const n = 200_000
+	counts := make([]int, 100)
+	differ := 0
+	for i := range n {
+		id := fmt.Sprintf("device-%07d", i)
+		b := gray.Bucket("task-salt", id)
+		if b < 0 || b >= 10000 {
+			t.Fatalf("bucket %d out of range", b)
+		}
+		counts[b/100]++
+		if gray.Bucket("other-salt", id)/100 != b/100 {
+			differ++
+		}
+	}
+	// Each percent should hold about 2,000 devices; allow 5 standard deviations.
+	for pct, c := range counts {
+		if math.Abs(float64(c)-n/100) > 5*math.Sqrt(n/100) {
+			t.Errorf("percent %d holds %d devices, want about %d", pct, c, n/100)
+		}
+	}
+	if differ < n*9/10 {
+		t.Errorf("another salt moved only %d of %d devices; tasks would share their gray audience", differ, n)
+	}
+}
+
+type fakeAdmitter struct {
+	mu       sync.Mutex
+	admitted map[string]bool
+	calls    int
+}
+
+func (f *fakeAdmitter) Admit(task int64, key string, cap int) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls++
+	if f.admitted == nil {
+		f.admitted = map[string]bool{}
+	}
+	if f.admitted[key] {
+		return true
+	}
+	if len(f.admitted) >= cap {
+		return false
+	}
+	f.admitted[key] = true
+	return true
+}
+
+func (f *fakeAdmitter) Admitted(task int64, key string) (bool, int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.admitted[key], len(f.admitted)
+}
+
+func compile(t testing.TB, task *mds.Task, sets map[int64]*mds.RuleSet, lists map[int64]*gray.List) *gray.Targeting {
+	t.Helper()
+	if err := task.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	tg, err := gray.Compile(task, sets, lists)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tg
+}
+
+func grayTask(tg mds.Targeting) *mds.Task {
+	return &mds.Task{ID: 7, AppID: 1, PackageID: 1, Mode: mds.ModeForce, Targeting: tg}
+}
+
+func TestRolloutOnlyAdds(t *testing.T) {
+	in := func(id string) gray.Input {
+		d := phone()
+		d.DeviceID = id
+		return gray.NewInput(d, netip.Addr{}, now)
+	}
+	var prev map[string]bool
+	for _, pct := range []float64{0.01, 1, 5, 12.5, 50, 99.99, 100} {
+		tg := compile(t, grayTask(mds.Targeting{Rollout: &mds.Rollout{Percent: pct}, Salt: "fixed"}), nil, nil)
+		cur := map[string]bool{}
+		for i := range 20_000 {
+			id := fmt.Sprintf("d%05d", i)
+			x := in(id)
+			if tg.Decide(&x, nil) {
+				cur[id] = true
+			}
+		}
+		for id := range prev {
+			if !cur[id] {
+				t.Fatalf("raising to %v%% dropped device %s", pct, id)
+			}
+		}
+		if want := 20_000 * pct / 100; math.Abs(float64(len(cur))-want) > 4*math.Sqrt(want)+1 {
+			t.Errorf("%v%% admitted %d of 20000", pct, len(cur))
+		}
+		prev = cur
+	}
+	if len(prev) != 20_000 {
+		t.Errorf("100%% admitted %d of 20000", len(prev))
+	}
+}
+
+func TestRolloutStickiness(t *testing.T) {
+	tg := compile(t, grayTask(mds.Targeting{Rollout: &mds.Rollout{Percent: 50, Stickiness: mds.StickyUser}, Salt: "s"}), nil, nil)
+	// One user on many devices: the same answer on all of them.
+	var answers []bool
+	for i := range 20 {
+		d := phone()
+		d.DeviceID = fmt.Sprintf("device-%d", i)
+		in := gray.NewInput(d, netip.Addr{}, now)
+		answers = append(answers, tg.Decide(&in, nil))
+	}
+	for _, a := range answers {
+		if a != answers[0] {
+			t.Fatal("user stickiness gave one user different answers on different devices")
+		}
+	}
+	d := phone()
+	d.UserID = ""
+	in := gray.NewInput(d, netip.Addr{}, now)
+	if tg.Decide(&in, nil) {
+		t.Error("a device without a user id passed a user-sticky rollout")
+	}
+}
+
+func TestRamp(t *testing.T) {
+	r := &mds.Rollout{Ramp: []mds.RampStep{{At: now, Percent: 1}, {At: now.Add(24 * time.Hour), Percent: 10}, {At: now.Add(48 * time.Hour), Percent: 100}}}
+	for _, tt := range []struct {
+		at   time.Time
+		want int
+	}{{now.Add(-time.Second), 0}, {now, 100}, {now.Add(23 * time.Hour), 100}, {now.Add(24 * time.Hour), 1000}, {now.Add(72 * time.Hour), 10000}} {
+		if got := r.BasisPointsAt(tt.at); got != tt.want {
+			t.Errorf("at %v: %d bp, want %d", tt.at.Sub(now), got, tt.want)
+		}
+	}
+	tg := compile(t, grayTask(mds.Targeting{Rollout: r}), nil, nil)
+	d := phone()
+	before := gray.NewInput(d, netip.Addr{}, now.Add(-time.Minute))
+	after := gray.NewInput(d, netip.Addr{}, now.Add(49*time.Hour))
+	if tg.Decide(&before, nil) || !tg.Decide(&after, nil) {
+		t.Error("the ramp did not move the device from out (before the first step) to in (at 100%)")
+	}
+}
+
+func TestWhitelistAndRules(t *testing.T) {
+	b := gray.NewListBuilder(&mds.Whitelist{ID: 3, Name: "testers", Kind: mds.WhitelistUsers}, 0)
+	for _, e := range []string{"alice", "bob", "re:^qa-\\d+$"} {
+		if err := b.Add(e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lists := map[int64]*gray.List{3: b.Build()}
+	sets := map[int64]*mds.RuleSet{9: {ID: 9, AppID: 1, Name: "android 12+", Rules: []mds.Rule{{Field: "os_version", Operator: mds.OpVersionGte, Values: []string{"12"}}}}}
+	tg := compile(t, grayTask(mds.Targeting{Whitelists: []int64{3}, RuleSets: []int64{9},
+		Rules: []mds.Rule{{Field: "brand", Operator: mds.OpIn, Values: []string{"Samsung"}}}}), sets, lists)
+	decide := func(user, os string) bool {
+		d := phone()
+		d.UserID, d.OSVersion = user, os
+		in := gray.NewInput(d, netip.Addr{}, now)
+		return tg.Decide(&in, nil)
+	}
+	for _, tt := range []struct {
+		user, os string
+		want     bool
+	}{{"alice", "14", true}, {"qa-17", "13", true}, {"carol", "14", false}, {"alice", "11", false}, {"qa-x", "14", false}} {
+		if got := decide(tt.user, tt.os); got != tt.want {
+			t.Errorf("user %s on android %s: %v, want %v", tt.user, tt.os, got, tt.want)
+		}
+	}
+	if _, err := gray.Compile(grayTask(mds.Targeting{Whitelists: []int64{4}}), nil, lists); err == nil {
+		t.Error("a task naming a missing whitelist compiled")
+	}
+	if _, err := gray.Compile(grayTask(mds.Targeting{RuleSets: []int64{8}, Whitelists: []int64{3}}), sets, lists); err == nil {
+		t.Error("a task naming a missing rule set compiled")
+	}
+}
+
+func TestListMembership(t *testing.T) {
+	const n = 100_000
+	b := gray.NewListBuilder(&mds.Whitelist{ID: 1, Kind: mds.WhitelistDevices}, 10)
+	for i := range n {
+		b.Add(fmt.Sprintf("device-%d", i))
+		b.Add(fmt.Sprintf("device-%d", i)) // duplicates count once
+	}
+	l := b.Build()
+	if l.Len() != n {
+		t.Fatalf("Len = %d, want %d", l.Len(), n)
+	}
+	for i := range n {
+		id := fmt.Sprintf("device-%d", i)
+		if !l.Contains(id, gray.Hash(id)) {
+			t.Fatalf("%s missing", id)
+		}
+	}
+	for i := n; i < 2*n; i++ {
+		id := fmt.Sprintf("device-%d", i)
+		if l.Contains(id, gray.Hash(id)) {
+			t.Fatalf("%s present", id)
+		}
+	}
+	if l.Contains("", gray.Hash("")) {
+		t.Error("the empty id is listed")
+	}
+	if err := b.Add("re:(bad"); err == nil {
+		t.Error("a bad pattern was accepted")
+	}
+}
+
+// TestWindowCap runs many goroutines through one capped window: exactly
+// cap distinct devices get in, a device that got in stays in after the
+// window closes, and no one gets in before it opens.
+func TestWindowCap(t *testing.T) {
+	w := &mds.Window{Start: now, End: now.Add(time.Hour), Cap: 25}
+	tg := compile(t, grayTask(mds.Targeting{Window: w}), nil, nil)
+	adm := &fakeAdmitter{}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	admitted := map[string]bool{}
+	for g := range 16 {
+		wg.Go(func() {
+			for i := range 50 {
+				d := phone()
+				d.DeviceID = fmt.Sprintf("d%d-%d", g, i%10) // each device checks five times
+				in := gray.NewInput(d, netip.Addr{}, now.Add(time.Minute))
+				if tg.Decide(&in, adm) {
+					mu.Lock()
+					admitted[d.DeviceID] = true
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if len(admitted) != w.Cap {
+		t.Fatalf("%d devices admitted, want exactly %d", len(admitted), w.Cap)
+	}
+	for id := range admitted {
+		d := phone()
+		d.DeviceID = id
+		in := gray.NewInput(d, netip.Addr{}, now.Add(48*time.Hour))
+		if !tg.Decide(&in, adm) {
+			t.Errorf("admitted device %s lost the task after the window closed", id)
+		}
+	}
+	d := phone()
+	d.DeviceID = "late"
+	late := gray.NewInput(d, netip.Addr{}, now.Add(48*time.Hour))
+	early := gray.NewInput(d, netip.Addr{}, now.Add(-time.Minute))
+	calls := adm.calls
+	if tg.Decide(&late, adm) || tg.Decide(&early, adm) || adm.calls != calls {
+		t.Error("a device was admitted, or an admission attempted, outside the window")
+	}
+}
+
+func TestExplain(t *testing.T) {
+	b := gray.NewListBuilder(&mds.Whitelist{ID: 3, Name: "testers", Kind: mds.WhitelistDevices}, 1)
+	b.Add("vip")
+	lists := map[int64]*gray.List{3: b.Build()}
+	tg := compile(t, grayTask(mds.Targeting{Whitelists: []int64{3}, Rollout: &mds.Rollout{Percent: 0.01},
+		Window: &mds.Window{Start: now.Add(-time.Hour), End: now.Add(time.Hour), Cap: 2},
+		Rules:  []mds.Rule{{Field: "os_version", Operator: mds.OpVersionGte, Values: []string{"12"}}}}), nil, lists)
+	adm := &fakeAdmitter{admitted: map[string]bool{"a": true, "b": true}}
+	explain := func(id, os string) (bool, []gray.Step) {
+		d := phone()
+		d.DeviceID, d.OSVersion = id, os
+		in := gray.NewInput(d, netip.Addr{}, now)
+		return tg.Explain(&in, adm)
+	}
+	ok, steps := explain("vip", "11")
+	last := steps[len(steps)-1]
+	if ok || last.What != "rule" || !strings.Contains(last.Detail, `os_version VERSION_GTE 12; device has "11"`) {
+		t.Errorf("failing rule: %v %+v", ok, steps)
+	}
+	ok, steps = explain("vip", "14")
+	if last = steps[len(steps)-1]; !ok || last.What != "whitelist" || !strings.Contains(last.Detail, `"vip" is in whitelist "testers"`) {
+		t.Errorf("whitelisted: %v %+v", ok, steps)
+	}
+	ok, steps = explain("a", "14")
+	if last = steps[len(steps)-1]; !ok || last.What != "window" || !strings.Contains(last.Detail, "admitted to the window (2 of 2") {
+		t.Errorf("admitted: %v %+v", ok, steps)
+	}
+	ok, steps = explain("nobody", "14")
+	last = steps[len(steps)-1]
+	if ok || last.What != "gray" || !strings.Contains(last.Detail, "not in whitelist") || !strings.Contains(last.Detail, "bucket") ||
+		!strings.Contains(last.Detail, "window is full: 2 of 2") {
+		t.Errorf("rejected: %v %+v", ok, steps)
+	}
+	if len(adm.admitted) != 2 {
+		t.Error("Explain admitted a device")
+	}
+	promoted := grayTask(mds.Targeting{Rollout: &mds.Rollout{Percent: 1}})
+	promoted.Stage = mds.StageOfficial
+	ok, steps = compile(t, promoted, nil, nil).Explain(ptr(gray.NewInput(phone(), netip.Addr{}, now)), adm)
+	if !ok || steps[len(steps)-1].What != "stage" {
+		t.Errorf("official: %v %+v", ok, steps)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }

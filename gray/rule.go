@@ -1,0 +1,481 @@
+// Package gray is the targeting engine every kind of delivery shares: it
+// compiles rules, whitelists, sticky percentages, ramps and capped windows
+// into a form that decides, for one device, in well under a microsecond and
+// without allocating. It is pure: time comes in with the input, and the only
+// state it touches, window admissions, goes through the Admitter it is given.
+package gray
+
+import (
+	"fmt"
+	"net/netip"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/mds-dev/mds"
+	"github.com/mds-dev/mds/version"
+)
+
+// Input is what a decision is made on: the device's report, where the check
+// came from and when. It caches derived values across the rules and tasks
+// of one check, so pass it by pointer and reuse it.
+type Input struct {
+	Device *mds.Device
+	IP     netip.Addr
+	Now    time.Time
+
+	appVersion       version.Key
+	appVersionParsed bool
+}
+
+// NewInput prepares an input for d.
+func NewInput(d *mds.Device, ip netip.Addr, now time.Time) Input {
+	return Input{Device: d, IP: ip, Now: now}
+}
+
+// AppVersion returns the device's app version prepared for comparison.
+func (in *Input) AppVersion() version.Key {
+	if !in.appVersionParsed {
+		in.appVersion = version.NewKey(in.Device.AppVersion)
+		in.appVersionParsed = true
+	}
+	return in.appVersion
+}
+
+type field uint8
+
+const (
+	fRegion field = iota
+	fCity
+	fModel
+	fBrand
+	fOSVersion
+	fAppVersion
+	fBuild
+	fNetwork
+	fChannel
+	fLanguage
+	fUserID
+	fDeviceID
+	fPlatform
+	fIP
+	fNow
+	fAttr
+)
+
+var fieldIDs = map[string]field{
+	mds.FieldRegion: fRegion, mds.FieldCity: fCity, mds.FieldModel: fModel, mds.FieldBrand: fBrand,
+	mds.FieldOSVersion: fOSVersion, mds.FieldAppVersion: fAppVersion, mds.FieldBuild: fBuild,
+	mds.FieldNetwork: fNetwork, mds.FieldChannel: fChannel, mds.FieldLanguage: fLanguage,
+	mds.FieldUserID: fUserID, mds.FieldDeviceID: fDeviceID, mds.FieldPlatform: fPlatform,
+	mds.FieldIP: fIP, mds.FieldNow: fNow,
+}
+
+// value returns the text of field f for the input and whether the device
+// reported it. ip and now are rendered only when a string operator asks.
+func (r *Rule) value(in *Input) (string, bool) {
+	d := in.Device
+	var v string
+	switch r.field {
+	case fRegion:
+		v = d.Region
+	case fCity:
+		v = d.City
+	case fModel:
+		v = d.Model
+	case fBrand:
+		v = d.Brand
+	case fOSVersion:
+		v = d.OSVersion
+	case fAppVersion:
+		v = d.AppVersion
+	case fBuild:
+		if d.Build == 0 {
+			return "", false
+		}
+		return strconv.FormatInt(d.Build, 10), true
+	case fNetwork:
+		v = d.Network
+	case fChannel:
+		v = d.Channel
+	case fLanguage:
+		v = d.Language
+	case fUserID:
+		v = d.UserID
+	case fDeviceID:
+		v = d.DeviceID
+	case fPlatform:
+		v = string(d.Platform)
+	case fIP:
+		if !in.IP.IsValid() {
+			return "", false
+		}
+		return in.IP.String(), true
+	case fNow:
+		return in.Now.UTC().Format(time.RFC3339Nano), true
+	case fAttr:
+		a, ok := d.Attributes[r.attr]
+		return a, ok
+	}
+	return v, v != ""
+}
+
+// Rule is a compiled mds.Rule.
+type Rule struct {
+	src      mds.Rule
+	field    field
+	attr     string
+	fold     bool
+	inverted bool
+	match    func(r *Rule, in *Input) bool
+
+	strs     []string
+	set      map[string]struct{}
+	nums     [2]float64
+	versions [2]version.Key
+	semver   version.Semver
+	re       *regexp.Regexp
+	date     time.Time
+	prefixes []netip.Prefix
+}
+
+// smallSet is where IN switches from a scan to a map.
+const smallSet = 8
+
+// CompileRule checks r's operands and prepares it for matching; errors say
+// which value is wrong and why.
+func CompileRule(src mds.Rule) (*Rule, error) {
+	if err := src.Validate(); err != nil {
+		return nil, err
+	}
+	r := &Rule{src: src, fold: src.CaseInsensitive, inverted: src.Inverted}
+	if name, ok := strings.CutPrefix(src.Field, mds.AttrPrefix); ok {
+		r.field, r.attr = fAttr, name
+	} else {
+		r.field = fieldIDs[src.Field]
+	}
+	vals := src.Values
+	bad := func(format string, args ...any) (*Rule, error) {
+		return nil, mds.Errorf(mds.EINVALID, "%s %s: %s", src.Field, src.Operator, fmt.Sprintf(format, args...))
+	}
+	switch src.Operator {
+	case mds.OpIn, mds.OpNotIn:
+		r.strs = vals
+		if len(vals) > smallSet {
+			r.set = make(map[string]struct{}, len(vals))
+			for _, v := range vals {
+				if r.fold {
+					v = strings.ToLower(v)
+				}
+				r.set[v] = struct{}{}
+			}
+		}
+		r.match = matchIn
+	case mds.OpStrContains, mds.OpStrStartsWith, mds.OpStrEndsWith:
+		r.strs = vals
+		r.match = matchString
+	case mds.OpRegex:
+		expr := vals[0]
+		if r.fold {
+			expr = "(?i)" + expr
+		}
+		re, err := regexp.Compile(expr)
+		if err != nil {
+			return bad("%q is not a valid regular expression: %v", vals[0], err)
+		}
+		r.re = re
+		r.match = matchRegex
+	case mds.OpNumEq, mds.OpNumGt, mds.OpNumGte, mds.OpNumLt, mds.OpNumLte, mds.OpNumRange:
+		for i, v := range vals {
+			n, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err != nil {
+				return bad("%q is not a number", v)
+			}
+			r.nums[i] = n
+		}
+		if src.Operator == mds.OpNumRange && r.nums[0] > r.nums[1] {
+			return bad("range %s..%s is empty", vals[0], vals[1])
+		}
+		r.match = matchNum
+	case mds.OpVersionEq, mds.OpVersionGt, mds.OpVersionGte, mds.OpVersionLt, mds.OpVersionLte, mds.OpVersionRange:
+		for i, v := range vals {
+			if err := version.Valid(v); err != nil {
+				return bad("%v", err)
+			}
+			r.versions[i] = version.NewKey(v)
+		}
+		if src.Operator == mds.OpVersionRange && version.CompareKeys(r.versions[0], r.versions[1]) > 0 {
+			return bad("range %s..%s is empty", vals[0], vals[1])
+		}
+		r.match = matchVersion
+	case mds.OpSemverEq, mds.OpSemverGt, mds.OpSemverLt:
+		sv, ok := version.ParseSemver(vals[0])
+		if !ok {
+			return bad("%q is not a semantic version like 1.2.3 or 2.0.0-rc.1", vals[0])
+		}
+		r.semver = sv
+		r.match = matchSemver
+	case mds.OpDateAfter, mds.OpDateBefore:
+		t, err := time.Parse(time.RFC3339, vals[0])
+		if err != nil {
+			return bad("%q is not an RFC 3339 time like 2026-12-01T00:00:00Z", vals[0])
+		}
+		r.date = t
+		r.match = matchDate
+	case mds.OpCIDR:
+		for _, v := range vals {
+			p, err := netip.ParsePrefix(strings.TrimSpace(v))
+			if err != nil {
+				a, aerr := netip.ParseAddr(strings.TrimSpace(v))
+				if aerr != nil {
+					return bad("%q is not a CIDR block like 10.0.0.0/8 or an address", v)
+				}
+				p = netip.PrefixFrom(a, a.BitLen())
+			}
+			r.prefixes = append(r.prefixes, p.Masked())
+		}
+		r.match = matchCIDR
+	}
+	return r, nil
+}
+
+// Match reports whether the input satisfies the rule.
+func (r *Rule) Match(in *Input) bool { return r.match(r, in) != r.inverted }
+
+// Source returns the rule as written.
+func (r *Rule) Source() mds.Rule { return r.src }
+
+// String renders the rule for people: "os_version VERSION_GTE 10".
+func (r *Rule) String() string {
+	var b strings.Builder
+	if r.inverted {
+		b.WriteString("not ")
+	}
+	b.WriteString(r.src.Field)
+	b.WriteByte(' ')
+	b.WriteString(string(r.src.Operator))
+	if r.fold {
+		b.WriteString("/i")
+	}
+	b.WriteByte(' ')
+	vals := r.src.Values
+	if len(vals) > 5 {
+		b.WriteString(strings.Join(vals[:5], ","))
+		fmt.Fprintf(&b, ",… (%d values)", len(vals))
+	} else {
+		b.WriteString(strings.Join(vals, ","))
+	}
+	return b.String()
+}
+
+func matchIn(r *Rule, in *Input) bool {
+	v, ok := r.value(in)
+	found := ok && r.contains(v)
+	if r.src.Operator == mds.OpNotIn {
+		return !found
+	}
+	return found
+}
+
+func (r *Rule) contains(v string) bool {
+	if r.set == nil {
+		for _, s := range r.strs {
+			if s == v || r.fold && strings.EqualFold(s, v) {
+				return true
+			}
+		}
+		return false
+	}
+	if !r.fold {
+		_, ok := r.set[v]
+		return ok
+	}
+	var buf [mds.MaxDeviceField]byte
+	lower, ok := asciiLower(buf[:0], v)
+	if !ok {
+		for _, s := range r.strs {
+			if strings.EqualFold(s, v) {
+				return true
+			}
+		}
+		return false
+	}
+	_, found := r.set[string(lower)] // the conversion does not allocate in a map index
+	return found
+}
+
+// asciiLower appends the lower case of v to dst if v is short ASCII.
+func asciiLower(dst []byte, v string) ([]byte, bool) {
+	if len(v) > cap(dst) {
+		return nil, false
+	}
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if c >= utf8.RuneSelf {
+			return nil, false
+		}
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		dst = append(dst, c)
+	}
+	return dst, true
+}
+
+func matchString(r *Rule, in *Input) bool {
+	v, ok := r.value(in)
+	if !ok {
+		return false
+	}
+	for _, s := range r.strs {
+		var hit bool
+		switch r.src.Operator {
+		case mds.OpStrContains:
+			hit = strings.Contains(v, s) || r.fold && containsFold(v, s)
+		case mds.OpStrStartsWith:
+			hit = strings.HasPrefix(v, s) || r.fold && len(v) >= len(s) && strings.EqualFold(v[:len(s)], s)
+		case mds.OpStrEndsWith:
+			hit = strings.HasSuffix(v, s) || r.fold && len(v) >= len(s) && strings.EqualFold(v[len(v)-len(s):], s)
+		}
+		if hit {
+			return true
+		}
+	}
+	return false
+}
+
+func containsFold(s, sub string) bool {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if strings.EqualFold(s[i:i+len(sub)], sub) {
+			return true
+		}
+	}
+	return false
+}
+
+func matchRegex(r *Rule, in *Input) bool {
+	v, ok := r.value(in)
+	return ok && r.re.MatchString(v)
+}
+
+func matchNum(r *Rule, in *Input) bool {
+	var n float64
+	if r.field == fBuild {
+		if in.Device.Build == 0 {
+			return false
+		}
+		n = float64(in.Device.Build)
+	} else {
+		v, ok := r.value(in)
+		if !ok {
+			return false
+		}
+		var err error
+		if n, err = strconv.ParseFloat(v, 64); err != nil {
+			return false
+		}
+	}
+	switch r.src.Operator {
+	case mds.OpNumEq:
+		return n == r.nums[0]
+	case mds.OpNumGt:
+		return n > r.nums[0]
+	case mds.OpNumGte:
+		return n >= r.nums[0]
+	case mds.OpNumLt:
+		return n < r.nums[0]
+	case mds.OpNumLte:
+		return n <= r.nums[0]
+	}
+	return r.nums[0] <= n && n <= r.nums[1] // NUM_RANGE
+}
+
+func matchVersion(r *Rule, in *Input) bool {
+	var k version.Key
+	if r.field == fAppVersion {
+		k = in.AppVersion()
+	} else {
+		v, ok := r.value(in)
+		if !ok || version.Valid(v) != nil {
+			return false
+		}
+		k = version.NewKey(v)
+	}
+	c := version.CompareKeys(k, r.versions[0])
+	switch r.src.Operator {
+	case mds.OpVersionEq:
+		return c == 0
+	case mds.OpVersionGt:
+		return c > 0
+	case mds.OpVersionGte:
+		return c >= 0
+	case mds.OpVersionLt:
+		return c < 0
+	case mds.OpVersionLte:
+		return c <= 0
+	}
+	return c >= 0 && version.CompareKeys(k, r.versions[1]) <= 0 // VERSION_RANGE
+}
+
+func matchSemver(r *Rule, in *Input) bool {
+	v, ok := r.value(in)
+	if !ok {
+		return false
+	}
+	sv, ok := version.ParseSemver(v)
+	if !ok {
+		return false
+	}
+	c := version.CompareSemver(sv, r.semver)
+	switch r.src.Operator {
+	case mds.OpSemverEq:
+		return c == 0
+	case mds.OpSemverGt:
+		return c > 0
+	}
+	return c < 0 // SEMVER_LT
+}
+
+func matchDate(r *Rule, in *Input) bool {
+	t := in.Now
+	if r.field != fNow {
+		v, ok := r.value(in)
+		if !ok {
+			return false
+		}
+		var err error
+		if t, err = time.Parse(time.RFC3339, v); err != nil {
+			return false
+		}
+	}
+	if r.src.Operator == mds.OpDateAfter {
+		return t.After(r.date)
+	}
+	return t.Before(r.date)
+}
+
+func matchCIDR(r *Rule, in *Input) bool {
+	ip := in.IP
+	if r.field != fIP {
+		v, ok := r.value(in)
+		if !ok {
+			return false
+		}
+		var err error
+		if ip, err = netip.ParseAddr(v); err != nil {
+			return false
+		}
+	}
+	if !ip.IsValid() {
+		return false
+	}
+	ip = ip.Unmap()
+	for _, p := range r.prefixes {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,218 @@
+package gray
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/mds-dev/mds"
+)
+
+// Admitter keeps the admissions of capped windows. It is the one stateful
+// piece of a decision, so it is an interface: the release package backs it
+// with memory in front of the store; tests back it with a map.
+type Admitter interface {
+	// Admit admits key to task's window unless cap devices already are;
+	// it reports whether key is admitted, now or before.
+	Admit(task int64, key string, cap int) bool
+	// Admitted reports, changing nothing, whether key is admitted and how
+	// many keys are.
+	Admitted(task int64, key string) (bool, int)
+}
+
+// Targeting is a task's compiled mds.Targeting.
+type Targeting struct {
+	task    int64
+	stage   mds.Stage
+	rules   []ruleRef
+	lists   []*List
+	rollout *mds.Rollout
+	window  *mds.Window
+	salt    string
+}
+
+type ruleRef struct {
+	*Rule
+	from string // "" for the task's own rules, else the rule set's name
+}
+
+// Compile prepares t's targeting. ruleSets and lists hold what t refers to;
+// a missing reference is an error, so a task never silently targets more
+// widely than it says.
+func Compile(t *mds.Task, ruleSets map[int64]*mds.RuleSet, lists map[int64]*List) (*Targeting, error) {
+	tg := &t.Targeting
+	c := &Targeting{task: t.ID, stage: t.Stage, rollout: tg.Rollout, window: tg.Window, salt: tg.Salt}
+	for _, src := range tg.Rules {
+		r, err := CompileRule(src)
+		if err != nil {
+			return nil, fmt.Errorf("task %d: %w", t.ID, err)
+		}
+		c.rules = append(c.rules, ruleRef{Rule: r})
+	}
+	for _, id := range tg.RuleSets {
+		rs, ok := ruleSets[id]
+		if !ok || rs.AppID != t.AppID {
+			return nil, fmt.Errorf("task %d: rule set %d not found", t.ID, id)
+		}
+		for _, src := range rs.Rules {
+			r, err := CompileRule(src)
+			if err != nil {
+				return nil, fmt.Errorf("task %d: rule set %q: %w", t.ID, rs.Name, err)
+			}
+			c.rules = append(c.rules, ruleRef{Rule: r, from: rs.Name})
+		}
+	}
+	for _, id := range tg.Whitelists {
+		l, ok := lists[id]
+		if !ok {
+			return nil, fmt.Errorf("task %d: whitelist %d not loaded", t.ID, id)
+		}
+		c.lists = append(c.lists, l)
+	}
+	return c, nil
+}
+
+// Stage returns the task's stage.
+func (t *Targeting) Stage() mds.Stage { return t.stage }
+
+// stickyKey is the identifier a rollout or window counts by.
+func stickyKey(s mds.Stickiness, d *mds.Device) string {
+	if s == mds.StickyUser {
+		return d.UserID
+	}
+	return d.DeviceID
+}
+
+// Decide reports whether the input is targeted. Rules come first and are
+// cheap; in the gray stage the gates follow from cheapest to dearest, so a
+// window admission (a write) is spent only on a device nothing else admits.
+func (t *Targeting) Decide(in *Input, adm Admitter) bool {
+	for _, r := range t.rules {
+		if !r.Match(in) {
+			return false
+		}
+	}
+	if t.stage == mds.StageOfficial {
+		return true
+	}
+	d := in.Device
+	for _, l := range t.lists {
+		if id := listKey(l, d); l.Contains(id, Hash(id)) {
+			return true
+		}
+	}
+	if r := t.rollout; r != nil {
+		if key := stickyKey(r.Stickiness, d); key != "" && Bucket(t.salt, key) < r.BasisPointsAt(in.Now) {
+			return true
+		}
+	}
+	if w := t.window; w != nil && d.DeviceID != "" {
+		switch {
+		case in.Now.Before(w.Start):
+			return false
+		case in.Now.Before(w.End):
+			return adm.Admit(t.task, d.DeviceID, w.Cap)
+		}
+		admitted, _ := adm.Admitted(t.task, d.DeviceID)
+		return admitted
+	}
+	return false
+}
+
+func listKey(l *List, d *mds.Device) string {
+	if l.Kind == mds.WhitelistUsers {
+		return d.UserID
+	}
+	return d.DeviceID
+}
+
+// Step is one finding of an explanation.
+type Step struct {
+	What   string `json:"what"`   // "rule", "whitelist", "rollout", "window", "stage"
+	Detail string `json:"detail"` // what was checked, in words
+	Passed bool   `json:"passed"`
+}
+
+// Explain decides like Decide but admits no one, and says what decided.
+// The last step is the deciding one.
+func (t *Targeting) Explain(in *Input, adm Admitter) (bool, []Step) {
+	var steps []Step
+	for _, r := range t.rules {
+		ok := r.Match(in)
+		detail := r.String()
+		if r.from != "" {
+			detail += " (rule set " + r.from + ")"
+		}
+		if v, present := r.value(in); present {
+			detail += fmt.Sprintf("; device has %q", v)
+		} else {
+			detail += "; device did not report it"
+		}
+		steps = append(steps, Step{What: "rule", Detail: detail, Passed: ok})
+		if !ok {
+			return false, steps
+		}
+	}
+	if t.stage == mds.StageOfficial {
+		return true, append(steps, Step{What: "stage", Detail: "official release: every device the rules admit", Passed: true})
+	}
+	d := in.Device
+	var gates []string
+	for _, l := range t.lists {
+		id := listKey(l, d)
+		if l.Contains(id, Hash(id)) {
+			return true, append(steps, Step{What: "whitelist", Passed: true,
+				Detail: fmt.Sprintf("%s %q is in whitelist %q", l.Kind, id, l.Name)})
+		}
+		gates = append(gates, fmt.Sprintf("%s %q is not in whitelist %q", l.Kind, id, l.Name))
+	}
+	if r := t.rollout; r != nil {
+		key := stickyKey(r.Stickiness, d)
+		bp := r.BasisPointsAt(in.Now)
+		if key == "" {
+			gates = append(gates, fmt.Sprintf("rollout %s counts by %s id, which the device did not send", pct(bp), r.Stickiness))
+		} else {
+			b := Bucket(t.salt, key)
+			detail := fmt.Sprintf("%s %q falls in bucket %d of 10000; rollout admits buckets below %d (%s)", r.Stickiness, key, b, bp, pct(bp))
+			if b < bp {
+				return true, append(steps, Step{What: "rollout", Detail: detail, Passed: true})
+			}
+			gates = append(gates, detail)
+		}
+	}
+	if w := t.window; w != nil {
+		admitted, n := adm.Admitted(t.task, d.DeviceID)
+		var detail string
+		ok := false
+		switch {
+		case admitted:
+			detail, ok = fmt.Sprintf("device %q was admitted to the window (%d of %d admitted)", d.DeviceID, n, w.Cap), true
+		case in.Now.Before(w.Start):
+			detail = fmt.Sprintf("window opens at %s", w.Start.Format(time.RFC3339))
+		case !in.Now.Before(w.End):
+			detail = fmt.Sprintf("window closed at %s with %d of %d admitted; device %q was not among them", w.End.Format(time.RFC3339), n, w.Cap, d.DeviceID)
+		case n >= w.Cap:
+			detail = fmt.Sprintf("window is full: %d of %d devices admitted", n, w.Cap)
+		default:
+			detail, ok = fmt.Sprintf("window is open with %d of %d admitted: a check now would admit device %q", n, w.Cap, d.DeviceID), true
+		}
+		if ok {
+			return true, append(steps, Step{What: "window", Detail: detail, Passed: true})
+		}
+		gates = append(gates, detail)
+	}
+	return false, append(steps, Step{What: "gray", Detail: "no gray gate admits the device: " + strings.Join(gates, "; "), Passed: false})
+}
+
+func pct(bp int) string { return fmt.Sprintf("%d.%02d%%", bp/100, bp%100) }
+
+// Matches reports how a set of rules alone judges the input; the audience
+// preview counts with it.
+func Matches(rules []*Rule, in *Input) bool {
+	for _, r := range rules {
+		if !r.Match(in) {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,175 @@
+package gray_test
+
+import (
+	"encoding/json"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mds-dev/mds"
+	"github.com/mds-dev/mds/gray"
+)
+
+// The Unleash client specification, as far as it concerns constraints:
+// features with strategies that carry constraints (and segments, which are
+// named constraint lists like mds rule sets), and test cases of a context
+// and the expected answer.
+type unleashSpec struct {
+	State struct {
+		Features []struct {
+			Name       string
+			Enabled    bool
+			Strategies []struct {
+				Name        string
+				Parameters  map[string]string
+				Constraints []unleashConstraint
+				Segments    []int64
+			}
+		}
+		Segments []struct {
+			ID          int64
+			Constraints []unleashConstraint
+		}
+	}
+	Tests []struct {
+		Description    string
+		Context        map[string]any
+		ToggleName     string
+		ExpectedResult bool
+	}
+}
+
+type unleashConstraint struct {
+	ContextName     string
+	Operator        string
+	Values          []string
+	Value           string
+	Inverted        bool
+	CaseInsensitive bool
+}
+
+// rule translates a constraint: Unleash's userId, remoteAddress and
+// currentTime are mds fields; everything else is a custom attribute.
+func (c unleashConstraint) rule() mds.Rule {
+	field := map[string]string{"userId": mds.FieldUserID, "remoteAddress": mds.FieldIP, "currentTime": mds.FieldNow}[c.ContextName]
+	if field == "" {
+		field = mds.AttrPrefix + c.ContextName
+	}
+	vals := c.Values
+	if c.Value != "" {
+		vals = []string{c.Value}
+	}
+	return mds.Rule{Field: field, Operator: mds.Operator(c.Operator), Values: vals, Inverted: c.Inverted, CaseInsensitive: c.CaseInsensitive}
+}
+
+func rules(cs []unleashConstraint) []mds.Rule {
+	var out []mds.Rule
+	for _, c := range cs {
+		out = append(out, c.rule())
+	}
+	return out
+}
+
+// input builds the device and time an Unleash context describes.
+func input(t *testing.T, ctx map[string]any) gray.Input {
+	d := &mds.Device{DeviceID: "device", Attributes: map[string]string{}}
+	in := gray.Input{Device: d, Now: time.Now()}
+	for k, v := range ctx {
+		switch k {
+		case "userId":
+			d.UserID = v.(string)
+		case "remoteAddress":
+			in.IP, _ = netip.ParseAddr(v.(string))
+		case "currentTime":
+			now, err := time.Parse(time.RFC3339, v.(string))
+			if err != nil {
+				t.Fatalf("currentTime %v: %v", v, err)
+			}
+			in.Now = now
+		case "properties":
+			for pk, pv := range v.(map[string]any) {
+				if s, ok := pv.(string); ok { // null: not reported
+					d.Attributes[pk] = s
+				}
+			}
+		default:
+			if s, ok := v.(string); ok {
+				d.Attributes[k] = s
+			}
+		}
+	}
+	return in
+}
+
+// TestUnleashVectors runs the constraint vectors of the Unleash client
+// specification through the rule engine: a feature is on if any of its
+// strategies' rules all match, as in Unleash.
+func TestUnleashVectors(t *testing.T) {
+	files, err := filepath.Glob("testdata/unleash/*.json")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no vectors: %v", err)
+	}
+	cases := 0
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var spec unleashSpec
+		if err := json.Unmarshal(b, &spec); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		segments := map[int64]*mds.RuleSet{}
+		for _, s := range spec.State.Segments {
+			segments[s.ID] = &mds.RuleSet{ID: s.ID, Name: "segment", Rules: rules(s.Constraints)}
+		}
+		// Each strategy becomes an official task whose targeting holds the
+		// constraints as rules and the segments as rule sets; a strategy
+		// that does not compile (an unknown operator, a missing segment)
+		// is off, as in Unleash.
+		features := map[string][]*gray.Targeting{}
+		enabled := map[string]bool{}
+		for _, feat := range spec.State.Features {
+			enabled[feat.Name] = feat.Enabled
+			for _, st := range feat.Strategies {
+				task := &mds.Task{ID: 1, Stage: mds.StageOfficial, Targeting: mds.Targeting{Rules: rules(st.Constraints), RuleSets: st.Segments}}
+				switch st.Name {
+				case "default":
+				case "userWithId":
+					var ids []string
+					for id := range strings.SplitSeq(st.Parameters["userIds"], ",") {
+						ids = append(ids, strings.TrimSpace(id))
+					}
+					task.Targeting.Rules = append(task.Targeting.Rules, mds.Rule{Field: mds.FieldUserID, Operator: mds.OpIn, Values: ids})
+				default:
+					t.Fatalf("%s: strategy %q is not constraint-only; leave this file out", f, st.Name)
+				}
+				tg, err := gray.Compile(task, segments, nil)
+				if err != nil {
+					tg = nil
+				}
+				features[feat.Name] = append(features[feat.Name], tg)
+			}
+		}
+		for _, tc := range spec.Tests {
+			in := input(t, tc.Context)
+			got := false
+			for _, tg := range features[tc.ToggleName] {
+				if enabled[tc.ToggleName] && tg != nil && tg.Decide(&in, nil) {
+					got = true
+				}
+			}
+			if got != tc.ExpectedResult {
+				t.Errorf("%s: %s: got %v, want %v", filepath.Base(f), tc.Description, got, tc.ExpectedResult)
+			}
+			cases++
+		}
+	}
+	if cases < 80 {
+		t.Errorf("ran only %d vector cases", cases)
+	}
+	t.Logf("%d Unleash vector cases agree", cases)
+}
