@@ -61,7 +61,9 @@ type TokenStore interface {
 	FindTokenByHash(ctx context.Context, hash string) (*Token, error)
 	FindTokenByName(ctx context.Context, name string) (*Token, error)
 	ListTokens(ctx context.Context) ([]*Token, error)
-	SetTokenHash(ctx context.Context, id int64, hash string) error
+	// RekeyToken gives token id a new secret hash and no expiry; bootstrap
+	// uses it to hand control back to the operator.
+	RekeyToken(ctx context.Context, id int64, hash string) error
 	DeleteToken(ctx context.Context, id int64) error
 }
 

@@ -58,7 +58,7 @@ func TestOperators(t *testing.T) {
 		{mds.Rule{Field: "app_version", Operator: mds.OpVersionRange, Values: []string{"2.0", "2.10.1"}}, true},
 		{mds.Rule{Field: "os_version", Operator: mds.OpVersionGte, Values: []string{"9.1"}}, true}, // 14 > 9.1
 		{mds.Rule{Field: "os_version", Operator: mds.OpVersionLte, Values: []string{"13.9"}}, false},
-		{mds.Rule{Field: "attr.tier", Operator: mds.OpVersionGt, Values: []string{"1"}}, false}, // not a version
+		{mds.Rule{Field: "attr.tier", Operator: mds.OpVersionGt, Values: []string{"1"}}, false},      // not a version
 		{mds.Rule{Field: "attr.semver", Operator: mds.OpSemverGt, Values: []string{"1.0.0"}}, false}, // missing
 		{mds.Rule{Field: "now", Operator: mds.OpDateAfter, Values: []string{"2026-11-01T00:00:00Z"}}, true},
 		{mds.Rule{Field: "now", Operator: mds.OpDateBefore, Values: []string{"2026-11-01T00:00:00Z"}}, false},

@@ -86,7 +86,7 @@ func (s *Server) check(w http.ResponseWriter, r *http.Request) {
 		case mds.ENOTFOUND:
 			outcome = "unknown_app"
 		case mds.EINVALID:
-			err = mds.Errorf(mds.EINVALID, "app %q ships on %s, not on %s", dec.App.Slug, mds.JoinPlatforms(dec.App.Platforms), dev.Platform)
+			err = mds.Errorf(mds.EINVALID, "this app ships on %s, not on %s", mds.JoinPlatforms(dec.App.Platforms), dev.Platform)
 		}
 		s.metrics.checks.WithLabelValues(outcome).Inc()
 		s.writeProblem(w, r, err)
@@ -165,11 +165,24 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) erro
 	return nil
 }
 
-// blob serves content-addressed package files: immutable, so cacheable
-// forever by devices and CDNs; Range and If-Range make downloads resumable.
-// GET routes answer HEAD too.
+// blob serves content-addressed package files that a live task delivers:
+// immutable, so cacheable forever by devices and CDNs; Range and If-Range
+// make downloads resumable. GET routes answer HEAD too.
 func (s *Server) blob(w http.ResponseWriter, r *http.Request) {
 	sum := r.PathValue("sha256")
+	if !mds.ValidSHA256(sum) {
+		s.writeProblem(w, r, mds.Errorf(mds.EINVALID, "%q is not a sha256: expected 64 lowercase hex digits", sum))
+		return
+	}
+	snap := s.live.Current()
+	if snap == nil {
+		s.writeProblem(w, r, mds.Errorf(mds.EUNAVAILABLE, "starting up; retry shortly"))
+		return
+	}
+	if !snap.Serves(sum) {
+		s.writeProblem(w, r, mds.Errorf(mds.ENOTFOUND, "no released package has sha256 %s", sum))
+		return
+	}
 	f, b, err := s.blobs.Open(r.Context(), sum)
 	if err != nil {
 		s.writeProblem(w, r, err)

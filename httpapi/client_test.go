@@ -155,7 +155,7 @@ func TestVersionRangesAndPlatforms(t *testing.T) {
 	// platform the app lacks is refused at creation.
 	droid := e.createApp("droid", mds.Android)
 	resp, b := e.request("POST", "/client/v1/check", "", device(droid, mds.IOS, "1.0"))
-	e.wantProblem(resp, b, 400, `app "droid" ships on android, not on ios`)
+	e.wantProblem(resp, b, 400, `this app ships on android, not on ios`)
 	resp, b = e.request("POST", "/api/v1/apps/droid/packages", e.admin,
 		map[string]any{"platform": "ios", "version": "1.0", "url": "https://x.example.com/a.ipa"})
 	e.wantProblem(resp, b, 400, "does not ship on ios")
@@ -282,6 +282,10 @@ func TestCheckRejectsBadInput(t *testing.T) {
 	if allow := resp.Header.Get("Allow"); allow != "POST" {
 		t.Errorf("Allow %q, want POST", allow)
 	}
+	resp, _ = e.request("POST", "/client/v1/blobs/"+strings.Repeat("0", 64), "", nil)
+	if allow := resp.Header.Get("Allow"); resp.StatusCode != 405 || allow != "GET, HEAD" {
+		t.Errorf("POST to a blob: %d, Allow %q; want 405 and GET, HEAD", resp.StatusCode, allow)
+	}
 	resp, b = e.request("GET", "/client/v2/check", "", nil)
 	e.wantProblem(resp, b, http.StatusNotFound, "no such endpoint")
 }
@@ -299,8 +303,12 @@ func TestBlobDownload(t *testing.T) {
 		t.Fatalf("upload returned sha256 %s, want %x", sum, h)
 	}
 	path := "/client/v1/blobs/" + sum
-
 	resp, b := e.request("GET", path, "", nil)
+	e.wantProblem(resp, b, 404, "no released package")
+	pkg := e.createPackage("shop", e.admin, map[string]any{"platform": "android", "version": "2.0", "sha256": sum})
+	task := e.createTask("shop", e.admin, pkg.ID, mds.ModeForce, true)
+
+	resp, b = e.request("GET", path, "", nil)
 	if resp.StatusCode != 200 || !bytes.Equal(b, content) {
 		t.Fatalf("GET: %d, %d bytes", resp.StatusCode, len(b))
 	}
@@ -339,6 +347,14 @@ func TestBlobDownload(t *testing.T) {
 		t.Errorf("If-None-Match: %d, want 304", resp.StatusCode)
 	}
 	resp, b = e.request("GET", "/client/v1/blobs/"+strings.Repeat("0", 64), "", nil)
+	e.wantProblem(resp, b, 404, "no released package")
+	e.act("shop", task.ID, mds.ActionStop)
+	resp, b = e.request("GET", path, "", nil)
+	e.wantProblem(resp, b, 404, "no released package")
+	// The uploader can still see that the server holds it.
+	var held struct{ SHA256 string }
+	e.call("GET", "/api/v1/apps/shop/blobs/"+sum, e.admin, nil, 200, &held)
+	resp, b = e.request("GET", "/api/v1/apps/shop/blobs/"+strings.Repeat("0", 64), e.admin, nil)
 	e.wantProblem(resp, b, 404, "no blob")
 	resp, b = e.request("GET", "/client/v1/blobs/..%2f..%2fetc%2fpasswd", "", nil)
 	e.wantProblem(resp, b, 400, "not a sha256")

@@ -22,6 +22,8 @@ func (s *Server) registerManagement() {
 	huma.Register(s.api, op("create-app", http.MethodPost, "/api/v1/apps", "Create an app (admin token)", "apps", 201), s.createApp)
 	huma.Register(s.api, op("get-app", http.MethodGet, "/api/v1/apps/{app}", "Get an app", "apps", 0), s.getApp)
 
+	huma.Register(s.api, op("get-blob", http.MethodGet, "/api/v1/apps/{app}/blobs/{sha256}",
+		"Whether the server holds a file, so a client can skip uploading it again", "packages", 0), s.getBlob)
 	huma.Register(s.api, op("create-package", http.MethodPost, "/api/v1/apps/{app}/packages",
 		"Describe a package: an uploaded blob, an external URL or a store link", "packages", 201), s.createPackage)
 	huma.Register(s.api, op("list-packages", http.MethodGet, "/api/v1/apps/{app}/packages", "List an app's packages, newest first", "packages", 0), s.listPackages)
@@ -107,6 +109,26 @@ func (s *Server) getApp(ctx context.Context, in *appPath) (*appBody, error) {
 }
 
 // ---- packages
+
+type blobPath struct {
+	App    string `path:"app" doc:"App slug"`
+	SHA256 string `path:"sha256" doc:"Hex SHA-256 of the file"`
+}
+
+type blobBody struct {
+	Body uploadedBlob
+}
+
+func (s *Server) getBlob(ctx context.Context, in *blobPath) (*blobBody, error) {
+	if _, err := s.appFor(ctx, in.App, mds.RoleReleaser); err != nil {
+		return nil, s.humaError("get-blob", err)
+	}
+	b, err := s.blobs.Stat(ctx, in.SHA256)
+	if err != nil {
+		return nil, s.humaError("get-blob", err)
+	}
+	return &blobBody{Body: uploadedBlob{SHA256: b.SHA256, Size: b.Size}}, nil
+}
 
 type packageInput struct {
 	App  string `path:"app" doc:"App slug"`

@@ -129,10 +129,13 @@ func (s *Server) unmatched(mux *http.ServeMux) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		var allow []string
 		for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
-			probe := r.Clone(r.Context())
+			probe := *r // mux.Handler reads only the method, host and path
 			probe.Method = m
-			if _, pattern := mux.Handler(probe); pattern != "/" && pattern != "" {
+			if _, pattern := mux.Handler(&probe); pattern != "/" && pattern != "" {
 				allow = append(allow, m)
+				if m == http.MethodGet {
+					allow = append(allow, http.MethodHead) // GET routes answer HEAD
+				}
 			}
 		}
 		if len(allow) > 0 {

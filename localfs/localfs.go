@@ -14,6 +14,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/mds-dev/mds"
@@ -31,8 +32,8 @@ type BlobStore struct {
 
 var _ mds.BlobStore = (*BlobStore)(nil)
 
-// staleAfter is how old a temp directory without a lock file must be before
-// it counts as abandoned.
+// staleAfter is how old a half-made temp directory (one whose owner died
+// before taking its lock) must be before it counts as abandoned.
 const staleAfter = 24 * time.Hour
 
 // Open prepares dir for use and removes leftovers of interrupted uploads
@@ -45,72 +46,74 @@ func Open(dir string) (*BlobStore, error) {
 			return nil, fmt.Errorf("localfs: %w", err)
 		}
 	}
-	if err := sweep(root); err != nil {
-		return nil, err
-	}
-	tmp, err := os.MkdirTemp(root, "p-")
+	sweep(root)
+	// The directory gets its lock under a name sweeps leave alone, and only
+	// then its real name: no other process can ever see it unlocked. The
+	// lock belongs to the file, so it survives the rename.
+	staging, err := os.MkdirTemp(root, ".new-")
 	if err != nil {
 		return nil, fmt.Errorf("localfs: %w", err)
 	}
-	f, err := os.OpenFile(filepath.Join(tmp, ".lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	f, err := os.OpenFile(filepath.Join(staging, ".lock"), os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("localfs: %w", err)
 	}
 	if _, err := lock(f); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("localfs: lock %s: %w", tmp, err)
+		return nil, fmt.Errorf("localfs: lock %s: %w", staging, err)
+	}
+	tmp := filepath.Join(root, "p-"+strings.TrimPrefix(filepath.Base(staging), ".new-"))
+	if err := os.Rename(staging, tmp); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("localfs: %w", err)
 	}
 	b.tmp, b.held = tmp, f
 	return b, nil
 }
 
-// sweep removes the temp directories under root that no live process holds.
-func sweep(root string) error {
+// sweep removes the temp directories under root that no live process
+// holds. It is best effort: what it cannot read or remove (another user's
+// files, a file server's placeholders) stays, and the store still opens.
+func sweep(root string) {
 	entries, err := os.ReadDir(root)
 	if err != nil {
-		return fmt.Errorf("localfs: %w", err)
+		return
 	}
 	for _, e := range entries {
 		path := filepath.Join(root, e.Name())
-		if !e.IsDir() {
-			continue
-		}
-		abandoned, err := isAbandoned(path)
-		if err != nil {
-			return err
-		}
-		if abandoned {
-			if err := os.RemoveAll(path); err != nil {
-				return fmt.Errorf("localfs: remove interrupted uploads: %w", err)
+		switch {
+		case !e.IsDir():
+		case strings.HasPrefix(e.Name(), ".new-"):
+			if info, err := e.Info(); err == nil && time.Since(info.ModTime()) > staleAfter {
+				os.RemoveAll(path)
 			}
+		case strings.HasPrefix(e.Name(), "p-") && isAbandoned(path):
+			os.RemoveAll(path)
 		}
 	}
-	return nil
 }
 
-func isAbandoned(dir string) (bool, error) {
+// isAbandoned reports whether dir's lock can be taken, that is, whether its
+// owner is gone. The lock is released when the file is closed.
+func isAbandoned(dir string) bool {
 	f, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_RDWR, 0)
-	if errors.Is(err, fs.ErrNotExist) {
-		// Its owner is between creating the directory and the lock file,
-		// or died right there; only age tells which.
-		st, err := os.Stat(dir)
-		return err == nil && time.Since(st.ModTime()) > staleAfter, nil
-	}
 	if err != nil {
-		return false, fmt.Errorf("localfs: %w", err)
+		return false
 	}
-	defer f.Close() // closing also releases the lock taken below
+	defer f.Close()
 	got, err := lock(f)
-	if err != nil {
-		return false, fmt.Errorf("localfs: lock %s: %w", dir, err)
-	}
-	return got, nil
+	return err == nil && got
 }
 
 // Close releases the store's temp directory; uploads in progress fail.
+// Calling it again does nothing.
 func (b *BlobStore) Close() error {
-	err := os.RemoveAll(b.tmp)
-	return errors.Join(err, b.held.Close())
+	if b.held == nil {
+		return nil
+	}
+	err := errors.Join(os.RemoveAll(b.tmp), b.held.Close())
+	b.held = nil
+	return err
 }
 
 // TempDir is where this store keeps uploads in progress.

@@ -1,8 +1,11 @@
 package localfs_test
 
 import (
+	"context"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 
 	"github.com/mds-dev/mds"
@@ -61,5 +64,43 @@ func TestSharedDirectory(t *testing.T) {
 	}
 	if _, err := os.Stat(b.TempDir()); err != nil {
 		t.Errorf("live store's temp directory was removed: %v", err)
+	}
+}
+
+// TestConcurrentOpens opens many stores on one directory at once, as nodes
+// starting together would: none may lose its temp directory to another's
+// sweep.
+func TestConcurrentOpens(t *testing.T) {
+	dir := t.TempDir()
+	for range 100 {
+		var wg sync.WaitGroup
+		stores := make([]*localfs.BlobStore, 8)
+		for i := range stores {
+			wg.Go(func() {
+				b, err := localfs.Open(dir)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				stores[i] = b
+			})
+		}
+		wg.Wait()
+		for _, b := range stores {
+			if b == nil {
+				continue
+			}
+			if _, err := b.Put(context.Background(), strings.NewReader("x"), ""); err != nil {
+				t.Fatalf("a store lost its temp directory to a concurrent Open: %v", err)
+			}
+		}
+		for _, b := range stores {
+			if b != nil {
+				b.Close()
+				if err := b.Close(); err != nil {
+					t.Errorf("second Close: %v", err)
+				}
+			}
+		}
 	}
 }

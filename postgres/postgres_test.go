@@ -4,8 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"database/sql"
-	"flag"
-	"fmt"
 	"net/url"
 	"os"
 	"strings"
@@ -20,28 +18,23 @@ import (
 // defaultURL is the local test server the README and CI describe.
 const defaultURL = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
 
-// baseURL is the server the suite runs against.
-var baseURL string
-
-// TestMain probes the server once. Unreachable, the suite runs no tests,
-// which `go test ./...` reports as "[no tests to run]" on this package's
-// line, and says why under -v; with MDS_TEST_REQUIRE_POSTGRES=1 (set by CI)
-// it fails instead.
-func TestMain(m *testing.M) {
-	flag.Parse()
-	baseURL = os.Getenv("MDS_TEST_POSTGRES_URL")
-	if baseURL == "" {
-		baseURL = defaultURL
+// server returns the URL of the test server, or skips the test when it is
+// unreachable, or fails it when MDS_TEST_REQUIRE_POSTGRES=1 (set by CI).
+// The variables are read inside the test so that go test keys its cache on
+// them.
+func server(tb testing.TB) string {
+	tb.Helper()
+	url := os.Getenv("MDS_TEST_POSTGRES_URL")
+	if url == "" {
+		url = defaultURL
 	}
-	if err := ping(baseURL); err != nil {
+	if err := ping(url); err != nil {
 		if os.Getenv("MDS_TEST_REQUIRE_POSTGRES") == "1" {
-			fmt.Fprintf(os.Stderr, "FAIL: PostgreSQL suite required but %s is unreachable: %v\n", baseURL, err)
-			os.Exit(1)
+			tb.Fatalf("PostgreSQL suite required but %s is unreachable: %v", url, err)
 		}
-		fmt.Fprintf(os.Stderr, "PostgreSQL suite skipped: %s is unreachable (%v); set MDS_TEST_POSTGRES_URL\n", baseURL, err)
-		flag.Set("test.run", "^$")
+		tb.Skipf("PostgreSQL suite skipped: %s is unreachable (%v); set MDS_TEST_POSTGRES_URL", url, err)
 	}
-	os.Exit(m.Run())
+	return url
 }
 
 func ping(url string) error {
@@ -59,6 +52,7 @@ func ping(url string) error {
 // the schema when the test ends.
 func MustOpen(tb testing.TB) mds.Store {
 	tb.Helper()
+	baseURL := server(tb)
 	admin, err := sql.Open("pgx", baseURL)
 	if err != nil {
 		tb.Fatal(err)
@@ -88,9 +82,6 @@ func MustOpen(tb testing.TB) mds.Store {
 }
 
 func TestStore(t *testing.T) {
-	// Read again here, where go test records what a test reads, so that a
-	// cached result is reused only for the same settings.
-	os.Getenv("MDS_TEST_POSTGRES_URL")
-	os.Getenv("MDS_TEST_REQUIRE_POSTGRES")
+	server(t) // skip or fail once, before the subtests
 	storetest.Run(t, MustOpen)
 }

@@ -31,6 +31,7 @@ type Options struct {
 type Snapshot struct {
 	Revision int64
 	apps     map[string]*appOffers // by app key
+	blobs    map[string]struct{}   // sha256 of every blob a live task delivers
 	tasks    int
 }
 
@@ -63,6 +64,7 @@ func Compile(set *mds.LiveSet, opts Options) (*Snapshot, error) {
 	s := &Snapshot{
 		Revision: set.Revision,
 		apps:     make(map[string]*appOffers, len(set.Apps)),
+		blobs:    map[string]struct{}{},
 	}
 	byID := make(map[int64]*appOffers, len(set.Apps))
 	for _, a := range set.Apps {
@@ -94,6 +96,9 @@ func Compile(set *mds.LiveSet, opts Options) (*Snapshot, error) {
 		ao.byPlatform[i] = append(ao.byPlatform[i], o)
 		if p.Enterprise {
 			ao.enterprise[p.ID] = o
+		}
+		if p.Source == mds.SourceBlob {
+			s.blobs[p.SHA256] = struct{}{}
 		}
 		s.tasks++
 	}
@@ -143,6 +148,14 @@ func (s *Snapshot) Tasks() int { return s.tasks }
 
 // Apps returns how many apps the snapshot holds.
 func (s *Snapshot) Apps() int { return len(s.apps) }
+
+// Serves reports whether a live task delivers the blob sum. Devices can
+// download only those: an upload nobody released, or a release that was
+// stopped, is not reachable by its digest.
+func (s *Snapshot) Serves(sum string) bool {
+	_, ok := s.blobs[sum]
+	return ok
+}
 
 // Enterprise returns the live offer of app appKey's enterprise iOS package
 // id, if any. Only packages a live task delivers have a manifest: stopping

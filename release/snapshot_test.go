@@ -235,6 +235,16 @@ func loadFixture(apps, tasksPerApp int) *fixture {
 	return f
 }
 
+// TestEvaluateDoesNotAllocate holds the check path to its promise; the
+// benchmark reports the same number but cannot fail.
+func TestEvaluateDoesNotAllocate(t *testing.T) {
+	s := loadFixture(100, 20).compile(t)
+	dev := &mds.Device{AppKey: "app-57", Platform: mds.Android, AppVersion: "3.1.0", Build: 310, DeviceID: "d", Channel: "xiaomi"}
+	if allocs := testing.AllocsPerRun(100, func() { s.Evaluate(dev, now) }); allocs != 0 {
+		t.Errorf("Evaluate allocates %v times per check", allocs)
+	}
+}
+
 func BenchmarkEvaluate(b *testing.B) {
 	s := loadFixture(100, 20).compile(b)
 	dev := &mds.Device{AppKey: "app-57", Platform: mds.Android, AppVersion: "3.1.0", Build: 310, DeviceID: "d",

@@ -112,10 +112,10 @@ func (s *Store) ListTokens(ctx context.Context) ([]*mds.Token, error) {
 	return tokens, nil
 }
 
-// SetTokenHash implements mds.TokenStore.
-func (s *Store) SetTokenHash(ctx context.Context, id int64, hash string) error {
+// RekeyToken implements mds.TokenStore.
+func (s *Store) RekeyToken(ctx context.Context, id int64, hash string) error {
 	return s.transact(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, s.q(`UPDATE tokens SET hash = ? WHERE id = ?`), hash, id)
+		res, err := tx.ExecContext(ctx, s.q(`UPDATE tokens SET hash = ?, expires_at = NULL WHERE id = ?`), hash, id)
 		return rowsAffected(res, err, "token %d not found", id)
 	})
 }

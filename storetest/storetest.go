@@ -345,15 +345,15 @@ func testTokens(t *testing.T, s mds.Store) {
 	wantCode(t, err, mds.ENOTFOUND)
 	wantCode(t, s.CreateToken(ctx(), &mds.Token{Name: "ci", Hash: mds.HashToken("x"), Admin: true}), mds.ECONFLICT)
 
-	admin := &mds.Token{Name: "root", Hash: mds.HashToken("root"), Admin: true}
+	admin := &mds.Token{Name: "root", Hash: mds.HashToken("root"), Admin: true, ExpiresAt: &exp}
 	if err := s.CreateToken(ctx(), admin); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.SetTokenHash(ctx(), admin.ID, mds.HashToken("root-2")); err != nil {
+	if err := s.RekeyToken(ctx(), admin.ID, mds.HashToken("root-2")); err != nil {
 		t.Fatal(err)
 	}
-	if byName, err := s.FindTokenByName(ctx(), "root"); err != nil || byName.Hash != mds.HashToken("root-2") || !byName.Admin {
-		t.Errorf("FindTokenByName after SetTokenHash = %+v, %v", byName, err)
+	if byName, err := s.FindTokenByName(ctx(), "root"); err != nil || byName.Hash != mds.HashToken("root-2") || !byName.Admin || byName.ExpiresAt != nil {
+		t.Errorf("FindTokenByName after RekeyToken = %+v, %v; want the new hash and no expiry", byName, err)
 	}
 	list, err := s.ListTokens(ctx())
 	if err != nil || len(list) != 2 || list[0].Name != "ci" || len(list[0].Grants) != 2 || len(list[1].Grants) != 0 {
@@ -390,7 +390,7 @@ func testTokens(t *testing.T, s mds.Store) {
 	_, err = s.FindToken(ctx(), tok.ID)
 	wantCode(t, err, mds.ENOTFOUND)
 	wantCode(t, s.DeleteToken(ctx(), tok.ID), mds.ENOTFOUND)
-	wantCode(t, s.SetTokenHash(ctx(), tok.ID, "x"), mds.ENOTFOUND)
+	wantCode(t, s.RekeyToken(ctx(), tok.ID, "x"), mds.ENOTFOUND)
 }
 
 func testLoadLive(t *testing.T, s mds.Store) {

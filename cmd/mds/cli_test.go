@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mds-dev/mds"
 	"github.com/mds-dev/mds/httpapi/httpapitest"
@@ -110,6 +111,14 @@ func TestCLIReleaseFlow(t *testing.T) {
 		t.Errorf("task list:\n%s", out)
 	}
 
+	// An external file can carry its digest and size for devices to check.
+	out = mustCLI(t, url, cliAdmin, "package", "create", "--app", "shop", "--platform", "android", "--version", "2.2.0",
+		"--url", "https://cdn.example.com/shop-2.2.0.apk", "--sha256", strings.Repeat("ab", 32), "--size", "4096", "--json")
+	var ext mds.Package
+	if err := json.Unmarshal([]byte(out), &ext); err != nil || ext.SHA256 != strings.Repeat("ab", 32) || ext.Size != 4096 || ext.Source != mds.SourceURL {
+		t.Errorf("url package: %v %+v", err, ext)
+	}
+
 	// A store link needs no file.
 	out = mustCLI(t, url, cliAdmin, "package", "create", "--app", "shop", "--platform", "ios", "--version", "2.1.0",
 		"--store-url", "https://apps.apple.com/app/id123")
@@ -117,40 +126,44 @@ func TestCLIReleaseFlow(t *testing.T) {
 		t.Errorf("store package:\n%s", out)
 	}
 	out = mustCLI(t, url, cliAdmin, "package", "list", "--app", "shop")
-	if strings.Count(out, "2.1.0") != 2 {
+	if strings.Count(out, "2.1.0") != 2 || !strings.Contains(out, "2.2.0") {
 		t.Errorf("package list:\n%s", out)
 	}
 
-	// Mistakes are caught before the upload, and a file the server already
-	// has is not sent again.
-	_, err := mdsCLI(t, url, cliAdmin, "package", "create", "--app", "shop", "--platform", "android", "--version", "two", "--file", apk)
+	// Mistakes are caught before a new file is uploaded, and a file the
+	// server already has is not sent again: the uploaded byte count stays.
+	fresh := filepath.Join(t.TempDir(), "new.apk")
+	os.WriteFile(fresh, []byte("never uploaded"), 0o600)
+	_, err := mdsCLI(t, url, cliAdmin, "package", "create", "--app", "shop", "--platform", "android", "--version", "two", "--file", fresh)
 	if err == nil || !strings.Contains(err.Error(), "start with a digit") {
 		t.Errorf("bad version: %v", err)
 	}
-	_, err = mdsCLI(t, url, cliAdmin, "package", "create", "--app", "shop", "--platform", "harmony", "--version", "3.0", "--file", apk)
+	_, err = mdsCLI(t, url, cliAdmin, "package", "create", "--app", "shop", "--platform", "harmony", "--version", "3.0", "--file", fresh)
 	if err == nil || !strings.Contains(err.Error(), "ships on android,ios, not harmony") {
 		t.Errorf("platform the app lacks: %v", err)
 	}
 	mustCLI(t, url, cliAdmin, "package", "create", "--app", "shop", "--platform", "android", "--version", "2.1.1", "--file", apk)
+	if got := uploadedBytes(t, url); got != "900000" {
+		t.Errorf("uploaded %s bytes, want 900000: a refused package was uploaded, or a known file sent again", got)
+	}
+}
+
+// uploadedBytes reads mds_upload_bytes_total from the server's metrics.
+func uploadedBytes(t *testing.T, url string) string {
+	t.Helper()
 	resp, err := http.Get(url + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
-	metrics, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if !strings.Contains(string(metrics), "mds_upload_bytes_total 900000\n") {
-		t.Errorf("the same file was uploaded twice:\n%s", grepLines(string(metrics), "mds_upload"))
-	}
-}
-
-func grepLines(s, sub string) string {
-	var out []string
-	for l := range strings.SplitSeq(s, "\n") {
-		if strings.Contains(l, sub) {
-			out = append(out, l)
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for l := range strings.SplitSeq(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "mds_upload_bytes_total "); ok {
+			return v
 		}
 	}
-	return strings.Join(out, "\n")
+	t.Fatal("no mds_upload_bytes_total in the metrics")
+	return ""
 }
 
 func TestCLITokensAndErrors(t *testing.T) {
@@ -234,6 +247,40 @@ func TestBootstrapAdmin(t *testing.T) {
 	}
 	if err := bootstrapAdmin(ctx, store, "short", &printed); err == nil || !strings.Contains(err.Error(), "at least 32") {
 		t.Errorf("short MDS_ADMIN_TOKEN: %v", err)
+	}
+}
+
+func TestBootstrapReplacesExpiredAdmins(t *testing.T) {
+	ctx := context.Background()
+	store, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "mds.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	past := time.Now().Add(-time.Hour)
+	if err := store.CreateToken(ctx, &mds.Token{Name: "old-admin", Admin: true, Hash: mds.HashToken("x"), ExpiresAt: &past}); err != nil {
+		t.Fatal(err)
+	}
+	var printed bytes.Buffer
+	if err := bootstrapAdmin(ctx, store, "", &printed); err != nil || !strings.Contains(printed.String(), "export MDS_TOKEN=") {
+		t.Errorf("only an expired admin exists: %v, printed %q; want a new token", err, printed.String())
+	}
+}
+
+func TestServeRejectsBadSettings(t *testing.T) {
+	base := serveConfig{data: t.TempDir(), addr: "127.0.0.1:0", logLevel: "info", logFormat: "text", maxUpload: "1MiB", poll: "2s"}
+	for name, mutate := range map[string]func(*serveConfig){
+		"zero poll":   func(c *serveConfig) { c.poll = "0s" },
+		"bare number": func(c *serveConfig) { c.poll = "5" },
+		"upload size": func(c *serveConfig) { c.maxUpload = "huge" },
+		"log level":   func(c *serveConfig) { c.logLevel = "chatty" },
+		"database":    func(c *serveConfig) { c.databaseURL = "mysql://x" },
+	} {
+		c := base
+		mutate(&c)
+		if err := serve(context.Background(), c, "", io.Discard); err == nil {
+			t.Errorf("%s: serve accepted it", name)
+		}
 	}
 }
 

@@ -134,6 +134,8 @@ func packageCmd() *cobra.Command {
 	cmd, newClient, out := group("package", "Upload and list installable packages")
 	var (
 		file, fileURL, storeURL string
+		urlSHA256               string
+		urlSize                 int64
 		platform, ver, notes    string
 		notesFile, channel      string
 		build                   int64
@@ -167,7 +169,6 @@ func packageCmd() *cobra.Command {
 				notes = string(b)
 			}
 			var appVersions []version.Range
-			var err error
 			for _, r := range ranges {
 				vr, err := version.ParseRange(r)
 				if err != nil {
@@ -183,12 +184,16 @@ func packageCmd() *cobra.Command {
 			}
 			switch {
 			case file != "":
+				if urlSHA256 != "" || urlSize != 0 {
+					return fmt.Errorf("--sha256 and --size describe a --url package; an uploaded file is measured")
+				}
+				var err error
 				p.Source, p.FileName = mds.SourceBlob, filepath.Base(file)
 				if p.SHA256, p.Size, err = hashFile(file); err != nil {
 					return err
 				}
 			case fileURL != "":
-				p.Source, p.URL = mds.SourceURL, fileURL
+				p.Source, p.URL, p.SHA256, p.Size = mds.SourceURL, fileURL, urlSHA256, urlSize
 			default:
 				p.Source, p.URL = mds.SourceStore, storeURL
 			}
@@ -215,7 +220,7 @@ func packageCmd() *cobra.Command {
 			}
 			body := map[string]any{
 				"platform": p.Platform, "version": p.Version, "build": p.Build, "notes": p.Notes, "source": p.Source,
-				"sha256": p.SHA256, "url": p.URL, "file_name": p.FileName, "app_versions": p.AppVersions,
+				"sha256": p.SHA256, "size": p.Size, "url": p.URL, "file_name": p.FileName, "app_versions": p.AppVersions,
 				"channel": p.Channel, "network": p.Network, "silent": p.Silent, "enterprise": p.Enterprise,
 				"bundle_id": p.BundleID, "title": p.Title,
 			}
@@ -227,6 +232,8 @@ func packageCmd() *cobra.Command {
 	f.StringVar(&file, "file", "", "package file to upload (.apk, .ipa, .hap, …)")
 	f.StringVar(&fileURL, "url", "", "download URL of a package hosted elsewhere")
 	f.StringVar(&storeURL, "store-url", "", "store page: App Store, Google Play (market://…) or AppGallery (appmarket://…)")
+	f.StringVar(&urlSHA256, "sha256", "", "with --url: the file's hex SHA-256, so devices can verify the download")
+	f.Int64Var(&urlSize, "size", 0, "with --url: the file's size in bytes")
 	f.StringVar(&platform, "platform", "", "android, ios or harmony")
 	f.StringVar(&ver, "version", "", "version name, e.g. 2.1.0")
 	f.Int64Var(&build, "build", 0, "build number (versionCode / CFBundleVersion)")
@@ -291,15 +298,8 @@ func hashFile(path string) (string, int64, error) {
 // uploadFile streams the file with its expected hash, so the server refuses
 // a corrupted transfer. Content the server already has is not sent again.
 func uploadFile(cmd *cobra.Command, c *apiClient, app, path, sum string, size int64) error {
-	head, err := http.NewRequestWithContext(cmd.Context(), http.MethodHead, c.base+"/client/v1/blobs/"+sum, nil)
-	if err != nil {
-		return err
-	}
-	if resp, err := c.http.Do(head); err == nil {
-		resp.Body.Close()
-		if resp.StatusCode == http.StatusOK {
-			return nil
-		}
+	if _, err := c.do(cmd.Context(), http.MethodGet, appPath(app, "/blobs/"+sum), nil, nil); err == nil {
+		return nil // already there
 	}
 	f, err := os.Open(path)
 	if err != nil {

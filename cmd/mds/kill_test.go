@@ -46,7 +46,7 @@ func startChild(t *testing.T, data string) *child {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), "MDS_TEST_CHILD=serve", "MDS_DATA="+data, "MDS_ADDR=127.0.0.1:0",
-		"MDS_ADMIN_TOKEN="+childToken, "MDS_DATABASE_URL=")
+		"MDS_ADMIN_TOKEN="+childToken, "MDS_DATABASE_URL=", "MDS_LOG_FORMAT=text", "MDS_LOG_LEVEL=info")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -145,7 +145,7 @@ func TestKillDuringUpload(t *testing.T) {
 
 	c = startChild(t, data)
 	for _, sum := range []string{blobtest.Sum(content), blobtest.Sum(content[:sent])} {
-		if resp, _ := c.do(t, "HEAD", "/client/v1/blobs/"+sum, nil); resp.StatusCode != 404 {
+		if resp, _ := c.do(t, "GET", "/api/v1/apps/shop/blobs/"+sum, nil); resp.StatusCode != 404 {
 			t.Errorf("blob %s… after the kill: %d, want 404", sum[:12], resp.StatusCode)
 		}
 	}

@@ -32,7 +32,7 @@ type serveConfig struct {
 	databaseURL string
 	publicURL   string
 	maxUpload   string
-	poll        time.Duration
+	poll        string
 	logLevel    string
 	logFormat   string
 }
@@ -54,17 +54,13 @@ once.`,
 			return serve(cmd.Context(), c, os.Getenv("MDS_ADMIN_TOKEN"), cmd.ErrOrStderr())
 		},
 	}
-	poll, err := time.ParseDuration(env("MDS_POLL_INTERVAL", "2s"))
-	if err != nil {
-		poll = 2 * time.Second
-	}
 	f := cmd.Flags()
 	f.StringVar(&c.addr, "addr", env("MDS_ADDR", "127.0.0.1:8080"), "listen address (MDS_ADDR)")
 	f.StringVar(&c.data, "data", env("MDS_DATA", "mds-data"), "data directory for the SQLite file and blobs (MDS_DATA)")
 	f.StringVar(&c.databaseURL, "database-url", env("MDS_DATABASE_URL", ""), "postgres://… for PostgreSQL, sqlite:PATH for SQLite; default sqlite:<data>/mds.db (MDS_DATABASE_URL)")
 	f.StringVar(&c.publicURL, "public-url", env("MDS_PUBLIC_URL", ""), "URL devices reach this server at, for download links; default http://<addr> (MDS_PUBLIC_URL)")
 	f.StringVar(&c.maxUpload, "max-upload", env("MDS_MAX_UPLOAD", "8GiB"), "largest package upload, e.g. 512MiB, 8GiB (MDS_MAX_UPLOAD)")
-	f.DurationVar(&c.poll, "poll-interval", poll, "how often to look for changes made by other nodes (MDS_POLL_INTERVAL)")
+	f.StringVar(&c.poll, "poll-interval", env("MDS_POLL_INTERVAL", "2s"), "how often to look for changes made by other nodes, e.g. 2s (MDS_POLL_INTERVAL)")
 	f.StringVar(&c.logLevel, "log-level", env("MDS_LOG_LEVEL", "info"), "debug, info, warn or error (MDS_LOG_LEVEL)")
 	f.StringVar(&c.logFormat, "log-format", env("MDS_LOG_FORMAT", "text"), "text or json (MDS_LOG_FORMAT)")
 	return cmd
@@ -78,6 +74,10 @@ func serve(ctx context.Context, c serveConfig, adminSecret string, stderr io.Wri
 	maxUpload, err := parseSize(c.maxUpload)
 	if err != nil {
 		return fmt.Errorf("--max-upload: %w", err)
+	}
+	poll, err := time.ParseDuration(c.poll)
+	if err != nil || poll < 10*time.Millisecond {
+		return fmt.Errorf("--poll-interval %q: give a duration of at least 10ms, like 2s", c.poll)
 	}
 	if err := os.MkdirAll(c.data, 0o750); err != nil {
 		return err
@@ -110,7 +110,7 @@ func serve(ctx context.Context, c serveConfig, adminSecret string, stderr io.Wri
 		return fmt.Errorf("load release snapshot: %w", err)
 	}
 	srv := httpapi.New(httpapi.Config{Store: store, Blobs: blobs, Live: live, Log: log, MaxUpload: maxUpload, Version: buildVersion})
-	go live.Run(ctx, c.poll, func(err error) { log.Error("snapshot refresh failed; serving the previous one", "err", err) })
+	go live.Run(ctx, poll, func(err error) { log.Error("snapshot refresh failed; serving the previous one", "err", err) })
 
 	hs := &http.Server{
 		Handler:           srv,
@@ -200,10 +200,10 @@ func bootstrapAdmin(ctx context.Context, store mds.Store, secret string, stderr 
 		case err == nil && !t.Admin:
 			return fmt.Errorf("a token named %q exists without the admin flag; revoke it or unset MDS_ADMIN_TOKEN", name)
 		case err == nil:
-			if t.Hash == mds.HashToken(secret) {
+			if t.Hash == mds.HashToken(secret) && t.ExpiresAt == nil {
 				return nil
 			}
-			return store.SetTokenHash(ctx, t.ID, mds.HashToken(secret))
+			return store.RekeyToken(ctx, t.ID, mds.HashToken(secret))
 		case mds.ErrorCode(err) != mds.ENOTFOUND:
 			return err
 		}
@@ -232,13 +232,14 @@ func bootstrapAdmin(ctx context.Context, store mds.Store, secret string, stderr 
 	return nil
 }
 
+// hasAdmin reports whether an admin token that still works exists.
 func hasAdmin(ctx context.Context, store mds.Store) (bool, error) {
 	tokens, err := store.ListTokens(ctx)
 	if err != nil {
 		return false, err
 	}
 	for _, t := range tokens {
-		if t.Admin {
+		if t.Admin && !t.Expired(time.Now()) {
 			return true, nil
 		}
 	}
