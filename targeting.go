@@ -1,6 +1,10 @@
 package mds
 
 import (
+	"bufio"
+	"errors"
+	"io"
+	"iter"
 	"math"
 	"regexp"
 	"strings"
@@ -374,4 +378,58 @@ func ParseEntry(e string) (pattern bool, err error) {
 		}
 	}
 	return false, nil
+}
+
+// maxWhitelistLines bounds a whitelist file: duplicates are allowed, so it
+// may hold more lines than MaxWhitelistEntries, but not without limit.
+const maxWhitelistLines = 2 * MaxWhitelistEntries
+
+// ParseWhitelist reads whitelist entries from r, one per line. A line may
+// be CSV: its first field is the entry. Blank lines and lines starting with
+// "#" are skipped, and so is a first line that names a column (id,
+// user_id, device_id). Errors name the line, and stop the sequence.
+func ParseWhitelist(r io.Reader) iter.Seq2[string, error] {
+	return func(yield func(string, error) bool) {
+		sc := bufio.NewScanner(r)
+		sc.Buffer(make([]byte, 64<<10), 64<<10)
+		line := 0
+		for sc.Scan() {
+			line++
+			text := strings.TrimSpace(sc.Text())
+			if line == 1 {
+				text = strings.TrimPrefix(text, "\ufeff") // a spreadsheet's byte order mark
+			}
+			if text == "" || text[0] == '#' {
+				continue
+			}
+			entry := text
+			if i := strings.IndexByte(text, ','); i >= 0 && !strings.HasPrefix(text, PatternPrefix) {
+				entry = strings.TrimSpace(text[:i])
+			}
+			entry = strings.Trim(entry, `"`)
+			if line == 1 {
+				switch strings.ToLower(entry) {
+				case "id", "user_id", "userid", "device_id", "deviceid", "user", "device":
+					continue
+				}
+			}
+			if line > maxWhitelistLines {
+				yield("", Errorf(ETOOLARGE, "line %d: a whitelist file holds at most %d lines", line, maxWhitelistLines))
+				return
+			}
+			if _, err := ParseEntry(entry); err != nil {
+				yield("", Errorf(EINVALID, "line %d: %s", line, ErrorMessage(err)))
+				return
+			}
+			if !yield(entry, nil) {
+				return
+			}
+		}
+		if err := sc.Err(); err != nil {
+			if errors.Is(err, bufio.ErrTooLong) {
+				err = Errorf(EINVALID, "line %d: longer than 64 KiB; is this a whitelist file?", line+1)
+			}
+			yield("", err)
+		}
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"sync"
 	"testing"
 	"time"
@@ -32,6 +33,11 @@ func Run(t *testing.T, open Opener) {
 		{"TaskConcurrentActions", testTaskConcurrent},
 		{"Tokens", testTokens},
 		{"LoadLive", testLoadLive},
+		{"TaskTargeting", testTaskTargeting},
+		{"RuleSets", testRuleSets},
+		{"Whitelists", testWhitelists},
+		{"WhitelistReplaceAborts", testWhitelistAbort},
+		{"AdmissionCapIsExact", testAdmissions},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -401,6 +407,14 @@ func testLoadLive(t *testing.T, s mds.Store) {
 	MustCreatePackage(t, s, a, "4.0") // no task
 	t1 := MustCreateTask(t, s, p1)
 	MustCreateTask(t, s, p2) // draft: not live
+	rs := &mds.RuleSet{AppID: a.ID, Name: "r", Rules: []mds.Rule{{Field: "city", Operator: mds.OpIn, Values: []string{"x"}}}}
+	wl := &mds.Whitelist{AppID: a.ID, Name: "w", Kind: mds.WhitelistUsers}
+	if err := s.CreateRuleSet(ctx(), rs); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateWhitelist(ctx(), wl); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := apply(s, t1, mds.ActionRelease); err != nil {
 		t.Fatal(err)
 	}
@@ -411,9 +425,269 @@ func testLoadLive(t *testing.T, s mds.Store) {
 	if set.Revision != revision(t, s) {
 		t.Errorf("LiveSet revision %d, store revision %d", set.Revision, revision(t, s))
 	}
+	if len(set.RuleSets) != 1 || set.RuleSets[0].ID != rs.ID || len(set.Whitelists) != 1 || set.Whitelists[0].ID != wl.ID {
+		t.Errorf("LoadLive rule sets %v, whitelists %v; want the app's one of each", set.RuleSets, set.Whitelists)
+	}
 	if len(set.Apps) != 2 || len(set.Tasks) != 1 || set.Tasks[0].ID != t1.ID ||
 		len(set.Packages) != 1 || set.Packages[0].ID != p1.ID {
 		t.Errorf("LoadLive = %d apps, tasks %v, packages %v; want 2 apps, task %d, package %d",
 			len(set.Apps), set.Tasks, set.Packages, t1.ID, p1.ID)
+	}
+}
+
+func testTaskTargeting(t *testing.T, s mds.Store) {
+	a := MustCreateApp(t, s, "shop")
+	other := MustCreateApp(t, s, "blog")
+	p := MustCreatePackage(t, s, a, "2.0")
+	rs := &mds.RuleSet{AppID: a.ID, Name: "android 12+", Rules: []mds.Rule{{Field: "os_version", Operator: mds.OpVersionGte, Values: []string{"12"}}}}
+	if err := s.CreateRuleSet(ctx(), rs); err != nil {
+		t.Fatal(err)
+	}
+	wl := &mds.Whitelist{AppID: a.ID, Name: "testers", Kind: mds.WhitelistUsers}
+	if err := s.CreateWhitelist(ctx(), wl); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	task := &mds.Task{AppID: a.ID, PackageID: p.ID, Mode: mds.ModeForce, Status: mds.StatusDraft, Targeting: mds.Targeting{
+		Rules:      []mds.Rule{{Field: "city", Operator: mds.OpIn, Values: []string{"Shanghai"}, CaseInsensitive: true}},
+		RuleSets:   []int64{rs.ID},
+		Whitelists: []int64{wl.ID},
+		Rollout:    &mds.Rollout{Percent: 12.5, Stickiness: mds.StickyUser, Ramp: []mds.RampStep{{At: start, Percent: 50}}},
+		Window:     &mds.Window{Start: start, End: start.Add(time.Hour), Cap: 100},
+	}}
+	if err := task.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateTask(ctx(), task, "tester"); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.FindTask(ctx(), a.ID, task.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Stage != mds.StageGray || fmt.Sprintf("%+v", got.Targeting.Rollout) != fmt.Sprintf("%+v", task.Targeting.Rollout) ||
+		!got.Targeting.Window.Start.Equal(start) || got.Targeting.Salt == "" || got.Targeting.Salt != task.Targeting.Salt ||
+		len(got.Targeting.Rules) != 1 || !got.Targeting.Rules[0].CaseInsensitive || got.Targeting.Whitelists[0] != wl.ID {
+		t.Errorf("targeting did not round-trip: %+v", got.Targeting)
+	}
+	// References must stay within the app, on create and on update.
+	foreign := &mds.RuleSet{AppID: other.ID, Name: "x", Rules: rs.Rules}
+	if err := s.CreateRuleSet(ctx(), foreign); err != nil {
+		t.Fatal(err)
+	}
+	bad := &mds.Task{AppID: a.ID, PackageID: p.ID, Mode: mds.ModeForce, Status: mds.StatusDraft, Targeting: mds.Targeting{RuleSets: []int64{foreign.ID}}}
+	bad.Validate()
+	wantCode(t, s.CreateTask(ctx(), bad, "tester"), mds.ENOTFOUND)
+	_, err = s.UpdateTask(ctx(), a.ID, task.ID, "tester", func(t *mds.Task) (string, error) {
+		t.Targeting.Whitelists = []int64{wl.ID + 1000}
+		return "targeting", nil
+	})
+	wantCode(t, err, mds.ENOTFOUND)
+	updated, err := s.UpdateTask(ctx(), a.ID, task.ID, "tester", func(t *mds.Task) (string, error) {
+		return "promote", t.Apply(mds.ActionPromote)
+	})
+	if err != nil || updated.Stage != mds.StageOfficial {
+		t.Fatalf("promote: %+v %v", updated, err)
+	}
+	events, _ := s.TaskEvents(ctx(), a.ID, task.ID)
+	if last := events[len(events)-1]; last.Action != "promote" || last.Stage != mds.StageOfficial {
+		t.Errorf("last event %+v", last)
+	}
+}
+
+func testRuleSets(t *testing.T, s mds.Store) {
+	a := MustCreateApp(t, s, "shop")
+	rs := &mds.RuleSet{AppID: a.ID, Name: "east china", Rules: []mds.Rule{{Field: "region", Operator: mds.OpIn, Values: []string{"CN-31", "CN-32"}}}}
+	if err := s.CreateRuleSet(ctx(), rs); err != nil {
+		t.Fatal(err)
+	}
+	wantCode(t, s.CreateRuleSet(ctx(), &mds.RuleSet{AppID: a.ID, Name: "east china", Rules: rs.Rules}), mds.ECONFLICT)
+	rev := revision(t, s)
+	rs.Rules = append(rs.Rules, mds.Rule{Field: "network", Operator: mds.OpIn, Values: []string{"wifi"}})
+	if err := s.UpdateRuleSet(ctx(), rs); err != nil {
+		t.Fatal(err)
+	}
+	if revision(t, s) <= rev {
+		t.Error("editing a rule set did not move the revision; tasks using it would not follow")
+	}
+	got, err := s.FindRuleSet(ctx(), a.ID, rs.ID)
+	if err != nil || len(got.Rules) != 2 || got.Rules[1].Values[0] != "wifi" {
+		t.Errorf("FindRuleSet = %+v, %v", got, err)
+	}
+	list, err := s.ListRuleSets(ctx(), a.ID)
+	if err != nil || len(list) != 1 {
+		t.Errorf("ListRuleSets = %v, %v", list, err)
+	}
+	task := &mds.Task{AppID: a.ID, PackageID: MustCreatePackage(t, s, a, "2.0").ID, Mode: mds.ModeForce, Status: mds.StatusDraft,
+		Targeting: mds.Targeting{RuleSets: []int64{rs.ID}}}
+	task.Validate()
+	if err := s.CreateTask(ctx(), task, "tester"); err != nil {
+		t.Fatal(err)
+	}
+	wantCode(t, s.DeleteRuleSet(ctx(), a.ID, rs.ID), mds.ECONFLICT)
+	if _, err := apply(s, task, mds.ActionStop); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteRuleSet(ctx(), a.ID, rs.ID); err != nil {
+		t.Errorf("deleting a rule set only a stopped task uses: %v", err)
+	}
+	_, err = s.FindRuleSet(ctx(), a.ID, rs.ID)
+	wantCode(t, err, mds.ENOTFOUND)
+}
+
+func entries(es ...string) iter.Seq2[string, error] {
+	return func(yield func(string, error) bool) {
+		for _, e := range es {
+			if !yield(e, nil) {
+				return
+			}
+		}
+	}
+}
+
+func testWhitelists(t *testing.T, s mds.Store) {
+	a := MustCreateApp(t, s, "shop")
+	w := &mds.Whitelist{AppID: a.ID, Name: "testers", Kind: mds.WhitelistDevices}
+	if err := s.CreateWhitelist(ctx(), w); err != nil {
+		t.Fatal(err)
+	}
+	wantCode(t, s.CreateWhitelist(ctx(), &mds.Whitelist{AppID: a.ID, Name: "testers", Kind: mds.WhitelistUsers}), mds.ECONFLICT)
+	v0 := w.Version
+	const n = 1234
+	big := make([]string, 0, n+2)
+	for i := range n {
+		big = append(big, fmt.Sprintf("device-%04d", i))
+	}
+	big = append(big, "device-0001", "re:^qa-")
+	rev := revision(t, s)
+	got, err := s.ReplaceWhitelist(ctx(), a.ID, w.ID, entries(big...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Entries != n+1 || got.Patterns != 1 || got.Version <= v0 || revision(t, s) <= rev {
+		t.Errorf("after replace: %+v (revision %d→%d)", got, rev, revision(t, s))
+	}
+	got, err = s.EditWhitelist(ctx(), a.ID, w.ID, []string{"extra-1", "device-0002"}, []string{"device-0000", "nope"})
+	if err != nil || got.Entries != n+1 {
+		t.Errorf("after edit: %+v, %v; want %d entries", got, err, n+1)
+	}
+	page, err := s.WhitelistEntries(ctx(), a.ID, w.ID, "", 3)
+	if err != nil || fmt.Sprint(page) != "[device-0001 device-0002 device-0003]" {
+		t.Errorf("first page %v, %v", page, err)
+	}
+	page, err = s.WhitelistEntries(ctx(), a.ID, w.ID, "device-1233", 10)
+	if err != nil || fmt.Sprint(page) != "[extra-1 re:^qa-]" {
+		t.Errorf("last page %v, %v", page, err)
+	}
+	var loaded []string
+	version, err := s.LoadWhitelist(ctx(), w.ID, func(e string) error { loaded = append(loaded, e); return nil })
+	if err != nil || len(loaded) != n+1 || version != got.Version {
+		t.Errorf("LoadWhitelist: %d entries, version %d (want %d), %v", len(loaded), version, got.Version, err)
+	}
+	list, err := s.ListWhitelists(ctx(), a.ID)
+	if err != nil || len(list) != 1 || list[0].Entries != n+1 {
+		t.Errorf("ListWhitelists = %v, %v", list, err)
+	}
+	other := MustCreateApp(t, s, "blog")
+	_, err = s.FindWhitelist(ctx(), other.ID, w.ID)
+	wantCode(t, err, mds.ENOTFOUND)
+	_, err = s.ReplaceWhitelist(ctx(), other.ID, w.ID, entries("x"))
+	wantCode(t, err, mds.ENOTFOUND)
+
+	patterns := make([]string, mds.MaxWhitelistPatterns+1)
+	for i := range patterns {
+		patterns[i] = fmt.Sprintf("re:^p%d$", i)
+	}
+	_, err = s.ReplaceWhitelist(ctx(), a.ID, w.ID, entries(patterns...))
+	wantCode(t, err, mds.EINVALID)
+	if kept, _ := s.FindWhitelist(ctx(), a.ID, w.ID); kept.Entries != n+1 {
+		t.Errorf("a refused replace changed the whitelist: %+v", kept)
+	}
+	if err := s.DeleteWhitelist(ctx(), a.ID, w.ID); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.FindWhitelist(ctx(), a.ID, w.ID)
+	wantCode(t, err, mds.ENOTFOUND)
+}
+
+func testWhitelistAbort(t *testing.T, s mds.Store) {
+	a := MustCreateApp(t, s, "shop")
+	w := &mds.Whitelist{AppID: a.ID, Name: "testers", Kind: mds.WhitelistUsers}
+	if err := s.CreateWhitelist(ctx(), w); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ReplaceWhitelist(ctx(), a.ID, w.ID, entries("alice", "bob")); err != nil {
+		t.Fatal(err)
+	}
+	// A bad line far into a large file: nothing of the new file may stay.
+	broken := func(yield func(string, error) bool) {
+		for i := range 2000 {
+			if !yield(fmt.Sprintf("user-%d", i), nil) {
+				return
+			}
+		}
+		yield("", mds.Errorf(mds.EINVALID, "line 2001: bad entry"))
+	}
+	_, err := s.ReplaceWhitelist(ctx(), a.ID, w.ID, broken)
+	wantCode(t, err, mds.EINVALID)
+	got, _ := s.FindWhitelist(ctx(), a.ID, w.ID)
+	page, _ := s.WhitelistEntries(ctx(), a.ID, w.ID, "", 10)
+	if got.Entries != 2 || fmt.Sprint(page) != "[alice bob]" {
+		t.Errorf("after a failed replace: %+v %v; want the old two entries", got, page)
+	}
+}
+
+// testAdmissions races many admissions of distinct and repeated devices at
+// one window: exactly limit get in, repeats do not count twice, and the
+// admitted list agrees.
+func testAdmissions(t *testing.T, s mds.Store) {
+	a := MustCreateApp(t, s, "shop")
+	task := MustCreateTask(t, s, MustCreatePackage(t, s, a, "2.0"))
+	const limit, devices, rounds = 10, 30, 3
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	in := map[string]bool{}
+	for r := range rounds {
+		for d := range devices {
+			wg.Go(func() {
+				id := fmt.Sprintf("device-%02d", d)
+				ok, err := s.Admit(ctx(), task.ID, id, limit, time.Now())
+				if err != nil {
+					t.Errorf("round %d: %v", r, err)
+					return
+				}
+				if ok {
+					mu.Lock()
+					in[id] = true
+					mu.Unlock()
+				}
+			})
+		}
+	}
+	wg.Wait()
+	if len(in) != limit {
+		t.Fatalf("%d distinct devices admitted, want exactly %d", len(in), limit)
+	}
+	admitted, err := s.Admitted(ctx(), task.ID)
+	if err != nil || len(admitted) != limit {
+		t.Fatalf("Admitted = %v, %v", admitted, err)
+	}
+	for _, d := range admitted {
+		if !in[d] {
+			t.Errorf("store lists %s, which was refused", d)
+		}
+		if ok, err := s.Admit(ctx(), task.ID, d, limit, time.Now()); !ok || err != nil {
+			t.Errorf("admitted device %s refused on its next check: %v", d, err)
+		}
+	}
+	if ok, _ := s.Admit(ctx(), task.ID, "latecomer", limit, time.Now()); ok {
+		t.Error("a device got past a full window")
+	}
+	// Raising the cap lets more in, still counted exactly.
+	if ok, _ := s.Admit(ctx(), task.ID, "latecomer", limit+1, time.Now()); !ok {
+		t.Error("a raised cap did not admit the next device")
+	}
+	if ok, _ := s.Admit(ctx(), task.ID, "second-latecomer", limit+1, time.Now()); ok {
+		t.Error("the raised cap admitted one too many")
 	}
 }

@@ -1,0 +1,103 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+
+	"github.com/mds-dev/mds"
+)
+
+const ruleSetColumns = `id, app_id, name, rules, created_at, updated_at`
+
+// CreateRuleSet implements mds.RuleSetStore.
+func (s *Store) CreateRuleSet(ctx context.Context, rs *mds.RuleSet) error {
+	rs.CreatedAt = s.now()
+	rs.UpdatedAt = rs.CreatedAt
+	rules, err := json.Marshal(rs.Rules)
+	if err != nil {
+		return err
+	}
+	return s.transact(ctx, func(tx *sql.Tx) error {
+		err := tx.QueryRowContext(ctx, s.q(`INSERT INTO rule_sets (app_id, name, rules, created_at, updated_at)
+			VALUES (?, ?, ?, ?, ?) RETURNING id`), rs.AppID, rs.Name, string(rules), millis(rs.CreatedAt), millis(rs.UpdatedAt)).Scan(&rs.ID)
+		return s.conflict(err, "a rule set named %q already exists in this app", rs.Name)
+	})
+}
+
+// FindRuleSet implements mds.RuleSetStore.
+func (s *Store) FindRuleSet(ctx context.Context, appID, id int64) (*mds.RuleSet, error) {
+	rs, err := scanRuleSet(s.read.QueryRowContext(ctx, s.q(`SELECT `+ruleSetColumns+` FROM rule_sets WHERE app_id = ? AND id = ?`), appID, id))
+	return rs, notFound(err, "rule set %d not found in this app", id)
+}
+
+// ListRuleSets implements mds.RuleSetStore.
+func (s *Store) ListRuleSets(ctx context.Context, appID int64) ([]*mds.RuleSet, error) {
+	rows, err := s.read.QueryContext(ctx, s.q(`SELECT `+ruleSetColumns+` FROM rule_sets WHERE app_id = ? ORDER BY name`), appID)
+	return collect(rows, err, scanRuleSet)
+}
+
+// UpdateRuleSet implements mds.RuleSetStore.
+func (s *Store) UpdateRuleSet(ctx context.Context, rs *mds.RuleSet) error {
+	rs.UpdatedAt = s.now()
+	rules, err := json.Marshal(rs.Rules)
+	if err != nil {
+		return err
+	}
+	return s.transact(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, s.q(`UPDATE rule_sets SET name = ?, rules = ?, updated_at = ? WHERE app_id = ? AND id = ?`),
+			rs.Name, string(rules), millis(rs.UpdatedAt), rs.AppID, rs.ID)
+		if err := rowsAffected(res, s.conflict(err, "a rule set named %q already exists in this app", rs.Name), "rule set %d not found in this app", rs.ID); err != nil {
+			return err
+		}
+		return s.bump(ctx, tx)
+	})
+}
+
+// DeleteRuleSet implements mds.RuleSetStore.
+func (s *Store) DeleteRuleSet(ctx context.Context, appID, id int64) error {
+	return s.transact(ctx, func(tx *sql.Tx) error {
+		if err := s.refusedIfUsed(ctx, tx, appID, "rule_sets", "rule set", id); err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, s.q(`DELETE FROM rule_sets WHERE app_id = ? AND id = ?`), appID, id)
+		return rowsAffected(res, err, "rule set %d not found in this app", id)
+	})
+}
+
+// refusedIfUsed fails with ECONFLICT when a task that is not stopped refers
+// to object id through its targeting's field (rule_sets or whitelists).
+func (s *Store) refusedIfUsed(ctx context.Context, tx *sql.Tx, appID int64, field, what string, id int64) error {
+	rows, err := tx.QueryContext(ctx, s.q(`SELECT `+taskColumns+` FROM tasks WHERE app_id = ? AND status <> ?`), appID, mds.StatusStopped)
+	tasks, err := collect(rows, err, scanTask)
+	if err != nil {
+		return err
+	}
+	for _, t := range tasks {
+		ids := t.Targeting.RuleSets
+		if field == "whitelists" {
+			ids = t.Targeting.Whitelists
+		}
+		for _, ref := range ids {
+			if ref == id {
+				return mds.Errorf(mds.ECONFLICT, "task %d (%s) uses %s %d; change its targeting or stop it first", t.ID, t.Status, what, id)
+			}
+		}
+	}
+	return nil
+}
+
+func scanRuleSet(r scanner) (*mds.RuleSet, error) {
+	var rs mds.RuleSet
+	var rules string
+	var created, updated int64
+	if err := r.Scan(&rs.ID, &rs.AppID, &rs.Name, &rules, &created, &updated); err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal([]byte(rules), &rs.Rules); err != nil {
+		return nil, fmt.Errorf("rule set %d: %w", rs.ID, err)
+	}
+	rs.CreatedAt, rs.UpdatedAt = fromMillis(created), fromMillis(updated)
+	return &rs, nil
+}
