@@ -76,7 +76,7 @@ type Window struct {
 const (
 	BasisPoints = 10000
 	MaxRampStep = 100
-	MaxCap      = 10_000_000
+	MaxCap      = 1_000_000
 	MaxRules    = 64
 	MaxRuleRefs = 32
 )

@@ -163,7 +163,7 @@ type fakeAdmitter struct {
 	calls    int
 }
 
-func (f *fakeAdmitter) Admit(task int64, key string, cap int) bool {
+func (f *fakeAdmitter) Admit(task int64, w *mds.Window, key string, _ time.Time) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls++
@@ -173,14 +173,14 @@ func (f *fakeAdmitter) Admit(task int64, key string, cap int) bool {
 	if f.admitted[key] {
 		return true
 	}
-	if len(f.admitted) >= cap {
+	if len(f.admitted) >= w.Cap {
 		return false
 	}
 	f.admitted[key] = true
 	return true
 }
 
-func (f *fakeAdmitter) Admitted(task int64, key string) (bool, int) {
+func (f *fakeAdmitter) Admitted(task int64, w *mds.Window, key string, _ time.Time) (bool, int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.admitted[key], len(f.admitted)

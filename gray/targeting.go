@@ -12,12 +12,13 @@ import (
 // piece of a decision, so it is an interface: the release package backs it
 // with memory in front of the store; tests back it with a map.
 type Admitter interface {
-	// Admit admits key to task's window unless cap devices already are;
-	// it reports whether key is admitted, now or before.
-	Admit(task int64, key string, cap int) bool
-	// Admitted reports, changing nothing, whether key is admitted and how
-	// many keys are.
-	Admitted(task int64, key string) (bool, int)
+	// Admit admits key to task's window w at time now unless w.Cap
+	// devices already are; it reports whether key is admitted, now or
+	// before.
+	Admit(task int64, w *mds.Window, key string, now time.Time) bool
+	// Admitted reports, changing nothing, whether key is admitted to
+	// task's window w and how many keys are, as of now.
+	Admitted(task int64, w *mds.Window, key string, now time.Time) (bool, int)
 }
 
 // Targeting is a task's compiled mds.Targeting.
@@ -111,9 +112,9 @@ func (t *Targeting) Decide(in *Input, adm Admitter) bool {
 		case in.Now.Before(w.Start):
 			return false
 		case in.Now.Before(w.End):
-			return adm.Admit(t.task, d.DeviceID, w.Cap)
+			return adm.Admit(t.task, w, d.DeviceID, in.Now)
 		}
-		admitted, _ := adm.Admitted(t.task, d.DeviceID)
+		admitted, _ := adm.Admitted(t.task, w, d.DeviceID, in.Now)
 		return admitted
 	}
 	return false
@@ -181,7 +182,7 @@ func (t *Targeting) Explain(in *Input, adm Admitter) (bool, []Step) {
 		}
 	}
 	if w := t.window; w != nil {
-		admitted, n := adm.Admitted(t.task, d.DeviceID)
+		admitted, n := adm.Admitted(t.task, w, d.DeviceID, in.Now)
 		var detail string
 		ok := false
 		switch {

@@ -25,6 +25,9 @@ type staticLive struct{ set *mds.LiveSet }
 
 func (s staticLive) Revision(context.Context) (int64, error)        { return s.set.Revision, nil }
 func (s staticLive) LoadLive(context.Context) (*mds.LiveSet, error) { return s.set, nil }
+func (s staticLive) LoadWhitelist(context.Context, int64, func(string) error) (int64, error) {
+	return 0, fmt.Errorf("no whitelists in this load")
+}
 
 // referenceLoad is the load: apps × tasks per app, across
 // platforms, channels and version ranges, all live.
@@ -45,7 +48,7 @@ func referenceLoad(apps, tasksPerApp int) *mds.LiveSet {
 				p.Channel = "huawei"
 			}
 			t := &mds.Task{ID: next(), AppID: a.ID, PackageID: p.ID, Kind: mds.KindUpgrade, Mode: mds.ModeSingle,
-				RemindInterval: mds.DefaultRemindInterval, Status: mds.StatusLive}
+				RemindInterval: mds.DefaultRemindInterval, Status: mds.StatusLive, Stage: mds.StageOfficial}
 			set.Packages = append(set.Packages, p)
 			set.Tasks = append(set.Tasks, t)
 		}

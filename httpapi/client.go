@@ -10,11 +10,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/mds-dev/mds"
+	"github.com/mds-dev/mds/gray"
 	"github.com/mds-dev/mds/release"
 )
 
@@ -26,6 +28,7 @@ type checkAnswer struct {
 
 type upgradeAnswer struct {
 	TaskID                int64             `json:"task_id"`
+	Stage                 mds.Stage         `json:"stage"`
 	PackageID             int64             `json:"package_id"`
 	Version               string            `json:"version"`
 	Build                 int64             `json:"build,omitempty"`
@@ -49,7 +52,7 @@ func newUpgradeAnswer(d release.Decision) *upgradeAnswer {
 	}
 	p, t := o.Package, o.Task
 	return &upgradeAnswer{
-		TaskID: t.ID, PackageID: p.ID, Version: p.Version, Build: p.Build, Mode: t.Mode, Remind: d.Remind,
+		TaskID: t.ID, Stage: t.Stage, PackageID: p.ID, Version: p.Version, Build: p.Build, Mode: t.Mode, Remind: d.Remind,
 		RemindIntervalSeconds: int64(t.RemindInterval.Seconds()), Notes: p.Notes, Source: p.Source,
 		URL: o.Link, PackageURL: o.PackageURL, Size: p.Size, SHA256: p.SHA256, Network: p.Network, Silent: p.Silent,
 	}
@@ -79,7 +82,8 @@ func (s *Server) check(w http.ResponseWriter, r *http.Request) {
 		s.writeProblem(w, r, mds.Errorf(mds.EUNAVAILABLE, "starting up: no release snapshot loaded yet; retry shortly"))
 		return
 	}
-	dec, err := snap.Evaluate(&dev, s.now())
+	in := gray.NewInput(&dev, clientIP(r, s.proxies), s.now())
+	dec, err := snap.Evaluate(&in, s.admit)
 	if err != nil {
 		outcome := "invalid"
 		switch mds.ErrorCode(err) {
@@ -92,6 +96,7 @@ func (s *Server) check(w http.ResponseWriter, r *http.Request) {
 		s.writeProblem(w, r, err)
 		return
 	}
+	s.recent.Record(&in)
 	body, err := json.Marshal(checkAnswer{Upgrade: newUpgradeAnswer(dec)})
 	if err != nil {
 		s.writeProblem(w, r, err)
@@ -120,6 +125,39 @@ func (s *Server) check(w http.ResponseWriter, r *http.Request) {
 	h.Set("Content-Type", "application/json")
 	h.Set("Content-Length", strconv.Itoa(len(body)))
 	w.Write(body)
+}
+
+// clientIP is the address a check came from: the peer, or, when the peer
+// is a trusted proxy, the last address in X-Forwarded-For that is not one.
+func clientIP(r *http.Request, trusted []netip.Prefix) netip.Addr {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return netip.Addr{}
+	}
+	ip := ap.Addr().Unmap()
+	if !isTrusted(ip, trusted) {
+		return ip
+	}
+	hops := strings.Split(r.Header.Get("X-Forwarded-For"), ",")
+	for i := len(hops) - 1; i >= 0; i-- {
+		hop, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		if err != nil {
+			return ip // a garbled header: trust what we saw
+		}
+		if hop = hop.Unmap(); !isTrusted(hop, trusted) {
+			return hop
+		}
+	}
+	return ip
+}
+
+func isTrusted(ip netip.Addr, trusted []netip.Prefix) bool {
+	for _, p := range trusted {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
 }
 
 // etagMatch reports whether an If-None-Match header lists etag (weak

@@ -6,6 +6,7 @@ package httpapi
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -25,6 +26,14 @@ type Config struct {
 	// Live holds the snapshot that checks are answered from; the server
 	// refreshes it after each write it makes.
 	Live *release.Live
+	// Admissions remembers capped-window admissions; defaults to one over Store.
+	Admissions *release.Admissions
+	// Recent samples checking devices for audience previews; defaults to
+	// 2,000 devices per app, one check in 8.
+	Recent *release.Recent
+	// TrustedProxies are the networks whose X-Forwarded-For is believed
+	// when working out a device's address; none by default.
+	TrustedProxies []netip.Prefix
 	Log  *slog.Logger
 	// Now is the clock; tests replace it. Defaults to time.Now.
 	Now func() time.Time
@@ -52,6 +61,9 @@ type Server struct {
 	store     mds.Store
 	blobs     mds.BlobStore
 	live      *release.Live
+	admit     *release.Admissions
+	recent    *release.Recent
+	proxies   []netip.Prefix
 	log       *slog.Logger
 	now       func() time.Time
 	maxUpload int64
@@ -64,7 +76,8 @@ type Server struct {
 // New builds a Server and its routes.
 func New(cfg Config) *Server {
 	s := &Server{
-		store: cfg.Store, blobs: cfg.Blobs, live: cfg.Live, log: cfg.Log, now: cfg.Now,
+		store: cfg.Store, blobs: cfg.Blobs, live: cfg.Live, admit: cfg.Admissions, recent: cfg.Recent,
+		proxies: cfg.TrustedProxies, log: cfg.Log, now: cfg.Now,
 		maxUpload: cfg.MaxUpload, bodyWait: cfg.BodyTimeout, metrics: newMetrics(cfg.Live),
 	}
 	if s.log == nil {
@@ -78,6 +91,12 @@ func New(cfg Config) *Server {
 	}
 	if s.bodyWait <= 0 {
 		s.bodyWait = DefaultBodyTimeout
+	}
+	if s.admit == nil {
+		s.admit = release.NewAdmissions(s.store, func(err error) { s.log.Error("window admission failed", "err", err) })
+	}
+	if s.recent == nil {
+		s.recent = release.NewRecent(2000, 8)
 	}
 
 	mux := http.NewServeMux()

@@ -24,38 +24,17 @@ type uploadedBlob struct {
 // not a huma operation, because huma reads bodies whole and packages run to
 // gigabytes; memory use stays at one copy buffer whatever the size.
 func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
-	ctx := r.Context()
-	t, err := s.tokenFor(ctx, r.Header.Get("Authorization"))
-	if err != nil {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="mds"`)
-		s.writeProblem(w, r, err)
+	a, t, ok := s.streamCaller(w, r, mds.RoleReleaser)
+	if !ok {
 		return
 	}
-	ctx = contextWithCaller(ctx, t)
-	a, err := s.appFor(ctx, r.PathValue("app"), mds.RoleReleaser)
-	if err != nil {
-		s.writeProblem(w, r, err)
+	body, ok := s.streamBody(w, r, s.maxUpload, "the file", "MDS_MAX_UPLOAD")
+	if !ok {
 		return
 	}
-	if r.ContentLength > s.maxUpload {
-		s.writeProblem(w, r, mds.Errorf(mds.ETOOLARGE, "the file is %d bytes; this server takes at most %d (MDS_MAX_UPLOAD)", r.ContentLength, s.maxUpload))
-		return
-	}
-	want := r.URL.Query().Get("sha256")
-	body := stallGuard{rc: http.NewResponseController(w), r: http.MaxBytesReader(w, r.Body, s.maxUpload), wait: s.bodyWait}
-	blob, err := s.blobs.Put(ctx, body, want)
+	blob, err := s.blobs.Put(r.Context(), body, r.URL.Query().Get("sha256"))
 	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			err = mds.Errorf(mds.ETOOLARGE, "the file is larger than %d bytes, the most this server takes (MDS_MAX_UPLOAD)", s.maxUpload)
-		} else if errors.Is(err, os.ErrDeadlineExceeded) {
-			s.log.Info("upload stalled and was dropped", "app", a.Slug, "by", t.Name, "stalled_for", s.bodyWait)
-			return
-		} else if ctx.Err() != nil {
-			s.log.Info("upload abandoned by client", "app", a.Slug, "by", t.Name)
-			return
-		}
-		s.writeProblem(w, r, err)
+		s.streamFailed(w, r, err, a, t, s.maxUpload, "the file", "MDS_MAX_UPLOAD")
 		return
 	}
 	s.metrics.uploaded.Add(float64(blob.Size))
@@ -63,6 +42,50 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusCreated)
 	json.NewEncoder(w).Encode(uploadedBlob{SHA256: blob.SHA256, Size: blob.Size})
+}
+
+// streamCaller authenticates a streaming request and checks role on its
+// {app}; on failure it has answered and returns false.
+func (s *Server) streamCaller(w http.ResponseWriter, r *http.Request, role mds.Role) (*mds.App, *mds.Token, bool) {
+	t, err := s.tokenFor(r.Context(), r.Header.Get("Authorization"))
+	if err != nil {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="mds"`)
+		s.writeProblem(w, r, err)
+		return nil, nil, false
+	}
+	a, err := s.appFor(contextWithCaller(r.Context(), t), r.PathValue("app"), role)
+	if err != nil {
+		s.writeProblem(w, r, err)
+		return nil, nil, false
+	}
+	return a, t, true
+}
+
+// streamBody guards a request body: at most limit bytes, and no stall
+// longer than the body timeout. what and setting name the limit in errors.
+func (s *Server) streamBody(w http.ResponseWriter, r *http.Request, limit int64, what, setting string) (io.Reader, bool) {
+	if r.ContentLength > limit {
+		s.writeProblem(w, r, mds.Errorf(mds.ETOOLARGE, "%s is %d bytes; this server takes at most %d (%s)", what, r.ContentLength, limit, setting))
+		return nil, false
+	}
+	return stallGuard{rc: http.NewResponseController(w), r: http.MaxBytesReader(w, r.Body, limit), wait: s.bodyWait}, true
+}
+
+// streamFailed answers a streaming request whose body could not be taken.
+// A client that stalled or went away gets no answer: nobody would read it.
+func (s *Server) streamFailed(w http.ResponseWriter, r *http.Request, err error, a *mds.App, t *mds.Token, limit int64, what, setting string) {
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		err = mds.Errorf(mds.ETOOLARGE, "%s is larger than %d bytes, the most this server takes (%s)", what, limit, setting)
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		s.log.Info("request body stalled and was dropped", "route", r.Pattern, "app", a.Slug, "by", t.Name, "stalled_for", s.bodyWait)
+		return
+	case r.Context().Err() != nil:
+		s.log.Info("request abandoned by client", "route", r.Pattern, "app", a.Slug, "by", t.Name)
+		return
+	}
+	s.writeProblem(w, r, err)
 }
 
 // stallGuard fails an upload whose body stops arriving for wait: a client
@@ -79,33 +102,39 @@ func (g stallGuard) Read(p []byte) (int, error) {
 	return g.r.Read(p)
 }
 
-// documentUpload adds the hand-written upload route to the OpenAPI document.
-func (s *Server) documentUpload() {
+// documentStream adds a hand-written streaming operation to the OpenAPI
+// document: its body of contentType, and a JSON answer of type ok.
+func (s *Server) documentStream(op *huma.Operation, contentType string, ok reflect.Type, okStatus string) {
 	oapi := s.api.OpenAPI()
 	problem := &huma.Response{Description: "Error", Content: map[string]*huma.MediaType{
 		"application/problem+json": {Schema: oapi.Components.Schemas.Schema(reflect.TypeFor[huma.ErrorModel](), true, "")},
 	}}
-	oapi.AddOperation(&huma.Operation{
+	op.Security = bearerSecurity
+	op.Parameters = append([]*huma.Param{{Name: "app", In: "path", Required: true, Description: "App slug", Schema: &huma.Schema{Type: "string"}}}, op.Parameters...)
+	op.RequestBody = &huma.RequestBody{Required: true, Content: map[string]*huma.MediaType{
+		contentType: {Schema: &huma.Schema{Type: "string", Format: "binary"}},
+	}}
+	op.Responses = map[string]*huma.Response{
+		okStatus: {Description: "Done", Content: map[string]*huma.MediaType{
+			"application/json": {Schema: oapi.Components.Schemas.Schema(ok, true, "")},
+		}},
+		"400": problem, "401": problem, "403": problem, "404": problem, "413": problem,
+	}
+	oapi.AddOperation(op)
+}
+
+// documentUpload adds the upload route to the OpenAPI document.
+func (s *Server) documentUpload() {
+	s.documentStream(&huma.Operation{
 		OperationID: "upload-blob",
 		Method:      http.MethodPost,
 		Path:        "/api/v1/apps/{app}/blobs",
 		Summary:     "Upload a package file (streamed, any size up to the server limit)",
 		Description: "Stores the body content-addressed by SHA-256 and returns the digest to name in create-package. " +
 			"Nothing becomes visible unless the whole body arrives and, when given, matches the expected sha256.",
-		Tags:     []string{"packages"},
-		Security: bearerSecurity,
+		Tags: []string{"packages"},
 		Parameters: []*huma.Param{
-			{Name: "app", In: "path", Required: true, Description: "App slug", Schema: &huma.Schema{Type: "string"}},
 			{Name: "sha256", In: "query", Description: "Expected hex SHA-256; a mismatch stores nothing", Schema: &huma.Schema{Type: "string"}},
 		},
-		RequestBody: &huma.RequestBody{Required: true, Content: map[string]*huma.MediaType{
-			"application/octet-stream": {Schema: &huma.Schema{Type: "string", Format: "binary"}},
-		}},
-		Responses: map[string]*huma.Response{
-			"201": {Description: "Stored", Content: map[string]*huma.MediaType{
-				"application/json": {Schema: oapi.Components.Schemas.Schema(reflect.TypeFor[uploadedBlob](), true, "")},
-			}},
-			"400": problem, "401": problem, "403": problem, "404": problem, "413": problem,
-		},
-	})
+	}, "application/octet-stream", reflect.TypeFor[uploadedBlob](), "201")
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/mds-dev/mds"
+	"github.com/mds-dev/mds/gray"
 )
 
 // Live keeps the current snapshot and replaces it when the store's revision
@@ -18,12 +19,16 @@ type Live struct {
 	cur  atomic.Pointer[Snapshot]
 	mu   sync.Mutex   // serialises rebuilds, so concurrent Refresh calls coalesce
 	took atomic.Int64 // nanoseconds the last swap took to load and compile
+	// lists caches compiled whitelists by ID across rebuilds; an entry is
+	// reused while its version stands, so editing a task next to a million-
+	// entry whitelist does not reload it. Guarded by mu.
+	lists map[int64]*gray.List
 }
 
 // NewLive returns a Live over src. It holds no snapshot until the first
 // Refresh succeeds.
 func NewLive(src mds.LiveStore, opts Options) *Live {
-	return &Live{src: src, opts: opts}
+	return &Live{src: src, opts: opts, lists: map[int64]*gray.List{}}
 }
 
 // Current returns the snapshot in use, or nil before the first load.
@@ -53,7 +58,10 @@ func (l *Live) Refresh(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("load live tasks: %w", err)
 	}
-	s, err := Compile(set, l.opts)
+	if err := l.loadLists(ctx, set); err != nil {
+		return err
+	}
+	s, err := Compile(set, l.opts, l.lists)
 	if err != nil {
 		return err
 	}
@@ -62,6 +70,39 @@ func (l *Live) Refresh(ctx context.Context) error {
 	}
 	l.cur.Store(s)
 	l.took.Store(int64(time.Since(start)))
+	return nil
+}
+
+// loadLists brings the whitelist cache up to the versions in set, loading
+// only lists that live tasks use and that changed, and dropping the rest.
+func (l *Live) loadLists(ctx context.Context, set *mds.LiveSet) error {
+	used := map[int64]bool{}
+	for _, t := range set.Tasks {
+		for _, id := range t.Targeting.Whitelists {
+			used[id] = true
+		}
+	}
+	for id := range l.lists {
+		if !used[id] {
+			delete(l.lists, id)
+		}
+	}
+	for _, w := range set.Whitelists {
+		if !used[w.ID] {
+			continue
+		}
+		if cached, ok := l.lists[w.ID]; ok && cached.Version >= w.Version {
+			continue
+		}
+		b := gray.NewListBuilder(w, w.Entries)
+		version, err := l.src.LoadWhitelist(ctx, w.ID, b.Add)
+		if err != nil {
+			return fmt.Errorf("load whitelist %d: %w", w.ID, err)
+		}
+		list := b.Build()
+		list.Version = version // what was read, which may be newer than set
+		l.lists[w.ID] = list
+	}
 	return nil
 }
 

@@ -31,6 +31,10 @@ func (f *fakeLive) Revision(context.Context) (int64, error) {
 	return f.set.Revision, f.err
 }
 
+func (f *fakeLive) LoadWhitelist(context.Context, int64, func(string) error) (int64, error) {
+	return 0, errors.New("no whitelists here")
+}
+
 func (f *fakeLive) LoadLive(context.Context) (*mds.LiveSet, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

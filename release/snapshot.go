@@ -1,8 +1,10 @@
 // Package release compiles live release tasks into an immutable snapshot and
-// decides, from the snapshot alone, what a device is offered. It is pure: no
-// storage, no transport, no clock of its own. A check is
-// Snapshot.Evaluate(device, now); a write anywhere produces a new Snapshot
-// that Live swaps in atomically.
+// decides, from the snapshot alone, what a device is offered. A check is
+// Snapshot.Evaluate(input, admitter): no storage, no transport, no clock of
+// its own; targeting is the gray engine's. A write anywhere produces a new
+// Snapshot that Live swaps in atomically. The package also keeps the two
+// pieces of per-node state a check may touch: window admissions and the
+// sample of recent devices that audience previews count.
 package release
 
 import (
@@ -14,6 +16,7 @@ import (
 	"time"
 
 	"github.com/mds-dev/mds"
+	"github.com/mds-dev/mds/gray"
 	"github.com/mds-dev/mds/version"
 )
 
@@ -48,9 +51,12 @@ type appOffers struct {
 // Offer is one live task compiled with its package: what a targeted device
 // is offered.
 type Offer struct {
-	App     *mds.App
-	Task    *mds.Task
-	Package *mds.Package
+	App       *mds.App
+	Task      *mds.Task
+	Package   *mds.Package
+	Targeting *gray.Targeting
+	version   version.Key
+	ranges    [][2]version.Key // the package's installed-version ranges; zero Keys are open ends
 	// Link is what the device opens to install: the blob URL, the external
 	// URL, the store page, or an itms-services link for enterprise iOS builds.
 	Link string
@@ -59,8 +65,9 @@ type Offer struct {
 	PackageURL string
 }
 
-// Compile builds a snapshot from a consistent set of live data.
-func Compile(set *mds.LiveSet, opts Options) (*Snapshot, error) {
+// Compile builds a snapshot from a consistent set of live data. lists holds
+// the compiled whitelists the tasks refer to.
+func Compile(set *mds.LiveSet, opts Options, lists map[int64]*gray.List) (*Snapshot, error) {
 	s := &Snapshot{
 		Revision: set.Revision,
 		apps:     make(map[string]*appOffers, len(set.Apps)),
@@ -75,6 +82,10 @@ func Compile(set *mds.LiveSet, opts Options) (*Snapshot, error) {
 	pkgs := make(map[int64]*mds.Package, len(set.Packages))
 	for _, p := range set.Packages {
 		pkgs[p.ID] = p
+	}
+	ruleSets := make(map[int64]*mds.RuleSet, len(set.RuleSets))
+	for _, rs := range set.RuleSets {
+		ruleSets[rs.ID] = rs
 	}
 	for _, t := range set.Tasks {
 		if t.Status != mds.StatusLive {
@@ -92,7 +103,12 @@ func Compile(set *mds.LiveSet, opts Options) (*Snapshot, error) {
 		if i < 0 {
 			return nil, fmt.Errorf("release: package %d has unknown platform %q", p.ID, p.Platform)
 		}
+		tg, err := gray.Compile(t, ruleSets, lists)
+		if err != nil {
+			return nil, fmt.Errorf("release: %w", err)
+		}
 		o := newOffer(ao.app, t, p, opts)
+		o.Targeting = tg
 		ao.byPlatform[i] = append(ao.byPlatform[i], o)
 		if p.Enterprise {
 			ao.enterprise[p.ID] = o
@@ -119,7 +135,17 @@ func Compile(set *mds.LiveSet, opts Options) (*Snapshot, error) {
 }
 
 func newOffer(a *mds.App, t *mds.Task, p *mds.Package, opts Options) *Offer {
-	o := &Offer{App: a, Task: t, Package: p}
+	o := &Offer{App: a, Task: t, Package: p, version: version.NewKey(p.Version)}
+	for _, r := range p.AppVersions {
+		var k [2]version.Key
+		if r.Min != "" {
+			k[0] = version.NewKey(r.Min)
+		}
+		if r.Max != "" {
+			k[1] = version.NewKey(r.Max)
+		}
+		o.ranges = append(o.ranges, k)
+	}
 	switch p.Source {
 	case mds.SourceBlob:
 		o.PackageURL = opts.BaseURL + "/client/v1/blobs/" + p.SHA256
@@ -182,10 +208,12 @@ type Decision struct {
 // reminderSkew tolerates device clocks running somewhat ahead of ours.
 const reminderSkew = 5 * time.Minute
 
-// Evaluate decides what device d is offered at time now. It fails with
+// Evaluate decides what the input's device is offered. It fails with
 // ENOTFOUND for an app key the snapshot does not know and EINVALID for a
-// platform the app does not ship on. It does not allocate.
-func (s *Snapshot) Evaluate(d *mds.Device, now time.Time) (Decision, error) {
+// platform the app does not ship on. It does not allocate, and it writes
+// only through adm, only to admit a device to a capped window.
+func (s *Snapshot) Evaluate(in *gray.Input, adm gray.Admitter) (Decision, error) {
+	d := in.Device
 	ao, ok := s.apps[d.AppKey]
 	if !ok {
 		return Decision{}, &errUnknownApp
@@ -196,14 +224,14 @@ func (s *Snapshot) Evaluate(d *mds.Device, now time.Time) (Decision, error) {
 		return dec, &errPlatform
 	}
 	for _, o := range ao.byPlatform[i] {
-		if !o.Package.IsNewerThan(d.AppVersion, d.Build) {
+		if !o.newerThan(in) {
 			break // offers are newest first: nothing further on is newer either
 		}
-		if !o.admits(d) {
+		if !o.packageAdmits(in) || !o.Targeting.Decide(in, adm) {
 			continue
 		}
 		dec.Offer = o
-		dec.Remind = o.remind(d, now)
+		dec.Remind = o.remind(d, in.Now)
 		return dec, nil
 	}
 	return dec, nil
@@ -215,13 +243,35 @@ var (
 	errPlatform   = mds.Error{Code: mds.EINVALID, Message: "this app does not ship on the platform the device sent"}
 )
 
-// admits reports whether the offer targets d.
-func (o *Offer) admits(d *mds.Device) bool {
-	p := o.Package
-	if p.Channel != "" && p.Channel != d.Channel {
+// newerThan reports whether the offer's package is newer than the device's
+// app: a newer version, or the same version with a higher build.
+func (o *Offer) newerThan(in *gray.Input) bool {
+	switch c := version.CompareKeys(o.version, in.AppVersion()); {
+	case c > 0:
+		return true
+	case c < 0:
 		return false
 	}
-	return version.AnyContains(p.AppVersions, d.AppVersion)
+	return in.Device.Build > 0 && o.Package.Build > in.Device.Build
+}
+
+// packageAdmits applies what the package itself says: channel and
+// installed-version ranges.
+func (o *Offer) packageAdmits(in *gray.Input) bool {
+	if ch := o.Package.Channel; ch != "" && ch != in.Device.Channel {
+		return false
+	}
+	if len(o.ranges) == 0 {
+		return true
+	}
+	v := in.AppVersion()
+	for _, r := range o.ranges {
+		if (r[0] == version.Key{} || version.CompareKeys(v, r[0]) >= 0) &&
+			(r[1] == version.Key{} || version.CompareKeys(v, r[1]) <= 0) {
+			return true
+		}
+	}
+	return false
 }
 
 func (o *Offer) remind(d *mds.Device, now time.Time) bool {
@@ -234,4 +284,56 @@ func (o *Offer) remind(d *mds.Device, now time.Time) bool {
 	}
 	recent := last.At.After(now.Add(-o.Task.RemindInterval)) && !last.At.After(now.Add(reminderSkew))
 	return !recent
+}
+
+// Explanation says what one live task decided for a device, and why.
+type Explanation struct {
+	TaskID    int64       `json:"task_id"`
+	PackageID int64       `json:"package_id"`
+	Version   string      `json:"version"`
+	Stage     mds.Stage   `json:"stage"`
+	Matched   bool        `json:"matched"`
+	Chosen    bool        `json:"chosen"` // the task the device's check would get
+	Steps     []gray.Step `json:"steps"`
+}
+
+// Explain evaluates every live task of the device's app, in priority
+// order, admitting no one, and says for each whether it matched and what
+// decided. The first matching task is the one a check would choose.
+func (s *Snapshot) Explain(in *gray.Input, adm gray.Admitter) ([]Explanation, error) {
+	d := in.Device
+	ao, ok := s.apps[d.AppKey]
+	if !ok {
+		return nil, &errUnknownApp
+	}
+	out := []Explanation{}
+	chosen := false
+	for i, offers := range ao.byPlatform {
+		for _, o := range offers {
+			e := Explanation{TaskID: o.Task.ID, PackageID: o.Package.ID, Version: o.Package.Version, Stage: o.Task.Stage}
+			step := func(detail string, ok bool) {
+				e.Steps = append(e.Steps, gray.Step{What: "package", Detail: detail, Passed: ok})
+			}
+			p := o.Package
+			switch {
+			case mds.Platforms[i] != d.Platform:
+				step(fmt.Sprintf("package is for %s; the device is %s", p.Platform, d.Platform), false)
+			case !o.newerThan(in):
+				step(fmt.Sprintf("package %s (build %d) is not newer than the device's %s (build %d)", p.Version, p.Build, d.AppVersion, d.Build), false)
+			case !o.packageAdmits(in):
+				step(fmt.Sprintf("package admits channel %q and installed versions %v; the device is on channel %q, version %s",
+					p.Channel, p.AppVersions, d.Channel, d.AppVersion), false)
+			default:
+				step(fmt.Sprintf("package %s is newer than %s and admits the device", p.Version, d.AppVersion), true)
+				var steps []gray.Step
+				e.Matched, steps = o.Targeting.Explain(in, adm)
+				e.Steps = append(e.Steps, steps...)
+			}
+			if e.Matched && !chosen {
+				e.Chosen, chosen = true, true
+			}
+			out = append(out, e)
+		}
+	}
+	return out, nil
 }

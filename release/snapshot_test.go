@@ -2,12 +2,14 @@ package release_test
 
 import (
 	"fmt"
+	"net/netip"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/mds-dev/mds"
+	"github.com/mds-dev/mds/gray"
 	"github.com/mds-dev/mds/release"
 	"github.com/mds-dev/mds/version"
 )
@@ -34,7 +36,7 @@ func (f *fixture) offer(a *mds.App, p mds.Package, mode mds.UpgradeMode, status 
 		p.Source = mds.SourceBlob
 		p.SHA256 = strings.Repeat("ab", 32)
 	}
-	t := &mds.Task{ID: f.id(), AppID: a.ID, PackageID: p.ID, Kind: mds.KindUpgrade, Mode: mode, Status: status}
+	t := &mds.Task{ID: f.id(), AppID: a.ID, PackageID: p.ID, Kind: mds.KindUpgrade, Mode: mode, Status: status, Stage: mds.StageOfficial}
 	if mode == mds.ModeSingle {
 		t.RemindInterval = mds.DefaultRemindInterval
 	}
@@ -45,11 +47,17 @@ func (f *fixture) offer(a *mds.App, p mds.Package, mode mds.UpgradeMode, status 
 
 func (f *fixture) compile(t testing.TB) *release.Snapshot {
 	t.Helper()
-	s, err := release.Compile(&f.set, release.Options{BaseURL: "https://mds.example.com"})
+	s, err := release.Compile(&f.set, release.Options{BaseURL: "https://mds.example.com"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return s
+}
+
+// evaluate checks d against s at now, with no capped windows in play.
+func evaluate(s *release.Snapshot, d *mds.Device, now time.Time) (release.Decision, error) {
+	in := gray.NewInput(d, netip.Addr{}, now)
+	return s.Evaluate(&in, nil)
 }
 
 func device(key string, p mds.Platform, v string) *mds.Device {
@@ -85,7 +93,7 @@ func TestEvaluatePicksNewestMatching(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			d, err := s.Evaluate(tt.dev, now)
+			d, err := evaluate(s, tt.dev, now)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -104,15 +112,15 @@ func TestEvaluateSameVersionHigherBuild(t *testing.T) {
 	a := f.app("a", mds.Android)
 	rebuilt := f.offer(a, mds.Package{Platform: mds.Android, Version: "2.0", Build: 201}, mds.ModeMultiple, mds.StatusLive)
 	s := f.compile(t)
-	d, _ := s.Evaluate(&mds.Device{AppKey: "a", Platform: mds.Android, AppVersion: "2.0", Build: 200}, now)
+	d, _ := evaluate(s, &mds.Device{AppKey: "a", Platform: mds.Android, AppVersion: "2.0", Build: 200}, now)
 	if d.Offer == nil || d.Offer.Task.ID != rebuilt.ID {
 		t.Errorf("build 200 of 2.0 was not offered build 201: %+v", d)
 	}
-	d, _ = s.Evaluate(&mds.Device{AppKey: "a", Platform: mds.Android, AppVersion: "2.0", Build: 201}, now)
+	d, _ = evaluate(s, &mds.Device{AppKey: "a", Platform: mds.Android, AppVersion: "2.0", Build: 201}, now)
 	if d.Offer != nil {
 		t.Errorf("build 201 offered itself")
 	}
-	d, _ = s.Evaluate(&mds.Device{AppKey: "a", Platform: mds.Android, AppVersion: "2.0"}, now)
+	d, _ = evaluate(s, &mds.Device{AppKey: "a", Platform: mds.Android, AppVersion: "2.0"}, now)
 	if d.Offer != nil {
 		t.Errorf("a device that sends no build was offered its own version")
 	}
@@ -122,10 +130,10 @@ func TestEvaluateErrors(t *testing.T) {
 	var f fixture
 	f.app("android-only", mds.Android)
 	s := f.compile(t)
-	if _, err := s.Evaluate(device("nope", mds.Android, "1.0"), now); mds.ErrorCode(err) != mds.ENOTFOUND {
+	if _, err := evaluate(s, device("nope", mds.Android, "1.0"), now); mds.ErrorCode(err) != mds.ENOTFOUND {
 		t.Errorf("unknown key: %v, want ENOTFOUND", err)
 	}
-	if _, err := s.Evaluate(device("android-only", mds.IOS, "1.0"), now); mds.ErrorCode(err) != mds.EINVALID {
+	if _, err := evaluate(s, device("android-only", mds.IOS, "1.0"), now); mds.ErrorCode(err) != mds.EINVALID {
 		t.Errorf("platform the app lacks: %v, want EINVALID", err)
 	}
 }
@@ -151,7 +159,7 @@ func TestRemind(t *testing.T) {
 	for _, tt := range tests {
 		dev := device("a", mds.Android, "1.0")
 		dev.LastReminded = tt.last
-		d, err := s.Evaluate(dev, now)
+		d, err := evaluate(s, dev, now)
 		if err != nil || d.Offer == nil {
 			t.Fatalf("%s: %+v, %v", tt.name, d, err)
 		}
@@ -165,7 +173,7 @@ func TestRemind(t *testing.T) {
 		task := f.offer(a, mds.Package{Platform: mds.Android, Version: "2.0"}, mode, mds.StatusLive)
 		dev := device("a", mds.Android, "1.0")
 		dev.LastReminded = &mds.Reminder{TaskID: task.ID, At: now.Add(-time.Second)}
-		d, _ := f.compile(t).Evaluate(dev, now)
+		d, _ := evaluate(f.compile(t), dev, now)
 		if !d.Remind {
 			t.Errorf("mode %s did not remind at every check", mode)
 		}
@@ -180,11 +188,11 @@ func TestLinks(t *testing.T) {
 		Enterprise: true, BundleID: "com.example.a"}, mds.ModeForce, mds.StatusLive)
 	s := f.compile(t)
 
-	d, _ := s.Evaluate(device("a", mds.Android, "1.0"), now)
+	d, _ := evaluate(s, device("a", mds.Android, "1.0"), now)
 	if d.Offer.Link != "market://details?id=x" || d.Offer.PackageURL != "" {
 		t.Errorf("store offer link %q package %q", d.Offer.Link, d.Offer.PackageURL)
 	}
-	d, _ = s.Evaluate(device("a", mds.IOS, "1.0"), now)
+	d, _ = evaluate(s, device("a", mds.IOS, "1.0"), now)
 	u, err := url.Parse(d.Offer.Link)
 	if err != nil || u.Scheme != "itms-services" || u.Query().Get("action") != "download-manifest" {
 		t.Fatalf("enterprise link %q", d.Offer.Link)
@@ -212,7 +220,7 @@ func TestCompileRejectsDanglingTask(t *testing.T) {
 	a := f.app("a", mds.Android)
 	task := f.offer(a, mds.Package{Platform: mds.Android, Version: "2.0"}, mds.ModeForce, mds.StatusLive)
 	task.PackageID = 999
-	if _, err := release.Compile(&f.set, release.Options{}); err == nil {
+	if _, err := release.Compile(&f.set, release.Options{}, nil); err == nil {
 		t.Error("a task whose package is missing compiled")
 	}
 }
@@ -240,7 +248,8 @@ func loadFixture(apps, tasksPerApp int) *fixture {
 func TestEvaluateDoesNotAllocate(t *testing.T) {
 	s := loadFixture(100, 20).compile(t)
 	dev := &mds.Device{AppKey: "app-57", Platform: mds.Android, AppVersion: "3.1.0", Build: 310, DeviceID: "d", Channel: "xiaomi"}
-	if allocs := testing.AllocsPerRun(100, func() { s.Evaluate(dev, now) }); allocs != 0 {
+	in := gray.NewInput(dev, netip.Addr{}, now)
+	if allocs := testing.AllocsPerRun(100, func() { s.Evaluate(&in, nil) }); allocs != 0 {
 		t.Errorf("Evaluate allocates %v times per check", allocs)
 	}
 }
@@ -249,12 +258,13 @@ func BenchmarkEvaluate(b *testing.B) {
 	s := loadFixture(100, 20).compile(b)
 	dev := &mds.Device{AppKey: "app-57", Platform: mds.Android, AppVersion: "3.1.0", Build: 310, DeviceID: "d",
 		Channel: "xiaomi", LastReminded: &mds.Reminder{TaskID: 1, At: now}}
-	if d, err := s.Evaluate(dev, now); err != nil || d.Offer == nil {
+	if d, err := evaluate(s, dev, now); err != nil || d.Offer == nil {
 		b.Fatalf("benchmark device gets nothing: %+v %v", d, err)
 	}
+	in := gray.NewInput(dev, netip.Addr{}, now)
 	b.ReportAllocs()
 	for b.Loop() {
-		s.Evaluate(dev, now)
+		s.Evaluate(&in, nil)
 	}
 }
 
@@ -262,7 +272,7 @@ func BenchmarkCompile(b *testing.B) {
 	f := loadFixture(100, 20)
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := release.Compile(&f.set, release.Options{BaseURL: "https://x"}); err != nil {
+		if _, err := release.Compile(&f.set, release.Options{BaseURL: "https://x"}, nil); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -1,0 +1,292 @@
+package release_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/mds-dev/mds"
+	"github.com/mds-dev/mds/gray"
+	"github.com/mds-dev/mds/release"
+)
+
+// memAdmissions is an mds.AdmissionStore in memory that counts its calls.
+type memAdmissions struct {
+	mu      sync.Mutex
+	devices map[int64]map[string]bool
+	admits  atomic.Int64
+	reads   atomic.Int64
+	fail    bool
+}
+
+func (m *memAdmissions) Admit(_ context.Context, task int64, device string, limit int, _ time.Time) (bool, error) {
+	m.admits.Add(1)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.fail {
+		return false, errors.New("database down")
+	}
+	if m.devices == nil {
+		m.devices = map[int64]map[string]bool{}
+	}
+	if m.devices[task] == nil {
+		m.devices[task] = map[string]bool{}
+	}
+	if m.devices[task][device] {
+		return true, nil
+	}
+	if len(m.devices[task]) >= limit {
+		return false, nil
+	}
+	m.devices[task][device] = true
+	return true, nil
+}
+
+func (m *memAdmissions) Admitted(_ context.Context, task int64) ([]string, error) {
+	m.reads.Add(1)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []string
+	for d := range m.devices[task] {
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+// windowFixture is one app with one live task whose only gate is a capped window.
+func windowFixture(t testing.TB, cap int) (*release.Snapshot, *mds.Task, *mds.Window) {
+	var f fixture
+	a := f.app("a", mds.Android)
+	task := f.offer(a, mds.Package{Platform: mds.Android, Version: "2.0"}, mds.ModeForce, mds.StatusLive)
+	w := &mds.Window{Start: now.Add(-time.Hour), End: now.Add(time.Hour), Cap: cap}
+	task.Stage, task.Targeting = mds.StageGray, mds.Targeting{Window: w, Salt: "s"}
+	return f.compile(t), task, w
+}
+
+func checkAt(s *release.Snapshot, adm gray.Admitter, deviceID string, at time.Time) bool {
+	d := device("a", mds.Android, "1.0")
+	d.DeviceID = deviceID
+	in := gray.NewInput(d, netip.Addr{}, at)
+	dec, err := s.Evaluate(&in, adm)
+	return err == nil && dec.Offer != nil
+}
+
+// TestWindowCapAcrossNodes runs checks on three "nodes" (three Admissions
+// over one store) from many goroutines: exactly cap distinct devices get
+// the task, they keep it after the window closes on every node, and the
+// store sees a bounded number of calls.
+func TestWindowCapAcrossNodes(t *testing.T) {
+	const cap, devices = 40, 200
+	s, _, _ := windowFixture(t, cap)
+	store := &memAdmissions{}
+	nodes := []*release.Admissions{
+		release.NewAdmissions(store, func(err error) { t.Error(err) }),
+		release.NewAdmissions(store, func(err error) { t.Error(err) }),
+		release.NewAdmissions(store, func(err error) { t.Error(err) }),
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	got := map[string]bool{}
+	for g := range 24 {
+		wg.Go(func() {
+			for i := range devices {
+				id := fmt.Sprintf("device-%03d", (i*7+g)%devices)
+				if checkAt(s, nodes[(i+g)%3], id, now) {
+					mu.Lock()
+					got[id] = true
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if len(got) != cap {
+		t.Fatalf("%d devices got the task, want exactly %d", len(got), cap)
+	}
+	admits := store.admits.Load()
+	if admits > int64(cap+devices*3) {
+		t.Errorf("%d admission calls reached the store", admits)
+	}
+	// After the window: admitted devices keep it on every node, others
+	// never get it, and memory answers after one read per node.
+	later := now.Add(2 * time.Hour)
+	reads := store.reads.Load()
+	for round := range 3 {
+		for i := range devices {
+			id := fmt.Sprintf("device-%03d", i)
+			for n, node := range nodes {
+				if checkAt(s, node, id, later) != got[id] {
+					t.Fatalf("round %d, node %d: device %s after the window: got %v, want %v", round, n, id, !got[id], got[id])
+				}
+			}
+		}
+	}
+	if extra := store.reads.Load() - reads; extra > int64(len(nodes)) {
+		t.Errorf("%d store reads after the window closed; want at most one per node", extra)
+	}
+	if store.admits.Load() != admits {
+		t.Error("admissions were attempted after the window closed")
+	}
+}
+
+// TestWindowSurvivesRestart: a fresh node (empty memory) over the same
+// store honours earlier admissions and the cap.
+func TestWindowSurvivesRestart(t *testing.T) {
+	s, _, _ := windowFixture(t, 3)
+	store := &memAdmissions{}
+	first := release.NewAdmissions(store, nil)
+	for _, id := range []string{"a", "b", "c"} {
+		if !checkAt(s, first, id, now) {
+			t.Fatalf("device %s not admitted", id)
+		}
+	}
+	restarted := release.NewAdmissions(store, nil)
+	if !checkAt(s, restarted, "b", now) || checkAt(s, restarted, "d", now) {
+		t.Error("after a restart the window forgot its admissions or its cap")
+	}
+	if !checkAt(s, restarted, "c", now.Add(3*time.Hour)) || checkAt(s, restarted, "d", now.Add(3*time.Hour)) {
+		t.Error("after a restart and the window's end, admissions were wrong")
+	}
+}
+
+func TestWindowStoreFailureAdmitsNoOne(t *testing.T) {
+	s, _, _ := windowFixture(t, 3)
+	var errs int
+	store := &memAdmissions{fail: true}
+	node := release.NewAdmissions(store, func(error) { errs++ })
+	if checkAt(s, node, "a", now) || errs != 1 {
+		t.Errorf("with the store down a device was admitted, or the failure not reported (%d)", errs)
+	}
+}
+
+func TestGrayOffersFallThrough(t *testing.T) {
+	var f fixture
+	a := f.app("a", mds.Android)
+	stable := f.offer(a, mds.Package{Platform: mds.Android, Version: "2.0"}, mds.ModeMultiple, mds.StatusLive)
+	beta := f.offer(a, mds.Package{Platform: mds.Android, Version: "3.0"}, mds.ModeMultiple, mds.StatusLive)
+	beta.Stage = mds.StageGray
+	beta.Targeting = mds.Targeting{Rollout: &mds.Rollout{Percent: 0}, Salt: "s",
+		Rules: []mds.Rule{{Field: "model", Operator: mds.OpStrStartsWith, Values: []string{"Pixel"}}}}
+	s := f.compile(t)
+	d, _ := evaluate(s, device("a", mds.Android, "1.0"), now)
+	if d.Offer == nil || d.Offer.Task.ID != stable.ID {
+		t.Fatalf("a device outside the 0%% gray of 3.0 should get 2.0, got %+v", d.Offer)
+	}
+	beta.Stage = mds.StageOfficial // promoted: rules still apply
+	s = f.compile(t)
+	pixel := device("a", mds.Android, "1.0")
+	pixel.Model = "Pixel 9"
+	if d, _ := evaluate(s, pixel, now); d.Offer == nil || d.Offer.Task.ID != beta.ID {
+		t.Errorf("a Pixel should get the promoted 3.0: %+v", d.Offer)
+	}
+	if d, _ := evaluate(s, device("a", mds.Android, "1.0"), now); d.Offer == nil || d.Offer.Task.ID != stable.ID {
+		t.Errorf("a non-Pixel should still get 2.0: %+v", d.Offer)
+	}
+
+	ex, err := s.Explain(ptr(gray.NewInput(pixel, netip.Addr{}, now)), nil)
+	if err != nil || len(ex) != 2 {
+		t.Fatalf("Explain: %v %+v", err, ex)
+	}
+	if ex[0].TaskID != beta.ID || !ex[0].Matched || !ex[0].Chosen || ex[1].TaskID != stable.ID || !ex[1].Matched || ex[1].Chosen {
+		t.Errorf("explanations out of priority order or wrong: %+v", ex)
+	}
+	current := device("a", mds.Android, "3.0")
+	ex, _ = s.Explain(ptr(gray.NewInput(current, netip.Addr{}, now)), nil)
+	if ex[0].Matched || !strings.Contains(ex[0].Steps[0].Detail, "not newer") {
+		t.Errorf("a device on 3.0: %+v", ex[0])
+	}
+	if _, err := s.Explain(ptr(gray.NewInput(device("nope", mds.Android, "1"), netip.Addr{}, now)), nil); mds.ErrorCode(err) != mds.ENOTFOUND {
+		t.Errorf("unknown app: %v", err)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func TestRecentIsBounded(t *testing.T) {
+	r := release.NewRecent(5, 2)
+	for i := range 100 {
+		d := device("a", mds.Android, "1.0")
+		d.DeviceID = fmt.Sprintf("d%d", i)
+		d.LastReminded = &mds.Reminder{TaskID: 1}
+		r.Record(ptr(gray.NewInput(d, netip.Addr{}, now)))
+	}
+	got := r.Sample("a")
+	if len(got) != 5 {
+		t.Fatalf("sample holds %d devices, want 5", len(got))
+	}
+	for _, s := range got {
+		if s.Device.LastReminded != nil {
+			t.Error("the sample keeps reminder state it does not need")
+		}
+		var n int
+		fmt.Sscanf(s.Device.DeviceID, "d%d", &n)
+		if n < 90 || n%2 == 0 {
+			t.Errorf("sample holds %s; want recent, every other check", s.Device.DeviceID)
+		}
+	}
+	if r.Sample("other") != nil {
+		t.Error("an app never seen has a sample")
+	}
+}
+
+// listLive is a LiveStore with one whitelist, counting its loads.
+type listLive struct {
+	fakeLive
+	version   int64
+	listLoads int
+}
+
+func (l *listLive) LoadWhitelist(_ context.Context, id int64, fn func(string) error) (int64, error) {
+	l.listLoads++
+	for i := range 1000 {
+		if err := fn(fmt.Sprintf("user-%d", i)); err != nil {
+			return 0, err
+		}
+	}
+	return l.version, nil
+}
+
+func (l *listLive) LoadLive(ctx context.Context) (*mds.LiveSet, error) {
+	set, err := l.fakeLive.LoadLive(ctx)
+	if set != nil {
+		set.Whitelists = []*mds.Whitelist{{ID: 5, AppID: 1, Name: "testers", Kind: mds.WhitelistUsers, Entries: 1000, Version: l.version}}
+	}
+	return set, err
+}
+
+// TestLiveReusesWhitelists: editing a task next to a whitelist does not
+// reload the whitelist; changing the whitelist does.
+func TestLiveReusesWhitelists(t *testing.T) {
+	src := &listLive{version: 1}
+	src.set = mds.LiveSet{Revision: 1,
+		Apps:     []*mds.App{{ID: 1, Key: "a", Platforms: []mds.Platform{mds.Android}}},
+		Packages: []*mds.Package{{ID: 2, AppID: 1, Platform: mds.Android, Version: "2.0", Source: mds.SourceURL, URL: "https://x"}},
+		Tasks: []*mds.Task{{ID: 3, AppID: 1, PackageID: 2, Mode: mds.ModeForce, Status: mds.StatusLive, Stage: mds.StageGray,
+			Targeting: mds.Targeting{Whitelists: []int64{5}}}}}
+	l := release.NewLive(src, release.Options{})
+	ctx := context.Background()
+	if err := l.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	listed := device("a", mds.Android, "1.0")
+	listed.UserID = "user-7"
+	if d, _ := evaluate(l.Current(), listed, now); d.Offer == nil {
+		t.Fatal("whitelisted user not offered the task")
+	}
+	src.setRevision(2) // a task edit
+	src.set.Tasks[0].Mode = mds.ModeMultiple
+	if err := l.Refresh(ctx); err != nil || src.listLoads != 1 {
+		t.Errorf("after a task edit: %d whitelist loads (want 1), %v", src.listLoads, err)
+	}
+	src.version = 2 // a whitelist edit
+	src.setRevision(3)
+	if err := l.Refresh(ctx); err != nil || src.listLoads != 2 {
+		t.Errorf("after a whitelist edit: %d whitelist loads (want 2), %v", src.listLoads, err)
+	}
+}
