@@ -10,8 +10,8 @@ import (
 // Targeting decides on these fields alone; nothing about a device is looked
 // up, so a check needs no storage.
 type Device struct {
-	AppKey     string            `json:"app_key"`
-	Platform   Platform          `json:"platform"`
+	AppKey     string            `json:"app_key,omitempty"`
+	Platform   Platform          `json:"platform,omitempty"`
 	AppVersion string            `json:"app_version"`
 	Build      int64             `json:"build,omitempty"`
 	DeviceID   string            `json:"device_id"`

@@ -40,7 +40,7 @@ type Targeting struct {
 // Rollout is a sticky percentage, fixed or following a ramp.
 type Rollout struct {
 	// Percent of devices (or users) admitted, 0 to 100 in steps of 0.01.
-	Percent float64 `json:"percent"`
+	Percent float64 `json:"percent,omitempty"`
 	// Ramp, if set, replaces Percent over time: the percentage of the last
 	// step whose time has come; 0 before the first.
 	Ramp []RampStep `json:"ramp,omitempty"`

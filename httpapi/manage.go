@@ -34,7 +34,7 @@ func (s *Server) registerManagement() {
 	huma.Register(s.api, op("list-tasks", http.MethodGet, "/api/v1/apps/{app}/tasks", "List an app's tasks, newest first", "tasks", 0), s.listTasks)
 	huma.Register(s.api, op("get-task", http.MethodGet, "/api/v1/apps/{app}/tasks/{id}", "Get a task", "tasks", 0), s.getTask)
 	huma.Register(s.api, op("act-on-task", http.MethodPost, "/api/v1/apps/{app}/tasks/{id}/{action}",
-		"Release, pause, resume or stop a task; devices see the change at their next check", "tasks", 0), s.actOnTask)
+		"Release, promote (gray to official), pause, resume or stop a task; devices see the change at their next check", "tasks", 0), s.actOnTask)
 	huma.Register(s.api, op("task-history", http.MethodGet, "/api/v1/apps/{app}/tasks/{id}/history", "A task's history, oldest first", "tasks", 0), s.taskHistory)
 
 	huma.Register(s.api, op("create-token", http.MethodPost, "/api/v1/tokens",
@@ -250,6 +250,8 @@ type taskView struct {
 	Mode                  mds.UpgradeMode `json:"mode"`
 	RemindIntervalSeconds int64           `json:"remind_interval_seconds,omitempty"`
 	Status                mds.Status      `json:"status"`
+	Stage                 mds.Stage       `json:"stage"`
+	Targeting             mds.Targeting   `json:"targeting"`
 	CreatedAt             time.Time       `json:"created_at"`
 	UpdatedAt             time.Time       `json:"updated_at"`
 	CreatedBy             string          `json:"created_by"`
@@ -258,7 +260,7 @@ type taskView struct {
 func newTaskView(a *mds.App, t *mds.Task, p *mds.Package) *taskView {
 	v := &taskView{
 		ID: t.ID, App: a.Slug, PackageID: t.PackageID, Kind: t.Kind, Mode: t.Mode,
-		RemindIntervalSeconds: int64(t.RemindInterval / time.Second), Status: t.Status,
+		RemindIntervalSeconds: int64(t.RemindInterval / time.Second), Status: t.Status, Stage: t.Stage, Targeting: t.Targeting,
 		CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt, CreatedBy: t.CreatedBy,
 	}
 	if p != nil {
@@ -277,7 +279,8 @@ type createTaskInput struct {
 		PackageID             int64           `json:"package_id" doc:"The package to deliver"`
 		Mode                  mds.UpgradeMode `json:"mode" enum:"single,multiple,force" doc:"single: remind once per interval; multiple: at every check; force: block until upgraded"`
 		RemindIntervalSeconds int64           `json:"remind_interval_seconds,omitempty" minimum:"0" doc:"For single mode; default 259200 (3 days)"`
-		Release               bool            `json:"release,omitempty" doc:"Release to everyone the package admits right away"`
+		Targeting             mds.Targeting   `json:"targeting,omitempty" doc:"Who gets it: rules (ANDed) and, for a gray release, gates (whitelists, rollout, capped window; ORed). Without gates the task is official."`
+		Release               bool            `json:"release,omitempty" doc:"Make it live right away, in its stage"`
 	}
 }
 
@@ -291,8 +294,11 @@ func (s *Server) createTask(ctx context.Context, in *createTaskInput) (*taskBody
 		return nil, s.humaError("create-task", err)
 	}
 	t := &mds.Task{AppID: a.ID, PackageID: p.ID, Mode: in.Body.Mode, Status: mds.StatusDraft,
-		RemindInterval: time.Duration(in.Body.RemindIntervalSeconds) * time.Second}
+		RemindInterval: time.Duration(in.Body.RemindIntervalSeconds) * time.Second, Targeting: in.Body.Targeting}
 	if err := t.Validate(); err != nil {
+		return nil, s.humaError("create-task", err)
+	}
+	if _, err := compileRules(t.Targeting.Rules); err != nil {
 		return nil, s.humaError("create-task", err)
 	}
 	actor := caller(ctx).Name
@@ -375,7 +381,7 @@ func (s *Server) taskBody(ctx context.Context, a *mds.App, t *mds.Task) (*taskBo
 type actionInput struct {
 	App    string     `path:"app" doc:"App slug"`
 	ID     int64      `path:"id"`
-	Action mds.Action `path:"action" enum:"release,pause,resume,stop"`
+	Action mds.Action `path:"action" enum:"release,promote,pause,resume,stop"`
 }
 
 func (s *Server) actOnTask(ctx context.Context, in *actionInput) (*taskBody, error) {

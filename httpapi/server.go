@@ -110,8 +110,11 @@ func New(cfg Config) *Server {
 	s.api = humago.New(mux, apiConfig(cfg.Version))
 	s.api.UseMiddleware(s.authenticate)
 	s.registerManagement()
+	s.registerGray()
 	mux.HandleFunc("POST /api/v1/apps/{app}/blobs", s.upload)
 	s.documentUpload()
+	mux.HandleFunc("PUT /api/v1/apps/{app}/whitelists/{id}/entries", s.replaceWhitelist)
+	s.documentWhitelistUpload()
 	mux.Handle("/", s.unmatched(mux))
 
 	s.handler = s.metrics.instrument(mux)

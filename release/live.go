@@ -14,6 +14,10 @@ import (
 // Live keeps the current snapshot and replaces it when the store's revision
 // moves. Checks read it with one atomic load; rebuilding never blocks them.
 type Live struct {
+	// OnProblem hears of tasks a rebuild had to leave out; set it before
+	// the first Refresh.
+	OnProblem func(error)
+
 	src  mds.LiveStore
 	opts Options
 	cur  atomic.Pointer[Snapshot]
@@ -67,6 +71,11 @@ func (l *Live) Refresh(ctx context.Context) error {
 	}
 	if cur != nil && s.Revision <= cur.Revision {
 		return nil
+	}
+	for _, p := range s.Problems {
+		if l.OnProblem != nil {
+			l.OnProblem(p)
+		}
 	}
 	l.cur.Store(s)
 	l.took.Store(int64(time.Since(start)))

@@ -33,6 +33,9 @@ type Options struct {
 // it without locks.
 type Snapshot struct {
 	Revision int64
+	// Problems lists the live tasks left out because they could not be
+	// compiled; Live logs them.
+	Problems []error
 	apps     map[string]*appOffers // by app key
 	blobs    map[string]struct{}   // sha256 of every blob a live task delivers
 	tasks    int
@@ -66,7 +69,8 @@ type Offer struct {
 }
 
 // Compile builds a snapshot from a consistent set of live data. lists holds
-// the compiled whitelists the tasks refer to.
+// the compiled whitelists the tasks refer to. Tasks that do not compile are
+// left out and listed in Problems.
 func Compile(set *mds.LiveSet, opts Options, lists map[int64]*gray.List) (*Snapshot, error) {
 	s := &Snapshot{
 		Revision: set.Revision,
@@ -91,21 +95,31 @@ func Compile(set *mds.LiveSet, opts Options, lists map[int64]*gray.List) (*Snaps
 		if t.Status != mds.StatusLive {
 			continue
 		}
+		// A task that cannot be compiled reaches no one, and the rest of
+		// the deployment keeps working: one bad row must not freeze every
+		// app on the last good snapshot.
+		skip := func(format string, args ...any) {
+			s.Problems = append(s.Problems, fmt.Errorf("release: task %d skipped: "+format, append([]any{t.ID}, args...)...))
+		}
 		ao, ok := byID[t.AppID]
 		if !ok {
-			return nil, fmt.Errorf("release: task %d belongs to unknown app %d", t.ID, t.AppID)
+			skip("it belongs to unknown app %d", t.AppID)
+			continue
 		}
 		p, ok := pkgs[t.PackageID]
 		if !ok || p.AppID != t.AppID {
-			return nil, fmt.Errorf("release: task %d delivers package %d, which app %d does not have", t.ID, t.PackageID, t.AppID)
+			skip("it delivers package %d, which app %d does not have", t.PackageID, t.AppID)
+			continue
 		}
 		i := p.Platform.Index()
 		if i < 0 {
-			return nil, fmt.Errorf("release: package %d has unknown platform %q", p.ID, p.Platform)
+			skip("package %d has unknown platform %q", p.ID, p.Platform)
+			continue
 		}
 		tg, err := gray.Compile(t, ruleSets, lists)
 		if err != nil {
-			return nil, fmt.Errorf("release: %w", err)
+			skip("%v", err)
+			continue
 		}
 		o := newOffer(ao.app, t, p, opts)
 		o.Targeting = tg

@@ -215,13 +215,23 @@ func TestLinks(t *testing.T) {
 	}
 }
 
-func TestCompileRejectsDanglingTask(t *testing.T) {
+func TestCompileSkipsBrokenTasks(t *testing.T) {
 	var f fixture
 	a := f.app("a", mds.Android)
-	task := f.offer(a, mds.Package{Platform: mds.Android, Version: "2.0"}, mds.ModeForce, mds.StatusLive)
-	task.PackageID = 999
-	if _, err := release.Compile(&f.set, release.Options{}, nil); err == nil {
-		t.Error("a task whose package is missing compiled")
+	dangling := f.offer(a, mds.Package{Platform: mds.Android, Version: "3.0"}, mds.ModeForce, mds.StatusLive)
+	dangling.PackageID = 999
+	badRule := f.offer(a, mds.Package{Platform: mds.Android, Version: "2.5"}, mds.ModeForce, mds.StatusLive)
+	badRule.Targeting.Rules = []mds.Rule{{Field: "city", Operator: mds.OpNumGt, Values: []string{"x"}}}
+	good := f.offer(a, mds.Package{Platform: mds.Android, Version: "2.0"}, mds.ModeForce, mds.StatusLive)
+	s, err := release.Compile(&f.set, release.Options{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Problems) != 2 || s.Tasks() != 1 {
+		t.Fatalf("problems %v, %d tasks; want the two broken ones left out", s.Problems, s.Tasks())
+	}
+	if d, _ := evaluate(s, device("a", mds.Android, "1.0"), now); d.Offer == nil || d.Offer.Task.ID != good.ID {
+		t.Errorf("the good task did not survive its broken neighbours: %+v", d.Offer)
 	}
 }
 

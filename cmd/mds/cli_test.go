@@ -275,6 +275,7 @@ func TestServeRejectsBadSettings(t *testing.T) {
 		"upload size": func(c *serveConfig) { c.maxUpload = "huge" },
 		"log level":   func(c *serveConfig) { c.logLevel = "chatty" },
 		"database":    func(c *serveConfig) { c.databaseURL = "mysql://x" },
+		"proxies":     func(c *serveConfig) { c.proxies = "10.0.0.0/8,lan" },
 	} {
 		c := base
 		mutate(&c)

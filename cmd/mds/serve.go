@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -35,6 +36,7 @@ type serveConfig struct {
 	poll        string
 	logLevel    string
 	logFormat   string
+	proxies     string
 }
 
 func serveCmd() *cobra.Command {
@@ -63,6 +65,7 @@ once.`,
 	f.StringVar(&c.poll, "poll-interval", env("MDS_POLL_INTERVAL", "2s"), "how often to look for changes made by other nodes, e.g. 2s (MDS_POLL_INTERVAL)")
 	f.StringVar(&c.logLevel, "log-level", env("MDS_LOG_LEVEL", "info"), "debug, info, warn or error (MDS_LOG_LEVEL)")
 	f.StringVar(&c.logFormat, "log-format", env("MDS_LOG_FORMAT", "text"), "text or json (MDS_LOG_FORMAT)")
+	f.StringVar(&c.proxies, "trusted-proxies", env("MDS_TRUSTED_PROXIES", ""), "comma-separated networks of load balancers whose X-Forwarded-For is believed, e.g. 10.0.0.0/8 (MDS_TRUSTED_PROXIES)")
 	return cmd
 }
 
@@ -78,6 +81,10 @@ func serve(ctx context.Context, c serveConfig, adminSecret string, stderr io.Wri
 	poll, err := time.ParseDuration(c.poll)
 	if err != nil || poll < 10*time.Millisecond {
 		return fmt.Errorf("--poll-interval %q: give a duration of at least 10ms, like 2s", c.poll)
+	}
+	proxies, err := parsePrefixes(c.proxies)
+	if err != nil {
+		return fmt.Errorf("--trusted-proxies: %w", err)
 	}
 	if err := os.MkdirAll(c.data, 0o750); err != nil {
 		return err
@@ -105,11 +112,13 @@ func serve(ctx context.Context, c serveConfig, adminSecret string, stderr io.Wri
 		publicURL = defaultPublicURL(ln.Addr().(*net.TCPAddr))
 	}
 	live := release.NewLive(store, release.Options{BaseURL: publicURL})
+	live.OnProblem = func(err error) { log.Error("task left out of the snapshot", "err", err) }
 	if err := live.Refresh(ctx); err != nil {
 		ln.Close()
 		return fmt.Errorf("load release snapshot: %w", err)
 	}
-	srv := httpapi.New(httpapi.Config{Store: store, Blobs: blobs, Live: live, Log: log, MaxUpload: maxUpload, Version: buildVersion})
+	srv := httpapi.New(httpapi.Config{Store: store, Blobs: blobs, Live: live, Log: log, MaxUpload: maxUpload,
+		TrustedProxies: proxies, Version: buildVersion})
 	go live.Run(ctx, poll, func(err error) { log.Error("snapshot refresh failed; serving the previous one", "err", err) })
 
 	hs := &http.Server{
@@ -244,6 +253,27 @@ func hasAdmin(ctx context.Context, store mds.Store) (bool, error) {
 		}
 	}
 	return false, nil
+}
+
+// parsePrefixes reads comma-separated CIDR blocks or single addresses.
+func parsePrefixes(s string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for part := range strings.SplitSeq(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(part)
+		if err != nil {
+			a, aerr := netip.ParseAddr(part)
+			if aerr != nil {
+				return nil, fmt.Errorf("%q is not a network like 10.0.0.0/8 or an address", part)
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
 }
 
 // parseSize reads a byte count such as 1048576, 512MiB, 8GiB or 2GB.

@@ -52,7 +52,19 @@ func Start(tb testing.TB, opts ...func(*httpapi.Config)) *Server {
 	if err := store.CreateToken(ctx, &mds.Token{Name: "admin", Admin: true, Hash: mds.HashToken(AdminToken)}); err != nil {
 		tb.Fatal(err)
 	}
-	s := &Server{Store: store, Blobs: blobs, now: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}
+	return start(tb, store, blobs, time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC), opts)
+}
+
+// Restart starts a second server over s's store and blobs, with nothing
+// carried over in memory: a restart, or another node.
+func (s *Server) Restart(tb testing.TB, opts ...func(*httpapi.Config)) *Server {
+	return start(tb, s.Store, s.Blobs, s.Now(), opts)
+}
+
+func start(tb testing.TB, store mds.Store, blobs *localfs.BlobStore, now time.Time, opts []func(*httpapi.Config)) *Server {
+	tb.Helper()
+	ctx := context.Background()
+	s := &Server{Store: store, Blobs: blobs, now: now}
 	// The listener comes first: snapshots need the public URL it gets.
 	s.Server = httptest.NewUnstartedServer(nil)
 	live := release.NewLive(store, release.Options{BaseURL: "http://" + s.Listener.Addr().String()})
