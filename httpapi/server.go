@@ -6,9 +6,9 @@ package httpapi
 import (
 	"context"
 	"fmt"
-	"net/netip"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -34,7 +34,7 @@ type Config struct {
 	// TrustedProxies are the networks whose X-Forwarded-For is believed
 	// when working out a device's address; none by default.
 	TrustedProxies []netip.Prefix
-	Log  *slog.Logger
+	Log            *slog.Logger
 	// Now is the clock; tests replace it. Defaults to time.Now.
 	Now func() time.Time
 	// MaxUpload bounds one uploaded package, in bytes.
