@@ -98,19 +98,6 @@ func TestPackageValidate(t *testing.T) {
 	}
 }
 
-func TestIsNewerThan(t *testing.T) {
-	p := &mds.Package{Version: "2.1.0", Build: 210}
-	for _, tt := range []struct {
-		v     string
-		build int64
-		want  bool
-	}{{"2.0.9", 0, true}, {"2.1.0", 0, false}, {"2.1.0", 209, true}, {"2.1.0", 210, false}, {"2.10.0", 1, false}} {
-		if got := p.IsNewerThan(tt.v, tt.build); got != tt.want {
-			t.Errorf("2.1.0(210).IsNewerThan(%s, %d) = %v", tt.v, tt.build, got)
-		}
-	}
-}
-
 func TestTaskValidateAndApply(t *testing.T) {
 	tk := &mds.Task{PackageID: 1, Mode: mds.ModeSingle}
 	if err := tk.Validate(); err != nil || tk.Kind != mds.KindUpgrade || tk.RemindInterval != mds.DefaultRemindInterval {

@@ -162,16 +162,3 @@ func checkURL(raw string, schemes map[string]bool) error {
 	}
 	return nil
 }
-
-// IsNewerThan reports whether p is a newer build than an installed app at
-// (appVersion, build): a newer version name, or the same name with a higher
-// build number when the device reports one.
-func (p *Package) IsNewerThan(appVersion string, build int64) bool {
-	switch c := version.Compare(p.Version, appVersion); {
-	case c > 0:
-		return true
-	case c < 0:
-		return false
-	}
-	return build > 0 && p.Build > build
-}

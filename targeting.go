@@ -72,17 +72,17 @@ type Window struct {
 	Cap   int       `json:"cap"`
 }
 
-// Basis points: the engine works in hundredths of a percent.
+// Limits of a targeting.
 const (
-	BasisPoints = 10000
 	MaxRampStep = 100
 	MaxCap      = 1_000_000
 	MaxRules    = 64
 	MaxRuleRefs = 32
 )
 
-// PercentToBasisPoints converts a percentage to hundredths of a percent.
-func PercentToBasisPoints(p float64) int { return int(math.Round(p * 100)) }
+// basisPoints converts a percentage to hundredths of a percent, the unit
+// the engine works in.
+func basisPoints(p float64) int { return int(math.Round(p * 100)) }
 
 func validPercent(p float64) error {
 	if math.IsNaN(p) || p < 0 || p > 100 {
@@ -154,14 +154,14 @@ func (t *Targeting) Validate() error {
 // fixed percentage, or that of the ramp's step that has come last.
 func (r *Rollout) BasisPointsAt(now time.Time) int {
 	if len(r.Ramp) == 0 {
-		return PercentToBasisPoints(r.Percent)
+		return basisPoints(r.Percent)
 	}
 	bp := 0
 	for _, s := range r.Ramp {
 		if now.Before(s.At) {
 			break
 		}
-		bp = PercentToBasisPoints(s.Percent)
+		bp = basisPoints(s.Percent)
 	}
 	return bp
 }

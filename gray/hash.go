@@ -30,6 +30,9 @@ func mix(h uint64) uint64 {
 // Hash is the 64-bit hash of an identifier, as whitelists store it.
 func Hash(id string) uint64 { return mix(fnvString(fnvOffset, id)) }
 
+// Buckets is how many buckets a rollout divides devices into: 0.01% each.
+const Buckets = 10000
+
 // Bucket places id in one of 10,000 buckets, stable for a given salt:
 // FNV-1a over salt, ":", id, mixed, modulo 10,000. A rollout of p basis
 // points admits buckets 0 to p-1, so raising p only ever adds devices.
@@ -37,5 +40,5 @@ func Bucket(salt, id string) int {
 	h := fnvString(fnvOffset, salt)
 	h = fnvString(h, ":")
 	h = fnvString(h, id)
-	return int(mix(h) % 10000)
+	return int(mix(h) % Buckets)
 }

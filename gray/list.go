@@ -89,12 +89,6 @@ func insert(slots []uint64, h uint64) bool {
 // Len returns the number of distinct exact entries.
 func (l *List) Len() int { return l.n }
 
-// Patterns returns the number of regular-expression entries.
-func (l *List) Patterns() int { return len(l.patterns) }
-
-// Bytes estimates the memory the list holds.
-func (l *List) Bytes() int { return 8 * len(l.slots) }
-
 // Contains reports whether id, whose Hash is h, is listed.
 func (l *List) Contains(id string, h uint64) bool {
 	if id == "" {

@@ -244,9 +244,6 @@ func CompileRule(src mds.Rule) (*Rule, error) {
 // Match reports whether the input satisfies the rule.
 func (r *Rule) Match(in *Input) bool { return r.match(r, in) != r.inverted }
 
-// Source returns the rule as written.
-func (r *Rule) Source() mds.Rule { return r.src }
-
 // String renders the rule for people: "os_version VERSION_GTE 10".
 func (r *Rule) String() string {
 	var b strings.Builder

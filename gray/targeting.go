@@ -73,9 +73,6 @@ func Compile(t *mds.Task, ruleSets map[int64]*mds.RuleSet, lists map[int64]*List
 	return c, nil
 }
 
-// Stage returns the task's stage.
-func (t *Targeting) Stage() mds.Stage { return t.stage }
-
 // stickyKey is the identifier a rollout or window counts by.
 func stickyKey(s mds.Stickiness, d *mds.Device) string {
 	if s == mds.StickyUser {

@@ -54,7 +54,7 @@ func TestLiveRefresh(t *testing.T) {
 		t.Fatal(err)
 	}
 	first := l.Current()
-	if first == nil || first.Revision != 1 || first.Apps() != 1 {
+	if first == nil || first.Revision != 1 {
 		t.Fatalf("first snapshot = %+v", first)
 	}
 	if err := l.Refresh(ctx); err != nil || l.Current() != first || src.loads != 1 {

@@ -186,9 +186,6 @@ func ManifestURL(baseURL, appKey string, id int64) string {
 // Tasks returns how many live tasks the snapshot holds.
 func (s *Snapshot) Tasks() int { return s.tasks }
 
-// Apps returns how many apps the snapshot holds.
-func (s *Snapshot) Apps() int { return len(s.apps) }
-
 // Serves reports whether a live task delivers the blob sum. Devices can
 // download only those: an upload nobody released, or a release that was
 // stopped, is not reachable by its digest.

@@ -239,16 +239,3 @@ func ParseRange(s string) (Range, error) {
 	}
 	return Range{}, fmt.Errorf("version range %q: write it as MIN..MAX, MIN.. or ..MAX", s)
 }
-
-// AnyContains reports whether v lies in one of rs; no ranges admit every version.
-func AnyContains(rs []Range, v string) bool {
-	if len(rs) == 0 {
-		return true
-	}
-	for _, r := range rs {
-		if r.Contains(v) {
-			return true
-		}
-	}
-	return false
-}
