@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/mds-dev/mds"
+	"github.com/mds-dev/mds/httpapi"
 	"github.com/mds-dev/mds/httpapi/httpapitest"
 	"github.com/mds-dev/mds/sqlite"
 )
@@ -22,9 +23,9 @@ const cliAdmin = "cli-admin-0123456789abcdef0123456789"
 
 // newServer runs the real server stack and returns its URL; the admin
 // token is cliAdmin.
-func newServer(t *testing.T) string {
+func newServer(t *testing.T, opts ...func(*httpapi.Config)) string {
 	t.Helper()
-	s := httpapitest.Start(t)
+	s := httpapitest.Start(t, opts...)
 	if err := bootstrapAdmin(context.Background(), s.Store, cliAdmin, &bytes.Buffer{}); err != nil {
 		t.Fatal(err)
 	}

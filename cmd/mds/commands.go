@@ -325,30 +325,34 @@ func uploadFile(cmd *cobra.Command, c *apiClient, app, path, sum string, size in
 
 // task mirrors the API's task view.
 type task struct {
-	ID                    int64     `json:"id"`
-	App                   string    `json:"app"`
-	PackageID             int64     `json:"package_id"`
-	Platform              string    `json:"platform"`
-	Version               string    `json:"version"`
-	Mode                  string    `json:"mode"`
-	RemindIntervalSeconds int64     `json:"remind_interval_seconds"`
-	Status                string    `json:"status"`
-	CreatedAt             time.Time `json:"created_at"`
-	UpdatedAt             time.Time `json:"updated_at"`
-	CreatedBy             string    `json:"created_by"`
+	ID                    int64         `json:"id"`
+	App                   string        `json:"app"`
+	PackageID             int64         `json:"package_id"`
+	Platform              string        `json:"platform"`
+	Version               string        `json:"version"`
+	Mode                  string        `json:"mode"`
+	RemindIntervalSeconds int64         `json:"remind_interval_seconds"`
+	Status                string        `json:"status"`
+	Stage                 string        `json:"stage"`
+	Targeting             mds.Targeting `json:"targeting"`
+	CreatedAt             time.Time     `json:"created_at"`
+	UpdatedAt             time.Time     `json:"updated_at"`
+	CreatedBy             string        `json:"created_by"`
 }
 
 func printTask(w io.Writer, t *task) {
-	fmt.Fprintf(w, "task\t%d\nstatus\t%s\npackage\t%d (%s %s)\nmode\t%s\n", t.ID, t.Status, t.PackageID, t.Platform, t.Version, t.Mode)
+	fmt.Fprintf(w, "task\t%d\nstatus\t%s (%s)\npackage\t%d (%s %s)\nmode\t%s\n", t.ID, t.Status, t.Stage, t.PackageID, t.Platform, t.Version, t.Mode)
 	if t.RemindIntervalSeconds > 0 {
 		fmt.Fprintf(w, "remind every\t%s\n", time.Duration(t.RemindIntervalSeconds)*time.Second)
 	}
+	describeTargeting(w, &t.Targeting)
 }
 
 func taskCmd() *cobra.Command {
 	cmd, newClient, out := group("task", "Release packages to devices and drive the releases")
 	var (
 		pkgID    int64
+		target   targetingFlags
 		mode     string
 		interval time.Duration
 		release  bool
@@ -356,17 +360,22 @@ func taskCmd() *cobra.Command {
 	)
 	create := &cobra.Command{
 		Use:   "create --app APP --package ID --mode single|multiple|force",
-		Short: "Create a release task; --release releases it to everyone the package admits",
+		Short: "Create a release task: official, or gray with whitelists, a percentage or a capped window",
 		Example: `  mds task create --app shop --package 3 --mode single --remind-interval 24h --release
-  mds task create --app shop --package 4 --mode force`,
+  mds task create --app shop --package 4 --mode force --whitelist 2 --percent 5 \
+      --rule "os_version VERSION_GTE 12" --release`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			app, c, err := appClient(cmd, newClient)
 			if err != nil {
 				return err
 			}
+			var tg mds.Targeting
+			if err := target.apply(cmd.Flags(), &tg); err != nil {
+				return err
+			}
 			in := map[string]any{"package_id": pkgID, "mode": mode, "release": release,
-				"remind_interval_seconds": int64(interval / time.Second)}
+				"remind_interval_seconds": int64(interval / time.Second), "targeting": tg}
 			var t task
 			return c.show(cmd, out, http.MethodPost, appPath(app, "/tasks"), in, &t, func(w io.Writer) { printTask(w, &t) })
 		},
@@ -375,7 +384,8 @@ func taskCmd() *cobra.Command {
 	create.Flags().Int64Var(&pkgID, "package", 0, "ID of the package to deliver")
 	create.Flags().StringVar(&mode, "mode", "", "single (remind once per interval), multiple (every check) or force")
 	create.Flags().DurationVar(&interval, "remind-interval", 0, "single mode: how often to remind, e.g. 24h (default 72h)")
-	create.Flags().BoolVar(&release, "release", false, "release at once")
+	create.Flags().BoolVar(&release, "release", false, "make it live at once (gray if it has a gray gate, else official)")
+	target.register(create.Flags(), false)
 
 	list := &cobra.Command{
 		Use:   "list --app APP",
@@ -392,9 +402,9 @@ func taskCmd() *cobra.Command {
 			}
 			var res struct{ Tasks []task }
 			return c.show(cmd, out, http.MethodGet, path, nil, &res, func(w io.Writer) {
-				fmt.Fprintln(w, "ID\tSTATUS\tMODE\tPACKAGE\tPLATFORM\tVERSION\tUPDATED")
+				fmt.Fprintln(w, "ID\tSTATUS\tSTAGE\tMODE\tPACKAGE\tPLATFORM\tVERSION\tUPDATED")
 				for _, t := range res.Tasks {
-					fmt.Fprintf(w, "%d\t%s\t%s\t%d\t%s\t%s\t%s\n", t.ID, t.Status, t.Mode, t.PackageID, t.Platform, t.Version, when(t.UpdatedAt))
+					fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", t.ID, t.Status, t.Stage, t.Mode, t.PackageID, t.Platform, t.Version, when(t.UpdatedAt))
 				}
 			})
 		},
@@ -426,7 +436,7 @@ func taskCmd() *cobra.Command {
 		},
 	}
 	appFlag(history)
-	cmd.AddCommand(create, list, history)
+	cmd.AddCommand(create, list, history, targetCmd(newClient, out))
 
 	for _, a := range mds.Actions {
 		act := &cobra.Command{

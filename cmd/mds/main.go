@@ -38,7 +38,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(serveCmd(), appCmd(), packageCmd(), taskCmd(), tokenCmd())
+	root.AddCommand(serveCmd(), appCmd(), packageCmd(), taskCmd(), whitelistCmd(), ruleSetCmd(), explainCmd(), previewCmd(), tokenCmd())
 	return root.ExecuteContext(ctx)
 }
 
