@@ -26,8 +26,11 @@ type Input struct {
 	IP     netip.Addr
 	Now    time.Time
 
-	appVersion       version.Key
-	appVersionParsed bool
+	// Derived once per check, however many tasks and rules ask.
+	appVersion, osVersion      version.Key
+	appVersionParsed, osParsed bool
+	deviceHash, userHash       uint64
+	deviceHashed, userHashed   bool
 }
 
 // NewInput prepares an input for d.
@@ -42,6 +45,33 @@ func (in *Input) AppVersion() version.Key {
 		in.appVersionParsed = true
 	}
 	return in.appVersion
+}
+
+// osVersionKey returns the device's OS version prepared for comparison,
+// and whether it is a version at all.
+func (in *Input) osVersionKey() (version.Key, bool) {
+	if !in.osParsed {
+		in.osParsed = true
+		if version.Valid(in.Device.OSVersion) == nil {
+			in.osVersion = version.NewKey(in.Device.OSVersion)
+		}
+	}
+	return in.osVersion, in.osVersion != version.Key{}
+}
+
+// idHash returns the Hash of the device or user ID a whitelist of kind
+// lists, computed once per check.
+func (in *Input) idHash(kind mds.WhitelistKind) (string, uint64) {
+	if kind == mds.WhitelistUsers {
+		if !in.userHashed {
+			in.userHash, in.userHashed = Hash(in.Device.UserID), true
+		}
+		return in.Device.UserID, in.userHash
+	}
+	if !in.deviceHashed {
+		in.deviceHash, in.deviceHashed = Hash(in.Device.DeviceID), true
+	}
+	return in.Device.DeviceID, in.deviceHash
 }
 
 type field uint8
@@ -391,9 +421,15 @@ func matchNum(r *Rule, in *Input) bool {
 
 func matchVersion(r *Rule, in *Input) bool {
 	var k version.Key
-	if r.field == fAppVersion {
+	switch r.field {
+	case fAppVersion:
 		k = in.AppVersion()
-	} else {
+	case fOSVersion:
+		var ok bool
+		if k, ok = in.osVersionKey(); !ok {
+			return false
+		}
+	default:
 		v, ok := r.value(in)
 		if !ok || version.Valid(v) != nil {
 			return false

@@ -95,7 +95,7 @@ func (t *Targeting) Decide(in *Input, adm Admitter) bool {
 	}
 	d := in.Device
 	for _, l := range t.lists {
-		if id := listKey(l, d); l.Contains(id, Hash(id)) {
+		if id, h := in.idHash(l.Kind); l.Contains(id, h) {
 			return true
 		}
 	}
@@ -115,13 +115,6 @@ func (t *Targeting) Decide(in *Input, adm Admitter) bool {
 		return admitted
 	}
 	return false
-}
-
-func listKey(l *List, d *mds.Device) string {
-	if l.Kind == mds.WhitelistUsers {
-		return d.UserID
-	}
-	return d.DeviceID
 }
 
 // Step is one finding of an explanation.
@@ -157,8 +150,8 @@ func (t *Targeting) Explain(in *Input, adm Admitter) (bool, []Step) {
 	d := in.Device
 	var gates []string
 	for _, l := range t.lists {
-		id := listKey(l, d)
-		if l.Contains(id, Hash(id)) {
+		id, h := in.idHash(l.Kind)
+		if l.Contains(id, h) {
 			return true, append(steps, Step{What: "whitelist", Passed: true,
 				Detail: fmt.Sprintf("%s %q is in whitelist %q", l.Kind, id, l.Name)})
 		}
