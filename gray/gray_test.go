@@ -191,7 +191,7 @@ func compile(t testing.TB, task *mds.Task, sets map[int64]*mds.RuleSet, lists ma
 	if err := task.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	tg, err := gray.Compile(task, sets, lists)
+	tg, err := gray.NewCatalog(sets, lists).Compile(task)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -301,10 +301,10 @@ func TestWhitelistAndRules(t *testing.T) {
 			t.Errorf("user %s on android %s: %v, want %v", tt.user, tt.os, got, tt.want)
 		}
 	}
-	if _, err := gray.Compile(grayTask(mds.Targeting{Whitelists: []int64{4}}), nil, lists); err == nil {
+	if _, err := gray.NewCatalog(nil, lists).Compile(grayTask(mds.Targeting{Whitelists: []int64{4}})); err == nil {
 		t.Error("a task naming a missing whitelist compiled")
 	}
-	if _, err := gray.Compile(grayTask(mds.Targeting{RuleSets: []int64{8}, Whitelists: []int64{3}}), sets, lists); err == nil {
+	if _, err := gray.NewCatalog(sets, lists).Compile(grayTask(mds.Targeting{RuleSets: []int64{8}, Whitelists: []int64{3}})); err == nil {
 		t.Error("a task naming a missing rule set compiled")
 	}
 }

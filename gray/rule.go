@@ -26,6 +26,11 @@ type Input struct {
 	IP     netip.Addr
 	Now    time.Time
 
+	// Results of shared rules (see Catalog): bit i of known says rule i
+	// of catalog was evaluated, bit i of result what it gave.
+	catalog       *Catalog
+	known, result uint64
+
 	// Derived once per check, however many tasks and rules ask.
 	appVersion, osVersion      version.Key
 	appVersionParsed, osParsed bool
@@ -159,7 +164,9 @@ type Rule struct {
 	attr     string
 	fold     bool
 	inverted bool
-	match    func(r *Rule, in *Input) bool
+	kind     matcher
+	memo     int8     // bit of Input.known and result this rule's answer is kept in; -1 for none
+	catalog  *Catalog // whose memo bits those are
 
 	strs     []string
 	set      map[string]struct{}
@@ -180,7 +187,7 @@ func CompileRule(src mds.Rule) (*Rule, error) {
 	if err := src.Validate(); err != nil {
 		return nil, err
 	}
-	r := &Rule{src: src, fold: src.CaseInsensitive, inverted: src.Inverted}
+	r := &Rule{src: src, fold: src.CaseInsensitive, inverted: src.Inverted, memo: -1}
 	if name, ok := strings.CutPrefix(src.Field, mds.AttrPrefix); ok {
 		r.field, r.attr = fAttr, name
 	} else {
@@ -202,10 +209,10 @@ func CompileRule(src mds.Rule) (*Rule, error) {
 				r.set[v] = struct{}{}
 			}
 		}
-		r.match = matchIn
+		r.kind = mIn
 	case mds.OpStrContains, mds.OpStrStartsWith, mds.OpStrEndsWith:
 		r.strs = vals
-		r.match = matchString
+		r.kind = mString
 	case mds.OpRegex:
 		expr := vals[0]
 		if r.fold {
@@ -216,7 +223,7 @@ func CompileRule(src mds.Rule) (*Rule, error) {
 			return bad("%q is not a valid regular expression: %v", vals[0], err)
 		}
 		r.re = re
-		r.match = matchRegex
+		r.kind = mRegex
 	case mds.OpNumEq, mds.OpNumGt, mds.OpNumGte, mds.OpNumLt, mds.OpNumLte, mds.OpNumRange:
 		for i, v := range vals {
 			n, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
@@ -228,7 +235,7 @@ func CompileRule(src mds.Rule) (*Rule, error) {
 		if src.Operator == mds.OpNumRange && r.nums[0] > r.nums[1] {
 			return bad("range %s..%s is empty", vals[0], vals[1])
 		}
-		r.match = matchNum
+		r.kind = mNum
 	case mds.OpVersionEq, mds.OpVersionGt, mds.OpVersionGte, mds.OpVersionLt, mds.OpVersionLte, mds.OpVersionRange:
 		for i, v := range vals {
 			if err := version.Valid(v); err != nil {
@@ -239,21 +246,21 @@ func CompileRule(src mds.Rule) (*Rule, error) {
 		if src.Operator == mds.OpVersionRange && version.CompareKeys(r.versions[0], r.versions[1]) > 0 {
 			return bad("range %s..%s is empty", vals[0], vals[1])
 		}
-		r.match = matchVersion
+		r.kind = mVersion
 	case mds.OpSemverEq, mds.OpSemverGt, mds.OpSemverLt:
 		sv, ok := version.ParseSemver(vals[0])
 		if !ok {
 			return bad("%q is not a semantic version like 1.2.3 or 2.0.0-rc.1", vals[0])
 		}
 		r.semver = sv
-		r.match = matchSemver
+		r.kind = mSemver
 	case mds.OpDateAfter, mds.OpDateBefore:
 		t, err := time.Parse(time.RFC3339, vals[0])
 		if err != nil {
 			return bad("%q is not an RFC 3339 time like 2026-12-01T00:00:00Z", vals[0])
 		}
 		r.date = t
-		r.match = matchDate
+		r.kind = mDate
 	case mds.OpCIDR:
 		for _, v := range vals {
 			p, err := netip.ParsePrefix(strings.TrimSpace(v))
@@ -266,13 +273,66 @@ func CompileRule(src mds.Rule) (*Rule, error) {
 			}
 			r.prefixes = append(r.prefixes, p.Masked())
 		}
-		r.match = matchCIDR
+		r.kind = mCIDR
 	}
 	return r, nil
 }
 
 // Match reports whether the input satisfies the rule.
-func (r *Rule) Match(in *Input) bool { return r.match(r, in) != r.inverted }
+func (r *Rule) Match(in *Input) bool {
+	if r.memo < 0 {
+		return r.matches(in) != r.inverted
+	}
+	if in.catalog != r.catalog { // bits of another catalog mean other rules
+		in.catalog, in.known, in.result = r.catalog, 0, 0
+	}
+	bit := uint64(1) << r.memo
+	if in.known&bit != 0 {
+		return in.result&bit != 0
+	}
+	ok := r.matches(in) != r.inverted
+	in.known |= bit
+	if ok {
+		in.result |= bit
+	}
+	return ok
+}
+
+// matcher selects the comparison. A switch rather than a function value:
+// escape analysis cannot see through an indirect call, and would move every
+// check's Input to the heap.
+type matcher uint8
+
+const (
+	mIn matcher = iota
+	mString
+	mRegex
+	mNum
+	mVersion
+	mSemver
+	mDate
+	mCIDR
+)
+
+func (r *Rule) matches(in *Input) bool {
+	switch r.kind {
+	case mIn:
+		return matchIn(r, in)
+	case mString:
+		return matchString(r, in)
+	case mRegex:
+		return matchRegex(r, in)
+	case mNum:
+		return matchNum(r, in)
+	case mVersion:
+		return matchVersion(r, in)
+	case mSemver:
+		return matchSemver(r, in)
+	case mDate:
+		return matchDate(r, in)
+	}
+	return matchCIDR(r, in)
+}
 
 // String renders the rule for people: "os_version VERSION_GTE 10".
 func (r *Rule) String() string {

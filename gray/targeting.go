@@ -1,6 +1,7 @@
 package gray
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -37,40 +38,78 @@ type ruleRef struct {
 	from string // "" for the task's own rules, else the rule set's name
 }
 
-// Compile prepares t's targeting. ruleSets and lists hold what t refers to;
-// a missing reference is an error, so a task never silently targets more
-// widely than it says.
-func Compile(t *mds.Task, ruleSets map[int64]*mds.RuleSet, lists map[int64]*List) (*Targeting, error) {
+// Catalog holds what the tasks of one app refer to, and shares compiled
+// rules between them: tasks with the same rule (typically from the same
+// rule set) hold one *Rule, which a check evaluates once however many tasks
+// carry it.
+type Catalog struct {
+	ruleSets map[int64]*mds.RuleSet
+	lists    map[int64]*List
+	shared   map[string]*Rule
+}
+
+// memoSize is how many distinct rules of an app a check remembers results
+// of; rules past it are evaluated each time they are met.
+const memoSize = 64
+
+// NewCatalog returns a catalog over an app's rule sets and compiled lists.
+func NewCatalog(ruleSets map[int64]*mds.RuleSet, lists map[int64]*List) *Catalog {
+	return &Catalog{ruleSets: ruleSets, lists: lists, shared: map[string]*Rule{}}
+}
+
+func (c *Catalog) rule(src mds.Rule) (*Rule, error) {
+	key, err := json.Marshal(src)
+	if err != nil {
+		return nil, err
+	}
+	if r, ok := c.shared[string(key)]; ok {
+		return r, nil
+	}
+	r, err := CompileRule(src)
+	if err != nil {
+		return nil, err
+	}
+	if len(c.shared) < memoSize {
+		r.memo, r.catalog = int8(len(c.shared)), c
+	}
+	c.shared[string(key)] = r
+	return r, nil
+}
+
+// Compile prepares t's targeting. A rule set or whitelist t names that the
+// catalog lacks is an error, so a task never silently targets more widely
+// than it says.
+func (c *Catalog) Compile(t *mds.Task) (*Targeting, error) {
 	tg := &t.Targeting
-	c := &Targeting{task: t.ID, stage: t.Stage, rollout: tg.Rollout, window: tg.Window, salt: tg.Salt}
+	out := &Targeting{task: t.ID, stage: t.Stage, rollout: tg.Rollout, window: tg.Window, salt: tg.Salt}
 	for _, src := range tg.Rules {
-		r, err := CompileRule(src)
+		r, err := c.rule(src)
 		if err != nil {
 			return nil, fmt.Errorf("task %d: %w", t.ID, err)
 		}
-		c.rules = append(c.rules, ruleRef{Rule: r})
+		out.rules = append(out.rules, ruleRef{Rule: r})
 	}
 	for _, id := range tg.RuleSets {
-		rs, ok := ruleSets[id]
+		rs, ok := c.ruleSets[id]
 		if !ok || rs.AppID != t.AppID {
 			return nil, fmt.Errorf("task %d: rule set %d not found", t.ID, id)
 		}
 		for _, src := range rs.Rules {
-			r, err := CompileRule(src)
+			r, err := c.rule(src)
 			if err != nil {
 				return nil, fmt.Errorf("task %d: rule set %q: %w", t.ID, rs.Name, err)
 			}
-			c.rules = append(c.rules, ruleRef{Rule: r, from: rs.Name})
+			out.rules = append(out.rules, ruleRef{Rule: r, from: rs.Name})
 		}
 	}
 	for _, id := range tg.Whitelists {
-		l, ok := lists[id]
+		l, ok := c.lists[id]
 		if !ok {
 			return nil, fmt.Errorf("task %d: whitelist %d not loaded", t.ID, id)
 		}
-		c.lists = append(c.lists, l)
+		out.lists = append(out.lists, l)
 	}
-	return c, nil
+	return out, nil
 }
 
 // stickyKey is the identifier a rollout or window counts by.

@@ -147,7 +147,7 @@ func TestUnleashVectors(t *testing.T) {
 				default:
 					t.Fatalf("%s: strategy %q is not constraint-only; leave this file out", f, st.Name)
 				}
-				tg, err := gray.Compile(task, segments, nil)
+				tg, err := gray.NewCatalog(segments, nil).Compile(task)
 				if err != nil {
 					tg = nil
 				}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -16,59 +17,16 @@ import (
 	"github.com/mds-dev/mds"
 	"github.com/mds-dev/mds/httpapi"
 	"github.com/mds-dev/mds/release"
-	"github.com/mds-dev/mds/version"
+	"github.com/mds-dev/mds/release/releasetest"
 )
 
-// staticLive serves one fixed LiveSet, so a benchmark can load thousands of
-// tasks without writing them through a database first.
-type staticLive struct{ set *mds.LiveSet }
-
-func (s staticLive) Revision(context.Context) (int64, error)        { return s.set.Revision, nil }
-func (s staticLive) LoadLive(context.Context) (*mds.LiveSet, error) { return s.set, nil }
-func (s staticLive) LoadWhitelist(context.Context, int64, func(string) error) (int64, error) {
-	return 0, fmt.Errorf("no whitelists in this load")
-}
-
-// referenceLoad is the load: apps × tasks per app, across
-// platforms, channels and version ranges, all live.
-func referenceLoad(apps, tasksPerApp int) *mds.LiveSet {
-	set := &mds.LiveSet{Revision: 1}
-	var id int64
-	next := func() int64 { id++; return id }
-	for i := range apps {
-		a := &mds.App{ID: next(), Slug: fmt.Sprintf("app-%d", i), Name: fmt.Sprintf("App %d", i),
-			Key: fmt.Sprintf("ak_bench%04d", i), Platforms: mds.Platforms}
-		set.Apps = append(set.Apps, a)
-		for j := range tasksPerApp {
-			p := &mds.Package{ID: next(), AppID: a.ID, Platform: mds.Platforms[j%3],
-				Version: fmt.Sprintf("%d.%d.0", 2+j/3, j%3), Build: int64(200 + j), Notes: "Bug fixes and a faster start.",
-				Source: mds.SourceBlob, SHA256: fmt.Sprintf("%064x", id), Size: 48 << 20, Network: mds.NetworkAny,
-				AppVersions: []version.Range{{Min: "1.0.0", Max: fmt.Sprintf("%d.0.0", 2+j/3)}}}
-			if j%5 == 0 {
-				p.Channel = "huawei"
-			}
-			t := &mds.Task{ID: next(), AppID: a.ID, PackageID: p.ID, Kind: mds.KindUpgrade, Mode: mds.ModeSingle,
-				RemindInterval: mds.DefaultRemindInterval, Status: mds.StatusLive, Stage: mds.StageOfficial}
-			set.Packages = append(set.Packages, p)
-			set.Tasks = append(set.Tasks, t)
-		}
+// bodies encodes devices as check bodies.
+func bodies(devices []*mds.Device) [][]byte {
+	out := make([][]byte, len(devices))
+	for i, d := range devices {
+		out[i], _ = json.Marshal(d)
 	}
-	return set
-}
-
-// deviceBodies are check bodies for devices spread over the apps, most of
-// which get an upgrade.
-func deviceBodies(apps int) [][]byte {
-	var bodies [][]byte
-	for i := range 512 {
-		d := mds.Device{AppKey: fmt.Sprintf("ak_bench%04d", i%apps), Platform: mds.Platforms[i%3],
-			AppVersion: fmt.Sprintf("%d.%d.%d", 1+i%4, i%7, i%3), Build: int64(100 + i%50), DeviceID: fmt.Sprintf("device-%08d", i*7919),
-			UserID: fmt.Sprintf("user-%d", i), Model: "Pixel 9", Brand: "Google", OSVersion: "15", Network: "wifi",
-			Region: "CN-31", City: "Shanghai", Channel: "xiaomi", Language: "zh-CN", Attributes: map[string]string{"tier": "gold"}}
-		b, _ := json.Marshal(d)
-		bodies = append(bodies, b)
-	}
-	return bodies
+	return out
 }
 
 // bareAnswer is what the baseline handler sends: about the size of a real answer.
@@ -126,29 +84,58 @@ func load(tb testing.TB, client *http.Client, url string, bodies [][]byte, n, co
 	return time.Since(start)
 }
 
-// BenchmarkCheckHTTP measures the check endpoint over real HTTP with 100 apps
-// × 20 live tasks loaded, against a bare net/http JSON handler driven by the
-// same load generator, connection count and bodies. The two are interleaved
-// in rounds so that noise on a shared machine hits both alike. ratio is the
-// check endpoint's throughput as a fraction of the baseline's.
+// BenchmarkCheckHTTP measures the check endpoint over real HTTP with the
+// core service's load, 100 apps × 20 live tasks, against a bare net/http
+// JSON handler driven by the same load generator, connection count and
+// bodies. The two are interleaved in rounds so that noise on a shared
+// machine hits both alike. ratio is the check endpoint's throughput as a
+// fraction of the baseline's.
 func BenchmarkCheckHTTP(b *testing.B) {
-	const apps, tasks, conns = 100, 20, 16
-	live := release.NewLive(staticLive{referenceLoad(apps, tasks)}, release.Options{BaseURL: "http://127.0.0.1:8080"})
+	var devices []*mds.Device
+	for i := range 512 {
+		devices = append(devices, releasetest.RefDevice(i, 100))
+	}
+	benchCheck(b, releasetest.Reference(100, 20), bodies(devices))
+}
+
+// BenchmarkCheckHTTPGray is the same measurement with the gray engine's
+// load: one app, 50 live gray tasks of 5 rules each, a 1,000,000-entry
+// whitelist. A third of the devices are whitelisted, a third are already
+// current, and a third pass every rule but no gate (all 50 tasks evaluated).
+func BenchmarkCheckHTTPGray(b *testing.B) {
+	var devices []*mds.Device
+	for i := range 510 {
+		switch i % 3 {
+		case 0:
+			devices = append(devices, releasetest.GrayDevice(i*1000, "2.0"))
+		case 1:
+			d := releasetest.GrayDevice(2_000_000+i, "3.49.0")
+			d.Build = 349
+			devices = append(devices, d)
+		default:
+			devices = append(devices, releasetest.GrayDevice(2_000_000+i, "2.0"))
+		}
+	}
+	benchCheck(b, releasetest.Gray(50, 1_000_000), bodies(devices))
+}
+
+func benchCheck(b *testing.B, fixture *releasetest.Load, bodies [][]byte) {
+	const conns = 16
+	live := release.NewLive(fixture, release.Options{BaseURL: "http://127.0.0.1:8080"})
 	if err := live.Refresh(context.Background()); err != nil {
 		b.Fatal(err)
 	}
-	checkSrv := httptest.NewServer(httpapi.New(httpapi.Config{Live: live}))
+	checkSrv := httptest.NewServer(httpapi.New(httpapi.Config{Live: live, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}))
 	defer checkSrv.Close()
 	bareSrv := httptest.NewServer(http.HandlerFunc(bareHandler))
 	defer bareSrv.Close()
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = conns
 	client := &http.Client{Transport: tr}
-	bodies := deviceBodies(apps)
 
-	// The fixture must exercise the real path: most devices get an upgrade.
+	// The fixture must exercise the real path: some devices get an upgrade.
 	upgrades := 0
-	for _, body := range bodies[:100] {
+	for _, body := range bodies[:90] {
 		resp, err := client.Post(checkSrv.URL+"/client/v1/check", "application/json", bytes.NewReader(body))
 		if err != nil {
 			b.Fatal(err)
@@ -160,8 +147,8 @@ func BenchmarkCheckHTTP(b *testing.B) {
 			upgrades++
 		}
 	}
-	if upgrades < 50 {
-		b.Fatalf("only %d of 100 sample devices get an upgrade; the fixture is off", upgrades)
+	if upgrades < 20 {
+		b.Fatalf("only %d of 90 sample devices get an upgrade; the fixture is off", upgrades)
 	}
 
 	const round = 2000

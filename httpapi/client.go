@@ -66,18 +66,18 @@ func (s *Server) check(w http.ResponseWriter, r *http.Request) {
 	http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.bodyWait))
 	var dev mds.Device
 	if err := decodeJSON(w, r, maxCheckBody, &dev); err != nil {
-		s.metrics.checks.WithLabelValues("invalid").Inc()
+		s.metrics.check("invalid")
 		s.writeProblem(w, r, err)
 		return
 	}
 	if err := dev.Validate(); err != nil {
-		s.metrics.checks.WithLabelValues("invalid").Inc()
+		s.metrics.check("invalid")
 		s.writeProblem(w, r, err)
 		return
 	}
 	snap := s.live.Current()
 	if snap == nil {
-		s.metrics.checks.WithLabelValues("unavailable").Inc()
+		s.metrics.check("unavailable")
 		w.Header().Set("Retry-After", "5")
 		s.writeProblem(w, r, mds.Errorf(mds.EUNAVAILABLE, "starting up: no release snapshot loaded yet; retry shortly"))
 		return
@@ -92,20 +92,14 @@ func (s *Server) check(w http.ResponseWriter, r *http.Request) {
 		case mds.EINVALID:
 			err = mds.Errorf(mds.EINVALID, "this app ships on %s, not on %s", mds.JoinPlatforms(dec.App.Platforms), dev.Platform)
 		}
-		s.metrics.checks.WithLabelValues(outcome).Inc()
+		s.metrics.check(outcome)
 		s.writeProblem(w, r, err)
 		return
 	}
 	s.recent.Record(&in)
-	body, err := json.Marshal(checkAnswer{Upgrade: newUpgradeAnswer(dec)})
-	if err != nil {
-		s.writeProblem(w, r, err)
-		return
-	}
-	body = append(body, '\n')
-	sum := sha256.Sum256(body)
-	etag := `"` + hex.EncodeToString(sum[:16]) + `"`
+	ans := answerFor(dec)
 	h := w.Header()
+	etag := ans.ETag
 	h.Set("ETag", etag)
 	// Devices may keep the answer but must revalidate it on every check.
 	h.Set("Cache-Control", "private, no-cache")
@@ -113,7 +107,7 @@ func (s *Server) check(w http.ResponseWriter, r *http.Request) {
 	// result with 304, as GET would: the SDK sends If-None-Match with the
 	// last ETag and skips parsing when nothing changed.
 	if etagMatch(r.Header.Get("If-None-Match"), etag) {
-		s.metrics.checks.WithLabelValues("not_modified").Inc()
+		s.metrics.check("not_modified")
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
@@ -121,10 +115,41 @@ func (s *Server) check(w http.ResponseWriter, r *http.Request) {
 	if dec.Offer != nil {
 		outcome = "upgrade"
 	}
-	s.metrics.checks.WithLabelValues(outcome).Inc()
+	s.metrics.check(outcome)
 	h.Set("Content-Type", "application/json")
-	h.Set("Content-Length", strconv.Itoa(len(body)))
-	w.Write(body)
+	h.Set("Content-Length", ans.length)
+	w.Write(ans.Body)
+}
+
+// answer is an encoded check answer with its ETag.
+type answer struct {
+	Body   []byte
+	ETag   string
+	length string
+}
+
+func encodeAnswer(a checkAnswer) *answer {
+	body, err := json.Marshal(a)
+	if err != nil {
+		panic(err) // plain structs of strings and numbers always encode
+	}
+	body = append(body, '\n')
+	sum := sha256.Sum256(body)
+	return &answer{Body: body, ETag: `"` + hex.EncodeToString(sum[:16]) + `"`, length: strconv.Itoa(len(body))}
+}
+
+var noUpgrade = encodeAnswer(checkAnswer{})
+
+// answerFor returns the encoded answer for a decision. An offer's answer
+// depends only on the offer and whether to remind, so each of the two is
+// encoded once per snapshot and kept on the offer.
+func answerFor(dec release.Decision) *answer {
+	if dec.Offer == nil {
+		return noUpgrade
+	}
+	return dec.Offer.Memo(dec.Remind, func() any {
+		return encodeAnswer(checkAnswer{Upgrade: newUpgradeAnswer(dec)})
+	}).(*answer)
 }
 
 // clientIP is the address a check came from: the peer, or, when the peer

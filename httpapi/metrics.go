@@ -20,6 +20,7 @@ type metrics struct {
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 	checks   *prometheus.CounterVec
+	outcomes map[string]prometheus.Counter // the checks counter of each outcome, resolved once
 	uploaded prometheus.Counter
 }
 
@@ -61,11 +62,15 @@ func newMetrics(live *release.Live) *metrics {
 			Name: "mds_snapshot_build_seconds", Help: "Time the current snapshot took to load and compile.",
 		}, func() float64 { return live.BuildTime().Seconds() }),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.outcomes = map[string]prometheus.Counter{}
 	for _, o := range []string{"upgrade", "none", "not_modified", "unknown_app", "invalid", "unavailable"} {
-		m.checks.WithLabelValues(o) // export zeroes so that rates work from the start
+		m.outcomes[o] = m.checks.WithLabelValues(o) // also exports zeroes, so rates work from the start
 	}
 	return m
 }
+
+// check counts a check by its outcome.
+func (m *metrics) check(outcome string) { m.outcomes[outcome].Inc() }
 
 func (m *metrics) handler() http.Handler {
 	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{})

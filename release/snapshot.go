@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/mds-dev/mds"
@@ -60,6 +61,7 @@ type Offer struct {
 	Targeting *gray.Targeting
 	version   version.Key
 	ranges    [][2]version.Key // the package's installed-version ranges; zero Keys are open ends
+	memo      [2]atomic.Pointer[any]
 	// Link is what the device opens to install: the blob URL, the external
 	// URL, the store page, or an itms-services link for enterprise iOS builds.
 	Link string
@@ -91,6 +93,7 @@ func Compile(set *mds.LiveSet, opts Options, lists map[int64]*gray.List) (*Snaps
 	for _, rs := range set.RuleSets {
 		ruleSets[rs.ID] = rs
 	}
+	catalogs := map[int64]*gray.Catalog{} // per app: shared rules are remembered per check, and a check is of one app
 	for _, t := range set.Tasks {
 		if t.Status != mds.StatusLive {
 			continue
@@ -116,7 +119,12 @@ func Compile(set *mds.LiveSet, opts Options, lists map[int64]*gray.List) (*Snaps
 			skip("package %d has unknown platform %q", p.ID, p.Platform)
 			continue
 		}
-		tg, err := gray.Compile(t, ruleSets, lists)
+		cat, ok := catalogs[t.AppID]
+		if !ok {
+			cat = gray.NewCatalog(ruleSets, lists)
+			catalogs[t.AppID] = cat
+		}
+		tg, err := cat.Compile(t)
 		if err != nil {
 			skip("%v", err)
 			continue
@@ -174,6 +182,23 @@ func newOffer(a *mds.App, t *mds.Task, p *mds.Package, opts Options) *Offer {
 		o.Link = "itms-services://?action=download-manifest&url=" + url.QueryEscape(ManifestURL(opts.BaseURL, a.Key, p.ID))
 	}
 	return o
+}
+
+// Memo returns what build returns for the offer and remind, building it
+// once: the transport encodes each offer's two answers (reminding or not)
+// once per snapshot instead of once per check. Racing first calls may both
+// build; one result wins, and both are equal.
+func (o *Offer) Memo(remind bool, build func() any) any {
+	i := 0
+	if remind {
+		i = 1
+	}
+	if v := o.memo[i].Load(); v != nil {
+		return *v
+	}
+	v := build()
+	o.memo[i].CompareAndSwap(nil, &v)
+	return *o.memo[i].Load()
 }
 
 // ManifestURL is where the install manifest of enterprise package id is

@@ -1,6 +1,7 @@
 package release_test
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
 	"net/url"
@@ -11,6 +12,7 @@ import (
 	"github.com/mds-dev/mds"
 	"github.com/mds-dev/mds/gray"
 	"github.com/mds-dev/mds/release"
+	"github.com/mds-dev/mds/release/releasetest"
 	"github.com/mds-dev/mds/version"
 )
 
@@ -235,54 +237,59 @@ func TestCompileSkipsBrokenTasks(t *testing.T) {
 	}
 }
 
-// loadFixture is the reference load: apps × tasks per app, across platforms
-// and version ranges.
-func loadFixture(apps, tasksPerApp int) *fixture {
-	f := &fixture{}
-	for i := range apps {
-		a := f.app(fmt.Sprintf("app-%d", i), mds.Android, mds.IOS, mds.Harmony)
-		for j := range tasksPerApp {
-			p := mds.Package{Platform: mds.Platforms[j%3], Version: fmt.Sprintf("%d.%d.0", 2+j/3, j%3), Build: int64(j),
-				AppVersions: []version.Range{{Min: "1.0.0", Max: fmt.Sprintf("%d.0.0", 2+j/3)}}}
-			if j%5 == 0 {
-				p.Channel = "huawei"
-			}
-			f.offer(a, p, mds.ModeSingle, mds.StatusLive)
-		}
+// reference compiles the core service's benchmark load: 100 apps × 20 tasks.
+func reference(tb testing.TB) *release.Snapshot {
+	tb.Helper()
+	l := release.NewLive(releasetest.Reference(100, 20), release.Options{BaseURL: "https://x"})
+	if err := l.Refresh(context.Background()); err != nil {
+		tb.Fatal(err)
 	}
-	return f
+	return l.Current()
 }
 
 // TestEvaluateDoesNotAllocate holds the check path to its promise; the
-// benchmark reports the same number but cannot fail.
+// benchmarks report the same numbers but cannot fail.
 func TestEvaluateDoesNotAllocate(t *testing.T) {
-	s := loadFixture(100, 20).compile(t)
-	dev := &mds.Device{AppKey: "app-57", Platform: mds.Android, AppVersion: "3.1.0", Build: 310, DeviceID: "d", Channel: "xiaomi"}
-	in := gray.NewInput(dev, netip.Addr{}, now)
-	if allocs := testing.AllocsPerRun(100, func() { s.Evaluate(&in, nil) }); allocs != 0 {
+	s := reference(t)
+	dev := &mds.Device{AppKey: releasetest.RefKey(57), Platform: mds.Android, AppVersion: "3.1.0", Build: 310, DeviceID: "d", Channel: "xiaomi"}
+	// The input is made inside the measured function, as each check makes
+	// its own: it must stay on the stack.
+	if allocs := testing.AllocsPerRun(100, func() {
+		in := gray.NewInput(dev, netip.Addr{}, now)
+		s.Evaluate(&in, nil)
+	}); allocs != 0 {
 		t.Errorf("Evaluate allocates %v times per check", allocs)
+	}
+	g := grayLoad(t, 10_000)
+	for _, d := range []*mds.Device{releasetest.GrayDevice(7, "2.0"), releasetest.GrayDevice(20_000, "2.0")} {
+		if allocs := testing.AllocsPerRun(100, func() {
+			in := gray.NewInput(d, netip.Addr{}, now)
+			g.Evaluate(&in, nil)
+		}); allocs != 0 {
+			t.Errorf("gray Evaluate for %s allocates %v times per check", d.UserID, allocs)
+		}
 	}
 }
 
 func BenchmarkEvaluate(b *testing.B) {
-	s := loadFixture(100, 20).compile(b)
-	dev := &mds.Device{AppKey: "app-57", Platform: mds.Android, AppVersion: "3.1.0", Build: 310, DeviceID: "d",
+	s := reference(b)
+	dev := &mds.Device{AppKey: releasetest.RefKey(57), Platform: mds.Android, AppVersion: "3.1.0", Build: 310, DeviceID: "d",
 		Channel: "xiaomi", LastReminded: &mds.Reminder{TaskID: 1, At: now}}
 	if d, err := evaluate(s, dev, now); err != nil || d.Offer == nil {
 		b.Fatalf("benchmark device gets nothing: %+v %v", d, err)
 	}
-	in := gray.NewInput(dev, netip.Addr{}, now)
 	b.ReportAllocs()
 	for b.Loop() {
+		in := gray.NewInput(dev, netip.Addr{}, now)
 		s.Evaluate(&in, nil)
 	}
 }
 
 func BenchmarkCompile(b *testing.B) {
-	f := loadFixture(100, 20)
+	load := releasetest.Reference(100, 20)
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := release.Compile(&f.set, release.Options{BaseURL: "https://x"}, nil); err != nil {
+		if _, err := release.Compile(load.Set, release.Options{BaseURL: "https://x"}, nil); err != nil {
 			b.Fatal(err)
 		}
 	}
