@@ -10,7 +10,9 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
 	"github.com/pressly/goose/v3"
@@ -42,7 +44,53 @@ func Open(ctx context.Context, url string) (*sqlstore.Store, error) {
 		ForUpdate: " FOR UPDATE",
 		ReadTx:    &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true},
 		IsUnique:  isUnique,
+		Notify:    `NOTIFY ` + Channel,
 	}), nil
+}
+
+// Channel is the NOTIFY channel on which writes announce a new revision.
+const Channel = "mds_revision"
+
+// Listen calls changed whenever another connection commits a write that
+// moves the revision, until ctx ends. It holds one connection of its own
+// and reconnects, calling changed after each reconnect too, since writes
+// may have been missed meanwhile. Errors go to onError; polling the
+// revision remains the safety net, this only makes nodes hear sooner.
+func Listen(ctx context.Context, url string, changed func(), onError func(error)) {
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		err := listen(ctx, url, changed)
+		if ctx.Err() != nil {
+			return
+		}
+		if onError != nil {
+			onError(fmt.Errorf("postgres: listen for changes: %w", err))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 10*time.Second)
+	}
+}
+
+func listen(ctx context.Context, url string, changed func()) error {
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if _, err := conn.Exec(ctx, `LISTEN `+Channel); err != nil {
+		return err
+	}
+	changed() // anything committed before LISTEN took effect
+	for {
+		if _, err := conn.WaitForNotification(ctx); err != nil {
+			return err
+		}
+		changed()
+	}
 }
 
 func migrate(ctx context.Context, db *sql.DB) error {

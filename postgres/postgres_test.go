@@ -12,6 +12,7 @@ import (
 
 	"github.com/mds-dev/mds"
 	"github.com/mds-dev/mds/postgres"
+	"github.com/mds-dev/mds/release"
 	"github.com/mds-dev/mds/storetest"
 )
 
@@ -51,6 +52,13 @@ func ping(url string) error {
 // MustOpen opens a store in a fresh schema of the test database and drops
 // the schema when the test ends.
 func MustOpen(tb testing.TB) mds.Store {
+	s, _ := openSchema(tb)
+	return s
+}
+
+// openSchema is MustOpen that also returns the URL of the schema, for a
+// second node to connect to.
+func openSchema(tb testing.TB) (mds.Store, string) {
 	tb.Helper()
 	baseURL := server(tb)
 	admin, err := sql.Open("pgx", baseURL)
@@ -78,10 +86,46 @@ func MustOpen(tb testing.TB) mds.Store {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return s
+	return s, u.String()
 }
 
 func TestStore(t *testing.T) {
 	server(t) // skip or fail once, before the subtests
 	storetest.Run(t, MustOpen)
+}
+
+// TestListenTellsOtherNodes: a write on one node reaches another node's
+// snapshot through NOTIFY, with no polling at all.
+func TestListenTellsOtherNodes(t *testing.T) {
+	a, url := openSchema(t)
+	t.Cleanup(func() { a.Close() })
+	b, err := postgres.Open(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	live := release.NewLive(b, release.Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := live.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	listening := make(chan struct{}, 1)
+	go postgres.Listen(ctx, url, func() {
+		live.Refresh(ctx)
+		select {
+		case listening <- struct{}{}:
+		default:
+		}
+	}, func(err error) { t.Log(err) })
+	<-listening // LISTEN is in place
+	storetest.MustCreateApp(t, a, "shop")
+	want, _ := a.Revision(ctx)
+	deadline := time.Now().Add(10 * time.Second)
+	for live.Current().Revision < want {
+		if time.Now().After(deadline) {
+			t.Fatalf("node b still at revision %d; node a wrote %d", live.Current().Revision, want)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }

@@ -26,6 +26,9 @@ type Dialect struct {
 	ReadTx *sql.TxOptions
 	// IsUnique reports whether err is a unique-constraint violation.
 	IsUnique func(error) bool
+	// Notify, if set, is run in every transaction that moves the revision,
+	// to tell other nodes at commit (PostgreSQL's NOTIFY).
+	Notify string
 }
 
 // Store implements mds.Store.
@@ -103,6 +106,11 @@ func (s *Store) bump(ctx context.Context, tx *sql.Tx) error {
 	_, err := tx.ExecContext(ctx, `UPDATE meta SET revision = revision + 1 WHERE id = 1`)
 	if err != nil {
 		return fmt.Errorf("bump revision: %w", err)
+	}
+	if s.d.Notify != "" {
+		if _, err := tx.ExecContext(ctx, s.d.Notify); err != nil {
+			return fmt.Errorf("notify: %w", err)
+		}
 	}
 	return nil
 }

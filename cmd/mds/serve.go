@@ -119,7 +119,17 @@ func serve(ctx context.Context, c serveConfig, adminSecret string, stderr io.Wri
 	}
 	srv := httpapi.New(httpapi.Config{Store: store, Blobs: blobs, Live: live, Log: log, MaxUpload: maxUpload,
 		TrustedProxies: proxies, Version: buildVersion})
-	go live.Run(ctx, poll, func(err error) { log.Error("snapshot refresh failed; serving the previous one", "err", err) })
+	refreshFailed := func(err error) { log.Error("snapshot refresh failed; serving the previous one", "err", err) }
+	go live.Run(ctx, poll, refreshFailed)
+	if storeKind(c.databaseURL) == "postgres" {
+		// Hear of other nodes' writes within milliseconds; polling stays as
+		// the safety net for a lost connection or message.
+		go postgres.Listen(ctx, c.databaseURL, func() {
+			if err := live.Refresh(ctx); err != nil && ctx.Err() == nil {
+				refreshFailed(err)
+			}
+		}, func(err error) { log.Warn("change notifications interrupted; relying on polling", "err", err) })
+	}
 
 	hs := &http.Server{
 		Handler:           srv,
