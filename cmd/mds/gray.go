@@ -223,7 +223,11 @@ func describeTargeting(w io.Writer, tg *mds.Targeting) {
 		fmt.Fprintf(w, "whitelist\t%d\n", id)
 	}
 	if r := tg.Rollout; r != nil {
-		fmt.Fprintf(w, "rollout\t%v%% by %s\n", r.Percent, r.Stickiness)
+		if len(r.Ramp) > 0 {
+			fmt.Fprintf(w, "rollout\tramped, by %s\n", r.Stickiness)
+		} else {
+			fmt.Fprintf(w, "rollout\t%v%% by %s\n", r.Percent, r.Stickiness)
+		}
 		for _, s := range r.Ramp {
 			fmt.Fprintf(w, "  ramp\t%v%% from %s\n", s.Percent, s.At.Local().Format("2006-01-02 15:04"))
 		}
