@@ -115,6 +115,9 @@ type AdmissionStore interface {
 	Admit(ctx context.Context, taskID int64, device string, limit int, at time.Time) (bool, error)
 	// Admitted lists the devices task's window admitted.
 	Admitted(ctx context.Context, taskID int64) ([]string, error)
+	// AdmissionStatus reports whether device is admitted to task's window
+	// and how many devices are, without reading them all.
+	AdmissionStatus(ctx context.Context, taskID int64, device string) (admitted bool, count int, err error)
 }
 
 // LiveStore serves the snapshot builder.

@@ -32,9 +32,10 @@ type Targeting struct {
 	Whitelists []int64  `json:"whitelists,omitempty"` // IDs of whitelists; a listed user or device passes
 	Rollout    *Rollout `json:"rollout,omitempty"`
 	Window     *Window  `json:"window,omitempty"`
-	// Salt seeds the sticky percentage; the server sets it once per task so
-	// that two tasks at 10% reach different devices.
-	Salt string `json:"salt,omitempty"`
+	// Salt seeds the sticky percentage. The server sets it once per task,
+	// so that two tasks at 10% reach different devices and a task's rollout
+	// never reshuffles; what a caller sends here is ignored.
+	Salt string `json:"salt,omitempty" readOnly:"true"`
 }
 
 // Rollout is a sticky percentage, fixed or following a ramp.

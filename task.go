@@ -122,7 +122,9 @@ func (t *Task) SetTargeting(tg Targeting) error {
 	default:
 		return Errorf(EINVALID, "stage %q is not one of gray, official", t.Stage)
 	}
-	if tg.Salt == "" {
+	// The salt is the task's: once set it never changes, or raising the
+	// percentage would reshuffle who is in. A new task may bring one.
+	if t.Targeting.Salt != "" {
 		tg.Salt = t.Targeting.Salt
 	}
 	if tg.Salt == "" {

@@ -54,6 +54,20 @@ func FuzzRule(f *testing.F) {
 		if c.Match(&in2) != first {
 			t.Fatalf("%s gave two answers for %q", c, value)
 		}
+		// The same rule through a task: Decide and Explain must agree with
+		// the rule, whether or not the rule is inverted twice over.
+		task := &mds.Task{ID: 1, AppID: 1, Stage: mds.StageOfficial, Targeting: mds.Targeting{Rules: []mds.Rule{r, r}}}
+		tg, err := gray.NewCatalog(nil, nil).Compile(task)
+		if err != nil {
+			t.Fatalf("a rule that compiles alone failed in a task: %v", err)
+		}
+		in3 := gray.NewInput(d, addr, time.Unix(1_800_000_000, 0))
+		decided := tg.Decide(&in3, nil)
+		in4 := gray.NewInput(d, addr, time.Unix(1_800_000_000, 0))
+		explained, _ := tg.Explain(&in4, nil)
+		if decided != first || explained != first {
+			t.Fatalf("%s: Match %v, Decide %v, Explain %v", c, first, decided, explained)
+		}
 	})
 }
 

@@ -277,7 +277,7 @@ func TestRamp(t *testing.T) {
 }
 
 func TestWhitelistAndRules(t *testing.T) {
-	b := gray.NewListBuilder(&mds.Whitelist{ID: 3, Name: "testers", Kind: mds.WhitelistUsers}, 0)
+	b := gray.NewListBuilder(&mds.Whitelist{ID: 3, AppID: 1, Name: "testers", Kind: mds.WhitelistUsers}, 0)
 	for _, e := range []string{"alice", "bob", "re:^qa-\\d+$"} {
 		if err := b.Add(e); err != nil {
 			t.Fatal(err)
@@ -387,7 +387,7 @@ func TestWindowCap(t *testing.T) {
 }
 
 func TestExplain(t *testing.T) {
-	b := gray.NewListBuilder(&mds.Whitelist{ID: 3, Name: "testers", Kind: mds.WhitelistDevices}, 1)
+	b := gray.NewListBuilder(&mds.Whitelist{ID: 3, AppID: 1, Name: "testers", Kind: mds.WhitelistDevices}, 1)
 	b.Add("vip")
 	lists := map[int64]*gray.List{3: b.Build()}
 	tg := compile(t, grayTask(mds.Targeting{Whitelists: []int64{3}, Rollout: &mds.Rollout{Percent: 0.01},
@@ -431,3 +431,75 @@ func TestExplain(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestWindowMovedLater: a device admitted to a window keeps the task when
+// the window is later moved to start in the future.
+func TestWindowMovedLater(t *testing.T) {
+	adm := &fakeAdmitter{admitted: map[string]bool{"dev-42": true}}
+	task := grayTask(mds.Targeting{Window: &mds.Window{Start: now.Add(time.Hour), End: now.Add(2 * time.Hour), Cap: 10}})
+	tg := compile(t, task, nil, nil)
+	in := gray.NewInput(phone(), netip.Addr{}, now)
+	if !tg.Decide(&in, adm) {
+		t.Error("an admitted device lost the task when the window moved later")
+	}
+	ok, steps := tg.Explain(ptr(gray.NewInput(phone(), netip.Addr{}, now)), adm)
+	if !ok || steps[len(steps)-1].What != "window" {
+		t.Errorf("Explain disagrees with Decide: %v %+v", ok, steps)
+	}
+}
+
+// TestSharedRuleMemo compares tasks compiled in one catalog (rules shared
+// and their results remembered per check, past the memo's size) with each
+// rule evaluated afresh, over many random rules and devices.
+func TestSharedRuleMemo(t *testing.T) {
+	fields := []string{"city", "model", "os_version", "network", "attr.tier"}
+	values := []string{"a", "b", "c", "10", "12", "wifi"}
+	ops := []mds.Operator{mds.OpIn, mds.OpNotIn, mds.OpStrContains, mds.OpVersionGte}
+	var pool []mds.Rule
+	for i := range 100 {
+		op := ops[i%len(ops)]
+		v := values[(i*7)%len(values)]
+		if op == mds.OpVersionGte {
+			v = fmt.Sprint(8 + i%6)
+		}
+		pool = append(pool, mds.Rule{Field: fields[(i*3)%len(fields)], Operator: op, Values: []string{v}, Inverted: i%5 == 0})
+	}
+	cat := gray.NewCatalog(nil, nil)
+	type taskRules struct {
+		tg    *gray.Targeting
+		rules []*gray.Rule
+	}
+	var tasks []taskRules
+	for i := range 30 {
+		var rs []mds.Rule
+		var fresh []*gray.Rule
+		for j := range 6 {
+			r := pool[(i*13+j*29)%len(pool)]
+			rs = append(rs, r)
+			c, err := gray.CompileRule(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fresh = append(fresh, c)
+		}
+		task := &mds.Task{ID: int64(i + 1), AppID: 1, PackageID: 1, Mode: mds.ModeForce, Stage: mds.StageOfficial, Targeting: mds.Targeting{Rules: rs}}
+		tg, err := cat.Compile(task)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tasks = append(tasks, taskRules{tg, fresh})
+	}
+	for round := range 200 {
+		d := phone()
+		d.City, d.Model, d.Network = values[round%6], values[(round/6)%6], values[(round/36)%6]
+		d.OSVersion = fmt.Sprint(7 + round%9)
+		d.Attributes["tier"] = values[(round*5)%6]
+		in := gray.NewInput(d, netip.Addr{}, now)
+		for i, tr := range tasks {
+			fresh := gray.NewInput(d, netip.Addr{}, now)
+			if got, want := tr.tg.Decide(&in, nil), gray.Matches(tr.rules, &fresh); got != want {
+				t.Fatalf("round %d, task %d: memoised %v, fresh %v", round, i, got, want)
+			}
+		}
+	}
+}

@@ -16,6 +16,7 @@ import (
 // in a gray release.
 type List struct {
 	ID       int64
+	AppID    int64
 	Name     string
 	Kind     mds.WhitelistKind
 	Version  int64
@@ -35,7 +36,7 @@ func NewListBuilder(w *mds.Whitelist, expected int) *ListBuilder {
 	for size < 2*expected {
 		size <<= 1
 	}
-	return &ListBuilder{l: &List{ID: w.ID, Name: w.Name, Kind: w.Kind, Version: w.Version, slots: make([]uint64, size)}}
+	return &ListBuilder{l: &List{ID: w.ID, AppID: w.AppID, Name: w.Name, Kind: w.Kind, Version: w.Version, slots: make([]uint64, size)}}
 }
 
 // Add adds one entry: an exact ID, or "re:" and a regular expression.

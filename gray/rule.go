@@ -31,6 +31,10 @@ type Input struct {
 	catalog       *Catalog
 	known, result uint64
 
+	// Whitelist answers, by list, for the lists several tasks share.
+	lists  [4]listAnswer
+	nLists int
+
 	// Derived once per check, however many tasks and rules ask.
 	appVersion, osVersion      version.Key
 	appVersionParsed, osParsed bool
@@ -62,6 +66,29 @@ func (in *Input) osVersionKey() (version.Key, bool) {
 		}
 	}
 	return in.osVersion, in.osVersion != version.Key{}
+}
+
+type listAnswer struct {
+	list *List
+	hit  bool
+}
+
+// listed reports whether the device (or its user) is on l, and the ID
+// looked up. Answers are remembered for a few lists, so that tasks sharing
+// a whitelist, and its regular expressions, cost one lookup per check.
+func (in *Input) listed(l *List) (string, bool) {
+	id, h := in.idHash(l.Kind)
+	for i := range in.nLists {
+		if in.lists[i].list == l {
+			return id, in.lists[i].hit
+		}
+	}
+	hit := l.Contains(id, h)
+	if in.nLists < len(in.lists) {
+		in.lists[in.nLists] = listAnswer{l, hit}
+		in.nLists++
+	}
+	return id, hit
 }
 
 // idHash returns the Hash of the device or user ID a whitelist of kind

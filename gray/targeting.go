@@ -104,7 +104,7 @@ func (c *Catalog) Compile(t *mds.Task) (*Targeting, error) {
 	}
 	for _, id := range tg.Whitelists {
 		l, ok := c.lists[id]
-		if !ok {
+		if !ok || l.AppID != t.AppID {
 			return nil, fmt.Errorf("task %d: whitelist %d not loaded", t.ID, id)
 		}
 		out.lists = append(out.lists, l)
@@ -123,115 +123,122 @@ func stickyKey(s mds.Stickiness, d *mds.Device) string {
 // Decide reports whether the input is targeted. Rules come first and are
 // cheap; in the gray stage the gates follow from cheapest to dearest, so a
 // window admission (a write) is spent only on a device nothing else admits.
-func (t *Targeting) Decide(in *Input, adm Admitter) bool {
-	for _, r := range t.rules {
-		if !r.Match(in) {
-			return false
-		}
-	}
-	if t.stage == mds.StageOfficial {
-		return true
-	}
-	d := in.Device
-	for _, l := range t.lists {
-		if id, h := in.idHash(l.Kind); l.Contains(id, h) {
-			return true
-		}
-	}
-	if r := t.rollout; r != nil {
-		if key := stickyKey(r.Stickiness, d); key != "" && Bucket(t.salt, key) < r.BasisPointsAt(in.Now) {
-			return true
-		}
-	}
-	if w := t.window; w != nil && d.DeviceID != "" {
-		switch {
-		case in.Now.Before(w.Start):
-			return false
-		case in.Now.Before(w.End):
-			return adm.Admit(t.task, w, d.DeviceID, in.Now)
-		}
-		admitted, _ := adm.Admitted(t.task, w, d.DeviceID, in.Now)
-		return admitted
-	}
-	return false
-}
+func (t *Targeting) Decide(in *Input, adm Admitter) bool { return t.decide(in, adm, nil) }
 
 // Step is one finding of an explanation.
 type Step struct {
-	What   string `json:"what"`   // "rule", "whitelist", "rollout", "window", "stage"
+	What   string `json:"what"`   // "rule", "whitelist", "rollout", "window", "stage", "gray"
 	Detail string `json:"detail"` // what was checked, in words
 	Passed bool   `json:"passed"`
 }
 
-// Explain decides like Decide but admits no one, and says what decided.
-// The last step is the deciding one.
+// Explain decides as Decide does, by the same code, but admits no one, and
+// says what decided. The last step is the deciding one.
 func (t *Targeting) Explain(in *Input, adm Admitter) (bool, []Step) {
-	var steps []Step
+	ex := &explainer{}
+	ok := t.decide(in, adm, ex)
+	if !ok && len(ex.gates) > 0 {
+		ex.steps = append(ex.steps, Step{What: "gray", Detail: "no gray gate admits the device: " + strings.Join(ex.gates, "; ")})
+	}
+	return ok, ex.steps
+}
+
+// explainer collects what decide found; decide is given none on the check
+// path, so explaining costs a check nothing.
+type explainer struct {
+	steps []Step
+	gates []string // gates that did not admit, for the final step
+}
+
+func (ex *explainer) pass(what, format string, args ...any) {
+	ex.steps = append(ex.steps, Step{What: what, Detail: fmt.Sprintf(format, args...), Passed: true})
+}
+
+func (ex *explainer) miss(format string, args ...any) {
+	ex.gates = append(ex.gates, fmt.Sprintf(format, args...))
+}
+
+// decide is Decide and Explain in one, so they cannot drift apart: with an
+// explainer it records each finding and, instead of admitting a device to
+// a window, says whether a check now would.
+func (t *Targeting) decide(in *Input, adm Admitter, ex *explainer) bool {
 	for _, r := range t.rules {
 		ok := r.Match(in)
-		detail := r.String()
-		if r.from != "" {
-			detail += " (rule set " + r.from + ")"
+		if ex != nil {
+			ex.steps = append(ex.steps, Step{What: "rule", Detail: r.describe(in), Passed: ok})
 		}
-		if v, present := r.value(in); present {
-			detail += fmt.Sprintf("; device has %q", v)
-		} else {
-			detail += "; device did not report it"
-		}
-		steps = append(steps, Step{What: "rule", Detail: detail, Passed: ok})
 		if !ok {
-			return false, steps
+			return false
 		}
 	}
 	if t.stage == mds.StageOfficial {
-		return true, append(steps, Step{What: "stage", Detail: "official release: every device the rules admit", Passed: true})
+		if ex != nil {
+			ex.pass("stage", "official release: every device the rules admit")
+		}
+		return true
 	}
 	d := in.Device
-	var gates []string
 	for _, l := range t.lists {
-		id, h := in.idHash(l.Kind)
-		if l.Contains(id, h) {
-			return true, append(steps, Step{What: "whitelist", Passed: true,
-				Detail: fmt.Sprintf("%s %q is in whitelist %q", l.Kind, id, l.Name)})
+		id, hit := in.listed(l)
+		if hit {
+			if ex != nil {
+				ex.pass("whitelist", "%s %q is in whitelist %q", l.Kind, id, l.Name)
+			}
+			return true
 		}
-		gates = append(gates, fmt.Sprintf("%s %q is not in whitelist %q", l.Kind, id, l.Name))
+		if ex != nil {
+			ex.miss("%s %q is not in whitelist %q", l.Kind, id, l.Name)
+		}
 	}
 	if r := t.rollout; r != nil {
 		key := stickyKey(r.Stickiness, d)
 		bp := r.BasisPointsAt(in.Now)
-		if key == "" {
-			gates = append(gates, fmt.Sprintf("rollout %s counts by %s id, which the device did not send", pct(bp), r.Stickiness))
-		} else {
+		if key != "" {
 			b := Bucket(t.salt, key)
-			detail := fmt.Sprintf("%s %q falls in bucket %d of 10000; rollout admits buckets below %d (%s)", r.Stickiness, key, b, bp, pct(bp))
 			if b < bp {
-				return true, append(steps, Step{What: "rollout", Detail: detail, Passed: true})
+				if ex != nil {
+					ex.pass("rollout", "%s %q falls in bucket %d of %d; rollout admits buckets below %d (%s)", r.Stickiness, key, b, Buckets, bp, pct(bp))
+				}
+				return true
 			}
-			gates = append(gates, detail)
+			if ex != nil {
+				ex.miss("%s %q falls in bucket %d of %d; rollout admits buckets below %d (%s)", r.Stickiness, key, b, Buckets, bp, pct(bp))
+			}
+		} else if ex != nil {
+			ex.miss("rollout %s counts by %s id, which the device did not send", pct(bp), r.Stickiness)
 		}
 	}
-	if w := t.window; w != nil {
+	if w := t.window; w != nil && d.DeviceID != "" {
+		open := !in.Now.Before(w.Start) && in.Now.Before(w.End)
+		if open && ex == nil {
+			return adm.Admit(t.task, w, d.DeviceID, in.Now)
+		}
+		// Outside the window (or explaining), only an earlier admission
+		// counts: a device admitted stays admitted for the task's life,
+		// even if the window is later moved.
 		admitted, n := adm.Admitted(t.task, w, d.DeviceID, in.Now)
-		var detail string
-		ok := false
 		switch {
 		case admitted:
-			detail, ok = fmt.Sprintf("device %q was admitted to the window (%d of %d admitted)", d.DeviceID, n, w.Cap), true
+			if ex != nil {
+				ex.pass("window", "device %q was admitted to the window (%d of %d admitted)", d.DeviceID, n, w.Cap)
+			}
+			return true
+		case ex == nil:
+			return false
+		case open && n < w.Cap:
+			ex.pass("window", "window is open with %d of %d admitted: a check now would admit device %q", n, w.Cap, d.DeviceID)
+			return true
+		case open:
+			ex.miss("window is full: %d of %d devices admitted", n, w.Cap)
 		case in.Now.Before(w.Start):
-			detail = fmt.Sprintf("window opens at %s", w.Start.Format(time.RFC3339))
-		case !in.Now.Before(w.End):
-			detail = fmt.Sprintf("window closed at %s with %d of %d admitted; device %q was not among them", w.End.Format(time.RFC3339), n, w.Cap, d.DeviceID)
-		case n >= w.Cap:
-			detail = fmt.Sprintf("window is full: %d of %d devices admitted", n, w.Cap)
+			ex.miss("window opens at %s", w.Start.Format(time.RFC3339))
 		default:
-			detail, ok = fmt.Sprintf("window is open with %d of %d admitted: a check now would admit device %q", n, w.Cap, d.DeviceID), true
+			ex.miss("window closed at %s with %d of %d admitted; device %q was not among them", w.End.Format(time.RFC3339), n, w.Cap, d.DeviceID)
 		}
-		if ok {
-			return true, append(steps, Step{What: "window", Detail: detail, Passed: true})
-		}
-		gates = append(gates, detail)
+	} else if w != nil && ex != nil {
+		ex.miss("the window counts devices, and the device sent no device_id")
 	}
-	return false, append(steps, Step{What: "gray", Detail: "no gray gate admits the device: " + strings.Join(gates, "; "), Passed: false})
+	return false
 }
 
 func pct(bp int) string { return fmt.Sprintf("%d.%02d%%", bp/100, bp%100) }
@@ -245,4 +252,16 @@ func Matches(rules []*Rule, in *Input) bool {
 		}
 	}
 	return true
+}
+
+// describe says what the rule checked and what the device had, for Explain.
+func (r ruleRef) describe(in *Input) string {
+	detail := r.String()
+	if r.from != "" {
+		detail += " (rule set " + r.from + ")"
+	}
+	if v, present := r.value(in); present {
+		return detail + fmt.Sprintf("; device has %q", v)
+	}
+	return detail + "; device did not report it"
 }

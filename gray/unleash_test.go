@@ -2,6 +2,7 @@ package gray_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -113,6 +114,7 @@ func TestUnleashVectors(t *testing.T) {
 		t.Fatalf("no vectors: %v", err)
 	}
 	cases := 0
+	var refused []string // strategies that did not compile, and so are off
 	for _, f := range files {
 		b, err := os.ReadFile(f)
 		if err != nil {
@@ -150,6 +152,7 @@ func TestUnleashVectors(t *testing.T) {
 				tg, err := gray.NewCatalog(segments, nil).Compile(task)
 				if err != nil {
 					tg = nil
+					refused = append(refused, feat.Name)
 				}
 				features[feat.Name] = append(features[feat.Name], tg)
 			}
@@ -170,6 +173,12 @@ func TestUnleashVectors(t *testing.T) {
 	}
 	if cases < 80 {
 		t.Errorf("ran only %d vector cases", cases)
+	}
+	// Exactly the strategies Unleash too treats as off may fail to compile;
+	// a rule wrongly refused could otherwise pass as "off" unnoticed.
+	want := "[F7.invalid-operator F8.invalidSemverWithLeadingV F9.withMissingSegment]"
+	if fmt.Sprint(refused) != want {
+		t.Errorf("strategies refused: %v, want %s", refused, want)
 	}
 	t.Logf("%d Unleash vector cases agree", cases)
 }

@@ -59,7 +59,8 @@ func newUpgradeAnswer(d release.Decision) *upgradeAnswer {
 }
 
 // check answers a device: decode, validate, evaluate against the snapshot,
-// answer with an ETag. It never touches the store.
+// answer with an ETag. It touches the store only to admit a device to an
+// open capped window, through the Admissions in front of it.
 func (s *Server) check(w http.ResponseWriter, r *http.Request) {
 	// The whole body must arrive within the body timeout; the server resets
 	// the deadline for the next request on the connection.

@@ -1,11 +1,15 @@
 package httpapi
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"iter"
 	"net/http"
 	"net/netip"
+	"os"
 	"reflect"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -347,15 +351,64 @@ func (s *Server) replaceWhitelist(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	list, err := s.store.ReplaceWhitelist(r.Context(), a.ID, id, mds.ParseWhitelist(body))
+	// Read and check the whole file before the transaction starts, into a
+	// temporary file of clean entries: a slow upload must not hold the
+	// database's write lock (SQLite has one writer) while it trickles in.
+	spool, err := spoolEntries(mds.ParseWhitelist(body))
+	if spool != nil {
+		defer os.Remove(spool.Name())
+		defer spool.Close()
+	}
 	if err != nil {
 		s.streamFailed(w, r, err, a, t, maxWhitelistBody, "the whitelist file", "a million entries")
+		return
+	}
+	list, err := s.store.ReplaceWhitelist(r.Context(), a.ID, id, lines(spool))
+	if err != nil {
+		s.writeProblem(w, r, err)
 		return
 	}
 	s.log.Info("whitelist replaced", "app", a.Slug, "whitelist", id, "entries", list.Entries, "by", t.Name)
 	s.refresh(r.Context())
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(list)
+}
+
+// spoolEntries writes entries to a temporary file, one per line, and
+// rewinds it. The caller removes the file.
+func spoolEntries(entries iter.Seq2[string, error]) (*os.File, error) {
+	f, err := os.CreateTemp("", "mds-whitelist-*")
+	if err != nil {
+		return nil, err
+	}
+	bw := bufio.NewWriter(f)
+	for e, err := range entries {
+		if err != nil {
+			return f, err
+		}
+		bw.WriteString(e)
+		bw.WriteByte('\n')
+	}
+	if err := bw.Flush(); err != nil {
+		return f, err
+	}
+	_, err = f.Seek(0, io.SeekStart)
+	return f, err
+}
+
+// lines yields the lines of r.
+func lines(r io.Reader) iter.Seq2[string, error] {
+	return func(yield func(string, error) bool) {
+		sc := bufio.NewScanner(r)
+		for sc.Scan() {
+			if !yield(sc.Text(), nil) {
+				return
+			}
+		}
+		if err := sc.Err(); err != nil {
+			yield("", err)
+		}
+	}
 }
 
 func (s *Server) documentWhitelistUpload() {
@@ -445,6 +498,12 @@ func (s *Server) preview(ctx context.Context, in *previewInput) (*previewBody, e
 	if err != nil {
 		return nil, s.humaError("preview", err)
 	}
+	// The same bounds as a task's targeting: a preview is work for every
+	// sampled device, and a viewer may ask for one.
+	bounds := mds.Targeting{Rules: in.Body.Rules, RuleSets: in.Body.RuleSets}
+	if err := bounds.Validate(); err != nil {
+		return nil, s.humaError("preview", err)
+	}
 	rules := in.Body.Rules
 	for _, id := range in.Body.RuleSets {
 		rs, err := s.store.FindRuleSet(ctx, a.ID, id)
@@ -459,6 +518,9 @@ func (s *Server) preview(ctx context.Context, in *previewInput) (*previewBody, e
 	}
 	out := &previewBody{}
 	for _, seen := range s.recent.Sample(a.Key) {
+		if err := ctx.Err(); err != nil {
+			return nil, s.humaError("preview", err)
+		}
 		in := gray.NewInput(&seen.Device, seen.IP, s.now())
 		out.Body.Sampled++
 		if gray.Matches(compiled, &in) {

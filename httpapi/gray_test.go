@@ -89,7 +89,7 @@ func TestGrayRelease(t *testing.T) {
 	// Widen while running: 100% rollout; carol gets it at the next check.
 	var edited fullTask
 	e.call("PUT", fmt.Sprintf("/api/v1/apps/shop/tasks/%d/targeting", task.ID), e.admin,
-		map[string]any{"whitelists": []int64{wl.ID}, "rule_sets": []int64{rs.ID}, "rollout": map[string]any{"percent": 100}}, 200, &edited)
+		map[string]any{"whitelists": []int64{wl.ID}, "rule_sets": []int64{rs.ID}, "rollout": map[string]any{"percent": 100}, "salt": "chosen"}, 200, &edited)
 	if edited.Targeting.Salt != task.Targeting.Salt {
 		t.Error("editing the targeting changed the salt, which would reshuffle the rollout")
 	}

@@ -293,8 +293,10 @@ func (s *Server) createTask(ctx context.Context, in *createTaskInput) (*taskBody
 	if err != nil {
 		return nil, s.humaError("create-task", err)
 	}
+	tg := in.Body.Targeting
+	tg.Salt = "" // the server picks the salt
 	t := &mds.Task{AppID: a.ID, PackageID: p.ID, Mode: in.Body.Mode, Status: mds.StatusDraft,
-		RemindInterval: time.Duration(in.Body.RemindIntervalSeconds) * time.Second, Targeting: in.Body.Targeting}
+		RemindInterval: time.Duration(in.Body.RemindIntervalSeconds) * time.Second, Targeting: tg}
 	if err := t.Validate(); err != nil {
 		return nil, s.humaError("create-task", err)
 	}

@@ -59,6 +59,24 @@ func (m *memAdmissions) Admitted(_ context.Context, task int64) ([]string, error
 	return out, nil
 }
 
+func (m *memAdmissions) AdmissionStatus(_ context.Context, task int64, device string) (bool, int, error) {
+	m.reads.Add(1)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.devices[task][device], len(m.devices[task]), nil
+}
+
+// slowAdmissions delays every call, as a struggling database would.
+type slowAdmissions struct {
+	memAdmissions
+	delay time.Duration
+}
+
+func (s *slowAdmissions) Admit(ctx context.Context, task int64, device string, limit int, at time.Time) (bool, error) {
+	time.Sleep(s.delay)
+	return s.memAdmissions.Admit(ctx, task, device, limit, at)
+}
+
 // windowFixture is one app with one live task whose only gate is a capped window.
 func windowFixture(t testing.TB, cap int) (*release.Snapshot, *mds.Task, *mds.Window) {
 	var f fixture
@@ -163,6 +181,40 @@ func TestWindowStoreFailureAdmitsNoOne(t *testing.T) {
 	if checkAt(s, node, "a", now) || errs != 1 {
 		t.Errorf("with the store down a device was admitted, or the failure not reported (%d)", errs)
 	}
+	// Right after a failure the window does not queue more store calls.
+	calls := store.admits.Load()
+	for _, id := range []string{"b", "c", "d"} {
+		if checkAt(s, node, id, now) {
+			t.Errorf("device %s admitted while the store is down", id)
+		}
+	}
+	if store.admits.Load() != calls {
+		t.Errorf("%d more store calls within a second of a failure", store.admits.Load()-calls)
+	}
+}
+
+// TestSlowStoreDoesNotBlockMemory: while new devices wait on a slow store,
+// a device this node already admitted is answered at once.
+func TestSlowStoreDoesNotBlockMemory(t *testing.T) {
+	s, _, _ := windowFixture(t, 100)
+	store := &slowAdmissions{delay: 300 * time.Millisecond}
+	node := release.NewAdmissions(store, nil)
+	if !checkAt(s, node, "known", now) {
+		t.Fatal("first device not admitted")
+	}
+	var wg sync.WaitGroup
+	for i := range 5 {
+		wg.Go(func() { checkAt(s, node, fmt.Sprintf("new-%d", i), now) })
+	}
+	time.Sleep(50 * time.Millisecond) // the new devices are now waiting on the store
+	start := time.Now()
+	if !checkAt(s, node, "known", now) {
+		t.Error("admitted device refused")
+	}
+	if waited := time.Since(start); waited > 100*time.Millisecond {
+		t.Errorf("an admitted device waited %v behind slow store calls", waited)
+	}
+	wg.Wait()
 }
 
 func TestGrayOffersFallThrough(t *testing.T) {
@@ -288,5 +340,37 @@ func TestLiveReusesWhitelists(t *testing.T) {
 	src.setRevision(3)
 	if err := l.Refresh(ctx); err != nil || src.listLoads != 2 {
 		t.Errorf("after a whitelist edit: %d whitelist loads (want 2), %v", src.listLoads, err)
+	}
+}
+
+// brokenList fails to load its whitelist.
+type brokenList struct{ listLive }
+
+func (b *brokenList) LoadWhitelist(context.Context, int64, func(string) error) (int64, error) {
+	return 0, errors.New("disk on fire")
+}
+
+// TestBrokenWhitelistSkipsItsTasks: a whitelist that cannot be loaded
+// takes out the tasks using it, not the snapshot of every app.
+func TestBrokenWhitelistSkipsItsTasks(t *testing.T) {
+	src := &brokenList{listLive{version: 1}}
+	src.set = mds.LiveSet{Revision: 1,
+		Apps: []*mds.App{{ID: 1, Key: "a", Platforms: []mds.Platform{mds.Android}}},
+		Packages: []*mds.Package{{ID: 2, AppID: 1, Platform: mds.Android, Version: "2.0", Source: mds.SourceURL, URL: "https://x"},
+			{ID: 4, AppID: 1, Platform: mds.Android, Version: "1.5", Source: mds.SourceURL, URL: "https://x"}},
+		Tasks: []*mds.Task{{ID: 3, AppID: 1, PackageID: 2, Mode: mds.ModeForce, Status: mds.StatusLive, Stage: mds.StageGray,
+			Targeting: mds.Targeting{Whitelists: []int64{5}}},
+			{ID: 5, AppID: 1, PackageID: 4, Mode: mds.ModeForce, Status: mds.StatusLive, Stage: mds.StageOfficial}}}
+	l := release.NewLive(src, release.Options{})
+	var problems []error
+	l.OnProblem = func(err error) { problems = append(problems, err) }
+	if err := l.Refresh(context.Background()); err != nil {
+		t.Fatalf("a broken whitelist failed the whole refresh: %v", err)
+	}
+	if d, _ := evaluate(l.Current(), device("a", mds.Android, "1.0"), now); d.Offer == nil || d.Offer.Task.ID != 5 {
+		t.Errorf("the official task did not survive its broken neighbour: %+v", d.Offer)
+	}
+	if len(problems) != 2 {
+		t.Errorf("problems reported: %v; want the load failure and the skipped task", problems)
 	}
 }

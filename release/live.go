@@ -62,9 +62,7 @@ func (l *Live) Refresh(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("load live tasks: %w", err)
 	}
-	if err := l.loadLists(ctx, set); err != nil {
-		return err
-	}
+	problems := l.loadLists(ctx, set)
 	s, err := Compile(set, l.opts, l.lists)
 	if err != nil {
 		return err
@@ -72,6 +70,7 @@ func (l *Live) Refresh(ctx context.Context) error {
 	if cur != nil && s.Revision <= cur.Revision {
 		return nil
 	}
+	s.Problems = append(problems, s.Problems...)
 	for _, p := range s.Problems {
 		if l.OnProblem != nil {
 			l.OnProblem(p)
@@ -84,7 +83,10 @@ func (l *Live) Refresh(ctx context.Context) error {
 
 // loadLists brings the whitelist cache up to the versions in set, loading
 // only lists that live tasks use and that changed, and dropping the rest.
-func (l *Live) loadLists(ctx context.Context, set *mds.LiveSet) error {
+// A list that fails to load keeps its previous version if there is one;
+// otherwise the tasks using it are left out of the snapshot (Compile
+// reports them), and every other app carries on.
+func (l *Live) loadLists(ctx context.Context, set *mds.LiveSet) []error {
 	used := map[int64]bool{}
 	for _, t := range set.Tasks {
 		for _, id := range t.Targeting.Whitelists {
@@ -96,6 +98,7 @@ func (l *Live) loadLists(ctx context.Context, set *mds.LiveSet) error {
 			delete(l.lists, id)
 		}
 	}
+	var problems []error
 	for _, w := range set.Whitelists {
 		if !used[w.ID] {
 			continue
@@ -106,13 +109,14 @@ func (l *Live) loadLists(ctx context.Context, set *mds.LiveSet) error {
 		b := gray.NewListBuilder(w, w.Entries)
 		version, err := l.src.LoadWhitelist(ctx, w.ID, b.Add)
 		if err != nil {
-			return fmt.Errorf("load whitelist %d: %w", w.ID, err)
+			problems = append(problems, fmt.Errorf("load whitelist %d (version %d): %w", w.ID, w.Version, err))
+			continue
 		}
 		list := b.Build()
 		list.Version = version // what was read, which may be newer than set
 		l.lists[w.ID] = list
 	}
-	return nil
+	return problems
 }
 
 // Run refreshes every interval until ctx ends, so a node hears of writes made

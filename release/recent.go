@@ -36,6 +36,9 @@ type ring struct {
 	next  int
 }
 
+// maxSampledAttributes bounds the custom attributes kept per sampled device.
+const maxSampledAttributes = 16
+
 // NewRecent keeps up to size devices per app, recording one check in every.
 func NewRecent(size, every int) *Recent {
 	return &Recent{size: size, every: uint64(max(every, 1))}
@@ -54,6 +57,18 @@ func (r *Recent) Record(in *gray.Input) {
 	rg := v.(*ring)
 	s := Seen{Device: *in.Device, IP: in.IP, At: in.Now}
 	s.Device.LastReminded = nil // targeting never reads it
+	if len(s.Device.Attributes) > maxSampledAttributes {
+		// Bound what one sample holds: the app key that lets a device check
+		// ships in the app, so anyone can send the largest body allowed.
+		kept := make(map[string]string, maxSampledAttributes)
+		for k, v := range s.Device.Attributes {
+			if len(kept) == maxSampledAttributes {
+				break
+			}
+			kept[k] = v
+		}
+		s.Device.Attributes = kept
+	}
 	rg.mu.Lock()
 	if len(rg.items) < r.size {
 		rg.items = append(rg.items, s)

@@ -246,8 +246,9 @@ const reminderSkew = 5 * time.Minute
 
 // Evaluate decides what the input's device is offered. It fails with
 // ENOTFOUND for an app key the snapshot does not know and EINVALID for a
-// platform the app does not ship on. It does not allocate, and it writes
-// only through adm, only to admit a device to a capped window.
+// platform the app does not ship on. It does not allocate; the only state
+// it touches is adm's, and only for a device nothing but an open capped
+// window would admit.
 func (s *Snapshot) Evaluate(in *gray.Input, adm gray.Admitter) (Decision, error) {
 	d := in.Device
 	ao, ok := s.apps[d.AppKey]

@@ -64,3 +64,15 @@ func (s *Store) Admitted(ctx context.Context, taskID int64) ([]string, error) {
 	}
 	return out, rows.Err()
 }
+
+// AdmissionStatus implements mds.AdmissionStore.
+func (s *Store) AdmissionStatus(ctx context.Context, taskID int64, device string) (bool, int, error) {
+	var count, mine int
+	err := s.read.QueryRowContext(ctx, s.q(`SELECT t.admitted,
+		(SELECT COUNT(*) FROM task_admissions a WHERE a.task_id = t.id AND a.device = ?)
+		FROM tasks t WHERE t.id = ?`), device, taskID).Scan(&count, &mine)
+	if err != nil {
+		return false, 0, notFound(err, "task %d not found", taskID)
+	}
+	return mine > 0, count, nil
+}

@@ -24,15 +24,17 @@ func (s *Store) CreateWhitelist(ctx context.Context, w *mds.Whitelist) error {
 
 // FindWhitelist implements mds.WhitelistStore.
 func (s *Store) FindWhitelist(ctx context.Context, appID, id int64) (*mds.Whitelist, error) {
-	return s.findWhitelist(ctx, s.read, appID, id)
+	return s.findWhitelist(ctx, s.read, appID, id, "")
 }
 
 type rowQuerier interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
-func (s *Store) findWhitelist(ctx context.Context, q rowQuerier, appID, id int64) (*mds.Whitelist, error) {
-	w, err := scanWhitelist(q.QueryRowContext(ctx, s.q(`SELECT `+whitelistColumns+` FROM whitelists WHERE app_id = ? AND id = ?`), appID, id))
+// findWhitelist reads a whitelist; writers pass the dialect's FOR UPDATE so
+// that concurrent edits of one whitelist take turns.
+func (s *Store) findWhitelist(ctx context.Context, q rowQuerier, appID, id int64, lock string) (*mds.Whitelist, error) {
+	w, err := scanWhitelist(q.QueryRowContext(ctx, s.q(`SELECT `+whitelistColumns+` FROM whitelists WHERE app_id = ? AND id = ?`+lock), appID, id))
 	return w, notFound(err, "whitelist %d not found in this app", id)
 }
 
@@ -51,7 +53,7 @@ func (s *Store) ReplaceWhitelist(ctx context.Context, appID, id int64, entries i
 	var w *mds.Whitelist
 	err := s.transact(ctx, func(tx *sql.Tx) error {
 		var err error
-		if w, err = s.findWhitelist(ctx, tx, appID, id); err != nil {
+		if w, err = s.findWhitelist(ctx, tx, appID, id, s.d.ForUpdate); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM whitelist_entries WHERE whitelist_id = ?`), id); err != nil {
@@ -116,10 +118,9 @@ func (s *Store) recount(ctx context.Context, tx *sql.Tx, w *mds.Whitelist) error
 	if w.Patterns > mds.MaxWhitelistPatterns {
 		return mds.Errorf(mds.EINVALID, "%d regular expressions; a whitelist holds at most %d, as each is tried on every check", w.Patterns, mds.MaxWhitelistPatterns)
 	}
-	w.Version++
 	w.UpdatedAt = s.now()
-	_, err = tx.ExecContext(ctx, s.q(`UPDATE whitelists SET entries = ?, patterns = ?, version = ?, updated_at = ? WHERE id = ?`),
-		w.Entries, w.Patterns, w.Version, millis(w.UpdatedAt), w.ID)
+	err = tx.QueryRowContext(ctx, s.q(`UPDATE whitelists SET entries = ?, patterns = ?, version = version + 1, updated_at = ?
+		WHERE id = ? RETURNING version`), w.Entries, w.Patterns, millis(w.UpdatedAt), w.ID).Scan(&w.Version)
 	if err != nil {
 		return err
 	}
@@ -131,7 +132,7 @@ func (s *Store) EditWhitelist(ctx context.Context, appID, id int64, add, remove 
 	var w *mds.Whitelist
 	err := s.transact(ctx, func(tx *sql.Tx) error {
 		var err error
-		if w, err = s.findWhitelist(ctx, tx, appID, id); err != nil {
+		if w, err = s.findWhitelist(ctx, tx, appID, id, s.d.ForUpdate); err != nil {
 			return err
 		}
 		for start := 0; start < len(add); start += entryBatch {
@@ -177,7 +178,7 @@ func (s *Store) WhitelistEntries(ctx context.Context, appID, id int64, after str
 // DeleteWhitelist implements mds.WhitelistStore.
 func (s *Store) DeleteWhitelist(ctx context.Context, appID, id int64) error {
 	return s.transact(ctx, func(tx *sql.Tx) error {
-		if _, err := s.findWhitelist(ctx, tx, appID, id); err != nil {
+		if _, err := s.findWhitelist(ctx, tx, appID, id, s.d.ForUpdate); err != nil {
 			return err
 		}
 		if err := s.refusedIfUsed(ctx, tx, appID, "whitelists", "whitelist", id); err != nil {

@@ -37,6 +37,7 @@ func Run(t *testing.T, open Opener) {
 		{"RuleSets", testRuleSets},
 		{"Whitelists", testWhitelists},
 		{"WhitelistReplaceAborts", testWhitelistAbort},
+		{"WhitelistConcurrentEdits", testWhitelistConcurrent},
 		{"AdmissionCapIsExact", testAdmissions},
 	}
 	for _, tt := range tests {
@@ -683,11 +684,61 @@ func testAdmissions(t *testing.T, s mds.Store) {
 	if ok, _ := s.Admit(ctx(), task.ID, "latecomer", limit, time.Now()); ok {
 		t.Error("a device got past a full window")
 	}
+	if in, n, err := s.AdmissionStatus(ctx(), task.ID, admitted[0]); err != nil || !in || n != limit {
+		t.Errorf("AdmissionStatus(admitted) = %v, %d, %v; want true, %d", in, n, err, limit)
+	}
+	if in, n, err := s.AdmissionStatus(ctx(), task.ID, "latecomer"); err != nil || in || n != limit {
+		t.Errorf("AdmissionStatus(refused) = %v, %d, %v; want false, %d", in, n, err, limit)
+	}
 	// Raising the cap lets more in, still counted exactly.
 	if ok, _ := s.Admit(ctx(), task.ID, "latecomer", limit+1, time.Now()); !ok {
 		t.Error("a raised cap did not admit the next device")
 	}
 	if ok, _ := s.Admit(ctx(), task.ID, "second-latecomer", limit+1, time.Now()); ok {
 		t.Error("the raised cap admitted one too many")
+	}
+}
+
+// testWhitelistConcurrent races edits and replaces of one whitelist: every
+// change must move the version, and a replace must replace, not merge.
+func testWhitelistConcurrent(t *testing.T, s mds.Store) {
+	a := MustCreateApp(t, s, "shop")
+	w := &mds.Whitelist{AppID: a.ID, Name: "w", Kind: mds.WhitelistUsers}
+	if err := s.CreateWhitelist(ctx(), w); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for i := range 4 {
+		wg.Go(func() {
+			if _, err := s.EditWhitelist(ctx(), a.ID, w.ID, []string{fmt.Sprintf("edit-%d", i)}, nil); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	got, _ := s.FindWhitelist(ctx(), a.ID, w.ID)
+	if got.Version != w.Version+4 || got.Entries != 4 {
+		t.Errorf("after 4 concurrent edits: version %d (want %d), %d entries", got.Version, w.Version+4, got.Entries)
+	}
+	file := func(prefix string) iter.Seq2[string, error] {
+		return func(yield func(string, error) bool) {
+			for i := range 1500 {
+				if !yield(fmt.Sprintf("%s-%d", prefix, i), nil) {
+					return
+				}
+			}
+		}
+	}
+	for _, p := range []string{"a", "b"} {
+		wg.Go(func() {
+			if _, err := s.ReplaceWhitelist(ctx(), a.ID, w.ID, file(p)); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	got, _ = s.FindWhitelist(ctx(), a.ID, w.ID)
+	if got.Entries != 1500 {
+		t.Errorf("two concurrent replaces left %d entries; one file of 1500 should win whole", got.Entries)
 	}
 }
