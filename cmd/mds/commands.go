@@ -251,11 +251,7 @@ func packageCmd() *cobra.Command {
 		Use:   "list --app APP",
 		Short: "List an app's packages, newest first",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			app, c, err := appClient(cmd, newClient)
-			if err != nil {
-				return err
-			}
+		RunE: onApp(newClient, func(cmd *cobra.Command, _ []string, app string, c *apiClient) error {
 			var res struct{ Packages []mds.Package }
 			return c.show(cmd, out, http.MethodGet, appPath(app, "/packages"), nil, &res, func(w io.Writer) {
 				fmt.Fprintln(w, "ID\tPLATFORM\tVERSION\tBUILD\tSOURCE\tSIZE\tCREATED")
@@ -263,7 +259,7 @@ func packageCmd() *cobra.Command {
 					fmt.Fprintf(w, "%d\t%s\t%s\t%d\t%s\t%d\t%s\n", p.ID, p.Platform, p.Version, p.Build, p.Source, p.Size, when(p.CreatedAt))
 				}
 			})
-		},
+		}),
 	}
 	appFlag(list)
 	cmd.AddCommand(create, list)
@@ -365,11 +361,7 @@ func taskCmd() *cobra.Command {
   mds task create --app shop --package 4 --mode force --whitelist 2 --percent 5 \
       --rule "os_version VERSION_GTE 12" --release`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			app, c, err := appClient(cmd, newClient)
-			if err != nil {
-				return err
-			}
+		RunE: onApp(newClient, func(cmd *cobra.Command, _ []string, app string, c *apiClient) error {
 			var tg mds.Targeting
 			if err := target.apply(cmd.Flags(), &tg); err != nil {
 				return err
@@ -378,7 +370,7 @@ func taskCmd() *cobra.Command {
 				"remind_interval_seconds": int64(interval / time.Second), "targeting": tg}
 			var t task
 			return c.show(cmd, out, http.MethodPost, appPath(app, "/tasks"), in, &t, func(w io.Writer) { printTask(w, &t) })
-		},
+		}),
 	}
 	appFlag(create)
 	create.Flags().Int64Var(&pkgID, "package", 0, "ID of the package to deliver")
@@ -391,11 +383,7 @@ func taskCmd() *cobra.Command {
 		Use:   "list --app APP",
 		Short: "List an app's tasks, newest first",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			app, c, err := appClient(cmd, newClient)
-			if err != nil {
-				return err
-			}
+		RunE: onApp(newClient, func(cmd *cobra.Command, _ []string, app string, c *apiClient) error {
 			path := appPath(app, "/tasks")
 			if status != "" {
 				path += "?status=" + url.QueryEscape(status)
@@ -407,7 +395,7 @@ func taskCmd() *cobra.Command {
 					fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", t.ID, t.Status, t.Stage, t.Mode, t.PackageID, t.Platform, t.Version, when(t.UpdatedAt))
 				}
 			})
-		},
+		}),
 	}
 	appFlag(list)
 	list.Flags().StringVar(&status, "status", "", "only draft, live, paused or stopped tasks")
@@ -589,4 +577,16 @@ func expiry(t *mds.Token) string {
 		return "never"
 	}
 	return when(*t.ExpiresAt)
+}
+
+// onApp makes a RunE that first resolves the command's --app and an API
+// client, as nearly every command needs.
+func onApp(newClient func() (*apiClient, error), run func(cmd *cobra.Command, args []string, app string, c *apiClient) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		app, c, err := appClient(cmd, newClient)
+		if err != nil {
+			return err
+		}
+		return run(cmd, args, app, c)
+	}
 }

@@ -273,11 +273,7 @@ func ruleSetCmd() *cobra.Command {
 		Use:   "update --app APP ID [--name NAME] [--rule RULE…]",
 		Short: "Change a rule set; every task using it follows at the next check",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			app, c, err := appClient(cmd, newClient)
-			if err != nil {
-				return err
-			}
+		RunE: onApp(newClient, func(cmd *cobra.Command, args []string, app string, c *apiClient) error {
 			var rs mds.RuleSet
 			path := appPath(app, "/rule-sets/"+url.PathEscape(args[0]))
 			if _, err := c.do(cmd.Context(), http.MethodGet, path, nil, &rs); err != nil {
@@ -287,12 +283,14 @@ func ruleSetCmd() *cobra.Command {
 				rs.Name = name
 			}
 			if cmd.Flags().Changed("rule") {
-				if rs.Rules, err = parseRules(rules); err != nil {
+				parsed, err := parseRules(rules)
+				if err != nil {
 					return err
 				}
+				rs.Rules = parsed
 			}
 			return c.show(cmd, out, http.MethodPut, path, map[string]any{"name": rs.Name, "rules": rs.Rules}, &rs, printSet(&rs))
-		},
+		}),
 	}
 	appFlag(update)
 	update.Flags().StringVar(&name, "name", "", "new name")
@@ -301,11 +299,7 @@ func ruleSetCmd() *cobra.Command {
 		Use:   "list --app APP",
 		Short: "List rule sets",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			app, c, err := appClient(cmd, newClient)
-			if err != nil {
-				return err
-			}
+		RunE: onApp(newClient, func(cmd *cobra.Command, _ []string, app string, c *apiClient) error {
 			var res struct {
 				RuleSets []mds.RuleSet `json:"rule_sets"`
 			}
@@ -315,21 +309,17 @@ func ruleSetCmd() *cobra.Command {
 					fmt.Fprintf(w, "%d\t%s\t%d\n", rs.ID, rs.Name, len(rs.Rules))
 				}
 			})
-		},
+		}),
 	}
 	appFlag(list)
 	show := &cobra.Command{
 		Use:   "show --app APP ID",
 		Short: "Show a rule set",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			app, c, err := appClient(cmd, newClient)
-			if err != nil {
-				return err
-			}
+		RunE: onApp(newClient, func(cmd *cobra.Command, args []string, app string, c *apiClient) error {
 			var rs mds.RuleSet
 			return c.show(cmd, out, http.MethodGet, appPath(app, "/rule-sets/"+url.PathEscape(args[0])), nil, &rs, printSet(&rs))
-		},
+		}),
 	}
 	appFlag(show)
 	cmd.AddCommand(create, update, list, show, deleteCmd(newClient, "rule-sets", "rule set"))
@@ -342,17 +332,13 @@ func deleteCmd(newClient func() (*apiClient, error), collection, what string) *c
 		Use:   "delete --app APP ID",
 		Short: "Delete a " + what + " that no running task uses",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			app, c, err := appClient(cmd, newClient)
-			if err != nil {
-				return err
-			}
+		RunE: onApp(newClient, func(cmd *cobra.Command, args []string, app string, c *apiClient) error {
 			if _, err := c.do(cmd.Context(), http.MethodDelete, appPath(app, "/"+collection+"/"+url.PathEscape(args[0])), nil, nil); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s %s deleted\n", what, args[0])
 			return nil
-		},
+		}),
 	}
 	appFlag(cmd)
 	return cmd
@@ -389,11 +375,7 @@ blank lines, lines starting with # and a header line are skipped, duplicates cou
 and an entry re:<expression> matches IDs by regular expression. Up to 1,000,000 entries.`,
 		Example: "  mds whitelist create --app shop testers --kind user --file testers.csv",
 		Args:    cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			app, c, err := appClient(cmd, newClient)
-			if err != nil {
-				return err
-			}
+		RunE: onApp(newClient, func(cmd *cobra.Command, args []string, app string, c *apiClient) error {
 			var l mds.Whitelist
 			raw, err := c.do(cmd.Context(), http.MethodPost, appPath(app, "/whitelists"), map[string]any{"name": args[0], "kind": kind}, &l)
 			if err != nil {
@@ -405,7 +387,7 @@ and an entry re:<expression> matches IDs by regular expression. Up to 1,000,000 
 				}
 			}
 			return out.print(cmd, raw, func(w io.Writer) { printWhitelist(w, &l) })
-		},
+		}),
 	}
 	appFlag(create)
 	create.Flags().StringVar(&kind, "kind", "", "user (entries are user_id) or device (device_id)")
@@ -414,18 +396,14 @@ and an entry re:<expression> matches IDs by regular expression. Up to 1,000,000 
 		Use:   "upload --app APP ID FILE",
 		Short: "Replace a whitelist's entries with a file; a bad line changes nothing",
 		Args:  cobra.ExactArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			app, c, err := appClient(cmd, newClient)
-			if err != nil {
-				return err
-			}
+		RunE: onApp(newClient, func(cmd *cobra.Command, args []string, app string, c *apiClient) error {
 			var l mds.Whitelist
 			raw, err := upload(cmd, c, app, args[0], args[1], &l)
 			if err != nil {
 				return err
 			}
 			return out.print(cmd, raw, func(w io.Writer) { printWhitelist(w, &l) })
-		},
+		}),
 	}
 	appFlag(replace)
 	edit := func(use, field, short string) *cobra.Command {
@@ -433,15 +411,11 @@ and an entry re:<expression> matches IDs by regular expression. Up to 1,000,000 
 			Use:   use + " --app APP ID ENTRY…",
 			Short: short,
 			Args:  cobra.MinimumNArgs(2),
-			RunE: func(cmd *cobra.Command, args []string) error {
-				app, c, err := appClient(cmd, newClient)
-				if err != nil {
-					return err
-				}
+			RunE: onApp(newClient, func(cmd *cobra.Command, args []string, app string, c *apiClient) error {
 				var l mds.Whitelist
 				return c.show(cmd, out, http.MethodPatch, appPath(app, "/whitelists/"+url.PathEscape(args[0])+"/entries"),
 					map[string]any{field: args[1:]}, &l, func(w io.Writer) { printWhitelist(w, &l) })
-			},
+			}),
 		}
 		appFlag(c)
 		return c
@@ -450,11 +424,7 @@ and an entry re:<expression> matches IDs by regular expression. Up to 1,000,000 
 		Use:   "list --app APP",
 		Short: "List whitelists",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			app, c, err := appClient(cmd, newClient)
-			if err != nil {
-				return err
-			}
+		RunE: onApp(newClient, func(cmd *cobra.Command, _ []string, app string, c *apiClient) error {
 			var res struct{ Whitelists []mds.Whitelist }
 			return c.show(cmd, out, http.MethodGet, appPath(app, "/whitelists"), nil, &res, func(w io.Writer) {
 				fmt.Fprintln(w, "ID\tNAME\tKIND\tENTRIES\tVERSION")
@@ -462,18 +432,14 @@ and an entry re:<expression> matches IDs by regular expression. Up to 1,000,000 
 					fmt.Fprintf(w, "%d\t%s\t%s\t%d\t%d\n", l.ID, l.Name, l.Kind, l.Entries, l.Version)
 				}
 			})
-		},
+		}),
 	}
 	appFlag(list)
 	show := &cobra.Command{
 		Use:   "show --app APP ID [--entries N]",
 		Short: "Show a whitelist and its first entries",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			app, c, err := appClient(cmd, newClient)
-			if err != nil {
-				return err
-			}
+		RunE: onApp(newClient, func(cmd *cobra.Command, args []string, app string, c *apiClient) error {
 			var l mds.Whitelist
 			path := appPath(app, "/whitelists/"+url.PathEscape(args[0]))
 			if page == 0 {
@@ -485,7 +451,7 @@ and an entry re:<expression> matches IDs by regular expression. Up to 1,000,000 
 					fmt.Fprintln(w, e)
 				}
 			})
-		},
+		}),
 	}
 	appFlag(show)
 	show.Flags().IntVar(&page, "entries", 0, "list this many entries (in order) instead of the summary")
