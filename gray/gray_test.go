@@ -125,7 +125,7 @@ func TestCompileRuleErrors(t *testing.T) {
 }
 
 func TestBucketIsStableAndUniform(t *testing.T) {
-	if gray.Bucket("salt", "dev-1") != gray.Bucket("salt", "dev-1") {
+	if a, b := gray.Bucket("salt", "dev-1"), gray.Bucket("salt", "dev-1"); a != b {
 		t.Fatal("bucket is not stable")
 	}
 	// Pinned values: buckets are a contract across versions and nodes.

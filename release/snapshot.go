@@ -60,7 +60,7 @@ type Offer struct {
 	Package   *mds.Package
 	Targeting *gray.Targeting
 	version   version.Key
-	ranges    [][2]version.Key // the package's installed-version ranges; zero Keys are open ends
+	ranges    []version.KeyRange // the package's installed-version ranges
 	memo      [2]atomic.Pointer[any]
 	// Link is what the device opens to install: the blob URL, the external
 	// URL, the store page, or an itms-services link for enterprise iOS builds.
@@ -159,14 +159,7 @@ func Compile(set *mds.LiveSet, opts Options, lists map[int64]*gray.List) (*Snaps
 func newOffer(a *mds.App, t *mds.Task, p *mds.Package, opts Options) *Offer {
 	o := &Offer{App: a, Task: t, Package: p, version: version.NewKey(p.Version)}
 	for _, r := range p.AppVersions {
-		var k [2]version.Key
-		if r.Min != "" {
-			k[0] = version.NewKey(r.Min)
-		}
-		if r.Max != "" {
-			k[1] = version.NewKey(r.Max)
-		}
-		o.ranges = append(o.ranges, k)
+		o.ranges = append(o.ranges, r.Keys())
 	}
 	switch p.Source {
 	case mds.SourceBlob:
@@ -303,8 +296,7 @@ func (o *Offer) packageAdmits(in *gray.Input) bool {
 	}
 	v := in.AppVersion()
 	for _, r := range o.ranges {
-		if (r[0] == version.Key{} || version.CompareKeys(v, r[0]) >= 0) &&
-			(r[1] == version.Key{} || version.CompareKeys(v, r[1]) <= 0) {
+		if r.Contains(v) {
 			return true
 		}
 	}

@@ -197,14 +197,29 @@ type Range struct {
 }
 
 // Contains reports whether v lies within r.
-func (r Range) Contains(v string) bool {
-	if r.Min != "" && Compare(v, r.Min) < 0 {
-		return false
+func (r Range) Contains(v string) bool { return r.Keys().Contains(NewKey(v)) }
+
+// Keys prepares r for repeated use.
+func (r Range) Keys() KeyRange {
+	var k KeyRange
+	if r.Min != "" {
+		k.min, k.hasMin = NewKey(r.Min), true
 	}
-	if r.Max != "" && Compare(v, r.Max) > 0 {
-		return false
+	if r.Max != "" {
+		k.max, k.hasMax = NewKey(r.Max), true
 	}
-	return true
+	return k
+}
+
+// KeyRange is a Range prepared for repeated comparison.
+type KeyRange struct {
+	min, max       Key
+	hasMin, hasMax bool
+}
+
+// Contains reports whether v lies within r.
+func (r KeyRange) Contains(v Key) bool {
+	return (!r.hasMin || CompareKeys(v, r.min) >= 0) && (!r.hasMax || CompareKeys(v, r.max) <= 0)
 }
 
 // Validate checks both bounds and their order.

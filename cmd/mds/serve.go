@@ -180,7 +180,7 @@ func openStore(ctx context.Context, url, data string) (mds.Store, error) {
 	case strings.HasPrefix(url, "sqlite:"):
 		return sqlite.Open(ctx, strings.TrimPrefix(strings.TrimPrefix(url, "sqlite:"), "//"))
 	}
-	return nil, fmt.Errorf("database URL must start with postgres://, postgresql:// or sqlite:")
+	return nil, fmt.Errorf("database URL must start with postgres://, postgresql:// or sqlite:PATH")
 }
 
 func storeKind(url string) string {
