@@ -45,12 +45,15 @@ func (p Platform) Validate() error {
 // App is one mobile application: the unit of tenancy. Tokens are granted roles
 // per app, and devices name their app by Key.
 type App struct {
-	ID        int64      `json:"id"`
-	Slug      string     `json:"slug"` // unique, URL-safe name used by the API and CLI
-	Name      string     `json:"name"` // display name, also the default iOS install title
-	Key       string     `json:"key"`  // sent by devices; public (it ships inside the app)
-	Platforms []Platform `json:"platforms"`
-	CreatedAt time.Time  `json:"created_at"`
+	ID   int64  `json:"id"`
+	Slug string `json:"slug"` // unique, URL-safe name used by the API and CLI
+	Name string `json:"name"` // display name, also the default iOS install title
+	Key  string `json:"key"`  // sent by devices; public (it ships inside the app)
+	// PreviousKey, after a key rotation, is still accepted from devices
+	// until it is retired, so that builds already installed keep working.
+	PreviousKey string     `json:"previous_key,omitempty"`
+	Platforms   []Platform `json:"platforms"`
+	CreatedAt   time.Time  `json:"created_at"`
 }
 
 var slugPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)

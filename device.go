@@ -19,22 +19,22 @@ type Device struct {
 	Model      string            `json:"model,omitempty"`
 	Brand      string            `json:"brand,omitempty"`
 	OSVersion  string            `json:"os_version,omitempty"`
-	Network    string            `json:"network,omitempty"` // wifi, 2g, 3g, 4g, 5g, ethernet, unknown
+	Network    string            `json:"network,omitempty"` // wifi, 2g, 3g, 4g, 5g, ethernet, unknown; see NormalizeNetwork
 	Region     string            `json:"region,omitempty"`
 	City       string            `json:"city,omitempty"`
 	Channel    string            `json:"channel,omitempty"`
 	Language   string            `json:"language,omitempty"` // BCP 47, e.g. zh-CN
 	Attributes map[string]string `json:"attributes,omitempty"`
-	// LastReminded is when the device last showed an upgrade reminder, and
-	// for which task. The device keeps it, so single-reminder throttling
-	// needs no per-device state on the server.
-	LastReminded *Reminder `json:"last_reminded,omitempty"`
-}
+	// DeviceTime is the device's clock when it sent the check. Durations
+	// the device reports (since its last reminder) are measured against it,
+	// so a device clock that is off does not skew them.
+	DeviceTime *time.Time `json:"device_time,omitempty"`
 
-// Reminder records one reminder shown on a device.
-type Reminder struct {
-	TaskID int64     `json:"task_id"`
-	At     time.Time `json:"at"`
+	// What the device holds, per kind. For upgrades, its installed version
+	// (AppVersion, Build above) and when it last showed a reminder, and for
+	// which task: the device keeps it, so single-reminder throttling needs no
+	// per-device state on the server.
+	LastReminded *Reminder `json:"last_reminded,omitempty"`
 }
 
 // Limits on what a device may send; a check body is small and a larger one is
@@ -44,7 +44,58 @@ const (
 	MaxAttributes  = 64
 )
 
-var networks = map[string]bool{"": true, "wifi": true, "2g": true, "3g": true, "4g": true, "5g": true, "ethernet": true, "unknown": true}
+// Network types a device may report. Rules compare against these names;
+// what a device sends is normalised to one of them (see NormalizeNetwork).
+const (
+	NetworkWifi     = "wifi"
+	Network2G       = "2g"
+	Network3G       = "3g"
+	Network4G       = "4g"
+	Network5G       = "5g"
+	NetworkEthernet = "ethernet"
+	NetworkUnknown  = "unknown"
+)
+
+// NormalizeNetwork maps what devices and their platforms call a network
+// ("WIFI", "Wi-Fi", "LTE", "NR", "cellular") to the names rules use. An
+// unrecognised value becomes "unknown" rather than an error: a device must
+// not lose its updates over a spelling, and a rule on network then simply
+// does not match it. It does not allocate for the names it knows.
+func NormalizeNetwork(s string) string {
+	var buf [16]byte
+	if s == "" || len(s) > len(buf) {
+		if s == "" {
+			return ""
+		}
+		return NetworkUnknown
+	}
+	b := buf[:0]
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'A' <= c && c <= 'Z':
+			b = append(b, c+'a'-'A')
+		case c == '-' || c == '_' || c == ' ':
+		default:
+			b = append(b, c)
+		}
+	}
+	switch string(b) {
+	case "wifi", "wlan":
+		return NetworkWifi
+	case "2g", "gprs", "edge":
+		return Network2G
+	case "3g", "umts", "hspa":
+		return Network3G
+	case "4g", "lte":
+		return Network4G
+	case "5g", "nr":
+		return Network5G
+	case "ethernet", "eth", "wired":
+		return NetworkEthernet
+	}
+	return NetworkUnknown
+}
 
 // Validate checks what a device sent and says which field is wrong.
 func (d *Device) Validate() error {
@@ -74,9 +125,7 @@ func (d *Device) Validate() error {
 			return Errorf(EINVALID, "%s is longer than %d bytes", f.name, MaxDeviceField)
 		}
 	}
-	if !networks[d.Network] {
-		return Errorf(EINVALID, "network %q is not one of wifi, 2g, 3g, 4g, 5g, ethernet, unknown", d.Network)
-	}
+	d.Network = NormalizeNetwork(d.Network)
 	if len(d.Attributes) > MaxAttributes {
 		return Errorf(EINVALID, "%d attributes sent; at most %d are accepted", len(d.Attributes), MaxAttributes)
 	}

@@ -20,6 +20,7 @@ const (
 	EUNAUTHORIZED = "unauthorized" // no valid credentials
 	EFORBIDDEN    = "forbidden"    // valid credentials without the needed role
 	ETOOLARGE     = "too_large"    // the body exceeds a configured limit
+	ETIMEOUT      = "timeout"      // the request did not arrive in time
 	EUNAVAILABLE  = "unavailable"  // not ready yet (no snapshot, store down)
 )
 

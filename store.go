@@ -13,10 +13,14 @@ import (
 //
 // Lookups scoped by app take the app's ID as well as the object's, so a
 // caller authorised for one app can never reach another app's objects by
-// guessing IDs. Missing objects are ENOTFOUND errors.
+// guessing IDs. Missing objects are ENOTFOUND errors. References between
+// objects (a task's artifact, rule sets and whitelists; an artifact's
+// blobs) stay within one app and are kept by the database itself, so no
+// race of two writers can leave a reference dangling.
 type Store interface {
 	AppStore
-	PackageStore
+	BlobRecordStore
+	ArtifactStore
 	TaskStore
 	TokenStore
 	RuleSetStore
@@ -28,35 +32,92 @@ type Store interface {
 	Close() error
 }
 
-// AppStore holds apps.
-type AppStore interface {
-	// CreateApp stores a, setting its ID and CreatedAt. A taken slug is ECONFLICT.
-	CreateApp(ctx context.Context, a *App) error
-	FindApp(ctx context.Context, slug string) (*App, error)
-	ListApps(ctx context.Context) ([]*App, error)
+// Page asks for one page of a list: at most Limit items after the cursor
+// After, which is the Cursor of the last item of the previous page ("" for
+// the first page). Lists say what their cursor is.
+type Page struct {
+	After string
+	Limit int
 }
 
-// PackageStore holds packages; they are never changed once created.
-type PackageStore interface {
-	CreatePackage(ctx context.Context, p *Package) error
-	FindPackage(ctx context.Context, appID, id int64) (*Package, error)
-	ListPackages(ctx context.Context, appID int64) ([]*Package, error)
+// Page limits.
+const (
+	DefaultPageLimit = 100
+	MaxPageLimit     = 1000
+)
+
+// Validate fills the default limit and bounds it.
+func (p *Page) Validate() error {
+	switch {
+	case p.Limit == 0:
+		p.Limit = DefaultPageLimit
+	case p.Limit < 0 || p.Limit > MaxPageLimit:
+		return Errorf(EINVALID, "limit %d must be between 1 and %d", p.Limit, MaxPageLimit)
+	}
+	return nil
+}
+
+// AppStore holds apps.
+type AppStore interface {
+	// CreateApp stores a, setting its ID and CreatedAt. A taken slug or key is ECONFLICT.
+	CreateApp(ctx context.Context, a *App) error
+	FindApp(ctx context.Context, slug string) (*App, error)
+	// ListApps lists apps by slug; the cursor is the slug.
+	ListApps(ctx context.Context, p Page) ([]*App, error)
+	// UpdateApp reads app id, lets change modify it (name, slug, platforms,
+	// keys), and saves it. Dropping a platform that a task which is not
+	// stopped delivers to is ECONFLICT.
+	UpdateApp(ctx context.Context, id int64, change func(*App) error) (*App, error)
+	// DeleteApp removes an app with everything it holds. An app with a task
+	// that is not stopped is ECONFLICT: stop it first.
+	DeleteApp(ctx context.Context, id int64) error
+}
+
+// BlobRecordStore records which app uploaded which content. Content is
+// deduplicated in the BlobStore, but ownership is per app: an artifact may
+// only name blobs its own app uploaded, so an app's token can never reach
+// another app's file by its digest.
+type BlobRecordStore interface {
+	// AddBlob records that app appID holds b; recording it again is a no-op.
+	AddBlob(ctx context.Context, appID int64, b Blob, actor string) error
+	// FindBlob returns app appID's record of blob sum.
+	FindBlob(ctx context.Context, appID int64, sum string) (Blob, error)
+}
+
+// ArtifactStore holds artifacts; they are never changed once created.
+type ArtifactStore interface {
+	// CreateArtifact stores a, which must be valid. A blob it names that its
+	// app did not upload (or of another size) is EINVALID.
+	CreateArtifact(ctx context.Context, a *Artifact) error
+	FindArtifact(ctx context.Context, appID, id int64) (*Artifact, error)
+	// ListArtifacts lists an app's artifacts of kind ("" for all), newest
+	// first; the cursor is the ID.
+	ListArtifacts(ctx context.Context, appID int64, kind Kind, p Page) ([]*Artifact, error)
+	// DeleteArtifact removes an artifact no task refers to (ECONFLICT otherwise).
+	DeleteArtifact(ctx context.Context, appID, id int64) error
 }
 
 // TaskStore holds release tasks and their history. Creating or updating a
-// task checks, in the same transaction, that the package, rule sets and
+// task checks, in the same transaction, that the artifact, rule sets and
 // whitelists it names belong to its app (ENOTFOUND otherwise).
 type TaskStore interface {
-	// CreateTask stores t and a "created" event by actor.
+	// CreateTask stores t, a draft or a task released at once, with its
+	// history ("created", and "release" when live) by actor, in one
+	// transaction.
 	CreateTask(ctx context.Context, t *Task, actor string) error
 	FindTask(ctx context.Context, appID, id int64) (*Task, error)
-	// ListTasks lists an app's tasks, newest first; status "" lists all.
-	ListTasks(ctx context.Context, appID int64, status Status) ([]*Task, error)
+	// ListTasks lists an app's tasks, newest first; status "" lists all;
+	// the cursor is the ID.
+	ListTasks(ctx context.Context, appID int64, status Status, p Page) ([]*Task, error)
 	// UpdateTask reads the task, lets change modify it and name the event,
 	// then saves task and event atomically. An error from change aborts.
 	UpdateTask(ctx context.Context, appID, id int64, actor string, change func(*Task) (event string, err error)) (*Task, error)
-	// TaskEvents returns a task's history, oldest first.
-	TaskEvents(ctx context.Context, appID, taskID int64) ([]*TaskEvent, error)
+	// DeleteTask removes a draft or stopped task with its history
+	// (ECONFLICT for a live or paused one).
+	DeleteTask(ctx context.Context, appID, id int64) error
+	// TaskEvents returns a task's history, oldest first; the cursor is the
+	// event ID.
+	TaskEvents(ctx context.Context, appID, taskID int64, p Page) ([]*TaskEvent, error)
 }
 
 // TokenStore holds management tokens by the hash of their secret.
@@ -66,7 +127,8 @@ type TokenStore interface {
 	FindToken(ctx context.Context, id int64) (*Token, error)
 	FindTokenByHash(ctx context.Context, hash string) (*Token, error)
 	FindTokenByName(ctx context.Context, name string) (*Token, error)
-	ListTokens(ctx context.Context) ([]*Token, error)
+	// ListTokens lists tokens by name; the cursor is the name.
+	ListTokens(ctx context.Context, p Page) ([]*Token, error)
 	// RekeyToken gives token id a new secret hash and no expiry; bootstrap
 	// uses it to hand control back to the operator.
 	RekeyToken(ctx context.Context, id int64, hash string) error
@@ -79,7 +141,8 @@ type RuleSetStore interface {
 	// CreateRuleSet stores s; a name taken in the app is ECONFLICT.
 	CreateRuleSet(ctx context.Context, s *RuleSet) error
 	FindRuleSet(ctx context.Context, appID, id int64) (*RuleSet, error)
-	ListRuleSets(ctx context.Context, appID int64) ([]*RuleSet, error)
+	// ListRuleSets lists an app's rule sets by name; the cursor is the name.
+	ListRuleSets(ctx context.Context, appID int64, p Page) ([]*RuleSet, error)
 	// UpdateRuleSet saves s's name and rules.
 	UpdateRuleSet(ctx context.Context, s *RuleSet) error
 	// DeleteRuleSet removes a rule set no unstopped task refers to (ECONFLICT otherwise).
@@ -93,7 +156,8 @@ type WhitelistStore interface {
 	// CreateWhitelist stores an empty whitelist; a name taken in the app is ECONFLICT.
 	CreateWhitelist(ctx context.Context, w *Whitelist) error
 	FindWhitelist(ctx context.Context, appID, id int64) (*Whitelist, error)
-	ListWhitelists(ctx context.Context, appID int64) ([]*Whitelist, error)
+	// ListWhitelists lists an app's whitelists by name; the cursor is the name.
+	ListWhitelists(ctx context.Context, appID int64, p Page) ([]*Whitelist, error)
 	// ReplaceWhitelist swaps every entry for those entries yields,
 	// deduplicated, in one transaction: an error from entries, or more
 	// than MaxWhitelistEntries of them, keeps the old entries.
@@ -107,17 +171,34 @@ type WhitelistStore interface {
 }
 
 // AdmissionStore records which devices capped windows admitted. It is the
-// only store a check may write to, at most once per admitted device.
+// only store a check may write to, and it is the source of truth: nodes
+// remember what it told them, never what they concluded alone.
 type AdmissionStore interface {
-	// Admit admits device to task's window unless limit devices already
-	// are. It reports whether device is admitted, now or before; the cap
-	// holds exactly under any concurrency.
-	Admit(ctx context.Context, taskID int64, device string, limit int, at time.Time) (bool, error)
-	// Admitted lists the devices task's window admitted.
-	Admitted(ctx context.Context, taskID int64) ([]string, error)
+	// Admit admits those of r.Devices it can to the task's window: a device
+	// admitted before stays admitted; a new one gets in while fewer than
+	// r.Limit are, unless the window was sealed at or after r.End. It
+	// reports, per device, whether it is admitted. The cap holds exactly
+	// under any concurrency, across nodes.
+	Admit(ctx context.Context, r Admission) ([]bool, error)
+	// SealWindow closes the task's window ending at end for good: from its
+	// commit on, no device is admitted to a window ending at or before end,
+	// so a set read after it is complete. Moving the window's end later
+	// opens it again.
+	SealWindow(ctx context.Context, taskID int64, end time.Time) error
+	// Admitted calls fn with every device the task's window admitted.
+	Admitted(ctx context.Context, taskID int64, fn func(device string) error) error
 	// AdmissionStatus reports whether device is admitted to task's window
 	// and how many devices are, without reading them all.
 	AdmissionStatus(ctx context.Context, taskID int64, device string) (admitted bool, count int, err error)
+}
+
+// Admission asks the store to admit devices to a task's capped window.
+type Admission struct {
+	TaskID  int64
+	Devices []string  // distinct
+	Limit   int       // the window's cap
+	End     time.Time // the window's end, as the asking node knows it
+	At      time.Time // when the devices checked
 }
 
 // LiveStore serves the snapshot builder.
@@ -125,7 +206,7 @@ type LiveStore interface {
 	// Revision returns the current revision; it only grows.
 	Revision(ctx context.Context) (int64, error)
 	// LoadLive reads, in one consistent view, every app, every task that can
-	// reach a device, the packages those tasks deliver, and the rule sets
+	// reach a device, the artifacts those tasks deliver, and the rule sets
 	// and whitelists (without entries) they refer to.
 	LoadLive(ctx context.Context) (*LiveSet, error)
 	// LoadWhitelist calls fn with every entry of whitelist id and returns
@@ -138,7 +219,7 @@ type LiveSet struct {
 	Revision   int64
 	Apps       []*App
 	Tasks      []*Task // status live only
-	Packages   []*Package
+	Artifacts  []*Artifact
 	RuleSets   []*RuleSet
 	Whitelists []*Whitelist
 }

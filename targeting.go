@@ -36,8 +36,8 @@ type Targeting struct {
 type Rollout struct {
 	// Percent of devices (or users) admitted, 0 to 100 in steps of 0.01.
 	Percent float64 `json:"percent,omitempty"`
-	// Ramp, if set, replaces Percent over time: the percentage of the last
-	// step whose time has come; 0 before the first.
+	// Ramp, if set, sets the percentage over time instead of Percent: the
+	// percentage of the last step whose time has come; 0 before the first.
 	Ramp []RampStep `json:"ramp,omitempty"`
 	// Stickiness is what the hash keeps stable: "device" (default) or
 	// "user", so that one user gets the same answer on all their devices.
@@ -111,6 +111,9 @@ func (t *Targeting) Validate() error {
 	if r := t.Rollout; r != nil {
 		if err := validPercent(r.Percent); err != nil {
 			return err
+		}
+		if r.Percent != 0 && len(r.Ramp) > 0 {
+			return Errorf(EINVALID, "give a rollout percentage or a ramp, not both: a ramp sets the percentage over time")
 		}
 		switch r.Stickiness {
 		case "":

@@ -4,29 +4,6 @@ import (
 	"time"
 )
 
-// Kind is what a release task delivers. Every kind goes through the same
-// task lifecycle and targeting; only the payload differs.
-type Kind string
-
-const (
-	KindUpgrade Kind = "upgrade" // a new native app version
-)
-
-// UpgradeMode is how insistently a device asks its user to upgrade.
-type UpgradeMode string
-
-const (
-	// ModeSingle reminds once per RemindInterval.
-	ModeSingle UpgradeMode = "single"
-	// ModeMultiple reminds at every check.
-	ModeMultiple UpgradeMode = "multiple"
-	// ModeForce blocks the app until the user upgrades.
-	ModeForce UpgradeMode = "force"
-)
-
-// DefaultRemindInterval is the single-reminder interval when a task sets none.
-const DefaultRemindInterval = 72 * time.Hour
-
 // Status is where a task is in its lifecycle.
 type Status string
 
@@ -51,61 +28,67 @@ const (
 // Actions lists the lifecycle commands in the order people meet them.
 var Actions = []Action{ActionRelease, ActionPromote, ActionPause, ActionResume, ActionStop}
 
-// Task is a release task: it delivers one package to the devices it targets,
-// under a delivery mode, through a lifecycle. Targeting (gray release) hangs
-// off the task, so every kind of delivery shares it.
+// Task is a release task: it delivers one artifact of its kind to the
+// devices its targeting admits, through a lifecycle. What every kind shares
+// (lifecycle, stage, targeting, history) is here; Policy holds what is
+// particular to the kind.
 type Task struct {
-	ID             int64         `json:"id"`
-	AppID          int64         `json:"app_id"`
-	PackageID      int64         `json:"package_id"`
-	Kind           Kind          `json:"kind"`
-	Mode           UpgradeMode   `json:"mode"`
-	RemindInterval time.Duration `json:"-"`
-	Status         Status        `json:"status"`
-	Stage          Stage         `json:"stage"`
-	Targeting      Targeting     `json:"targeting"`
-	CreatedAt      time.Time     `json:"created_at"`
-	UpdatedAt      time.Time     `json:"updated_at"`
-	CreatedBy      string        `json:"created_by"`
+	ID         int64
+	AppID      int64
+	Kind       Kind
+	ArtifactID int64 // what the task delivers
+	Policy     TaskPolicy
+	Status     Status
+	Stage      Stage
+	Targeting  Targeting
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
+	CreatedBy  string
 }
 
-// Validate checks the fields a caller provides and fills defaults.
+// Validate checks the fields a caller provides and fills defaults. A new
+// task is a draft, or live when it is released as it is created.
 func (t *Task) Validate() error {
-	if t.Kind == "" {
-		t.Kind = KindUpgrade
+	if err := t.Kind.Validate(); err != nil {
+		return err
 	}
-	if t.Kind != KindUpgrade {
-		return Errorf(EINVALID, "task kind %q is not one of upgrade", t.Kind)
+	if t.Policy == nil || t.Policy.Kind() != t.Kind {
+		return Errorf(EINVALID, "a %s task needs a %s policy", t.Kind, t.Kind)
 	}
-	switch t.Mode {
-	case ModeSingle, ModeMultiple, ModeForce:
-	case "":
-		return Errorf(EINVALID, "choose an upgrade mode: single, multiple or force")
-	default:
-		return Errorf(EINVALID, "upgrade mode %q is not one of single, multiple, force", t.Mode)
+	if err := t.Policy.Validate(); err != nil {
+		return err
 	}
-	switch {
-	case t.RemindInterval < 0:
-		return Errorf(EINVALID, "remind interval is negative")
-	case t.RemindInterval == 0 && t.Mode == ModeSingle:
-		t.RemindInterval = DefaultRemindInterval
-	case t.RemindInterval != 0 && t.Mode != ModeSingle:
-		return Errorf(EINVALID, "a remind interval applies to single-reminder tasks only")
-	case t.RemindInterval > 0 && t.RemindInterval < time.Minute:
-		return Errorf(EINVALID, "remind interval %s is shorter than a minute; use mode multiple to remind at every check", t.RemindInterval)
-	}
-	if t.PackageID <= 0 {
+	if t.ArtifactID <= 0 {
 		return Errorf(EINVALID, "a task needs the package_id of the package it delivers")
+	}
+	switch t.Status {
+	case "":
+		t.Status = StatusDraft
+	case StatusDraft, StatusLive:
+	default:
+		return Errorf(EINVALID, "a new task is a draft, or live when released at once; not %s", t.Status)
 	}
 	return t.SetTargeting(t.Targeting)
 }
 
+// UpgradePolicy returns the policy of an upgrade task, nil for other kinds.
+func (t *Task) UpgradePolicy() *UpgradePolicy {
+	p, _ := t.Policy.(*UpgradePolicy)
+	return p
+}
+
 // SetTargeting validates tg and makes it the task's targeting. A task
 // without a stage takes gray when tg has a gray gate and official
-// otherwise; a gray task must keep at least one gate.
+// otherwise; a gray task must keep at least one gate, and an official task
+// has none: it already reaches every device its rules admit, so a gate
+// would be a promise the task does not keep.
 func (t *Task) SetTargeting(tg Targeting) error {
 	if err := tg.Validate(); err != nil {
 		return err
+	}
+	if t.Stage == StageOfficial && tg.HasGates() {
+		return Errorf(EINVALID, "task %d is official: it reaches every device its rules admit, so it takes no gray gate "+
+			"(whitelists, percentage, ramp or window); narrow it with rules, or release a new gray task", t.ID)
 	}
 	if t.Stage == "" {
 		t.Stage = StageOfficial
@@ -145,7 +128,10 @@ func (t *Task) Apply(a Action) error {
 		}
 	case ActionPromote:
 		if t.Stage == StageGray && t.Status != StatusStopped {
+			// The gates are dropped, not kept unused: what the task shows
+			// is what is in force.
 			t.Stage = StageOfficial
+			t.Targeting.Whitelists, t.Targeting.Rollout, t.Targeting.Window = nil, nil, nil
 			return nil
 		}
 		if t.Stage == StageOfficial {

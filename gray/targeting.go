@@ -22,8 +22,9 @@ type Admitter interface {
 	Admitted(task int64, w *mds.Window, key string, now time.Time) (bool, int)
 }
 
-// Targeting is a task's compiled mds.Targeting.
-type Targeting struct {
+// Audience is a task's compiled mds.Targeting: it decides whether a device
+// is in the task's audience.
+type Audience struct {
 	task    int64
 	stage   mds.Stage
 	rules   []ruleRef
@@ -79,9 +80,9 @@ func (c *Catalog) rule(src mds.Rule) (*Rule, error) {
 // Compile prepares t's targeting. A rule set or whitelist t names that the
 // catalog lacks is an error, so a task never silently targets more widely
 // than it says.
-func (c *Catalog) Compile(t *mds.Task) (*Targeting, error) {
+func (c *Catalog) Compile(t *mds.Task) (*Audience, error) {
 	tg := &t.Targeting
-	out := &Targeting{task: t.ID, stage: t.Stage, rollout: tg.Rollout, window: tg.Window, salt: tg.Salt}
+	out := &Audience{task: t.ID, stage: t.Stage, rollout: tg.Rollout, window: tg.Window, salt: tg.Salt}
 	for _, src := range tg.Rules {
 		r, err := c.rule(src)
 		if err != nil {
@@ -123,7 +124,7 @@ func stickyKey(s mds.Stickiness, d *mds.Device) string {
 // Decide reports whether the input is targeted. Rules come first and are
 // cheap; in the gray stage the gates follow from cheapest to dearest, so a
 // window admission (a write) is spent only on a device nothing else admits.
-func (t *Targeting) Decide(in *Input, adm Admitter) bool { return t.decide(in, adm, nil) }
+func (t *Audience) Decide(in *Input, adm Admitter) bool { return t.decide(in, adm, nil) }
 
 // Step is one finding of an explanation.
 type Step struct {
@@ -134,7 +135,7 @@ type Step struct {
 
 // Explain decides as Decide does, by the same code, but admits no one, and
 // says what decided. The last step is the deciding one.
-func (t *Targeting) Explain(in *Input, adm Admitter) (bool, []Step) {
+func (t *Audience) Explain(in *Input, adm Admitter) (bool, []Step) {
 	ex := &explainer{}
 	ok := t.decide(in, adm, ex)
 	if !ok && len(ex.gates) > 0 {
@@ -161,7 +162,7 @@ func (ex *explainer) miss(format string, args ...any) {
 // decide is Decide and Explain in one, so they cannot drift apart: with an
 // explainer it records each finding and, instead of admitting a device to
 // a window, says whether a check now would.
-func (t *Targeting) decide(in *Input, adm Admitter, ex *explainer) bool {
+func (t *Audience) decide(in *Input, adm Admitter, ex *explainer) bool {
 	for _, r := range t.rules {
 		ok := r.Match(in)
 		if ex != nil {

@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"context"
-	"net/http"
 	"strings"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -24,11 +23,13 @@ var bearerSecurity = []map[string][]string{{"bearer": {}}}
 
 // tokenFor resolves an Authorization header to a live token.
 func (s *Server) tokenFor(ctx context.Context, header string) (*mds.Token, error) {
-	secret, ok := strings.CutPrefix(header, "Bearer ")
-	if !ok || secret == "" {
+	// The scheme is case-insensitive (RFC 9110 §11.1).
+	scheme, secret, ok := strings.Cut(strings.TrimSpace(header), " ")
+	secret = strings.TrimSpace(secret)
+	if !ok || !strings.EqualFold(scheme, "Bearer") || secret == "" {
 		return nil, mds.Errorf(mds.EUNAUTHORIZED, "send a token as Authorization: Bearer <token>")
 	}
-	t, err := s.store.FindTokenByHash(ctx, mds.HashToken(strings.TrimSpace(secret)))
+	t, err := s.store.FindTokenByHash(ctx, mds.HashToken(secret))
 	if mds.ErrorCode(err) == mds.ENOTFOUND {
 		return nil, mds.Errorf(mds.EUNAUTHORIZED, "the token is not valid: it was revoked, mistyped, or belongs to another deployment")
 	}
@@ -48,13 +49,11 @@ func (s *Server) tokenFor(ctx context.Context, header string) (*mds.Token, error
 func (s *Server) authenticate(ctx huma.Context, next func(huma.Context)) {
 	t, err := s.tokenFor(ctx.Context(), ctx.Header("Authorization"))
 	if err != nil {
-		code := status(mds.ErrorCode(err))
-		if code == http.StatusUnauthorized {
+		if mds.ErrorCode(err) == mds.EUNAUTHORIZED {
 			ctx.SetHeader("WWW-Authenticate", `Bearer realm="mds"`)
-		} else {
-			s.log.Error("token lookup failed", "err", err)
 		}
-		huma.WriteErr(s.api, ctx, code, mds.ErrorMessage(err))
+		p := s.errorFor("authenticate", err)
+		huma.WriteErr(s.api, ctx, p.Status, p.Detail)
 		return
 	}
 	next(huma.WithContext(ctx, contextWithCaller(ctx.Context(), t)))

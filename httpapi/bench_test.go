@@ -16,8 +16,8 @@ import (
 
 	"github.com/mds-dev/mds"
 	"github.com/mds-dev/mds/httpapi"
-	"github.com/mds-dev/mds/release"
-	"github.com/mds-dev/mds/release/releasetest"
+	"github.com/mds-dev/mds/delivery"
+	"github.com/mds-dev/mds/delivery/deliverytest"
 )
 
 // bodies encodes devices as check bodies.
@@ -93,9 +93,9 @@ func load(tb testing.TB, client *http.Client, url string, bodies [][]byte, n, co
 func BenchmarkCheckHTTP(b *testing.B) {
 	var devices []*mds.Device
 	for i := range 512 {
-		devices = append(devices, releasetest.RefDevice(i, 100))
+		devices = append(devices, deliverytest.RefDevice(i, 100))
 	}
-	benchCheck(b, releasetest.Reference(100, 20), bodies(devices))
+	benchCheck(b, deliverytest.Reference(100, 20), bodies(devices))
 }
 
 // BenchmarkCheckHTTPGray is the same measurement with the gray engine's
@@ -107,21 +107,21 @@ func BenchmarkCheckHTTPGray(b *testing.B) {
 	for i := range 510 {
 		switch i % 3 {
 		case 0:
-			devices = append(devices, releasetest.GrayDevice(i*1000, "2.0"))
+			devices = append(devices, deliverytest.GrayDevice(i*1000, "2.0"))
 		case 1:
-			d := releasetest.GrayDevice(2_000_000+i, "3.49.0")
+			d := deliverytest.GrayDevice(2_000_000+i, "3.49.0")
 			d.Build = 349
 			devices = append(devices, d)
 		default:
-			devices = append(devices, releasetest.GrayDevice(2_000_000+i, "2.0"))
+			devices = append(devices, deliverytest.GrayDevice(2_000_000+i, "2.0"))
 		}
 	}
-	benchCheck(b, releasetest.Gray(50, 1_000_000), bodies(devices))
+	benchCheck(b, deliverytest.Gray(50, 1_000_000), bodies(devices))
 }
 
-func benchCheck(b *testing.B, fixture *releasetest.Load, bodies [][]byte) {
+func benchCheck(b *testing.B, fixture *deliverytest.Load, bodies [][]byte) {
 	const conns = 16
-	live := release.NewLive(fixture, release.Options{BaseURL: "http://127.0.0.1:8080"})
+	live := delivery.NewLive(fixture)
 	if err := live.Refresh(context.Background()); err != nil {
 		b.Fatal(err)
 	}

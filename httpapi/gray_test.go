@@ -11,7 +11,7 @@ import (
 
 	"github.com/mds-dev/mds"
 	"github.com/mds-dev/mds/httpapi"
-	"github.com/mds-dev/mds/release"
+	"github.com/mds-dev/mds/delivery"
 )
 
 type fullTask struct {
@@ -126,11 +126,14 @@ func TestGrayRelease(t *testing.T) {
 	resp, b := e.request("POST", fmt.Sprintf("/api/v1/apps/shop/tasks/%d/promote", task.ID), e.admin, nil)
 	e.wantProblem(resp, b, 409, "already official")
 
-	// What is in use cannot be deleted.
-	resp, b = e.request("DELETE", fmt.Sprintf("/api/v1/apps/shop/whitelists/%d", wl.ID), e.admin, nil)
-	e.wantProblem(resp, b, 409, "uses whitelist")
+	// Promotion drops the gates, and shows it: the whitelist is no longer
+	// in use, the rule set still is.
+	if promoted.Targeting.HasGates() || len(promoted.Targeting.RuleSets) != 1 {
+		t.Errorf("promoted targeting %+v; want the rule set and no gates", promoted.Targeting)
+	}
 	resp, b = e.request("DELETE", fmt.Sprintf("/api/v1/apps/shop/rule-sets/%d", rs.ID), e.admin, nil)
 	e.wantProblem(resp, b, 409, "uses rule set")
+	e.call("DELETE", fmt.Sprintf("/api/v1/apps/shop/whitelists/%d", wl.ID), e.admin, nil, 204, nil)
 }
 
 func TestGrayValidation(t *testing.T) {
@@ -233,7 +236,7 @@ func TestCappedWindowOverHTTP(t *testing.T) {
 }
 
 func TestExplainAndPreview(t *testing.T) {
-	e := newEnv(t, func(c *httpapi.Config) { c.Recent = release.NewRecent(100, 1) })
+	e := newEnv(t, func(c *httpapi.Config) { c.Recent = delivery.NewRecent(100, 1) })
 	app := e.createApp("shop", mds.Android)
 	old := e.createPackage("shop", e.admin, map[string]any{"platform": "android", "version": "2.5", "url": "https://cdn.example.com/2.5.apk"})
 	cur := e.createPackage("shop", e.admin, map[string]any{"platform": "android", "version": "3.0", "url": "https://cdn.example.com/3.0.apk"})
@@ -244,7 +247,7 @@ func TestExplainAndPreview(t *testing.T) {
 
 	var ex struct {
 		Revision int64
-		Tasks    []release.Explanation
+		Tasks    []delivery.Explanation
 	}
 	e.call("POST", "/api/v1/apps/shop/explain", e.admin, map[string]any{"device": map[string]any{
 		"app_version": "2.0", "device_id": "device-1", "city": "Shanghai"}}, 200, &ex)

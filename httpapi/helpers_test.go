@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/mds-dev/mds"
+	"github.com/mds-dev/mds/api"
 	"github.com/mds-dev/mds/httpapi"
 	"github.com/mds-dev/mds/httpapi/httpapitest"
 )
@@ -136,9 +137,9 @@ func (e *testEnv) upload(app, token string, content []byte) string {
 	return res.SHA256
 }
 
-func (e *testEnv) createPackage(app, token string, body map[string]any) *mds.Package {
+func (e *testEnv) createPackage(app, token string, body map[string]any) *api.Package {
 	e.t.Helper()
-	var p mds.Package
+	var p api.Package
 	e.call("POST", "/api/v1/apps/"+app+"/packages", token, body, 201, &p)
 	return &p
 }

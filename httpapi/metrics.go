@@ -10,7 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/mds-dev/mds/release"
+	"github.com/mds-dev/mds/delivery"
 )
 
 // metrics are labelled by route pattern and outcome only: a per-device or
@@ -26,8 +26,8 @@ type metrics struct {
 
 // newMetrics registers the collectors; the snapshot gauges read live at
 // scrape time, so nothing has to be told of a swap.
-func newMetrics(live *release.Live) *metrics {
-	snapshot := func(f func(*release.Snapshot) float64) func() float64 {
+func newMetrics(live *delivery.Live) *metrics {
+	snapshot := func(f func(*delivery.Snapshot) float64) func() float64 {
 		return func() float64 {
 			if s := live.Current(); s != nil {
 				return f(s)
@@ -45,7 +45,7 @@ func newMetrics(live *release.Live) *metrics {
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 10},
 		}, []string{"route"}),
 		checks: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "mds_checks_total", Help: "Device checks by outcome: upgrade, none, not_modified, unknown_app, invalid, unavailable.",
+			Name: "mds_checks_total", Help: "Device checks by outcome: upgrade, none, not_modified, unknown_app, invalid, timeout, unavailable.",
 		}, []string{"outcome"}),
 		uploaded: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "mds_upload_bytes_total", Help: "Bytes of package content stored.",
@@ -54,16 +54,16 @@ func newMetrics(live *release.Live) *metrics {
 	m.registry.MustRegister(m.requests, m.latency, m.checks, m.uploaded,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "mds_snapshot_revision", Help: "Store revision of the snapshot that checks are answered from.",
-		}, snapshot(func(s *release.Snapshot) float64 { return float64(s.Revision) })),
+		}, snapshot(func(s *delivery.Snapshot) float64 { return float64(s.Revision) })),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "mds_snapshot_live_tasks", Help: "Live release tasks in the current snapshot.",
-		}, snapshot(func(s *release.Snapshot) float64 { return float64(s.Tasks()) })),
+		}, snapshot(func(s *delivery.Snapshot) float64 { return float64(s.Tasks()) })),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "mds_snapshot_build_seconds", Help: "Time the current snapshot took to load and compile.",
 		}, func() float64 { return live.BuildTime().Seconds() }),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.outcomes = map[string]prometheus.Counter{}
-	for _, o := range []string{"upgrade", "none", "not_modified", "unknown_app", "invalid", "unavailable"} {
+	for _, o := range []string{"upgrade", "none", "not_modified", "unknown_app", "invalid", "timeout", "unavailable"} {
 		m.outcomes[o] = m.checks.WithLabelValues(o) // also exports zeroes, so rates work from the start
 	}
 	return m

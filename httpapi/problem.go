@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -25,34 +26,113 @@ func status(code string) int {
 		return http.StatusConflict
 	case mds.ETOOLARGE:
 		return http.StatusRequestEntityTooLarge
+	case mds.ETIMEOUT:
+		return http.StatusRequestTimeout
 	case mds.EUNAVAILABLE:
 		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError
 }
 
-// humaError converts a domain error to the problem huma writes.
-func (s *Server) humaError(op string, err error) error {
-	code := status(mds.ErrorCode(err))
-	if code >= 500 {
+// codeOf is the error code of an HTTP status that net/http, huma or the
+// protocol chose rather than a domain error (422, 405, 416, 431…), so that
+// every problem document carries one.
+func codeOf(st int) string {
+	switch st {
+	case http.StatusUnauthorized:
+		return mds.EUNAUTHORIZED
+	case http.StatusForbidden:
+		return mds.EFORBIDDEN
+	case http.StatusNotFound:
+		return mds.ENOTFOUND
+	case http.StatusConflict:
+		return mds.ECONFLICT
+	case http.StatusRequestEntityTooLarge, http.StatusRequestHeaderFieldsTooLarge:
+		return mds.ETOOLARGE
+	case http.StatusRequestTimeout:
+		return mds.ETIMEOUT
+	case http.StatusServiceUnavailable:
+		return mds.EUNAVAILABLE
+	}
+	if st >= 500 {
+		return mds.EINTERNAL
+	}
+	return mds.EINVALID
+}
+
+// problem is an RFC 9457 problem document. Code is the mds error code
+// (an extension member): clients branch on it, not on the text.
+type problem struct {
+	Title  string              `json:"title"`
+	Status int                 `json:"status"`
+	Detail string              `json:"detail,omitempty"`
+	Code   string              `json:"code"`
+	Errors []*huma.ErrorDetail `json:"errors,omitempty" doc:"For a body that does not match the schema: each offending location"`
+}
+
+func (p *problem) Error() string  { return p.Detail }
+func (p *problem) GetStatus() int { return p.Status }
+
+// ContentType makes huma send problems as application/problem+json.
+func (p *problem) ContentType(string) string { return "application/problem+json" }
+
+func newProblem(st int, detail string) *problem {
+	return &problem{Title: http.StatusText(st), Status: st, Detail: detail, Code: codeOf(st)}
+}
+
+func init() {
+	// huma's own errors (a body that does not match the schema, a body
+	// too slow or too large) take the same shape as ours. huma offers this
+	// hook only as a package variable; it is set once, here.
+	huma.NewError = func(st int, msg string, errs ...error) huma.StatusError {
+		p := newProblem(st, msg)
+		for _, err := range errs {
+			var d *huma.ErrorDetail
+			if errors.As(err, &d) {
+				p.Errors = append(p.Errors, d)
+			} else if err != nil {
+				p.Errors = append(p.Errors, &huma.ErrorDetail{Message: err.Error()})
+			}
+		}
+		return p
+	}
+}
+
+// errorFor converts a domain error to the problem a handler answers with.
+// Internal errors are logged with the operation, and answered without
+// their details.
+func (s *Server) errorFor(op string, err error) *problem {
+	code := mds.ErrorCode(err)
+	st := status(code)
+	if st >= 500 {
 		s.log.Error("request failed", "op", op, "err", err)
 	}
-	return huma.NewError(code, mds.ErrorMessage(err))
+	p := newProblem(st, mds.ErrorMessage(err))
+	p.Code = code
+	return p
 }
 
-// writeProblem writes err as an RFC 9457 problem from a plain handler, in
-// the same shape huma uses for the management API.
+// writeProblem writes err as a problem document from a plain handler.
 func (s *Server) writeProblem(w http.ResponseWriter, r *http.Request, err error) {
-	code := status(mds.ErrorCode(err))
-	if code >= 500 {
-		s.log.Error("request failed", "route", r.Pattern, "err", err)
-	}
-	s.writeProblemStatus(w, r, code, mds.ErrorMessage(err))
+	writeProblemDoc(w, s.errorFor(r.Pattern, err))
 }
 
-func (s *Server) writeProblemStatus(w http.ResponseWriter, r *http.Request, code int, detail string) {
-	w.Header().Set("Content-Type", "application/problem+json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(code)
-	json.NewEncoder(w).Encode(&huma.ErrorModel{Title: http.StatusText(code), Status: code, Detail: detail})
+// writeProblemStatus writes a problem of a protocol status (404, 405, 416…).
+func writeProblemStatus(w http.ResponseWriter, st int, detail string) {
+	writeProblemDoc(w, newProblem(st, detail))
+}
+
+func writeProblemDoc(w http.ResponseWriter, p *problem) {
+	h := w.Header()
+	h.Set("Content-Type", "application/problem+json")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(p.Status)
+	json.NewEncoder(w).Encode(p)
+}
+
+// renderProblem is a problem document's bytes, for writers that need the
+// whole body first (the canned answers of net/http, stdlib helpers).
+func renderProblem(st int, detail string) []byte {
+	b, _ := json.Marshal(newProblem(st, detail))
+	return append(b, '\n')
 }

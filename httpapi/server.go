@@ -1,14 +1,18 @@
-// Package httpapi serves mds over HTTP: the management API under /api/v1
-// (described by OpenAPI, served by huma), the device endpoints under
-// /client/v1 (hand-written, they are the hot path), health and metrics.
+// Package httpapi serves mds over HTTP: the device API under /client/v1
+// (hand-written, it is the hot path), the management API under /api/v1
+// (described by OpenAPI, served by huma), health and metrics. The two APIs
+// can face different networks: DeviceHandler and ManagementHandler serve
+// one each, and Server serves both.
 package httpapi
 
 import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/netip"
+	"path"
 	"strings"
 	"time"
 
@@ -16,7 +20,7 @@ import (
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
 
 	"github.com/mds-dev/mds"
-	"github.com/mds-dev/mds/release"
+	"github.com/mds-dev/mds/delivery"
 )
 
 // Config is what a Server is built from.
@@ -25,20 +29,34 @@ type Config struct {
 	Blobs mds.BlobStore
 	// Live holds the snapshot that checks are answered from; the server
 	// refreshes it after each write it makes.
-	Live *release.Live
-	// Admissions remembers capped-window admissions; defaults to one over Store.
-	Admissions *release.Admissions
+	Live *delivery.Live
+	// PublicURL is where devices reach the device API, without a trailing
+	// slash, e.g. "https://mds.example.com": download links and install
+	// manifests in answers are built on it. iOS requires https for
+	// enterprise manifests.
+	PublicURL string
+	// Admissions remembers capped-window admissions; defaults to one over
+	// Store on the same clock.
+	Admissions *delivery.Admissions
 	// Recent samples checking devices for audience previews; defaults to
-	// 2,000 devices per app, one check in 8.
-	Recent *release.Recent
+	// 2,000 devices per app, one check in 8 once full.
+	Recent *delivery.Recent
 	// TrustedProxies are the networks whose X-Forwarded-For is believed
 	// when working out a device's address; none by default.
 	TrustedProxies []netip.Prefix
 	Log            *slog.Logger
-	// Now is the clock; tests replace it. Defaults to time.Now.
+	// Now is the clock of the whole server; the store and admissions must
+	// run on the same one. Defaults to time.Now.
 	Now func() time.Time
 	// MaxUpload bounds one uploaded package, in bytes.
 	MaxUpload int64
+	// SpoolDir holds uploads being checked before they are stored
+	// (whitelist files). It should be swept of leftovers of killed
+	// processes, as the blob store's per-process temp directory is.
+	SpoolDir string
+	// BlobMaxAge is how long devices and CDNs may keep a downloaded file
+	// without asking again; see blob. Defaults to DefaultBlobMaxAge.
+	BlobMaxAge time.Duration
 	// Version is reported in the OpenAPI document.
 	Version string
 	// BodyTimeout bounds how long a check body may take to arrive and how
@@ -47,38 +65,48 @@ type Config struct {
 	BodyTimeout time.Duration
 }
 
-// DefaultBodyTimeout is the body timeout when Config.BodyTimeout is zero.
-const DefaultBodyTimeout = 30 * time.Second
-
-// DefaultMaxUpload is the upload limit when Config.MaxUpload is zero.
-const DefaultMaxUpload = 8 << 30
+// Defaults.
+const (
+	DefaultBodyTimeout = 30 * time.Second
+	DefaultMaxUpload   = 8 << 30
+	DefaultBlobMaxAge  = time.Hour
+	// MaxHeaderBytes bounds a request's headers; give it to http.Server
+	// and WrapListener.
+	MaxHeaderBytes = 64 << 10
+)
 
 // maxCheckBody bounds a check request; a real one is well under 2 KiB.
 const maxCheckBody = 64 << 10
 
 // Server is the HTTP face of mds.
 type Server struct {
-	store     mds.Store
-	blobs     mds.BlobStore
-	live      *release.Live
-	admit     *release.Admissions
-	recent    *release.Recent
-	proxies   []netip.Prefix
-	log       *slog.Logger
-	now       func() time.Time
-	maxUpload int64
-	bodyWait  time.Duration
-	metrics   *metrics
-	api       huma.API
-	handler   http.Handler
+	store      mds.Store
+	blobs      mds.BlobStore
+	live       *delivery.Live
+	admit      *delivery.Admissions
+	recent     *delivery.Recent
+	links      links
+	answers    answers
+	proxies    []netip.Prefix
+	log        *slog.Logger
+	now        func() time.Time
+	maxUpload  int64
+	spool      string
+	blobMaxAge time.Duration
+	bodyWait   time.Duration
+	metrics    *metrics
+	api        huma.API
+	device     http.Handler
+	management http.Handler
 }
 
 // New builds a Server and its routes.
 func New(cfg Config) *Server {
 	s := &Server{
 		store: cfg.Store, blobs: cfg.Blobs, live: cfg.Live, admit: cfg.Admissions, recent: cfg.Recent,
-		proxies: cfg.TrustedProxies, log: cfg.Log, now: cfg.Now,
-		maxUpload: cfg.MaxUpload, bodyWait: cfg.BodyTimeout, metrics: newMetrics(cfg.Live),
+		links: links{base: strings.TrimSuffix(cfg.PublicURL, "/")}, proxies: cfg.TrustedProxies, log: cfg.Log, now: cfg.Now,
+		maxUpload: cfg.MaxUpload, spool: cfg.SpoolDir, blobMaxAge: cfg.BlobMaxAge, bodyWait: cfg.BodyTimeout,
+		metrics: newMetrics(cfg.Live),
 	}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -92,37 +120,69 @@ func New(cfg Config) *Server {
 	if s.bodyWait <= 0 {
 		s.bodyWait = DefaultBodyTimeout
 	}
+	if s.blobMaxAge <= 0 {
+		s.blobMaxAge = DefaultBlobMaxAge
+	}
 	if s.admit == nil {
-		s.admit = release.NewAdmissions(s.store, func(err error) { s.log.Error("window admission failed", "err", err) })
+		s.admit = delivery.NewAdmissions(s.store, s.now, func(err error) { s.log.Error("window admission failed", "err", err) })
 	}
 	if s.recent == nil {
-		s.recent = release.NewRecent(2000, 8)
+		s.recent = delivery.NewRecent(2000, 8)
 	}
 
-	mux := http.NewServeMux()
-	mux.HandleFunc("POST /client/v1/check", s.check)
-	mux.HandleFunc("GET /client/v1/blobs/{sha256}", s.blob)
-	mux.HandleFunc("GET /client/v1/manifests/{appkey}/{file}", s.manifest)
-	mux.HandleFunc("GET /healthz", s.healthz)
-	mux.HandleFunc("GET /readyz", s.readyz)
-	mux.Handle("GET /metrics", s.metrics.handler())
+	device := http.NewServeMux()
+	device.HandleFunc("POST /client/v1/check", s.check)
+	device.HandleFunc("GET /client/v1/blobs/{sha256}", s.blob)
+	device.HandleFunc("GET /client/v1/manifests/{appkey}/{file}", s.manifest)
+	s.health(device)
+	device.Handle("/", s.unmatched(device))
+	s.device = s.canonical(s.metrics.instrument(device))
 
-	s.api = humago.New(mux, apiConfig(cfg.Version))
+	mgmt := http.NewServeMux()
+	s.api = humago.New(mgmt, apiConfig(cfg.Version))
 	s.api.UseMiddleware(s.authenticate)
-	s.registerManagement()
-	s.registerGray()
-	mux.HandleFunc("POST /api/v1/apps/{app}/blobs", s.upload)
+	s.registerApps()
+	s.registerPackages()
+	s.registerTasks()
+	s.registerTokens()
+	s.registerRules()
+	s.registerWhitelists()
+	s.registerExplain()
+	mgmt.HandleFunc("POST /api/v1/apps/{app}/blobs", s.upload)
 	s.documentUpload()
-	mux.HandleFunc("PUT /api/v1/apps/{app}/whitelists/{id}/entries", s.replaceWhitelist)
+	mgmt.HandleFunc("PUT /api/v1/apps/{app}/whitelists/{id}/entries", s.replaceWhitelist)
 	s.documentWhitelistUpload()
-	mux.Handle("/", s.unmatched(mux))
-
-	s.handler = s.metrics.instrument(mux)
+	mgmt.Handle("GET /metrics", s.metrics.handler())
+	s.health(mgmt)
+	mgmt.Handle("/", s.unmatched(mgmt))
+	s.management = s.canonical(s.metrics.instrument(mgmt))
 	return s
 }
 
-// ServeHTTP implements http.Handler.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+// DeviceHandler serves the device API, health and readiness only: what
+// faces the internet when the management API listens elsewhere.
+func (s *Server) DeviceHandler() http.Handler { return s.device }
+
+// ManagementHandler serves the management API, metrics, health and
+// readiness.
+func (s *Server) ManagementHandler() http.Handler { return s.management }
+
+// ServeHTTP serves both APIs, for a deployment on one address.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if strings.HasPrefix(r.URL.Path, "/client/") {
+		s.device.ServeHTTP(w, r)
+		return
+	}
+	s.management.ServeHTTP(w, r)
+}
+
+// WrapListener makes the answers net/http gives by itself, before any
+// handler (headers too large, malformed requests), problem documents like
+// every other error. Serve the Server's handlers on what it returns, with
+// http.Server.MaxHeaderBytes set to MaxHeaderBytes.
+func WrapListener(ln net.Listener) net.Listener {
+	return newProblemListener(ln, MaxHeaderBytes, renderProblem)
+}
 
 func apiConfig(version string) huma.Config {
 	if version == "" {
@@ -130,7 +190,8 @@ func apiConfig(version string) huma.Config {
 	}
 	cfg := huma.DefaultConfig("mds management API", version)
 	cfg.Info.Description = "Manage apps, packages, release tasks and tokens of a Mobile Delivery Service. " +
-		"Every call needs `Authorization: Bearer <token>`; a token holds a role (viewer, releaser, admin) per app."
+		"Every call needs `Authorization: Bearer <token>`; a token holds a role (viewer, releaser, admin) per app. " +
+		"Errors are RFC 9457 problem documents whose `code` names the kind of error."
 	cfg.OpenAPIPath = "/api/v1/openapi"
 	// The interactive docs page loads scripts from a CDN; a self-hosted
 	// service should not, so only the JSON/YAML documents are served.
@@ -142,6 +203,35 @@ func apiConfig(version string) huma.Config {
 		"bearer": {Type: "http", Scheme: "bearer", Description: "An mds token, created with `mds token create`."},
 	}
 	return cfg
+}
+
+// canonical answers a path that is not in its clean form (//, /./, /../)
+// with a problem naming the clean one, where ServeMux would answer with a
+// redirect: a redirected POST loses its body, and a redirect's HTML is no
+// problem document.
+func (s *Server) canonical(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := r.URL.Path
+		if clean := cleanPath(p); clean != p {
+			writeProblemStatus(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %q is not a clean path; did you mean %s?", p, clean))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func cleanPath(p string) string {
+	if p == "" {
+		return "/"
+	}
+	clean := path.Clean(p)
+	if p[0] != '/' {
+		clean = "/" + clean
+	}
+	if strings.HasSuffix(p, "/") && clean != "/" {
+		clean += "/"
+	}
+	return clean
 }
 
 // unmatched answers requests no route takes with a problem document, as
@@ -162,11 +252,16 @@ func (s *Server) unmatched(mux *http.ServeMux) http.HandlerFunc {
 		}
 		if len(allow) > 0 {
 			w.Header().Set("Allow", strings.Join(allow, ", "))
-			s.writeProblemStatus(w, r, http.StatusMethodNotAllowed, fmt.Sprintf("%s is not served here; use %s", r.Method, strings.Join(allow, " or ")))
+			writeProblemStatus(w, http.StatusMethodNotAllowed, fmt.Sprintf("%s is not served here; use %s", r.Method, strings.Join(allow, " or ")))
 			return
 		}
-		s.writeProblemStatus(w, r, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s; the management API is described at /api/v1/openapi.json", r.URL.Path))
+		writeProblemStatus(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s; the management API is described at /api/v1/openapi.json", r.URL.Path))
 	}
+}
+
+func (s *Server) health(mux *http.ServeMux) {
+	mux.HandleFunc("GET /healthz", s.healthz)
+	mux.HandleFunc("GET /readyz", s.readyz)
 }
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {

@@ -12,13 +12,8 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 
 	"github.com/mds-dev/mds"
+	"github.com/mds-dev/mds/api"
 )
-
-// uploadedBlob answers an upload.
-type uploadedBlob struct {
-	SHA256 string `json:"sha256" doc:"Name the package by this in create-package"`
-	Size   int64  `json:"size"`
-}
 
 // upload streams a package file into the blob store. It is a plain handler,
 // not a huma operation, because huma reads bodies whole and packages run to
@@ -37,11 +32,17 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 		s.streamFailed(w, r, err, a, t, s.maxUpload, "the file", "MDS_MAX_UPLOAD")
 		return
 	}
+	// The content is stored; only now does the app hold it. A kill in
+	// between leaves content no app can name, never a record without it.
+	if err := s.store.AddBlob(r.Context(), a.ID, blob, t.Name); err != nil {
+		s.writeProblem(w, r, err)
+		return
+	}
 	s.metrics.uploaded.Add(float64(blob.Size))
 	s.log.Info("blob stored", "app", a.Slug, "sha256", blob.SHA256, "size", blob.Size, "by", t.Name)
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusCreated)
-	json.NewEncoder(w).Encode(uploadedBlob{SHA256: blob.SHA256, Size: blob.Size})
+	json.NewEncoder(w).Encode(api.Blob{SHA256: blob.SHA256, Size: blob.Size})
 }
 
 // streamCaller authenticates a streaming request and checks role on its
@@ -107,7 +108,7 @@ func (g stallGuard) Read(p []byte) (int, error) {
 func (s *Server) documentStream(op *huma.Operation, contentType string, ok reflect.Type, okStatus string) {
 	oapi := s.api.OpenAPI()
 	problem := &huma.Response{Description: "Error", Content: map[string]*huma.MediaType{
-		"application/problem+json": {Schema: oapi.Components.Schemas.Schema(reflect.TypeFor[huma.ErrorModel](), true, "")},
+		"application/problem+json": {Schema: oapi.Components.Schemas.Schema(reflect.TypeFor[problem](), true, "")},
 	}}
 	op.Security = bearerSecurity
 	op.Parameters = append([]*huma.Param{{Name: "app", In: "path", Required: true, Description: "App slug", Schema: &huma.Schema{Type: "string"}}}, op.Parameters...)
@@ -118,7 +119,7 @@ func (s *Server) documentStream(op *huma.Operation, contentType string, ok refle
 		okStatus: {Description: "Done", Content: map[string]*huma.MediaType{
 			"application/json": {Schema: oapi.Components.Schemas.Schema(ok, true, "")},
 		}},
-		"400": problem, "401": problem, "403": problem, "404": problem, "413": problem,
+		"400": problem, "401": problem, "403": problem, "404": problem, "408": problem, "413": problem,
 	}
 	oapi.AddOperation(op)
 }
@@ -136,5 +137,5 @@ func (s *Server) documentUpload() {
 		Parameters: []*huma.Param{
 			{Name: "sha256", In: "query", Description: "Expected hex SHA-256; a mismatch stores nothing", Schema: &huma.Schema{Type: "string"}},
 		},
-	}, "application/octet-stream", reflect.TypeFor[uploadedBlob](), "201")
+	}, "application/octet-stream", reflect.TypeFor[api.Blob](), "201")
 }

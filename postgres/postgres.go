@@ -6,10 +6,8 @@ package postgres
 import (
 	"context"
 	"database/sql"
-	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -21,8 +19,16 @@ import (
 	"github.com/mds-dev/mds/sqlstore"
 )
 
-//go:embed migrations/*.sql
-var migrations embed.FS
+// Dialect is how PostgreSQL differs.
+var Dialect = sqlstore.Dialect{
+	Name:         sqlstore.Postgres,
+	Numbered:     true,
+	ForUpdate:    " FOR UPDATE",
+	ReadTx:       &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true},
+	IsUnique:     isUnique,
+	IsForeignKey: isForeignKey,
+	Notify:       `NOTIFY ` + Channel,
+}
 
 // Open connects to the database at url (a postgres:// URL or key=value DSN)
 // and migrates it.
@@ -35,17 +41,11 @@ func Open(ctx context.Context, url string) (*sqlstore.Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("postgres: connect: %w", err)
 	}
-	if err := migrate(ctx, db); err != nil {
+	if err := migrate(ctx, db, sqlstore.SchemaVersion); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
-	return sqlstore.New(db, db, sqlstore.Dialect{
-		Numbered:  true,
-		ForUpdate: " FOR UPDATE",
-		ReadTx:    &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true},
-		IsUnique:  isUnique,
-		Notify:    `NOTIFY ` + Channel,
-	}), nil
+	return sqlstore.New(db, db, Dialect), nil
 }
 
 // Channel is the NOTIFY channel on which writes announce a new revision.
@@ -57,25 +57,52 @@ const Channel = "mds_revision"
 // may have been missed meanwhile. Errors go to onError; polling the
 // revision remains the safety net, this only makes nodes hear sooner.
 func Listen(ctx context.Context, url string, changed func(), onError func(error)) {
-	backoff := 100 * time.Millisecond
+	listenLoop(ctx, func(ctx context.Context, listening func()) error {
+		return listen(ctx, url, listening, changed)
+	}, onError, sleep)
+}
+
+// Reconnection waits: doubling from the first to the last, and back to
+// the first once a connection has listened, so that a blip after days of
+// service is retried at once rather than after the longest wait.
+const (
+	firstBackoff = 100 * time.Millisecond
+	lastBackoff  = 10 * time.Second
+)
+
+// listenLoop runs session until ctx ends, waiting between failed sessions.
+// A session calls listening once it is established.
+func listenLoop(ctx context.Context, session func(ctx context.Context, listening func()) error, onError func(error),
+	wait func(context.Context, time.Duration) bool) {
+	backoff := firstBackoff
 	for ctx.Err() == nil {
-		err := listen(ctx, url, changed)
+		err := session(ctx, func() { backoff = firstBackoff })
 		if ctx.Err() != nil {
 			return
 		}
 		if onError != nil {
 			onError(fmt.Errorf("postgres: listen for changes: %w", err))
 		}
-		select {
-		case <-ctx.Done():
+		if !wait(ctx, backoff) {
 			return
-		case <-time.After(backoff):
 		}
-		backoff = min(2*backoff, 10*time.Second)
+		backoff = min(2*backoff, lastBackoff)
 	}
 }
 
-func listen(ctx context.Context, url string, changed func()) error {
+// sleep waits d or until ctx ends, reporting whether it waited d.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+func listen(ctx context.Context, url string, listening, changed func()) error {
 	conn, err := pgx.Connect(ctx, url)
 	if err != nil {
 		return err
@@ -84,6 +111,7 @@ func listen(ctx context.Context, url string, changed func()) error {
 	if _, err := conn.Exec(ctx, `LISTEN `+Channel); err != nil {
 		return err
 	}
+	listening()
 	changed() // anything committed before LISTEN took effect
 	for {
 		if _, err := conn.WaitForNotification(ctx); err != nil {
@@ -93,25 +121,20 @@ func listen(ctx context.Context, url string, changed func()) error {
 	}
 }
 
-func migrate(ctx context.Context, db *sql.DB) error {
-	fsys, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		return err
-	}
+func migrate(ctx context.Context, db *sql.DB, version int64) error {
 	locker, err := lock.NewPostgresSessionLocker()
 	if err != nil {
 		return err
 	}
-	p, err := goose.NewProvider(goose.DialectPostgres, db, fsys,
-		goose.WithDisableGlobalRegistry(true), goose.WithSessionLocker(locker))
-	if err != nil {
-		return err
-	}
-	_, err = p.Up(ctx)
-	return err
+	return sqlstore.Migrate(ctx, db, Dialect, version, goose.WithSessionLocker(locker))
 }
 
 func isUnique(err error) bool {
 	var e *pgconn.PgError
 	return errors.As(err, &e) && e.Code == "23505"
+}
+
+func isForeignKey(err error) bool {
+	var e *pgconn.PgError
+	return errors.As(err, &e) && e.Code == "23503"
 }

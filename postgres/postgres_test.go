@@ -12,7 +12,7 @@ import (
 
 	"github.com/mds-dev/mds"
 	"github.com/mds-dev/mds/postgres"
-	"github.com/mds-dev/mds/release"
+	"github.com/mds-dev/mds/delivery"
 	"github.com/mds-dev/mds/storetest"
 )
 
@@ -60,6 +60,18 @@ func MustOpen(tb testing.TB) mds.Store {
 // second node to connect to.
 func openSchema(tb testing.TB) (mds.Store, string) {
 	tb.Helper()
+	u := newSchema(tb)
+	s, err := postgres.Open(context.Background(), u)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return s, u
+}
+
+// newSchema makes a fresh schema of the test database, dropped when the
+// test ends, and returns the URL that uses it.
+func newSchema(tb testing.TB) string {
+	tb.Helper()
 	baseURL := server(tb)
 	admin, err := sql.Open("pgx", baseURL)
 	if err != nil {
@@ -82,11 +94,7 @@ func openSchema(tb testing.TB) (mds.Store, string) {
 	q := u.Query()
 	q.Set("search_path", schema)
 	u.RawQuery = q.Encode()
-	s, err := postgres.Open(context.Background(), u.String())
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return s, u.String()
+	return u.String()
 }
 
 func TestStore(t *testing.T) {
@@ -104,7 +112,7 @@ func TestListenTellsOtherNodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { b.Close() })
-	live := release.NewLive(b, release.Options{})
+	live := delivery.NewLive(b)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	if err := live.Refresh(ctx); err != nil {
@@ -128,4 +136,24 @@ func TestListenTellsOtherNodes(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// TestMigrateFromV2 carries a populated schema-2 database forward.
+func TestMigrateFromV2(t *testing.T) {
+	storetest.RunMigration(t, func(t testing.TB) storetest.Legacy {
+		u := newSchema(t)
+		db, err := postgres.OpenAt(context.Background(), u, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return storetest.Legacy{DB: db, Upgrade: func(t testing.TB) mds.Store {
+			db.Close()
+			s, err := postgres.Open(context.Background(), u)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s
+		}}
+	})
 }

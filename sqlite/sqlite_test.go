@@ -39,3 +39,23 @@ func TestReopen(t *testing.T) {
 		t.Fatalf("app lost across reopen: %v", err)
 	}
 }
+
+// TestMigrateFromV2 carries a populated schema-2 database forward.
+func TestMigrateFromV2(t *testing.T) {
+	storetest.RunMigration(t, func(t testing.TB) storetest.Legacy {
+		path := filepath.Join(t.TempDir(), "mds.db")
+		db, err := sqlite.OpenAt(context.Background(), path, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return storetest.Legacy{DB: db, Upgrade: func(t testing.TB) mds.Store {
+			db.Close()
+			s, err := sqlite.Open(context.Background(), path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s
+		}}
+	})
+}

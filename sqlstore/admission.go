@@ -3,72 +3,132 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
-	"errors"
+	"strings"
 	"time"
+
+	"github.com/mds-dev/mds"
 )
 
-// Admit implements mds.AdmissionStore. In one transaction: record the
-// device (nothing to do if it is already there), then take a place by
-// incrementing the task's counter only while it is below the limit. The
-// conditional increment locks the task row, so racing admissions on any
-// number of nodes serialise on it and the count never passes the limit.
-func (s *Store) Admit(ctx context.Context, taskID int64, device string, limit int, at time.Time) (bool, error) {
-	admitted := false
-	err := s.transact(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, s.q(`INSERT INTO task_admissions (task_id, device, at) VALUES (?, ?, ?)
-			ON CONFLICT (task_id, device) DO NOTHING`), taskID, device, millis(at))
-		if err != nil {
-			return err
-		}
-		if n, err := res.RowsAffected(); err != nil || n == 0 {
-			admitted = err == nil // admitted before
-			return err
-		}
-		res, err = tx.ExecContext(ctx, s.q(`UPDATE tasks SET admitted = admitted + 1 WHERE id = ? AND admitted < ?`), taskID, limit)
-		if err != nil {
-			return err
-		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return err
-		}
-		if n == 0 {
-			return errFull // roll the insert back
-		}
-		admitted = true
-		return nil
-	})
-	if err == errFull {
-		return false, nil
+// Admit implements mds.AdmissionStore. One transaction for the batch: lock
+// the task's window row (creating it), learn which of the devices are in
+// already, then admit the others in order while places are left and the
+// window is not sealed, and store the new count. Racing batches on any
+// number of nodes serialise on the row, so the count never passes the cap.
+func (s *Store) Admit(ctx context.Context, r mds.Admission) ([]bool, error) {
+	out := make([]bool, len(r.Devices))
+	if len(r.Devices) == 0 {
+		return out, nil
 	}
-	return admitted, err
-}
-
-// errFull rolls back an admission that found no place left.
-var errFull = errors.New("window is full")
-
-// Admitted implements mds.AdmissionStore.
-func (s *Store) Admitted(ctx context.Context, taskID int64) ([]string, error) {
-	rows, err := s.read.QueryContext(ctx, s.q(`SELECT device FROM task_admissions WHERE task_id = ? ORDER BY device`), taskID)
+	err := s.transact(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, s.q(`INSERT INTO task_windows (task_id, admitted) VALUES (?, 0) ON CONFLICT (task_id) DO NOTHING`), r.TaskID)
+		if err != nil {
+			return s.refused(err, mds.ENOTFOUND, "task %d not found", r.TaskID)
+		}
+		var count int
+		var sealed sql.NullInt64
+		err = tx.QueryRowContext(ctx, s.q(`SELECT admitted, sealed_until FROM task_windows WHERE task_id = ?`+s.d.ForUpdate), r.TaskID).Scan(&count, &sealed)
+		if err != nil {
+			return err
+		}
+		in := map[string]bool{}
+		for chunk := range chunks(r.Devices, entryBatch) {
+			args := []any{r.TaskID}
+			for _, d := range chunk {
+				args = append(args, d)
+			}
+			rows, err := tx.QueryContext(ctx, s.q(`SELECT device FROM task_admissions WHERE task_id = ? AND device IN (`+
+				strings.Repeat(",?", len(chunk))[1:]+`)`), args...)
+			if err != nil {
+				return err
+			}
+			for rows.Next() {
+				var d string
+				if err := rows.Scan(&d); err != nil {
+					rows.Close()
+					return err
+				}
+				in[d] = true
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return err
+			}
+		}
+		closed := sealed.Valid && sealed.Int64 >= millis(r.End)
+		before := count
+		for i, d := range r.Devices {
+			switch {
+			case in[d]:
+				out[i] = true
+			case closed || count >= r.Limit:
+			default:
+				if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO task_admissions (task_id, device, at) VALUES (?, ?, ?)`), r.TaskID, d, millis(r.At)); err != nil {
+					return err
+				}
+				in[d], out[i] = true, true
+				count++
+			}
+		}
+		if count == before {
+			return nil
+		}
+		_, err = tx.ExecContext(ctx, s.q(`UPDATE task_windows SET admitted = ? WHERE task_id = ?`), count, r.TaskID)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
+	return out, nil
+}
+
+func chunks(s []string, n int) func(func([]string) bool) {
+	return func(yield func([]string) bool) {
+		for len(s) > 0 {
+			k := min(n, len(s))
+			if !yield(s[:k]) {
+				return
+			}
+			s = s[k:]
+		}
+	}
+}
+
+// SealWindow implements mds.AdmissionStore. Taking the window row's lock
+// waits for admissions in flight, so a read after the seal commits sees
+// every admission there will ever be for this end.
+func (s *Store) SealWindow(ctx context.Context, taskID int64, end time.Time) error {
+	return s.transact(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, s.q(`INSERT INTO task_windows (task_id, admitted, sealed_until) VALUES (?, 0, ?)
+			ON CONFLICT (task_id) DO UPDATE SET sealed_until = CASE
+				WHEN task_windows.sealed_until IS NULL OR task_windows.sealed_until < excluded.sealed_until THEN excluded.sealed_until
+				ELSE task_windows.sealed_until END`), taskID, millis(end))
+		return s.refused(err, mds.ENOTFOUND, "task %d not found", taskID)
+	})
+}
+
+// Admitted implements mds.AdmissionStore.
+func (s *Store) Admitted(ctx context.Context, taskID int64, fn func(string) error) error {
+	rows, err := s.read.QueryContext(ctx, s.q(`SELECT device FROM task_admissions WHERE task_id = ?`), taskID)
+	if err != nil {
+		return err
+	}
 	defer rows.Close()
-	var out []string
 	for rows.Next() {
 		var d string
 		if err := rows.Scan(&d); err != nil {
-			return nil, err
+			return err
 		}
-		out = append(out, d)
+		if err := fn(d); err != nil {
+			return err
+		}
 	}
-	return out, rows.Err()
+	return rows.Err()
 }
 
 // AdmissionStatus implements mds.AdmissionStore.
 func (s *Store) AdmissionStatus(ctx context.Context, taskID int64, device string) (bool, int, error) {
 	var count, mine int
-	err := s.read.QueryRowContext(ctx, s.q(`SELECT t.admitted,
+	err := s.read.QueryRowContext(ctx, s.q(`SELECT COALESCE((SELECT admitted FROM task_windows WHERE task_id = t.id), 0),
 		(SELECT COUNT(*) FROM task_admissions a WHERE a.task_id = t.id AND a.device = ?)
 		FROM tasks t WHERE t.id = ?`), device, taskID).Scan(&count, &mine)
 	if err != nil {

@@ -33,8 +33,12 @@ func (s *Store) FindRuleSet(ctx context.Context, appID, id int64) (*mds.RuleSet,
 }
 
 // ListRuleSets implements mds.RuleSetStore.
-func (s *Store) ListRuleSets(ctx context.Context, appID int64) ([]*mds.RuleSet, error) {
-	rows, err := s.read.QueryContext(ctx, s.q(`SELECT `+ruleSetColumns+` FROM rule_sets WHERE app_id = ? ORDER BY name`), appID)
+func (s *Store) ListRuleSets(ctx context.Context, appID int64, p mds.Page) ([]*mds.RuleSet, error) {
+	page, args, err := namePage(p, "name")
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.read.QueryContext(ctx, s.q(`SELECT `+ruleSetColumns+` FROM rule_sets WHERE app_id = ?`+page), append([]any{appID}, args...)...)
 	return collect(rows, err, scanRuleSet)
 }
 
@@ -58,34 +62,31 @@ func (s *Store) UpdateRuleSet(ctx context.Context, rs *mds.RuleSet) error {
 // DeleteRuleSet implements mds.RuleSetStore.
 func (s *Store) DeleteRuleSet(ctx context.Context, appID, id int64) error {
 	return s.transact(ctx, func(tx *sql.Tx) error {
-		if err := s.refusedIfUsed(ctx, tx, appID, "rule_sets", "rule set", id); err != nil {
+		if err := s.refusedIfUsed(ctx, tx, "task_rule_sets", "rule_set_id", "rule set", id); err != nil {
 			return err
 		}
 		res, err := tx.ExecContext(ctx, s.q(`DELETE FROM rule_sets WHERE app_id = ? AND id = ?`), appID, id)
+		err = s.refused(err, mds.ECONFLICT, "rule set %d was taken into use by a task just now; change its targeting or stop it first", id)
 		return rowsAffected(res, err, "rule set %d not found in this app", id)
 	})
 }
 
-// refusedIfUsed fails with ECONFLICT when a task that is not stopped refers
-// to object id through its targeting's field (rule_sets or whitelists).
-func (s *Store) refusedIfUsed(ctx context.Context, tx *sql.Tx, appID int64, field, what string, id int64) error {
-	rows, err := tx.QueryContext(ctx, s.q(`SELECT `+taskColumns+` FROM tasks WHERE app_id = ? AND status <> ?`), appID, mds.StatusStopped)
-	tasks, err := collect(rows, err, scanTask)
-	if err != nil {
+// refusedIfUsed fails with ECONFLICT, naming the task, when a task that is
+// not stopped uses object id (a rule set or whitelist) through the join
+// table. The foreign key refuses the delete anyway, also when the use
+// begins concurrently; this says which task.
+func (s *Store) refusedIfUsed(ctx context.Context, tx *sql.Tx, table, column, what string, id int64) error {
+	var task int64
+	var status mds.Status
+	err := tx.QueryRowContext(ctx, s.q(`SELECT t.id, t.status FROM `+table+` r JOIN tasks t ON t.id = r.task_id
+		WHERE r.`+column+` = ? ORDER BY t.id LIMIT 1`), id).Scan(&task, &status)
+	switch {
+	case err == sql.ErrNoRows:
+		return nil
+	case err != nil:
 		return err
 	}
-	for _, t := range tasks {
-		ids := t.Targeting.RuleSets
-		if field == "whitelists" {
-			ids = t.Targeting.Whitelists
-		}
-		for _, ref := range ids {
-			if ref == id {
-				return mds.Errorf(mds.ECONFLICT, "task %d (%s) uses %s %d; change its targeting or stop it first", t.ID, t.Status, what, id)
-			}
-		}
-	}
-	return nil
+	return mds.Errorf(mds.ECONFLICT, "task %d (%s) uses %s %d; change its targeting or stop it first", task, status, what, id)
 }
 
 func scanRuleSet(r scanner) (*mds.RuleSet, error) {

@@ -16,8 +16,16 @@ import (
 	"github.com/mds-dev/mds"
 )
 
+// Dialect names.
+const (
+	SQLite   = "sqlite"
+	Postgres = "postgres"
+)
+
 // Dialect captures what differs between the databases.
 type Dialect struct {
+	// Name is SQLite or Postgres; migrations branch on it.
+	Name string
 	// Numbered says placeholders are $1, $2… rather than ?.
 	Numbered bool
 	// ForUpdate is appended to a SELECT that reads a row about to be updated.
@@ -26,6 +34,8 @@ type Dialect struct {
 	ReadTx *sql.TxOptions
 	// IsUnique reports whether err is a unique-constraint violation.
 	IsUnique func(error) bool
+	// IsForeignKey reports whether err is a foreign-key violation.
+	IsForeignKey func(error) bool
 	// Notify, if set, is run in every transaction that moves the revision,
 	// to tell other nodes at commit (PostgreSQL's NOTIFY).
 	Notify string
@@ -82,8 +92,10 @@ func (s *Store) transact(ctx context.Context, fn func(tx *sql.Tx) error) error {
 }
 
 // q rewrites ? placeholders for dialects that number them.
-func (s *Store) q(query string) string {
-	if !s.d.Numbered {
+func (s *Store) q(query string) string { return s.d.q(query) }
+
+func (d Dialect) q(query string) string {
+	if !d.Numbered {
 		return query
 	}
 	var b strings.Builder
@@ -144,6 +156,45 @@ func (s *Store) conflict(err error, format string, args ...any) error {
 		return mds.Errorf(mds.ECONFLICT, format, args...)
 	}
 	return err
+}
+
+// refused turns a foreign-key violation into an error of code with msg:
+// the database refusing a reference that does not exist (ENOTFOUND) or a
+// delete of something still referred to (ECONFLICT).
+func (s *Store) refused(err error, code, format string, args ...any) error {
+	if err != nil && s.d.IsForeignKey(err) {
+		return mds.Errorf(code, format, args...)
+	}
+	return err
+}
+
+// idPage is keyset pagination over an ID column, newest first when desc:
+// the condition (with a leading AND), ORDER BY and LIMIT, and their
+// arguments.
+func idPage(p mds.Page, column string, desc bool) (string, []any, error) {
+	if err := p.Validate(); err != nil {
+		return "", nil, err
+	}
+	cmp, order := ">", ""
+	if desc {
+		cmp, order = "<", " DESC"
+	}
+	if p.After == "" {
+		return ` ORDER BY ` + column + order + ` LIMIT ?`, []any{p.Limit}, nil
+	}
+	after, err := strconv.ParseInt(p.After, 10, 64)
+	if err != nil || after <= 0 {
+		return "", nil, mds.Errorf(mds.EINVALID, "cursor %q is not one this list gave: pass the next value of the previous page", p.After)
+	}
+	return ` AND ` + column + ` ` + cmp + ` ? ORDER BY ` + column + order + ` LIMIT ?`, []any{after, p.Limit}, nil
+}
+
+// namePage is keyset pagination over a unique text column, in order.
+func namePage(p mds.Page, column string) (string, []any, error) {
+	if err := p.Validate(); err != nil {
+		return "", nil, err
+	}
+	return ` AND ` + column + ` > ? ORDER BY ` + column + ` LIMIT ?`, []any{p.After, p.Limit}, nil
 }
 
 // scanner is what *sql.Row and *sql.Rows share.

@@ -5,19 +5,18 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
-	"time"
 
 	"github.com/mds-dev/mds"
 )
 
-const taskColumns = `id, app_id, package_id, kind, mode, remind_interval_ms, status, stage, targeting, created_at, updated_at, created_by`
+const taskColumns = `id, app_id, kind, artifact_id, policy, status, stage, targeting, created_at, updated_at, created_by`
 
 // CreateTask implements mds.TaskStore.
 func (s *Store) CreateTask(ctx context.Context, t *mds.Task, actor string) error {
 	t.CreatedAt = s.now()
 	t.UpdatedAt = t.CreatedAt
 	t.CreatedBy = actor
-	targeting, err := json.Marshal(t.Targeting)
+	policy, targeting, err := encodeTask(t)
 	if err != nil {
 		return err
 	}
@@ -25,45 +24,102 @@ func (s *Store) CreateTask(ctx context.Context, t *mds.Task, actor string) error
 		if err := s.checkRefs(ctx, tx, t); err != nil {
 			return err
 		}
-		err = tx.QueryRowContext(ctx, s.q(`INSERT INTO tasks (app_id, package_id, kind, mode,
-			remind_interval_ms, status, stage, targeting, created_at, updated_at, created_by)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`),
-			t.AppID, t.PackageID, t.Kind, t.Mode, t.RemindInterval.Milliseconds(), t.Status, t.Stage, string(targeting),
+		err = tx.QueryRowContext(ctx, s.q(`INSERT INTO tasks (app_id, kind, artifact_id, policy, status, stage, targeting,
+			created_at, updated_at, created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`),
+			t.AppID, t.Kind, nullID(t.ArtifactID), policy, t.Status, t.Stage, targeting,
 			millis(t.CreatedAt), millis(t.UpdatedAt), t.CreatedBy).Scan(&t.ID)
 		if err != nil {
+			return s.refused(err, mds.ENOTFOUND, "package %d was deleted just now", t.ArtifactID)
+		}
+		if err := s.syncRefs(ctx, tx, t); err != nil {
 			return err
 		}
-		if err := s.addEvent(ctx, tx, t, actor, "created"); err != nil {
+		// A task released as it is created has the history of one created
+		// and then released: the same two events, in one transaction.
+		created := *t
+		created.Status = mds.StatusDraft
+		if err := s.addEvent(ctx, tx, &created, actor, "created"); err != nil {
 			return err
+		}
+		if t.Status == mds.StatusLive {
+			if err := s.addEvent(ctx, tx, t, actor, string(mds.ActionRelease)); err != nil {
+				return err
+			}
 		}
 		return s.bump(ctx, tx)
 	})
 }
 
-// checkRefs makes sure everything t names belongs to t's app. Done inside
-// the writing transaction, it keeps a task from ever pointing across apps.
+func encodeTask(t *mds.Task) (policy, targeting string, err error) {
+	p, err := json.Marshal(t.Policy)
+	if err != nil {
+		return "", "", err
+	}
+	tg, err := json.Marshal(t.Targeting)
+	return string(p), string(tg), err
+}
+
+// checkRefs makes sure everything t names belongs to t's app, with a
+// message naming what is missing. The foreign keys make the same check
+// race-free; this one is for the message.
 func (s *Store) checkRefs(ctx context.Context, tx *sql.Tx, t *mds.Task) error {
-	exists := func(table string, id int64) (bool, error) {
+	exists := func(query string, args ...any) (bool, error) {
 		var n int
-		err := tx.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM `+table+` WHERE id = ? AND app_id = ?`), id, t.AppID).Scan(&n)
+		err := tx.QueryRowContext(ctx, s.q(query), args...).Scan(&n)
 		return n > 0, err
+	}
+	if t.ArtifactID != 0 {
+		ok, err := exists(`SELECT COUNT(*) FROM artifacts WHERE app_id = ? AND id = ? AND kind = ?`, t.AppID, t.ArtifactID, t.Kind)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return mds.Errorf(mds.ENOTFOUND, "%s package %d not found in this app", t.Kind, t.ArtifactID)
+		}
 	}
 	refs := []struct {
 		table, what string
 		ids         []int64
 	}{
-		{"packages", "package", []int64{t.PackageID}},
 		{"rule_sets", "rule set", t.Targeting.RuleSets},
 		{"whitelists", "whitelist", t.Targeting.Whitelists},
 	}
 	for _, r := range refs {
 		for _, id := range r.ids {
-			ok, err := exists(r.table, id)
+			ok, err := exists(`SELECT COUNT(*) FROM `+r.table+` WHERE id = ? AND app_id = ?`, id, t.AppID)
 			if err != nil {
 				return err
 			}
 			if !ok {
 				return mds.Errorf(mds.ENOTFOUND, "%s %d not found in this app", r.what, id)
+			}
+		}
+	}
+	return nil
+}
+
+// syncRefs records the rule sets and whitelists t uses while it is not
+// stopped; a stopped task holds on to nothing, so what it used may go.
+func (s *Store) syncRefs(ctx context.Context, tx *sql.Tx, t *mds.Task) error {
+	for _, table := range []string{"task_rule_sets", "task_whitelists"} {
+		if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM `+table+` WHERE task_id = ?`), t.ID); err != nil {
+			return err
+		}
+	}
+	if t.Status == mds.StatusStopped {
+		return nil
+	}
+	refs := []struct {
+		insert, what string
+		ids          []int64
+	}{
+		{`INSERT INTO task_rule_sets (app_id, task_id, rule_set_id) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`, "rule set", t.Targeting.RuleSets},
+		{`INSERT INTO task_whitelists (app_id, task_id, whitelist_id) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`, "whitelist", t.Targeting.Whitelists},
+	}
+	for _, r := range refs {
+		for _, id := range r.ids {
+			if _, err := tx.ExecContext(ctx, s.q(r.insert), t.AppID, t.ID, id); err != nil {
+				return s.refused(err, mds.ENOTFOUND, "%s %d was deleted just now", r.what, id)
 			}
 		}
 	}
@@ -78,14 +134,18 @@ func (s *Store) FindTask(ctx context.Context, appID, id int64) (*mds.Task, error
 }
 
 // ListTasks implements mds.TaskStore.
-func (s *Store) ListTasks(ctx context.Context, appID int64, status mds.Status) ([]*mds.Task, error) {
+func (s *Store) ListTasks(ctx context.Context, appID int64, status mds.Status, p mds.Page) ([]*mds.Task, error) {
 	query := `SELECT ` + taskColumns + ` FROM tasks WHERE app_id = ?`
 	args := []any{appID}
 	if status != "" {
 		query += ` AND status = ?`
 		args = append(args, status)
 	}
-	rows, err := s.read.QueryContext(ctx, s.q(query+` ORDER BY id DESC`), args...)
+	page, pageArgs, err := idPage(p, "id", true)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.read.QueryContext(ctx, s.q(query+page), append(args, pageArgs...)...)
 	return collect(rows, err, scanTask)
 }
 
@@ -106,15 +166,17 @@ func (s *Store) UpdateTask(ctx context.Context, appID, id int64, actor string, c
 		if err := s.checkRefs(ctx, tx, t); err != nil {
 			return err
 		}
-		targeting, err := json.Marshal(t.Targeting)
+		policy, targeting, err := encodeTask(t)
 		if err != nil {
 			return err
 		}
 		t.UpdatedAt = s.now()
-		_, err = tx.ExecContext(ctx, s.q(`UPDATE tasks SET mode = ?, remind_interval_ms = ?, status = ?, stage = ?,
-			targeting = ?, updated_at = ? WHERE id = ?`),
-			t.Mode, t.RemindInterval.Milliseconds(), t.Status, t.Stage, string(targeting), millis(t.UpdatedAt), t.ID)
+		_, err = tx.ExecContext(ctx, s.q(`UPDATE tasks SET policy = ?, status = ?, stage = ?, targeting = ?, updated_at = ? WHERE id = ?`),
+			policy, t.Status, t.Stage, targeting, millis(t.UpdatedAt), t.ID)
 		if err != nil {
+			return err
+		}
+		if err := s.syncRefs(ctx, tx, t); err != nil {
 			return err
 		}
 		if err := s.addEvent(ctx, tx, t, actor, event); err != nil {
@@ -128,6 +190,23 @@ func (s *Store) UpdateTask(ctx context.Context, appID, id int64, actor string, c
 	return t, nil
 }
 
+// DeleteTask implements mds.TaskStore. A draft or stopped task reaches no
+// device, so deleting it leaves the revision alone.
+func (s *Store) DeleteTask(ctx context.Context, appID, id int64) error {
+	return s.transact(ctx, func(tx *sql.Tx) error {
+		var status mds.Status
+		err := tx.QueryRowContext(ctx, s.q(`SELECT status FROM tasks WHERE app_id = ? AND id = ?`+s.d.ForUpdate), appID, id).Scan(&status)
+		if err != nil {
+			return notFound(err, "task %d not found in this app", id)
+		}
+		if status != mds.StatusDraft && status != mds.StatusStopped {
+			return mds.Errorf(mds.ECONFLICT, "task %d is %s; stop it before deleting it", id, status)
+		}
+		_, err = tx.ExecContext(ctx, s.q(`DELETE FROM tasks WHERE id = ?`), id)
+		return err
+	})
+}
+
 func (s *Store) addEvent(ctx context.Context, tx *sql.Tx, t *mds.Task, actor, action string) error {
 	_, err := tx.ExecContext(ctx, s.q(`INSERT INTO task_events (task_id, at, actor, action, status, stage)
 		VALUES (?, ?, ?, ?, ?, ?)`), t.ID, millis(t.UpdatedAt), actor, action, t.Status, t.Stage)
@@ -135,12 +214,16 @@ func (s *Store) addEvent(ctx context.Context, tx *sql.Tx, t *mds.Task, actor, ac
 }
 
 // TaskEvents implements mds.TaskStore.
-func (s *Store) TaskEvents(ctx context.Context, appID, taskID int64) ([]*mds.TaskEvent, error) {
+func (s *Store) TaskEvents(ctx context.Context, appID, taskID int64, p mds.Page) ([]*mds.TaskEvent, error) {
 	if _, err := s.FindTask(ctx, appID, taskID); err != nil {
 		return nil, err
 	}
+	page, args, err := idPage(p, "id", false)
+	if err != nil {
+		return nil, err
+	}
 	rows, err := s.read.QueryContext(ctx, s.q(`SELECT id, task_id, at, actor, action, status, stage
-		FROM task_events WHERE task_id = ? ORDER BY id`), taskID)
+		FROM task_events WHERE task_id = ?`+page), append([]any{taskID}, args...)...)
 	return collect(rows, err, func(r scanner) (*mds.TaskEvent, error) {
 		var e mds.TaskEvent
 		var at int64
@@ -154,20 +237,26 @@ func (s *Store) TaskEvents(ctx context.Context, appID, taskID int64) ([]*mds.Tas
 
 func scanTask(r scanner) (*mds.Task, error) {
 	var t mds.Task
-	var interval, created, updated int64
-	var targeting string
-	err := r.Scan(&t.ID, &t.AppID, &t.PackageID, &t.Kind, &t.Mode, &interval, &t.Status, &t.Stage, &targeting,
-		&created, &updated, &t.CreatedBy)
+	var artifact sql.NullInt64
+	var created, updated int64
+	var policy, targeting string
+	err := r.Scan(&t.ID, &t.AppID, &t.Kind, &artifact, &policy, &t.Status, &t.Stage, &targeting, &created, &updated, &t.CreatedBy)
 	if err != nil {
 		return nil, err
+	}
+	t.ArtifactID = artifact.Int64
+	if t.Policy, err = mds.DecodePolicy(t.Kind, []byte(policy)); err != nil {
+		return nil, fmt.Errorf("task %d: %w", t.ID, err)
 	}
 	if err := json.Unmarshal([]byte(targeting), &t.Targeting); err != nil {
 		return nil, fmt.Errorf("task %d: targeting: %w", t.ID, err)
 	}
-	t.RemindInterval = time.Duration(interval) * time.Millisecond
 	t.CreatedAt, t.UpdatedAt = fromMillis(created), fromMillis(updated)
 	return &t, nil
 }
+
+// nullID stores "none" (0) as NULL, for kinds without an artifact.
+func nullID(id int64) sql.NullInt64 { return sql.NullInt64{Int64: id, Valid: id != 0} }
 
 // LoadLive implements mds.LiveStore. It reads in one transaction so that the
 // revision and the rows agree.
@@ -181,16 +270,14 @@ func (s *Store) LoadLive(ctx context.Context) (*mds.LiveSet, error) {
 	if err := tx.QueryRowContext(ctx, `SELECT revision FROM meta WHERE id = 1`).Scan(&set.Revision); err != nil {
 		return nil, err
 	}
-	if set.Apps, err = s.listApps(ctx, tx); err != nil {
+	if set.Apps, err = s.allApps(ctx, tx); err != nil {
 		return nil, err
 	}
 	rows, err := tx.QueryContext(ctx, s.q(`SELECT `+taskColumns+` FROM tasks WHERE status = ?`), mds.StatusLive)
 	if set.Tasks, err = collect(rows, err, scanTask); err != nil {
 		return nil, err
 	}
-	rows, err = tx.QueryContext(ctx, s.q(`SELECT `+packageColumns+` FROM packages
-		WHERE id IN (SELECT package_id FROM tasks WHERE status = ?)`), mds.StatusLive)
-	if set.Packages, err = collect(rows, err, scanPackage); err != nil {
+	if set.Artifacts, err = s.artifacts(ctx, tx, `WHERE id IN (SELECT artifact_id FROM tasks WHERE status = ?)`, mds.StatusLive); err != nil {
 		return nil, err
 	}
 	// Rule sets and whitelists are few and small without their entries:

@@ -96,8 +96,12 @@ func withGrants(g []mds.Grant) []mds.Grant {
 }
 
 // ListTokens implements mds.TokenStore.
-func (s *Store) ListTokens(ctx context.Context) ([]*mds.Token, error) {
-	rows, err := s.read.QueryContext(ctx, `SELECT `+tokenColumns+` FROM tokens ORDER BY name`)
+func (s *Store) ListTokens(ctx context.Context, p mds.Page) ([]*mds.Token, error) {
+	page, args, err := namePage(p, "name")
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.read.QueryContext(ctx, s.q(`SELECT `+tokenColumns+` FROM tokens WHERE 1 = 1`+page), args...)
 	tokens, err := collect(rows, err, scanToken)
 	if err != nil {
 		return nil, err

@@ -39,8 +39,12 @@ func (s *Store) findWhitelist(ctx context.Context, q rowQuerier, appID, id int64
 }
 
 // ListWhitelists implements mds.WhitelistStore.
-func (s *Store) ListWhitelists(ctx context.Context, appID int64) ([]*mds.Whitelist, error) {
-	rows, err := s.read.QueryContext(ctx, s.q(`SELECT `+whitelistColumns+` FROM whitelists WHERE app_id = ? ORDER BY name`), appID)
+func (s *Store) ListWhitelists(ctx context.Context, appID int64, p mds.Page) ([]*mds.Whitelist, error) {
+	page, args, err := namePage(p, "name")
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.read.QueryContext(ctx, s.q(`SELECT `+whitelistColumns+` FROM whitelists WHERE app_id = ?`+page), append([]any{appID}, args...)...)
 	return collect(rows, err, scanWhitelist)
 }
 
@@ -107,7 +111,9 @@ func (s *Store) insertEntries(ctx context.Context, tx *sql.Tx, id int64, entries
 // recount refreshes w's counts, enforces the limits, and bumps its version
 // and the store's revision.
 func (s *Store) recount(ctx context.Context, tx *sql.Tx, w *mds.Whitelist) error {
-	err := tx.QueryRowContext(ctx, s.q(`SELECT COUNT(*), COUNT(CASE WHEN entry LIKE 're:%' THEN 1 END)
+	// SUBSTR, not LIKE: LIKE ignores case in SQLite and not in
+	// PostgreSQL, and only a lowercase "re:" makes a pattern.
+	err := tx.QueryRowContext(ctx, s.q(`SELECT COUNT(*), COUNT(CASE WHEN SUBSTR(entry, 1, 3) = 're:' THEN 1 END)
 		FROM whitelist_entries WHERE whitelist_id = ?`), w.ID).Scan(&w.Entries, &w.Patterns)
 	if err != nil {
 		return err
@@ -181,14 +187,14 @@ func (s *Store) DeleteWhitelist(ctx context.Context, appID, id int64) error {
 		if _, err := s.findWhitelist(ctx, tx, appID, id, s.d.ForUpdate); err != nil {
 			return err
 		}
-		if err := s.refusedIfUsed(ctx, tx, appID, "whitelists", "whitelist", id); err != nil {
+		if err := s.refusedIfUsed(ctx, tx, "task_whitelists", "whitelist_id", "whitelist", id); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM whitelist_entries WHERE whitelist_id = ?`), id); err != nil {
 			return err
 		}
 		_, err := tx.ExecContext(ctx, s.q(`DELETE FROM whitelists WHERE id = ?`), id)
-		return err
+		return s.refused(err, mds.ECONFLICT, "whitelist %d was taken into use by a task just now; change its targeting or stop it first", id)
 	})
 }
 

@@ -102,47 +102,9 @@ func TestKillDuringUpload(t *testing.T) {
 		content[i] = byte(i*131 + i>>12)
 	}
 	sent := total / 4
-	pr, pw := io.Pipe()
-	go func() {
-		pw.Write(content[:sent]) // then stall, as a slow client would, until the kill
-	}()
-	req, _ := http.NewRequest("POST", c.base+"/api/v1/apps/shop/blobs?sha256="+blobtest.Sum(content), pr)
-	req.Header.Set("Authorization", "Bearer "+childToken)
-	req.ContentLength = total
-	uploadErr := make(chan error, 1)
-	go func() {
-		resp, err := http.DefaultClient.Do(req)
-		if err == nil {
-			resp.Body.Close()
-			err = fmt.Errorf("upload finished with %d", resp.StatusCode)
-		}
-		uploadErr <- err
-	}()
+	c.killMidUpload(t, data, "POST", "/api/v1/apps/shop/blobs?sha256="+blobtest.Sum(content), content, sent)
 
-	// Kill only once the server has written part of the body to disk.
 	tmp := filepath.Join(data, "tmp")
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if n := tmpBytes(t, tmp); n > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the upload never reached the server's disk")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	if err := c.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	c.cmd.Wait()
-	pw.CloseWithError(io.ErrClosedPipe)
-	if err := <-uploadErr; err == nil || strings.Contains(err.Error(), "finished") {
-		t.Fatalf("upload survived the kill: %v", err)
-	}
-	if tmpBytes(t, tmp) == 0 {
-		t.Fatal("no partial upload on disk: the kill did not land mid-upload")
-	}
-
 	c = startChild(t, data)
 	for _, sum := range []string{blobtest.Sum(content), blobtest.Sum(content[:sent])} {
 		if resp, _ := c.do(t, "GET", "/api/v1/apps/shop/blobs/"+sum, nil); resp.StatusCode != 404 {
@@ -169,6 +131,81 @@ func TestKillDuringUpload(t *testing.T) {
 	body := fmt.Sprintf(`{"platform":"android","version":"2.0.0","sha256":%q}`, blobtest.Sum(content))
 	if resp, b := c.do(t, "POST", "/api/v1/apps/shop/packages", strings.NewReader(body)); resp.StatusCode != 201 {
 		t.Fatalf("package after restart: %d %s", resp.StatusCode, b)
+	}
+}
+
+// killMidUpload sends the first sent bytes of content as the body of a
+// request of total length, then stalls as a slow client would, and kills
+// the server with SIGKILL once part of the body is on its disk.
+func (c *child) killMidUpload(t *testing.T, data, method, path string, content []byte, sent int) {
+	t.Helper()
+	pr, pw := io.Pipe()
+	go func() {
+		pw.Write(content[:sent]) // then stall until the kill
+	}()
+	req, _ := http.NewRequest(method, c.base+path, pr)
+	req.Header.Set("Authorization", "Bearer "+childToken)
+	req.ContentLength = int64(len(content))
+	uploadErr := make(chan error, 1)
+	go func() {
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			err = fmt.Errorf("upload finished with %d", resp.StatusCode)
+		}
+		uploadErr <- err
+	}()
+	tmp := filepath.Join(data, "tmp")
+	deadline := time.Now().Add(30 * time.Second)
+	for tmpBytes(t, tmp) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the upload never reached the server's disk")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := c.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	c.cmd.Wait()
+	pw.CloseWithError(io.ErrClosedPipe)
+	if err := <-uploadErr; err == nil || strings.Contains(err.Error(), "finished") {
+		t.Fatalf("upload survived the kill: %v", err)
+	}
+	if tmpBytes(t, tmp) == 0 {
+		t.Fatal("no partial upload on disk: the kill did not land mid-upload")
+	}
+}
+
+// TestKillDuringWhitelistUpload kills the server while a whitelist file is
+// being checked into its spool: after a restart nothing of it is left on
+// disk, and the whitelist holds its old entries.
+func TestKillDuringWhitelistUpload(t *testing.T) {
+	data := t.TempDir()
+	c := startChild(t, data)
+	for _, step := range []struct{ method, path, body string }{
+		{"POST", "/api/v1/apps", `{"slug":"shop","platforms":["android"]}`},
+		{"POST", "/api/v1/apps/shop/whitelists", `{"name":"testers","kind":"user"}`},
+		{"PATCH", "/api/v1/apps/shop/whitelists/1/entries", `{"add":["alice","bob"]}`},
+	} {
+		if resp, b := c.do(t, step.method, step.path, strings.NewReader(step.body)); resp.StatusCode >= 300 {
+			t.Fatalf("%s %s: %d %s", step.method, step.path, resp.StatusCode, b)
+		}
+	}
+	var file strings.Builder
+	for i := range 200_000 {
+		fmt.Fprintf(&file, "user-%07d\n", i)
+	}
+	content := []byte(file.String())
+	c.killMidUpload(t, data, "PUT", "/api/v1/apps/shop/whitelists/1/entries", content, len(content)/2)
+
+	c = startChild(t, data)
+	if n := tmpBytes(t, filepath.Join(data, "tmp")); n != 0 {
+		t.Errorf("%d bytes of the interrupted whitelist upload left after restart", n)
+	}
+	resp, b := c.do(t, "GET", "/api/v1/apps/shop/whitelists/1", nil)
+	var w struct{ Entries int }
+	if resp.StatusCode != 200 || json.Unmarshal([]byte(b), &w) != nil || w.Entries != 2 {
+		t.Errorf("whitelist after the kill: %d %s; want its 2 old entries", resp.StatusCode, b)
 	}
 }
 

@@ -1,5 +1,5 @@
 // Command mds is the Mobile Delivery Service: `mds serve` runs the server,
-// every other command is a client of its management API.
+// every other command is a client of its management API (package cli).
 package main
 
 import (
@@ -10,10 +10,10 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/spf13/cobra"
+	"github.com/mds-dev/mds/cli"
 )
 
-// version is set at build time with -ldflags "-X main.buildVersion=…".
+// buildVersion is set at build time with -ldflags "-X main.buildVersion=…".
 var buildVersion = "dev"
 
 func main() {
@@ -28,24 +28,9 @@ func main() {
 
 // run executes one command line; tests call it in-process.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	root := &cobra.Command{
-		Use:           "mds",
-		Short:         "Mobile Delivery Service: ship upgrades to apps already installed on phones",
-		Version:       buildVersion,
-		SilenceUsage:  true,
-		SilenceErrors: true,
-	}
+	root := cli.Root(buildVersion, serveCmd())
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(serveCmd(), appCmd(), packageCmd(), taskCmd(), whitelistCmd(), ruleSetCmd(), explainCmd(), previewCmd(), tokenCmd())
 	return root.ExecuteContext(ctx)
-}
-
-// env returns the environment variable key, or def when it is unset.
-func env(key, def string) string {
-	if v, ok := os.LookupEnv(key); ok && v != "" {
-		return v
-	}
-	return def
 }

@@ -18,25 +18,30 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/mds-dev/mds"
+	"github.com/mds-dev/mds/cli"
+	"github.com/mds-dev/mds/delivery"
 	"github.com/mds-dev/mds/httpapi"
 	"github.com/mds-dev/mds/localfs"
 	"github.com/mds-dev/mds/postgres"
-	"github.com/mds-dev/mds/release"
 	"github.com/mds-dev/mds/sqlite"
+	"github.com/mds-dev/mds/sqlstore"
 )
 
 // serveConfig is everything `mds serve` is configured with. Each field has a
 // flag and an MDS_* environment variable; the flag wins.
 type serveConfig struct {
-	addr        string
-	data        string
-	databaseURL string
-	publicURL   string
-	maxUpload   string
-	poll        string
-	logLevel    string
-	logFormat   string
-	proxies     string
+	addr           string
+	managementAddr string
+	data           string
+	databaseURL    string
+	publicURL      string
+	maxUpload      string
+	blobMaxAge     string
+	poll           string
+	logLevel       string
+	logFormat      string
+	proxies        string
+	rotateAdmin    bool
 }
 
 func serveCmd() *cobra.Command {
@@ -50,24 +55,34 @@ func serveCmd() *cobra.Command {
 The bootstrap admin token comes from MDS_ADMIN_TOKEN (environment only, never a
 flag, so it does not show in process lists). When it is unset and the
 deployment has no admin token yet, one is generated, stored hashed and printed
-once.`,
+once. A different MDS_ADMIN_TOKEN than the one the admin token was made with is
+refused, unless --rotate-admin-token says to replace it.
+
+With --management-addr the management API and /metrics listen there and the
+device API alone on --addr, so that only the device API need face the
+internet.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return serve(cmd.Context(), c, os.Getenv("MDS_ADMIN_TOKEN"), cmd.ErrOrStderr())
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&c.addr, "addr", env("MDS_ADDR", "127.0.0.1:8080"), "listen address (MDS_ADDR)")
+	f.StringVar(&c.addr, "addr", env("MDS_ADDR", "127.0.0.1:8080"), "listen address (MDS_ADDR); of the device API alone when --management-addr is set")
+	f.StringVar(&c.managementAddr, "management-addr", env("MDS_MANAGEMENT_ADDR", ""), "listen address of the management API and /metrics, apart from the device API (MDS_MANAGEMENT_ADDR); default: both on --addr")
 	f.StringVar(&c.data, "data", env("MDS_DATA", "mds-data"), "data directory for the SQLite file and blobs (MDS_DATA)")
 	f.StringVar(&c.databaseURL, "database-url", env("MDS_DATABASE_URL", ""), "postgres://… for PostgreSQL, sqlite:PATH for SQLite; default sqlite:<data>/mds.db (MDS_DATABASE_URL)")
 	f.StringVar(&c.publicURL, "public-url", env("MDS_PUBLIC_URL", ""), "URL devices reach this server at, for download links; default http://<addr> (MDS_PUBLIC_URL)")
 	f.StringVar(&c.maxUpload, "max-upload", env("MDS_MAX_UPLOAD", "8GiB"), "largest package upload, e.g. 512MiB, 8GiB (MDS_MAX_UPLOAD)")
+	f.StringVar(&c.blobMaxAge, "blob-max-age", env("MDS_BLOB_MAX_AGE", "1h"), "how long devices and CDNs may keep a downloaded file before asking again; a withdrawn file reaches caches within it (MDS_BLOB_MAX_AGE)")
 	f.StringVar(&c.poll, "poll-interval", env("MDS_POLL_INTERVAL", "2s"), "how often to look for changes made by other nodes, e.g. 2s (MDS_POLL_INTERVAL)")
 	f.StringVar(&c.logLevel, "log-level", env("MDS_LOG_LEVEL", "info"), "debug, info, warn or error (MDS_LOG_LEVEL)")
 	f.StringVar(&c.logFormat, "log-format", env("MDS_LOG_FORMAT", "text"), "text or json (MDS_LOG_FORMAT)")
 	f.StringVar(&c.proxies, "trusted-proxies", env("MDS_TRUSTED_PROXIES", ""), "comma-separated networks of load balancers whose X-Forwarded-For is believed, e.g. 10.0.0.0/8 (MDS_TRUSTED_PROXIES)")
+	f.BoolVar(&c.rotateAdmin, "rotate-admin-token", false, "replace the admin token's secret by MDS_ADMIN_TOKEN; the old one stops working")
 	return cmd
 }
+
+var env = cli.Env
 
 func serve(ctx context.Context, c serveConfig, adminSecret string, stderr io.Writer) error {
 	log, err := newLogger(c.logLevel, c.logFormat, stderr)
@@ -82,6 +97,10 @@ func serve(ctx context.Context, c serveConfig, adminSecret string, stderr io.Wri
 	if err != nil || poll < 10*time.Millisecond {
 		return fmt.Errorf("--poll-interval %q: give a duration of at least 10ms, like 2s", c.poll)
 	}
+	blobMaxAge, err := time.ParseDuration(c.blobMaxAge)
+	if err != nil || blobMaxAge < time.Second {
+		return fmt.Errorf("--blob-max-age %q: give a duration of at least 1s, like 1h", c.blobMaxAge)
+	}
 	proxies, err := parsePrefixes(c.proxies)
 	if err != nil {
 		return fmt.Errorf("--trusted-proxies: %w", err)
@@ -94,12 +113,15 @@ func serve(ctx context.Context, c serveConfig, adminSecret string, stderr io.Wri
 		return err
 	}
 	defer store.Close()
+	// One clock for the whole node: timestamps, token expiry, windows.
+	now := time.Now
+	store.Now = now
 	blobs, err := localfs.Open(c.data)
 	if err != nil {
 		return err
 	}
 	defer blobs.Close()
-	if err := bootstrapAdmin(ctx, store, adminSecret, stderr); err != nil {
+	if err := bootstrapAdmin(ctx, store, bootstrap{secret: adminSecret, rotate: c.rotateAdmin, now: now, stderr: stderr, log: log}); err != nil {
 		return fmt.Errorf("bootstrap admin token: %w", err)
 	}
 
@@ -107,18 +129,25 @@ func serve(ctx context.Context, c serveConfig, adminSecret string, stderr io.Wri
 	if err != nil {
 		return err
 	}
+	defer ln.Close()
+	var mgmtLn net.Listener
+	if c.managementAddr != "" {
+		if mgmtLn, err = net.Listen("tcp", c.managementAddr); err != nil {
+			return err
+		}
+		defer mgmtLn.Close()
+	}
 	publicURL := strings.TrimSuffix(c.publicURL, "/")
 	if publicURL == "" {
 		publicURL = defaultPublicURL(ln.Addr().(*net.TCPAddr))
 	}
-	live := release.NewLive(store, release.Options{BaseURL: publicURL})
+	live := delivery.NewLive(store)
 	live.OnProblem = func(err error) { log.Error("task left out of the snapshot", "err", err) }
 	if err := live.Refresh(ctx); err != nil {
-		ln.Close()
 		return fmt.Errorf("load release snapshot: %w", err)
 	}
-	srv := httpapi.New(httpapi.Config{Store: store, Blobs: blobs, Live: live, Log: log, MaxUpload: maxUpload,
-		TrustedProxies: proxies, Version: buildVersion})
+	srv := httpapi.New(httpapi.Config{Store: store, Blobs: blobs, Live: live, PublicURL: publicURL, Log: log, Now: now,
+		MaxUpload: maxUpload, SpoolDir: blobs.TempDir(), BlobMaxAge: blobMaxAge, TrustedProxies: proxies, Version: buildVersion})
 	refreshFailed := func(err error) { log.Error("snapshot refresh failed; serving the previous one", "err", err) }
 	go live.Run(ctx, poll, refreshFailed)
 	if storeKind(c.databaseURL) == "postgres" {
@@ -131,16 +160,31 @@ func serve(ctx context.Context, c serveConfig, adminSecret string, stderr io.Wri
 		}, func(err error) { log.Warn("change notifications interrupted; relying on polling", "err", err) })
 	}
 
-	hs := &http.Server{
-		Handler:           srv,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	newServer := func(h http.Handler) *http.Server {
+		return &http.Server{
+			Handler:           h,
+			ReadHeaderTimeout: 10 * time.Second,
+			IdleTimeout:       2 * time.Minute,
+			MaxHeaderBytes:    httpapi.MaxHeaderBytes,
+			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		}
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
-	log.Info("listening", "addr", ln.Addr().String(), "public_url", publicURL, "store", storeKind(c.databaseURL), "data", c.data)
+	servers := []*http.Server{newServer(srv)}
+	listeners := []net.Listener{ln}
+	if mgmtLn != nil {
+		servers = []*http.Server{newServer(srv.DeviceHandler()), newServer(srv.ManagementHandler())}
+		listeners = append(listeners, mgmtLn)
+	}
+	errc := make(chan error, len(servers))
+	for i, hs := range servers {
+		go func() { errc <- hs.Serve(httpapi.WrapListener(listeners[i])) }()
+	}
+	if mgmtLn != nil {
+		log.Info("listening", "addr", ln.Addr().String(), "management_addr", mgmtLn.Addr().String(), "public_url", publicURL,
+			"store", storeKind(c.databaseURL), "data", c.data)
+	} else {
+		log.Info("listening", "addr", ln.Addr().String(), "public_url", publicURL, "store", storeKind(c.databaseURL), "data", c.data)
+	}
 	select {
 	case err := <-errc:
 		return err
@@ -149,8 +193,10 @@ func serve(ctx context.Context, c serveConfig, adminSecret string, stderr io.Wri
 	log.Info("shutting down")
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := hs.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
+	for _, hs := range servers {
+		if err := hs.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
 	}
 	return nil
 }
@@ -171,7 +217,7 @@ func newLogger(level, format string, w io.Writer) (*slog.Logger, error) {
 }
 
 // openStore picks the store from the database URL's scheme.
-func openStore(ctx context.Context, url, data string) (mds.Store, error) {
+func openStore(ctx context.Context, url, data string) (*sqlstore.Store, error) {
 	switch {
 	case url == "":
 		return sqlite.Open(ctx, filepath.Join(data, "mds.db"))
@@ -205,28 +251,46 @@ func defaultPublicURL(a *net.TCPAddr) string {
 const minAdminSecret = 32
 
 // bootstrapAdmin makes sure the deployment can be administered. With a
-// secret from MDS_ADMIN_TOKEN, the token named "admin" is created or
-// re-keyed to it. Without one, a secret is generated only while no admin
-// token exists, and printed this once; only its hash is kept.
-func bootstrapAdmin(ctx context.Context, store mds.Store, secret string, stderr io.Writer) error {
+// secret from MDS_ADMIN_TOKEN, the token named "admin" is created with it;
+// an existing admin token with another secret is re-keyed only when rotate
+// says so, and the rotation is logged, so that a mistyped or stale
+// variable cannot silently take the deployment over. Without a secret, one
+// is generated only while no admin token works, and printed this once;
+// only its hash is kept.
+func bootstrapAdmin(ctx context.Context, store mds.Store, b bootstrap) error {
 	const name = "admin"
+	secret, rotate, now := b.secret, b.rotate, b.now
+	if now == nil {
+		now = time.Now
+	}
 	if secret != "" && len(secret) < minAdminSecret {
 		return fmt.Errorf("MDS_ADMIN_TOKEN is %d characters; use at least %d random ones (openssl rand -hex 24)", len(secret), minAdminSecret)
+	}
+	if rotate && secret == "" {
+		return fmt.Errorf("--rotate-admin-token needs the new secret in MDS_ADMIN_TOKEN")
 	}
 	if secret != "" {
 		t, err := store.FindTokenByName(ctx, name)
 		switch {
 		case err == nil && !t.Admin:
 			return fmt.Errorf("a token named %q exists without the admin flag; revoke it or unset MDS_ADMIN_TOKEN", name)
+		case err == nil && t.Hash == mds.HashToken(secret) && t.ExpiresAt == nil:
+			return nil
+		case err == nil && !rotate:
+			return fmt.Errorf("MDS_ADMIN_TOKEN is not the secret of the admin token this deployment has; " +
+				"to replace that secret, start once with --rotate-admin-token (the old secret stops working), or unset MDS_ADMIN_TOKEN")
 		case err == nil:
-			if t.Hash == mds.HashToken(secret) && t.ExpiresAt == nil {
-				return nil
+			if err := store.RekeyToken(ctx, t.ID, mds.HashToken(secret)); err != nil {
+				return err
 			}
-			return store.RekeyToken(ctx, t.ID, mds.HashToken(secret))
+			if b.log != nil {
+				b.log.Warn("admin token rotated: its secret is now MDS_ADMIN_TOKEN, and the old secret no longer works", "token", name)
+			}
+			return nil
 		case mds.ErrorCode(err) != mds.ENOTFOUND:
 			return err
 		}
-	} else if ok, err := hasAdmin(ctx, store); err != nil || ok {
+	} else if ok, err := hasAdmin(ctx, store, now); err != nil || ok {
 		return err
 	}
 	generated := secret == ""
@@ -237,7 +301,7 @@ func bootstrapAdmin(ctx context.Context, store mds.Store, secret string, stderr 
 	if mds.ErrorCode(err) == mds.ECONFLICT {
 		// Another node starting at the same moment may have made it; if
 		// not, the name is taken by a lesser token and nobody is admin.
-		if ok, err := hasAdmin(ctx, store); err != nil || ok {
+		if ok, err := hasAdmin(ctx, store, now); err != nil || ok {
 			return err
 		}
 		return fmt.Errorf("no admin token exists and the name %q is taken by a token without the admin flag; revoke it", name)
@@ -246,23 +310,39 @@ func bootstrapAdmin(ctx context.Context, store mds.Store, secret string, stderr 
 		return err
 	}
 	if generated {
-		fmt.Fprintf(stderr, "\nmds: generated the admin token. It is shown this once and stored only as a hash:\n\n    export MDS_TOKEN=%s\n\n", secret)
+		// Outside the log format: a secret does not belong in collected logs.
+		fmt.Fprintf(b.stderr, "\nmds: generated the admin token. It is shown this once and stored only as a hash:\n\n    export MDS_TOKEN=%s\n\n", secret)
 	}
 	return nil
 }
 
+// bootstrap is how bootstrapAdmin runs.
+type bootstrap struct {
+	secret string           // MDS_ADMIN_TOKEN, or "" to generate one if need be
+	rotate bool             // replace an admin token's other secret by secret
+	now    func() time.Time // the node's clock, for token expiry
+	stderr io.Writer        // where a generated secret is shown, once
+	log    *slog.Logger     // hears of rotations
+}
+
 // hasAdmin reports whether an admin token that still works exists.
-func hasAdmin(ctx context.Context, store mds.Store) (bool, error) {
-	tokens, err := store.ListTokens(ctx)
-	if err != nil {
-		return false, err
-	}
-	for _, t := range tokens {
-		if t.Admin && !t.Expired(time.Now()) {
-			return true, nil
+func hasAdmin(ctx context.Context, store mds.Store, now func() time.Time) (bool, error) {
+	p := mds.Page{Limit: mds.MaxPageLimit}
+	for {
+		tokens, err := store.ListTokens(ctx, p)
+		if err != nil {
+			return false, err
 		}
+		for _, t := range tokens {
+			if t.Admin && !t.Expired(now()) {
+				return true, nil
+			}
+		}
+		if len(tokens) < p.Limit {
+			return false, nil
+		}
+		p.After = tokens[len(tokens)-1].Name
 	}
-	return false, nil
 }
 
 // parsePrefixes reads comma-separated CIDR blocks or single addresses.

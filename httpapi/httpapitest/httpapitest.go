@@ -1,6 +1,7 @@
 // Package httpapitest runs the whole server stack for tests: the HTTP API
 // over a real listener, on SQLite and a blob directory in a temp dir, with
-// an admin token and a clock the test controls.
+// an admin token and one clock, which the test controls, for the server,
+// the store and window admissions alike.
 package httpapitest
 
 import (
@@ -16,7 +17,7 @@ import (
 	"github.com/mds-dev/mds"
 	"github.com/mds-dev/mds/httpapi"
 	"github.com/mds-dev/mds/localfs"
-	"github.com/mds-dev/mds/release"
+	"github.com/mds-dev/mds/delivery"
 	"github.com/mds-dev/mds/sqlite"
 )
 
@@ -28,9 +29,13 @@ type Server struct {
 	*httptest.Server
 	Store mds.Store
 	Blobs *localfs.BlobStore
+	*Clock
+}
 
-	mu  sync.Mutex
-	now time.Time
+// Clock is the one clock of a test server and its store.
+type Clock struct {
+	mu sync.Mutex
+	t  time.Time
 }
 
 // Start starts a server and stops it when the test ends. opts may adjust
@@ -44,6 +49,8 @@ func Start(tb testing.TB, opts ...func(*httpapi.Config)) *Server {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { store.Close() })
+	clock := &Clock{t: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}
+	store.Now = clock.Now
 	blobs, err := localfs.Open(dir)
 	if err != nil {
 		tb.Fatal(err)
@@ -52,27 +59,26 @@ func Start(tb testing.TB, opts ...func(*httpapi.Config)) *Server {
 	if err := store.CreateToken(ctx, &mds.Token{Name: "admin", Admin: true, Hash: mds.HashToken(AdminToken)}); err != nil {
 		tb.Fatal(err)
 	}
-	return start(tb, store, blobs, time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC), opts)
+	return start(tb, store, blobs, clock, opts)
 }
 
-// Restart starts a second server over s's store and blobs, with nothing
-// carried over in memory: a restart, or another node.
+// Restart starts a second server over s's store and blobs, on the same
+// clock, with nothing carried over in memory: a restart, or another node.
 func (s *Server) Restart(tb testing.TB, opts ...func(*httpapi.Config)) *Server {
-	return start(tb, s.Store, s.Blobs, s.Now(), opts)
+	return start(tb, s.Store, s.Blobs, s.Clock, opts)
 }
 
-func start(tb testing.TB, store mds.Store, blobs *localfs.BlobStore, now time.Time, opts []func(*httpapi.Config)) *Server {
+func start(tb testing.TB, store mds.Store, blobs *localfs.BlobStore, clock *Clock, opts []func(*httpapi.Config)) *Server {
 	tb.Helper()
 	ctx := context.Background()
-	s := &Server{Store: store, Blobs: blobs, now: now}
-	// The listener comes first: snapshots need the public URL it gets.
+	s := &Server{Store: store, Blobs: blobs, Clock: clock}
 	s.Server = httptest.NewUnstartedServer(nil)
-	live := release.NewLive(store, release.Options{BaseURL: "http://" + s.Listener.Addr().String()})
+	live := delivery.NewLive(store)
 	if err := live.Refresh(ctx); err != nil {
 		tb.Fatal(err)
 	}
-	cfg := httpapi.Config{Store: store, Blobs: blobs, Live: live, Now: s.Now,
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	cfg := httpapi.Config{Store: store, Blobs: blobs, Live: live, Now: clock.Now, PublicURL: "http://" + s.Listener.Addr().String(),
+		SpoolDir: blobs.TempDir(), Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -82,16 +88,16 @@ func start(tb testing.TB, store mds.Store, blobs *localfs.BlobStore, now time.Ti
 	return s
 }
 
-// Now is the server's clock.
-func (s *Server) Now() time.Time {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.now
+// Now is the time on the clock.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
 }
 
-// Advance moves the server's clock forward.
-func (s *Server) Advance(d time.Duration) {
-	s.mu.Lock()
-	s.now = s.now.Add(d)
-	s.mu.Unlock()
+// Advance moves the clock forward.
+func (c *Clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
 }

@@ -1,0 +1,154 @@
+// Package deliverytest builds the synthetic loads that the release and HTTP
+// benchmarks run against: live sets too large to write through a database
+// first, served by an in-memory mds.LiveStore.
+package deliverytest
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/mds-dev/mds"
+	"github.com/mds-dev/mds/version"
+)
+
+// Load is a LiveSet that serves itself as an mds.LiveStore. Whitelist
+// entries are generated on demand: user-0000000, user-0000001, …
+type Load struct {
+	Set       *mds.LiveSet
+	revision  atomic.Int64
+	listSizes map[int64]int
+	// ListLoads counts LoadWhitelist calls, so benchmarks can show that an
+	// edit next to a whitelist does not reload it.
+	ListLoads atomic.Int64
+}
+
+// Revision implements mds.LiveStore.
+func (l *Load) Revision(context.Context) (int64, error) { return l.revision.Load(), nil }
+
+// LoadLive implements mds.LiveStore.
+func (l *Load) LoadLive(context.Context) (*mds.LiveSet, error) {
+	set := *l.Set
+	set.Revision = l.revision.Load()
+	return &set, nil
+}
+
+// LoadWhitelist implements mds.LiveStore.
+func (l *Load) LoadWhitelist(_ context.Context, id int64, fn func(string) error) (int64, error) {
+	l.ListLoads.Add(1)
+	for i := range l.listSizes[id] {
+		if err := fn(UserID(i)); err != nil {
+			return 0, err
+		}
+	}
+	for _, w := range l.Set.Whitelists {
+		if w.ID == id {
+			return w.Version, nil
+		}
+	}
+	return 0, fmt.Errorf("whitelist %d not in the load", id)
+}
+
+// Edit stands in for a write: it moves the revision, as editing one task would.
+func (l *Load) Edit() { l.revision.Add(1) }
+
+// UserID is the i-th whitelisted user of a Gray load.
+func UserID(i int) string { return fmt.Sprintf("user-%07d", i) }
+
+func newLoad() *Load {
+	l := &Load{Set: &mds.LiveSet{}, listSizes: map[int64]int{}}
+	l.revision.Store(1)
+	return l
+}
+
+// Reference is the core service's load: apps × tasks per app, official,
+// across platforms, channels and version ranges. App i's key is RefKey(i).
+func Reference(apps, tasksPerApp int) *Load {
+	l := newLoad()
+	var id int64
+	next := func() int64 { id++; return id }
+	for i := range apps {
+		a := &mds.App{ID: next(), Slug: fmt.Sprintf("app-%d", i), Name: fmt.Sprintf("App %d", i), Key: RefKey(i), Platforms: mds.Platforms}
+		l.Set.Apps = append(l.Set.Apps, a)
+		for j := range tasksPerApp {
+			spec := &mds.UpgradeSpec{Build: int64(200 + j), Notes: "Bug fixes and a faster start.",
+				Source: mds.SourceBlob, SHA256: fmt.Sprintf("%064x", id+1), Size: 48 << 20, Network: mds.NetworkAny,
+				AppVersions: []version.Range{{Min: "1.0.0", Max: fmt.Sprintf("%d.0.0", 2+j/3)}}}
+			if j%5 == 0 {
+				spec.Channel = "huawei"
+			}
+			l.add(a, &mds.Artifact{ID: next(), AppID: a.ID, Kind: mds.KindUpgrade, Platform: mds.Platforms[j%3],
+				Version: fmt.Sprintf("%d.%d.0", 2+j/3, j%3), Spec: spec}, mds.Targeting{})
+		}
+	}
+	return l
+}
+
+// RefKey is the app key of app i in a Reference load.
+func RefKey(i int) string { return fmt.Sprintf("ak_bench%04d", i) }
+
+// GrayKey is the app key of the one app of a Gray load.
+const GrayKey = "ak_gray"
+
+// GrayRules are the five rules every task of a Gray load carries; Matching
+// devices pass all of them.
+var GrayRules = []mds.Rule{
+	{Field: mds.FieldOSVersion, Operator: mds.OpVersionGte, Values: []string{"9"}},
+	{Field: mds.FieldNetwork, Operator: mds.OpIn, Values: []string{"wifi", "4g", "5g"}},
+	{Field: mds.FieldCity, Operator: mds.OpIn, Values: []string{"Shanghai", "Beijing", "Shenzhen", "Hangzhou", "Chengdu",
+		"Wuhan", "Xi'an", "Nanjing", "Tianjin", "Suzhou"}},
+	{Field: mds.FieldBrand, Operator: mds.OpNotIn, Values: []string{"Nokia", "BlackBerry"}},
+	{Field: "attr.tier", Operator: mds.OpIn, Values: []string{"gold", "silver"}},
+}
+
+// Gray is the gray engine's load: one android app with tasks live tasks,
+// each with the five GrayRules and two gray gates, a whitelist of
+// whitelist users (shared by all tasks) and a 1% rollout. Versions run
+// 3.0.0 (oldest task) to 3.<tasks-1>.0 (newest).
+func Gray(tasks, whitelist int) *Load {
+	l := newLoad()
+	a := &mds.App{ID: 1, Slug: "gray", Name: "Gray", Key: GrayKey, Platforms: []mds.Platform{mds.Android}}
+	l.Set.Apps = []*mds.App{a}
+	list := &mds.Whitelist{ID: 2, AppID: 1, Name: "beta users", Kind: mds.WhitelistUsers, Entries: whitelist, Version: 1}
+	l.Set.Whitelists = []*mds.Whitelist{list}
+	l.listSizes[list.ID] = whitelist
+	for i := range tasks {
+		p := &mds.Artifact{ID: int64(10 + 2*i), AppID: 1, Kind: mds.KindUpgrade, Platform: mds.Android, Version: fmt.Sprintf("3.%d.0", i),
+			Spec: &mds.UpgradeSpec{Build: int64(300 + i), Notes: "Gray build.", Source: mds.SourceURL,
+				URL: fmt.Sprintf("https://cdn.example.com/3.%d.apk", i), Network: mds.NetworkAny}}
+		l.add(a, p, mds.Targeting{Rules: GrayRules, Whitelists: []int64{list.ID}, Rollout: &mds.Rollout{Percent: 1, Stickiness: mds.StickyDevice},
+			Salt: fmt.Sprintf("salt-%d", i)})
+	}
+	return l
+}
+
+func (l *Load) add(a *mds.App, p *mds.Artifact, tg mds.Targeting) {
+	stage := mds.StageOfficial
+	if tg.HasGates() {
+		stage = mds.StageGray
+	}
+	p.Blobs = p.Spec.Blobs()
+	t := &mds.Task{ID: p.ID + 1, AppID: a.ID, Kind: mds.KindUpgrade, ArtifactID: p.ID,
+		Policy: &mds.UpgradePolicy{Mode: mds.ModeSingle, RemindInterval: mds.DefaultRemindInterval},
+		Status: mds.StatusLive, Stage: stage, Targeting: tg, CreatedAt: time.Unix(1_780_000_000, 0)}
+	l.Set.Artifacts = append(l.Set.Artifacts, p)
+	l.Set.Tasks = append(l.Set.Tasks, t)
+}
+
+// GrayDevice returns a device of a Gray load's app that passes every rule:
+// user i is whitelisted when i is below the whitelist's size.
+func GrayDevice(user int, appVersion string) *mds.Device {
+	return &mds.Device{AppKey: GrayKey, Platform: mds.Android, AppVersion: appVersion, Build: 100,
+		DeviceID: fmt.Sprintf("device-%09d", user), UserID: UserID(user), Model: "Pixel 9", Brand: "Google",
+		OSVersion: "15", Network: "wifi", Region: "CN-31", City: "Shanghai", Channel: "xiaomi", Language: "zh-CN",
+		Attributes: map[string]string{"tier": "gold"}}
+}
+
+// RefDevice returns device i of a Reference load of apps apps; most get an upgrade.
+func RefDevice(i, apps int) *mds.Device {
+	return &mds.Device{AppKey: RefKey(i % apps), Platform: mds.Platforms[i%3],
+		AppVersion: fmt.Sprintf("%d.%d.%d", 1+i%4, i%7, i%3), Build: int64(100 + i%50), DeviceID: fmt.Sprintf("device-%08d", i*7919),
+		UserID: fmt.Sprintf("user-%d", i), Model: "Pixel 9", Brand: "Google", OSVersion: "15", Network: "wifi",
+		Region: "CN-31", City: "Shanghai", Channel: "xiaomi", Language: "zh-CN", Attributes: map[string]string{"tier": "gold"}}
+}

@@ -1,0 +1,94 @@
+package delivery_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mds-dev/mds"
+	"github.com/mds-dev/mds/delivery"
+)
+
+// fakeLive serves a LiveSet and counts loads.
+type fakeLive struct {
+	mu    sync.Mutex
+	set   mds.LiveSet
+	loads int
+	err   error
+}
+
+func (f *fakeLive) setRevision(r int64) {
+	f.mu.Lock()
+	f.set.Revision = r
+	f.mu.Unlock()
+}
+
+func (f *fakeLive) Revision(context.Context) (int64, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.set.Revision, f.err
+}
+
+func (f *fakeLive) LoadWhitelist(context.Context, int64, func(string) error) (int64, error) {
+	return 0, errors.New("no whitelists here")
+}
+
+func (f *fakeLive) LoadLive(context.Context) (*mds.LiveSet, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.loads++
+	set := f.set
+	return &set, f.err
+}
+
+func TestLiveRefresh(t *testing.T) {
+	ctx := context.Background()
+	src := &fakeLive{set: mds.LiveSet{Revision: 1, Apps: []*mds.App{{ID: 1, Key: "k", Platforms: []mds.Platform{mds.Android}}}}}
+	l := delivery.NewLive(src)
+	if l.Current() != nil {
+		t.Fatal("snapshot before first refresh")
+	}
+	if err := l.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	first := l.Current()
+	if first == nil || first.Revision != 1 {
+		t.Fatalf("first snapshot = %+v", first)
+	}
+	if err := l.Refresh(ctx); err != nil || l.Current() != first || src.loads != 1 {
+		t.Errorf("refresh at the same revision rebuilt: loads=%d err=%v", src.loads, err)
+	}
+	src.set.Revision = 2
+	if err := l.Refresh(ctx); err != nil || l.Current() == first || l.Current().Revision != 2 {
+		t.Errorf("refresh after the revision moved did not swap: %v", err)
+	}
+	src.set.Revision = 3
+	src.err = errors.New("database down")
+	if err := l.Refresh(ctx); err == nil || l.Current().Revision != 2 {
+		t.Errorf("failed refresh: err=%v, revision %d; want an error and the old snapshot", err, l.Current().Revision)
+	}
+	if src.loads != 2 || l.BuildTime() <= 0 {
+		t.Errorf("%d loads, build time %v; want 2 loads and a build time", src.loads, l.BuildTime())
+	}
+}
+
+func TestLiveRunHeals(t *testing.T) {
+	src := &fakeLive{set: mds.LiveSet{Revision: 1}}
+	l := delivery.NewLive(src)
+	if err := l.Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	src.setRevision(5) // a write on another node that no message announced
+	go l.Run(ctx, time.Millisecond, func(err error) { t.Error(err) })
+	deadline := time.Now().Add(10 * time.Second)
+	for l.Current().Revision != 5 {
+		if time.Now().After(deadline) {
+			t.Fatal("polling never picked up the new revision")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}

@@ -1,0 +1,161 @@
+package httpapi
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"strconv"
+	"sync/atomic"
+
+	"github.com/mds-dev/mds/delivery"
+)
+
+// A check answer is a JSON object with one member per kind, in the order of
+// mds.Kinds; a kind with nothing for the device is null, so SDKs ignore
+// kinds they predate. Each kind's section is encoded once per snapshot and
+// offer (and variant: an upgrade that reminds or not) and kept here; an
+// answer is its sections written one after another, and its ETag is
+// derived from theirs. So a check encodes nothing, and an answer changes,
+// and with it its ETag, exactly when a section does: an unrelated write
+// leaves a device's answer, and its 304, alone.
+
+// Kinds, as they appear in an answer.
+const (
+	kindUpgrade = iota
+	kinds
+)
+
+var (
+	answerKeys = [kinds][]byte{kindUpgrade: []byte(`{"upgrade":`)}
+	answerEnd  = []byte("}\n")
+)
+
+// section is one kind's part of an answer: its JSON value and a digest of
+// it. alone is the answer of this section with every other kind null,
+// assembled once: the common case, where a device gets one kind at a time.
+type section struct {
+	body   []byte
+	digest [16]byte
+	alone  answer
+}
+
+func newSection(kind int, v any) *section {
+	body, err := json.Marshal(v)
+	if err != nil {
+		panic(err) // plain structs of strings and numbers always encode
+	}
+	s := &section{body: body}
+	sum := sha256.Sum256(body)
+	copy(s.digest[:], sum[:])
+	var parts [kinds]*section
+	for i := range parts {
+		parts[i] = nullSection
+	}
+	parts[kind] = s
+	s.alone = assemble(parts)
+	return s
+}
+
+// nullSection is a kind with nothing for the device; nullAnswer is an
+// answer with nothing at all.
+var (
+	nullSection = func() *section {
+		s := &section{body: []byte("null")}
+		sum := sha256.Sum256(s.body)
+		copy(s.digest[:], sum[:])
+		return s
+	}()
+	nullAnswer = assemble([kinds]*section{nullSection})
+)
+
+// answer is a check answer ready to send.
+type answer struct {
+	sections [kinds]*section
+	etag     string
+	length   string
+}
+
+// assemble frames sections as an answer. The ETag hashes the sections'
+// digests, not their bytes: 16 bytes a kind, whatever the answer's size.
+func assemble(sections [kinds]*section) answer {
+	a := answer{sections: sections}
+	var digests [kinds * 16]byte
+	n := len(answerEnd)
+	for i, s := range sections {
+		copy(digests[16*i:], s.digest[:])
+		n += len(answerKeys[i]) + len(s.body)
+	}
+	sum := sha256.Sum256(digests[:])
+	var tag [2 + 2*16]byte
+	tag[0], tag[len(tag)-1] = '"', '"'
+	hex.Encode(tag[1:len(tag)-1], sum[:16])
+	a.etag = string(tag[:])
+	a.length = strconv.Itoa(n)
+	return a
+}
+
+func (a *answer) write(w io.Writer) {
+	for i, s := range a.sections {
+		w.Write(answerKeys[i])
+		w.Write(s.body)
+	}
+	w.Write(answerEnd)
+}
+
+// variants is how many sections an offer may have.
+const variants = 2
+
+// answers holds the sections of the current snapshot's offers.
+type answers struct {
+	cur atomic.Pointer[answerSet]
+}
+
+// answerSet is the sections of one snapshot, built lazily.
+type answerSet struct {
+	snap     *delivery.Snapshot
+	links    *links
+	sections []atomic.Pointer[section] // variants per offer, by Offer.Index
+}
+
+// of returns the sections of snap, starting afresh when the snapshot moved.
+func (a *answers) of(snap *delivery.Snapshot, l *links) *answerSet {
+	if set := a.cur.Load(); set != nil && set.snap == snap {
+		return set
+	}
+	set := &answerSet{snap: snap, links: l, sections: make([]atomic.Pointer[section], variants*snap.Offers())}
+	a.cur.Store(set)
+	return set
+}
+
+// memo returns the section of variant v of offer o, of kind kind, building
+// it once. Racing first calls may both build; one result wins, and both
+// are equal.
+func (set *answerSet) memo(kind int, o *delivery.Offer, v int, build func() any) *section {
+	slot := &set.sections[variants*o.Index+v]
+	if s := slot.Load(); s != nil {
+		return s
+	}
+	slot.CompareAndSwap(nil, newSection(kind, build()))
+	return slot.Load()
+}
+
+// answer returns the answer for a decision.
+func (set *answerSet) answer(dec delivery.Decision) *answer {
+	parts := [kinds]*section{kindUpgrade: set.upgrade(dec.Upgrade)}
+	only := -1
+	for i, s := range parts {
+		if s == nullSection {
+			continue
+		}
+		if only >= 0 {
+			a := assemble(parts)
+			return &a
+		}
+		only = i
+	}
+	if only < 0 {
+		return &nullAnswer
+	}
+	return &parts[only].alone
+}

@@ -1,0 +1,298 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/mds-dev/mds"
+	"github.com/mds-dev/mds/gray"
+)
+
+// check answers a device: read and validate its context, evaluate it
+// against the snapshot, answer with an ETag. It touches the store only to
+// admit a device to an open capped window, through the Admissions in
+// front of it.
+func (s *Server) check(w http.ResponseWriter, r *http.Request) {
+	// The whole body must arrive within the body timeout; the server resets
+	// the deadline for the next request on the connection.
+	http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.bodyWait))
+	var dev mds.Device
+	if err := s.decodeCheck(w, r, &dev); err != nil {
+		s.metrics.check(outcomeOf(err))
+		s.writeProblem(w, r, err)
+		return
+	}
+	if err := dev.Validate(); err != nil {
+		s.metrics.check("invalid")
+		s.writeProblem(w, r, err)
+		return
+	}
+	snap := s.live.Current()
+	if snap == nil {
+		s.metrics.check("unavailable")
+		w.Header().Set("Retry-After", "5")
+		s.writeProblem(w, r, mds.Errorf(mds.EUNAVAILABLE, "starting up: no release snapshot loaded yet; retry shortly"))
+		return
+	}
+	in := gray.NewInput(&dev, clientIP(r, s.proxies), s.now())
+	dec, err := snap.Evaluate(&in, s.admit)
+	if err != nil {
+		outcome := "invalid"
+		switch mds.ErrorCode(err) {
+		case mds.ENOTFOUND:
+			outcome = "unknown_app"
+		case mds.EINVALID:
+			err = mds.Errorf(mds.EINVALID, "this app ships on %s, not on %s", mds.JoinPlatforms(dec.App.Platforms), dev.Platform)
+		}
+		s.metrics.check(outcome)
+		s.writeProblem(w, r, err)
+		return
+	}
+	s.recent.Record(&in)
+	a := s.answers.of(snap, &s.links).answer(dec)
+	h := w.Header()
+	h["Etag"] = []string{a.etag}
+	// Devices may keep the answer but must revalidate it on every check.
+	h["Cache-Control"] = cacheRevalidate
+	// A check is a POST, yet the product contract answers an unchanged
+	// result with 304, as GET would: the SDK sends If-None-Match with the
+	// last ETag and skips parsing when nothing changed.
+	if etagMatch(r.Header.Get("If-None-Match"), a.etag) {
+		s.metrics.check("not_modified")
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	outcome := "none"
+	if dec.Upgrade.Offer != nil {
+		outcome = "upgrade"
+	}
+	s.metrics.check(outcome)
+	h["Content-Type"] = contentJSON
+	h["Content-Length"] = []string{a.length}
+	a.write(w)
+}
+
+var (
+	cacheRevalidate = []string{"private, no-cache"}
+	contentJSON     = []string{"application/json"}
+)
+
+// outcomeOf is the check metric's outcome for a body that was refused.
+func outcomeOf(err error) string {
+	if mds.ErrorCode(err) == mds.ETIMEOUT {
+		return "timeout"
+	}
+	return "invalid"
+}
+
+// bodies recycles the buffers check bodies are read into.
+var bodies = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
+
+// decodeCheck reads a check body of at most maxCheckBody bytes and decodes
+// it: exactly one JSON object, nothing after it. Fields the server does
+// not know are ignored, so newer SDKs can talk to older servers. Errors say
+// what to fix and never echo the connection (addresses, ports).
+func (s *Server) decodeCheck(w http.ResponseWriter, r *http.Request, dev *mds.Device) error {
+	bp := bodies.Get().(*[]byte)
+	defer bodies.Put(bp)
+	b, err := readAll(http.MaxBytesReader(w, r.Body, maxCheckBody), (*bp)[:0])
+	*bp = b[:0]
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		var ne net.Error
+		switch {
+		case errors.As(err, &tooBig):
+			return mds.Errorf(mds.ETOOLARGE, "body is larger than %d bytes", maxCheckBody)
+		case errors.Is(err, os.ErrDeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+			return mds.Errorf(mds.ETIMEOUT, "the check body did not arrive within %s; send it at once with the request", s.bodyWait)
+		}
+		return mds.Errorf(mds.EINVALID, "the body could not be read to its end; send the device context as one JSON object")
+	}
+	return decodeDevice(b, dev)
+}
+
+// readAll reads r to its end into buf, growing it.
+func readAll(r io.Reader, buf []byte) ([]byte, error) {
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
+}
+
+// decodeDevice decodes one JSON object, refusing anything after it.
+func decodeDevice(b []byte, dev *mds.Device) error {
+	if len(bytes.TrimSpace(b)) == 0 {
+		return mds.Errorf(mds.EINVALID, "body is empty; send the device context as JSON")
+	}
+	err := json.Unmarshal(b, dev)
+	var syntax *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &syntax) && strings.Contains(syntax.Error(), "after top-level value"):
+		return mds.Errorf(mds.EINVALID, "body holds more than one JSON value, or something after it at byte %d; send one object", syntax.Offset)
+	case errors.As(err, &syntax):
+		return mds.Errorf(mds.EINVALID, "body is not valid JSON: %v at byte %d", syntax, syntax.Offset)
+	case errors.As(err, &typ):
+		return mds.Errorf(mds.EINVALID, "field %s must be a %s, not a JSON %s", typ.Field, typ.Type, typ.Value)
+	}
+	return mds.Errorf(mds.EINVALID, "body is not a device context: %v", err)
+}
+
+// clientIP is the address a check came from: the peer, or, when the peer
+// is a trusted proxy, the last address in X-Forwarded-For that is not one.
+func clientIP(r *http.Request, trusted []netip.Prefix) netip.Addr {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return netip.Addr{}
+	}
+	ip := ap.Addr().Unmap()
+	if !isTrusted(ip, trusted) {
+		return ip
+	}
+	hops := strings.Split(r.Header.Get("X-Forwarded-For"), ",")
+	for i := len(hops) - 1; i >= 0; i-- {
+		hop, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		if err != nil {
+			return ip // a garbled header: trust what we saw
+		}
+		if hop = hop.Unmap(); !isTrusted(hop, trusted) {
+			return hop
+		}
+	}
+	return ip
+}
+
+func isTrusted(ip netip.Addr, trusted []netip.Prefix) bool {
+	for _, p := range trusted {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// etagMatch reports whether an If-None-Match header lists etag (weak
+// comparison, as RFC 9110 prescribes for If-None-Match). "*" does not
+// count: it asks whether any answer exists, which a check always has.
+func etagMatch(header, etag string) bool {
+	if header == "" {
+		return false
+	}
+	for c := range strings.SplitSeq(header, ",") {
+		c = strings.TrimSpace(c)
+		if strings.TrimPrefix(c, "W/") == etag {
+			return true
+		}
+	}
+	return false
+}
+
+// blob serves the files a live task delivers, content-addressed; Range and
+// If-Range make downloads resumable, and GET routes answer HEAD too.
+//
+// A digest always names the same bytes, but a file is served only while a
+// live task delivers it: pausing or stopping the task withdraws it at once
+// here. Devices and CDNs may keep a copy for up to the configured max-age
+// and must then revalidate (must-revalidate; the ETag makes that a 304
+// while the file is live, a 404 once withdrawn), so a withdrawal reaches
+// caches within max-age; purge a CDN for an immediate one.
+func (s *Server) blob(w http.ResponseWriter, r *http.Request) {
+	sum := r.PathValue("sha256")
+	if !mds.ValidSHA256(sum) {
+		s.writeProblem(w, r, mds.Errorf(mds.EINVALID, "%q is not a sha256: expected 64 lowercase hex digits", sum))
+		return
+	}
+	snap := s.live.Current()
+	if snap == nil {
+		s.writeProblem(w, r, mds.Errorf(mds.EUNAVAILABLE, "starting up; retry shortly"))
+		return
+	}
+	if !snap.Serves(sum) {
+		s.writeProblem(w, r, mds.Errorf(mds.ENOTFOUND, "no released package has sha256 %s", sum))
+		return
+	}
+	f, b, err := s.blobs.Open(r.Context(), sum)
+	if err != nil {
+		s.writeProblem(w, r, err)
+		return
+	}
+	defer f.Close()
+	switch st, detail := checkRange(r.Header.Get("Range"), b.Size); st {
+	case 0:
+	case http.StatusOK:
+		r.Header.Del("Range")
+	default:
+		w.Header().Set("Content-Range", "bytes */"+strconv.FormatInt(b.Size, 10))
+		writeProblemStatus(w, st, detail)
+		return
+	}
+	raw, _ := hex.DecodeString(sum)
+	h := w.Header()
+	h.Set("ETag", `"`+sum+`"`)
+	h.Set("Cache-Control", fmt.Sprintf("public, max-age=%d, must-revalidate", int(s.blobMaxAge/time.Second)))
+	h.Set("Content-Type", "application/octet-stream")
+	// RFC 9530: lets a client verify the whole download independently.
+	h.Set("Repr-Digest", "sha-256=:"+base64.StdEncoding.EncodeToString(raw)+":")
+	http.ServeContent(problemOnError(w, renderProblem), r, "", b.ModTime, f)
+}
+
+// manifest serves the itms-services install manifest of a live enterprise
+// iOS package, at /client/v1/manifests/{app key}/{package id}.plist.
+func (s *Server) manifest(w http.ResponseWriter, r *http.Request) {
+	idText, ok := strings.CutSuffix(r.PathValue("file"), ".plist")
+	id, err := parseID(idText)
+	if !ok || err != nil {
+		s.writeProblem(w, r, mds.Errorf(mds.ENOTFOUND, "manifests are named <package id>.plist"))
+		return
+	}
+	snap := s.live.Current()
+	if snap == nil {
+		s.writeProblem(w, r, mds.Errorf(mds.EUNAVAILABLE, "starting up; retry shortly"))
+		return
+	}
+	o, ok := snap.Enterprise(r.PathValue("appkey"), id)
+	if !ok {
+		s.writeProblem(w, r, mds.Errorf(mds.ENOTFOUND, "no live enterprise package %d", id))
+		return
+	}
+	title := o.Spec.Title
+	if title == "" {
+		title = o.App.Name
+	}
+	w.Header().Set("Content-Type", "application/xml")
+	w.Header().Set("Cache-Control", "no-cache")
+	writeManifest(w, s.links.packageURL(o.Spec), o.Spec.BundleID, o.Artifact.Version, title)
+}
+
+// parseID reads an ID from a path: decimal digits only, so "1x" is not 1.
+func parseID(s string) (int64, error) {
+	id, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || id <= 0 || strings.TrimLeft(s, "0123456789") != "" {
+		return 0, mds.Errorf(mds.ENOTFOUND, "%q is not an ID", s)
+	}
+	return id, nil
+}
