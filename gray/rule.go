@@ -433,8 +433,9 @@ func (r *Rule) contains(v string) bool {
 // strings.ToLower lowers the operands (unicode.ToLower per rune, and
 // U+FFFD for a byte that is not UTF-8), so the two compare byte for byte.
 // Into a buffer on the caller's stack it allocates nothing unless the
-// lowered text outgrows the buffer, which only non-ASCII text can do for
-// a device's field.
+// lowered text outgrows the buffer: a validated device's fields are at most
+// MaxDeviceField bytes, so only non-ASCII text, whose lower case may take
+// more bytes, ever does.
 func appendLower(dst []byte, v string) []byte {
 	for i := 0; i < len(v); {
 		c := v[i]
