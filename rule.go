@@ -345,7 +345,8 @@ func CompileRegex(expr string, caseInsensitive bool) (*regexp.Regexp, error) {
 // takes: "[not ]FIELD OPERATOR[/i] V1,V2,…", e.g. "os_version VERSION_GTE 12"
 // or "not city IN/i Shanghai,Beijing". A rule whose values hold a comma,
 // which that form cannot carry, renders as the API's JSON, which ParseRule
-// reads too; so ParseRule(r.String()) gives back any valid r.
+// reads too; so ParseRule(r.String()) gives back any valid r (an empty
+// list of values comes back empty rather than nil).
 func (r Rule) String() string {
 	for _, v := range r.Values {
 		if strings.Contains(v, ",") || v == "" || strings.TrimSpace(v) != v {
