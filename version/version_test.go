@@ -241,3 +241,13 @@ func FuzzKeys(f *testing.F) {
 		}
 	})
 }
+
+// TestValidDoesNotAllocate: a device's app version is checked on every
+// check, and a valid one must cost no allocation.
+func TestValidDoesNotAllocate(t *testing.T) {
+	for _, s := range []string{"2.10.1", "v2.0.0-rc.1+build.5", "1.0b2"} {
+		if n := testing.AllocsPerRun(100, func() { version.Valid(s) }); n != 0 {
+			t.Errorf("Valid(%q) allocates %v times", s, n)
+		}
+	}
+}
