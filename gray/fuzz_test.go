@@ -2,7 +2,9 @@ package gray_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -12,8 +14,10 @@ import (
 )
 
 // FuzzRule feeds arbitrary rule JSON and device values through parsing,
-// compiling and matching: whatever comes in, nothing may panic, and a rule
-// that compiles must give the same answer twice.
+// validating, compiling and matching: whatever comes in, nothing may
+// panic, a rule compiles exactly when it validates, a valid rule renders
+// as text that parses back to it, and a rule that compiles must give the
+// same answer twice.
 //
 //	go test -fuzz FuzzRule ./gray
 func FuzzRule(f *testing.F) {
@@ -27,6 +31,13 @@ func FuzzRule(f *testing.F) {
 		{`{"field":"attr.v","operator":"SEMVER_GT","values":["1.0.0-rc.1"]}`, "1.0.0", ""},
 		{`{"field":"app_version","operator":"VERSION_RANGE","values":["1.0","2.0"]}`, "1.5", ""},
 		{`{"field":"brand","operator":"STR_ENDS_WITH","values":["ung"]}`, "Samsung", ""},
+		{`{"field":"attr.v","operator":"SEMVER_GTE","values":["1.0.0-rc.12345678901234567890"]}`, "1.0.0-rc.99999999999999999999", ""},
+		{`{"field":"attr.v","operator":"SEMVER_LTE","values":["1.2.3+a.b"]}`, "1.2.3+", ""},
+		{`{"field":"ip","operator":"IN_CIDR","values":[" ::ffff:10.0.0.0/104"]}`, "", "::ffff:10.1.2.3"},
+		{`{"field":"model","operator":"STR_CONTAINS","values":["ß"],"case_insensitive":true}`, "STRAẞE", ""},
+		{`{"field":"city","operator":"IN","values":["ſ","a","b","c","d","e","f","g","h"],"case_insensitive":true}`, "s", ""},
+		{`{"field":"attr.x","operator":"NUM_GT","values":["1"]}`, "inf", ""},
+		{`{"field":"city","operator":"IN","values":["a,b"," c"],"inverted":true}`, "a,b", ""},
 	}
 	for _, s := range seeds {
 		f.Add(s.rule, s.value, s.ip)
@@ -36,12 +47,25 @@ func FuzzRule(f *testing.F) {
 		if json.Unmarshal([]byte(ruleJSON), &r) != nil {
 			return
 		}
+		valid := r
+		verr := valid.Validate()
 		c, err := gray.CompileRule(r)
+		if (verr == nil) != (err == nil) {
+			t.Fatalf("%+v: Validate says %v, CompileRule %v", r, verr, err)
+		}
 		if err != nil {
 			if mds.ErrorCode(err) != mds.EINVALID {
 				t.Fatalf("compile error without a code: %v", err)
 			}
 			return
+		}
+		back, err := mds.ParseRule(valid.String())
+		if err != nil {
+			t.Fatalf("ParseRule(%q) of a valid rule: %v", valid.String(), err)
+		}
+		if back.Field != valid.Field || back.Operator != valid.Operator || !slices.Equal(back.Values, valid.Values) ||
+			back.Inverted != valid.Inverted || back.CaseInsensitive != valid.CaseInsensitive {
+			t.Fatalf("ParseRule(%q) = %#v, want %#v", valid.String(), back, valid)
 		}
 		_ = c.String()
 		addr, _ := netip.ParseAddr(ip)
@@ -89,4 +113,57 @@ func FuzzWhitelistFile(f *testing.F) {
 			}
 		}
 	})
+}
+
+// FuzzFold: with case_insensitive, IN and the STR_ operators answer as
+// comparing strings.ToLower of both sides would, as Unleash compares
+// toLowerCase of both, for any count of values (a scan or a map) and any
+// device value, valid UTF-8 or not, short or past the stack buffer.
+//
+//	go test -fuzz FuzzFold ./gray
+func FuzzFold(f *testing.F) {
+	f.Add("ß", "STRAẞE", uint8(1))
+	f.Add("\u212a", "k", uint8(9))
+	f.Add("ſ", "S", uint8(9))
+	f.Add("Ⱥ", strings.Repeat("ⱥ", 100), uint8(1))
+	f.Add("a", "\xffA", uint8(0))
+	f.Fuzz(func(t *testing.T, operand, device string, n uint8) {
+		others := int(n % 12) // up to 11 other values: either side of the map threshold
+		vals := []string{operand}
+		for i := range others {
+			vals = append(vals, fmt.Sprint("other-", i))
+		}
+		probe := mds.Rule{Field: "model", Operator: mds.OpIn, Values: vals, CaseInsensitive: true}
+		if probe.Validate() != nil {
+			return // not an operand a rule can hold
+		}
+		op, dv := strings.ToLower(probe.Values[0]), strings.ToLower(device)
+		want := map[mds.Operator]bool{
+			mds.OpIn:            dv == op || slices.Contains(lowered(probe.Values[1:]), dv),
+			mds.OpStrContains:   strings.Contains(dv, op),
+			mds.OpStrStartsWith: strings.HasPrefix(dv, op),
+			mds.OpStrEndsWith:   strings.HasSuffix(dv, op),
+		}
+		for o, w := range want {
+			r, err := gray.CompileRule(mds.Rule{Field: "model", Operator: o, Values: vals, CaseInsensitive: true})
+			if err != nil {
+				t.Fatalf("%s %q: %v", o, operand, err)
+			}
+			in := gray.NewInput(&mds.Device{Model: device}, netip.Addr{}, time.Unix(0, 0))
+			if device == "" { // not reported: nothing matches
+				w = false
+			}
+			if got := r.Match(&in); got != w {
+				t.Fatalf("%q %s/i %q (and %d others): %v, want %v", device, o, operand, others, got, w)
+			}
+		}
+	})
+}
+
+func lowered(vals []string) []string {
+	out := make([]string, len(vals))
+	for i, v := range vals {
+		out[i] = strings.ToLower(v)
+	}
+	return out
 }

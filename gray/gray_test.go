@@ -19,7 +19,8 @@ func phone() *mds.Device {
 	return &mds.Device{AppKey: "k", Platform: mds.Android, AppVersion: "2.10.1", Build: 2101, DeviceID: "dev-42",
 		UserID: "alice", Model: "SM-S918B", Brand: "Samsung", OSVersion: "14", Network: "wifi", Region: "CN-31",
 		City: "Shanghai", Channel: "huawei", Language: "zh-CN",
-		Attributes: map[string]string{"tier": "gold", "age": "37", "installed": "2026-01-15T08:00:00Z", "lan": "192.168.1.20"}}
+		Attributes: map[string]string{"tier": "gold", "age": "37", "installed": "2026-01-15T08:00:00Z", "lan": "192.168.1.20",
+			"sv": "1.2.3-rc.10"}}
 }
 
 func TestOperators(t *testing.T) {
@@ -60,12 +61,23 @@ func TestOperators(t *testing.T) {
 		{mds.Rule{Field: "os_version", Operator: mds.OpVersionLte, Values: []string{"13.9"}}, false},
 		{mds.Rule{Field: "attr.tier", Operator: mds.OpVersionGt, Values: []string{"1"}}, false},      // not a version
 		{mds.Rule{Field: "attr.semver", Operator: mds.OpSemverGt, Values: []string{"1.0.0"}}, false}, // missing
+		{mds.Rule{Field: "attr.sv", Operator: mds.OpSemverGt, Values: []string{"1.2.3-rc.9"}}, true}, // 10 > 9 numerically
+		{mds.Rule{Field: "attr.sv", Operator: mds.OpSemverGte, Values: []string{"1.2.3-rc.10"}}, true},
+		{mds.Rule{Field: "attr.sv", Operator: mds.OpSemverGte, Values: []string{"1.2.3-rc.9"}}, true},
+		{mds.Rule{Field: "attr.sv", Operator: mds.OpSemverGte, Values: []string{"1.2.3"}}, false},
+		{mds.Rule{Field: "attr.sv", Operator: mds.OpSemverLte, Values: []string{"1.2.3-rc.10+build.2"}}, true},
+		{mds.Rule{Field: "attr.sv", Operator: mds.OpSemverLte, Values: []string{"1.2.3-rc.9"}}, false},
+		{mds.Rule{Field: "attr.sv", Operator: mds.OpSemverLt, Values: []string{"1.2.3"}}, true},
 		{mds.Rule{Field: "now", Operator: mds.OpDateAfter, Values: []string{"2026-11-01T00:00:00Z"}}, true},
 		{mds.Rule{Field: "now", Operator: mds.OpDateBefore, Values: []string{"2026-11-01T00:00:00Z"}}, false},
 		{mds.Rule{Field: "attr.installed", Operator: mds.OpDateBefore, Values: []string{"2026-02-01T00:00:00+08:00"}}, true},
 		{mds.Rule{Field: "ip", Operator: mds.OpCIDR, Values: []string{"10.0.0.0/8", "203.0.113.0/24"}}, true},
 		{mds.Rule{Field: "ip", Operator: mds.OpCIDR, Values: []string{"203.0.113.9"}}, true},
 		{mds.Rule{Field: "ip", Operator: mds.OpCIDR, Values: []string{"2001:db8::/32"}}, false},
+		{mds.Rule{Field: "ip", Operator: mds.OpInCIDR, Values: []string{"203.0.113.0/24"}}, true},
+		{mds.Rule{Field: "ip", Operator: mds.OpInCIDR, Values: []string{"::ffff:203.0.113.0/120"}}, true}, // a mapped block is IPv4
+		{mds.Rule{Field: "city", Operator: mds.OpIn, Values: []string{" Shanghai "}}, true},               // trimmed
+		{mds.Rule{Field: "model", Operator: mds.OpStrStartsWith, Values: []string{"  SM-"}}, true},
 		{mds.Rule{Field: "attr.lan", Operator: mds.OpCIDR, Values: []string{"192.168.0.0/16"}}, true},
 		{mds.Rule{Field: "network", Operator: mds.OpIn, Values: []string{"wifi", "5g"}}, true},
 		{mds.Rule{Field: "language", Operator: mds.OpStrStartsWith, Values: []string{"zh"}}, true},
@@ -115,6 +127,12 @@ func TestCompileRuleErrors(t *testing.T) {
 		{mds.Rule{Field: "now", Operator: mds.OpDateAfter, Values: []string{"tomorrow"}}, "RFC 3339"},
 		{mds.Rule{Field: "ip", Operator: mds.OpCIDR, Values: []string{"10.0.0.0/33"}}, "CIDR"},
 		{mds.Rule{Field: "model", Operator: mds.OpRegex, Values: []string{"(unclosed"}}, "regular expression"},
+		{mds.Rule{Field: "model", Operator: mds.OpStrContains, Values: []string{""}}, "value 1 is empty"},
+		{mds.Rule{Field: "model", Operator: mds.OpIn, Values: []string{"a", " "}}, "value 2 is empty"},
+		{mds.Rule{Field: "attr.age", Operator: mds.OpNumGt, Values: []string{"inf"}}, "not a number"},
+		{mds.Rule{Field: "attr.age", Operator: mds.OpNumGt, Values: []string{"0x1p4"}}, "not a number"},
+		{mds.Rule{Field: "attr.v", Operator: mds.OpSemverGte, Values: []string{"1.2.3+a..b"}}, "build metadata"},
+		{mds.Rule{Field: "os_version", Operator: mds.OpVersionGte, Values: []string{"1..4"}}, "empty part"},
 	}
 	for _, tt := range tests {
 		_, err := gray.CompileRule(tt.rule)
@@ -501,5 +519,214 @@ func TestSharedRuleMemo(t *testing.T) {
 				t.Fatalf("round %d, task %d: memoised %v, fresh %v", round, i, got, want)
 			}
 		}
+	}
+}
+
+func TestNumbersArePlainDecimals(t *testing.T) {
+	gt := must(gray.CompileRule(mds.Rule{Field: "attr.n", Operator: mds.OpNumGt, Values: []string{"1"}}))
+	lte := must(gray.CompileRule(mds.Rule{Field: "attr.n", Operator: mds.OpNumLte, Values: []string{"1"}}))
+	for v, want := range map[string]bool{"12": true, "1e3": true, "+2.5": true, "-7": false, "1": false,
+		"inf": false, "Infinity": false, "+Inf": false, "NaN": false, "0x10": false, "0x1p4": false, "1_000": false,
+		" 12": false, "12 ": false, "1e999": false, "": false} {
+		d := phone()
+		d.Attributes["n"] = v
+		in := gray.NewInput(d, netip.Addr{}, now)
+		// Something that is not a number is neither above nor at most 1.
+		number := want || v == "-7" || v == "1"
+		if got := gt.Match(&in); got != want {
+			t.Errorf("%q NUM_GT 1: %v, want %v", v, got, want)
+		}
+		if got := lte.Match(&in); got != (number && !want) {
+			t.Errorf("%q NUM_LTE 1: %v, want %v", v, got, number && !want)
+		}
+	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
+// TestCaseInsensitiveLowerCases: /i compares both sides lower-cased, as
+// Unleash does (toLowerCase), whatever the byte lengths of the cases, and
+// IN/i gives one answer however many values it has.
+func TestCaseInsensitiveLowerCases(t *testing.T) {
+	long := strings.Repeat("Ä", 200) // 400 bytes: more than the stack buffer
+	tests := []struct {
+		op      mds.Operator
+		operand string
+		device  string
+		want    bool
+	}{
+		{mds.OpStrContains, "ß", "STRAẞE", true}, // ẞ (3 bytes) lowers to ß (2 bytes)
+		{mds.OpStrContains, "ẞ", "straße", true},
+		{mds.OpStrStartsWith, "straße", "STRAẞE-1", true},
+		{mds.OpStrEndsWith, "k", "PAC\u212a", true}, // the Kelvin sign lowers to an ASCII k
+		{mds.OpStrContains, "\u212a", "kiwi", true},
+		{mds.OpStrEndsWith, "ße", "STRAẞE", true},
+		{mds.OpStrStartsWith, "sm-", "SM-S918B", true},
+		{mds.OpStrStartsWith, "s", "ſ", false}, // ſ is lower case already, and lowers to itself
+		{mds.OpStrContains, "ä", long + "x", true},
+		{mds.OpStrEndsWith, "äx", long + "X", true},
+		{mds.OpIn, "ſ", "s", false},
+		{mds.OpIn, "ſ", "S", false},
+		{mds.OpIn, "STRAẞE", "straße", true},
+		{mds.OpIn, "\u212a", "k", true},
+		{mds.OpIn, "k", "\u212a", true},
+		{mds.OpIn, "ǅ", "ǆ", true},
+		{mds.OpIn, "Shanghai", "SHANGHAI", true},
+		{mds.OpIn, long, strings.ToLower(long), true},
+		{mds.OpNotIn, "ſ", "s", true},
+	}
+	for _, tt := range tests {
+		for _, n := range []int{1, 50} { // a scan, and a map
+			vals := []string{tt.operand}
+			for i := 1; i < n; i++ {
+				vals = append(vals, fmt.Sprint("other-", i))
+			}
+			r := must(gray.CompileRule(mds.Rule{Field: "model", Operator: tt.op, Values: vals, CaseInsensitive: true}))
+			d := phone()
+			d.Model = tt.device
+			in := gray.NewInput(d, netip.Addr{}, now)
+			if got := r.Match(&in); got != tt.want {
+				t.Errorf("%q %s/i %q with %d values: %v, want %v", tt.device, tt.op, tt.operand, n, got, tt.want)
+			}
+		}
+	}
+}
+
+// TestValidateImpliesCompile: every rule Validate accepts compiles, and
+// CompileRule refuses exactly what Validate refuses, with its message.
+func TestValidateImpliesCompile(t *testing.T) {
+	samples := []string{"", " ", "x", " Shanghai ", "12", "-1.5e3", "inf", "NaN", "0x10", "1_0", "1.2.3", "1.2.3-rc.1",
+		"1.2.3+", "1.2.3+a..b", "v1.2", "1..4", "1.0-", "2026-12-01T00:00:00Z", "2026-12-01", "10.0.0.0/8",
+		"::ffff:10.0.0.0/104", "fe80::1%eth0", "10.0.0.0/33", "(", `^a\d+$`, "a{2,1}", "a,b", "\u202e", "x\ny"}
+	fields := []string{"city", "attr.x", "ip", "now", "build", "os_version", "app_version"}
+	checked, valid := 0, 0
+	for _, op := range append(append([]mds.Operator{}, mds.Operators...), mds.OpCIDR, "LIKE") {
+		for _, field := range fields {
+			for i, a := range samples {
+				b := samples[(i*7+3)%len(samples)]
+				for _, vals := range [][]string{nil, {a}, {a, b}, {b, a, "x"}} {
+					for _, fold := range []bool{false, true} {
+						src := mds.Rule{Field: field, Operator: op, Values: vals, CaseInsensitive: fold}
+						v := src
+						verr := v.Validate()
+						_, cerr := gray.CompileRule(src)
+						checked++
+						switch {
+						case verr == nil && cerr != nil:
+							t.Errorf("%+v: valid, but does not compile: %v", src, cerr)
+						case verr != nil && (cerr == nil || cerr.Error() != verr.Error()):
+							t.Errorf("%+v: Validate says %v, CompileRule %v", src, verr, cerr)
+						case verr == nil:
+							valid++
+						}
+					}
+				}
+			}
+		}
+	}
+	if valid < 500 || valid == checked {
+		t.Errorf("%d of %d rules valid; the samples no longer cover both sides", valid, checked)
+	}
+}
+
+// TestMatchDoesNotAllocate holds every operator to the check path's
+// promise for ASCII input, folded or not, scanned or mapped.
+func TestMatchDoesNotAllocate(t *testing.T) {
+	rules := []mds.Rule{
+		{Field: "city", Operator: mds.OpIn, Values: []string{"Beijing", "Shanghai"}},
+		{Field: "city", Operator: mds.OpIn, Values: []string{"beijing", "shanghai"}, CaseInsensitive: true},
+		{Field: "city", Operator: mds.OpIn, Values: manyCities("SHANGHAI")},
+		{Field: "city", Operator: mds.OpIn, Values: manyCities("SHANGHAI"), CaseInsensitive: true},
+		{Field: "city", Operator: mds.OpNotIn, Values: manyCities("x"), CaseInsensitive: true},
+		{Field: "model", Operator: mds.OpStrContains, Values: []string{"x", "918"}},
+		{Field: "model", Operator: mds.OpStrContains, Values: []string{"x", "s918"}, CaseInsensitive: true},
+		{Field: "model", Operator: mds.OpStrStartsWith, Values: []string{"sm-"}, CaseInsensitive: true},
+		{Field: "model", Operator: mds.OpStrEndsWith, Values: []string{"918b"}, CaseInsensitive: true},
+		{Field: "model", Operator: mds.OpStrEndsWith, Values: []string{"918B"}},
+		{Field: "model", Operator: mds.OpRegex, Values: []string{`^sm-s9\d\d`}, CaseInsensitive: true},
+		{Field: "attr.age", Operator: mds.OpNumGte, Values: []string{"18"}},
+		{Field: "attr.tier", Operator: mds.OpNumGte, Values: []string{"18"}}, // not a number
+		{Field: "build", Operator: mds.OpNumRange, Values: []string{"2000", "3000"}},
+		{Field: "attr.age", Operator: mds.OpNumEq, Values: []string{"37.0"}},
+		{Field: "attr.age", Operator: mds.OpNumGt, Values: []string{"-1e3"}},
+		{Field: "attr.age", Operator: mds.OpNumLt, Values: []string{"40"}},
+		{Field: "build", Operator: mds.OpNumLte, Values: []string{"2101"}},
+		{Field: "app_version", Operator: mds.OpVersionEq, Values: []string{"2.10.1"}},
+		{Field: "os_version", Operator: mds.OpVersionGte, Values: []string{"12"}},
+		{Field: "attr.age", Operator: mds.OpVersionLt, Values: []string{"40.1-beta"}},
+		{Field: "app_version", Operator: mds.OpVersionGt, Values: []string{"2.9.2"}},
+		{Field: "os_version", Operator: mds.OpVersionRange, Values: []string{"9", "15"}},
+		{Field: "attr.sv", Operator: mds.OpVersionLte, Values: []string{"2"}},
+		{Field: "attr.sv", Operator: mds.OpSemverEq, Values: []string{"1.2.3-rc.10"}},
+		{Field: "attr.sv", Operator: mds.OpSemverGt, Values: []string{"1.2.3-rc.9"}},
+		{Field: "attr.sv", Operator: mds.OpSemverGte, Values: []string{"1.2.3"}},
+		{Field: "attr.sv", Operator: mds.OpSemverLt, Values: []string{"1.2.3"}},
+		{Field: "attr.sv", Operator: mds.OpSemverLte, Values: []string{"1.2.3"}},
+		{Field: "attr.tier", Operator: mds.OpSemverLte, Values: []string{"1.2.3"}}, // not a semantic version
+		{Field: "now", Operator: mds.OpDateAfter, Values: []string{"2026-11-01T00:00:00Z"}},
+		{Field: "attr.installed", Operator: mds.OpDateBefore, Values: []string{"2026-02-01T00:00:00Z"}},
+		{Field: "ip", Operator: mds.OpInCIDR, Values: []string{"10.0.0.0/8", "203.0.113.0/24"}},
+		{Field: "attr.lan", Operator: mds.OpInCIDR, Values: []string{"192.168.0.0/16"}},
+		{Field: "attr.missing", Operator: mds.OpStrContains, Values: []string{"x"}, Inverted: true},
+	}
+	ip := netip.MustParseAddr("203.0.113.9")
+	d := phone()
+	d.Model = strings.Repeat("SM-S918B/", mds.MaxDeviceField/9) // a long value, still within the buffer
+	covered := map[mds.Operator]bool{}
+	for _, src := range rules {
+		r := must(gray.CompileRule(src))
+		if allocs := testing.AllocsPerRun(100, func() {
+			in := gray.NewInput(d, ip, now)
+			r.Match(&in)
+		}); allocs != 0 {
+			t.Errorf("%s allocates %v times per match", r, allocs)
+		}
+		covered[src.Operator] = true
+	}
+	if len(covered) != len(mds.Operators) {
+		t.Errorf("%d operators covered of %d", len(covered), len(mds.Operators))
+	}
+}
+
+// TestExplainUnmapsAddress: a check and an explanation given an
+// IPv4-mapped address read it alike, as IPv4, for the rendering IN
+// compares and for IN_CIDR.
+func TestExplainUnmapsAddress(t *testing.T) {
+	tg := compile(t, &mds.Task{ID: 7, AppID: 1, PackageID: 1, Mode: mds.ModeForce, Stage: mds.StageOfficial,
+		Targeting: mds.Targeting{Rules: []mds.Rule{
+			{Field: "ip", Operator: mds.OpIn, Values: []string{"203.0.113.9"}},
+			{Field: "ip", Operator: mds.OpInCIDR, Values: []string{"203.0.113.0/24"}},
+		}}}, nil, nil)
+	mapped := netip.MustParseAddr("::ffff:203.0.113.9")
+	in := gray.NewInput(phone(), mapped, now)
+	if !tg.Decide(&in, nil) {
+		t.Error("a check from an IPv4-mapped address missed the rules of its IPv4 address")
+	}
+	ok, steps := tg.Explain(ptr(gray.NewInput(phone(), mapped, now)), nil)
+	if !ok || len(steps) < 1 || !strings.Contains(steps[0].Detail, `device has "203.0.113.9"`) {
+		t.Errorf("explain of an IPv4-mapped address: %v %+v", ok, steps)
+	}
+}
+
+// TestRuleStringIsTheCommandLineForm: explanations show a rule as
+// mds.Rule renders it, with long value lists cut short in that one place.
+func TestRuleStringIsTheCommandLineForm(t *testing.T) {
+	src := mds.Rule{Field: "city", Operator: mds.OpIn, Values: manyCities("Shanghai"), CaseInsensitive: true, Inverted: true}
+	r := must(gray.CompileRule(src))
+	want := "not city IN/i Shanghai,city-0,city-1,city-2,city-3,… (51 values)"
+	if r.String() != want || r.String() != src.Summary(5) {
+		t.Errorf("String = %q, want %q", r.String(), want)
+	}
+	cidr := must(gray.CompileRule(mds.Rule{Field: "ip", Operator: mds.OpCIDR, Values: []string{" 10.0.0.0/8"}}))
+	if got := cidr.String(); got != "ip IN_CIDR 10.0.0.0/8" {
+		t.Errorf("String of a normalised rule = %q", got)
+	}
+	if back, err := mds.ParseRule(cidr.String()); err != nil || back.Operator != mds.OpInCIDR {
+		t.Errorf("ParseRule(%q) = %+v, %v", cidr.String(), back, err)
 	}
 }

@@ -6,12 +6,14 @@
 package gray
 
 import (
+	"bytes"
 	"fmt"
 	"net/netip"
 	"regexp"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/mds-dev/mds"
@@ -23,8 +25,12 @@ import (
 // of one check, so pass it by pointer and reuse it.
 type Input struct {
 	Device *mds.Device
-	IP     netip.Addr
-	Now    time.Time
+	// IP is where the check came from, IPv4 as IPv4: NewInput unmaps an
+	// IPv4-mapped IPv6 address, so that "ip IN 1.2.3.4" and IN_CIDR read
+	// one address however the connection carried it. Set it directly and
+	// it must already be unmapped.
+	IP  netip.Addr
+	Now time.Time
 
 	// Results of shared rules (see Catalog): bit i of known says rule i
 	// of catalog was evaluated, bit i of result what it gave.
@@ -42,9 +48,11 @@ type Input struct {
 	deviceHashed, userHashed   bool
 }
 
-// NewInput prepares an input for d.
+// NewInput prepares an input for d. Every caller, the check and explain
+// and preview alike, comes through here, so the address is normalised in
+// this one place.
 func NewInput(d *mds.Device, ip netip.Addr, now time.Time) Input {
-	return Input{Device: d, IP: ip, Now: now}
+	return Input{Device: d, IP: ip.Unmap(), Now: now}
 }
 
 // AppVersion returns the device's app version prepared for comparison.
@@ -186,7 +194,7 @@ func (r *Rule) value(in *Input) (string, bool) {
 
 // Rule is a compiled mds.Rule.
 type Rule struct {
-	src      mds.Rule
+	src      mds.Rule // validated, and so normalised
 	field    field
 	attr     string
 	fold     bool
@@ -195,7 +203,8 @@ type Rule struct {
 	memo     int8     // bit of Input.known and result this rule's answer is kept in; -1 for none
 	catalog  *Catalog // whose memo bits those are
 
-	strs     []string
+	strs     []string // the values; lower-cased when fold
+	lowered  [][]byte // with fold, strs as bytes, for the STR_ operators
 	set      map[string]struct{}
 	nums     [2]float64
 	versions [2]version.Key
@@ -205,15 +214,31 @@ type Rule struct {
 	prefixes []netip.Prefix
 }
 
-// smallSet is where IN switches from a scan to a map.
+// smallSet is where IN switches from a scan to a map. Both compare the
+// same strings, so the switch changes the speed and nothing else.
 const smallSet = 8
 
-// CompileRule checks r's operands and prepares it for matching; errors say
-// which value is wrong and why.
+// explainValues is how many of a rule's values an explanation shows.
+const explainValues = 5
+
+// CompileRule prepares r for matching. It validates r first, and all
+// checking of values happens there, so that a rule saved after validation
+// alone is a rule that compiles; errors say which value is wrong and why.
 func CompileRule(src mds.Rule) (*Rule, error) {
 	if err := src.Validate(); err != nil {
 		return nil, err
 	}
+	r, err := convert(src)
+	if err != nil {
+		// Validate and convert parse with the same functions; one
+		// accepting what the other refuses is a bug, not bad input.
+		return nil, fmt.Errorf("gray: bug: rule %s passed validation but does not compile: %w", src, err)
+	}
+	return r, nil
+}
+
+// convert turns a validated rule into its compiled form.
+func convert(src mds.Rule) (*Rule, error) {
 	r := &Rule{src: src, fold: src.CaseInsensitive, inverted: src.Inverted, memo: -1}
 	if name, ok := strings.CutPrefix(src.Field, mds.AttrPrefix); ok {
 		r.field, r.attr = fAttr, name
@@ -221,88 +246,91 @@ func CompileRule(src mds.Rule) (*Rule, error) {
 		r.field = fieldIDs[src.Field]
 	}
 	vals := src.Values
-	bad := func(format string, args ...any) (*Rule, error) {
-		return nil, mds.Errorf(mds.EINVALID, "%s %s: %s", src.Field, src.Operator, fmt.Sprintf(format, args...))
-	}
 	switch src.Operator {
 	case mds.OpIn, mds.OpNotIn:
-		r.strs = vals
+		r.strs = r.operands(vals)
 		if len(vals) > smallSet {
 			r.set = make(map[string]struct{}, len(vals))
-			for _, v := range vals {
-				if r.fold {
-					v = strings.ToLower(v)
-				}
+			for _, v := range r.strs {
 				r.set[v] = struct{}{}
 			}
 		}
 		r.kind = mIn
 	case mds.OpStrContains, mds.OpStrStartsWith, mds.OpStrEndsWith:
-		r.strs = vals
+		r.strs = r.operands(vals)
+		if r.fold {
+			for _, v := range r.strs {
+				r.lowered = append(r.lowered, []byte(v))
+			}
+		}
 		r.kind = mString
 	case mds.OpRegex:
-		expr := vals[0]
-		if r.fold {
-			expr = "(?i)" + expr
-		}
-		re, err := regexp.Compile(expr)
+		re, err := mds.CompileRegex(vals[0], r.fold)
 		if err != nil {
-			return bad("%q is not a valid regular expression: %v", vals[0], err)
+			return nil, err
 		}
 		r.re = re
 		r.kind = mRegex
 	case mds.OpNumEq, mds.OpNumGt, mds.OpNumGte, mds.OpNumLt, mds.OpNumLte, mds.OpNumRange:
 		for i, v := range vals {
-			n, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
-			if err != nil {
-				return bad("%q is not a number", v)
+			n, ok := mds.ParseNumber(v)
+			if !ok {
+				return nil, fmt.Errorf("%q is not a number", v)
 			}
 			r.nums[i] = n
-		}
-		if src.Operator == mds.OpNumRange && r.nums[0] > r.nums[1] {
-			return bad("range %s..%s is empty", vals[0], vals[1])
 		}
 		r.kind = mNum
 	case mds.OpVersionEq, mds.OpVersionGt, mds.OpVersionGte, mds.OpVersionLt, mds.OpVersionLte, mds.OpVersionRange:
 		for i, v := range vals {
 			if err := version.Valid(v); err != nil {
-				return bad("%v", err)
+				return nil, err
 			}
 			r.versions[i] = version.NewKey(v)
 		}
-		if src.Operator == mds.OpVersionRange && version.CompareKeys(r.versions[0], r.versions[1]) > 0 {
-			return bad("range %s..%s is empty", vals[0], vals[1])
-		}
 		r.kind = mVersion
-	case mds.OpSemverEq, mds.OpSemverGt, mds.OpSemverLt:
+	case mds.OpSemverEq, mds.OpSemverGt, mds.OpSemverGte, mds.OpSemverLt, mds.OpSemverLte:
 		sv, ok := version.ParseSemver(vals[0])
 		if !ok {
-			return bad("%q is not a semantic version like 1.2.3 or 2.0.0-rc.1", vals[0])
+			return nil, fmt.Errorf("%q is not a semantic version", vals[0])
 		}
 		r.semver = sv
 		r.kind = mSemver
 	case mds.OpDateAfter, mds.OpDateBefore:
-		t, err := time.Parse(time.RFC3339, vals[0])
-		if err != nil {
-			return bad("%q is not an RFC 3339 time like 2026-12-01T00:00:00Z", vals[0])
+		t, ok := mds.ParseTime(vals[0])
+		if !ok {
+			return nil, fmt.Errorf("%q is not an RFC 3339 time", vals[0])
 		}
 		r.date = t
 		r.kind = mDate
-	case mds.OpCIDR:
+	case mds.OpInCIDR:
 		for _, v := range vals {
-			p, err := netip.ParsePrefix(strings.TrimSpace(v))
-			if err != nil {
-				a, aerr := netip.ParseAddr(strings.TrimSpace(v))
-				if aerr != nil {
-					return bad("%q is not a CIDR block like 10.0.0.0/8 or an address", v)
-				}
-				p = netip.PrefixFrom(a, a.BitLen())
+			p, ok := mds.ParseCIDR(v)
+			if !ok {
+				return nil, fmt.Errorf("%q is not a CIDR block or an address", v)
 			}
-			r.prefixes = append(r.prefixes, p.Masked())
+			r.prefixes = append(r.prefixes, p)
 		}
 		r.kind = mCIDR
+	default:
+		return nil, fmt.Errorf("operator %q has no matcher", src.Operator)
 	}
 	return r, nil
+}
+
+// operands returns the values a string operator compares with: as given,
+// or, when the rule folds case, lower-cased once here as Unleash does on
+// both sides (toLowerCase). Lower-casing rather than case folding keeps
+// lengths honest: "ẞ" lowers to "ß", which has another length in bytes,
+// and the Kelvin sign lowers to an ASCII "k".
+func (r *Rule) operands(vals []string) []string {
+	if !r.fold {
+		return vals
+	}
+	out := make([]string, len(vals))
+	for i, v := range vals {
+		out[i] = strings.ToLower(v)
+	}
+	return out
 }
 
 // Match reports whether the input satisfies the rule.
@@ -361,28 +389,9 @@ func (r *Rule) matches(in *Input) bool {
 	return matchCIDR(r, in)
 }
 
-// String renders the rule for people: "os_version VERSION_GTE 10".
-func (r *Rule) String() string {
-	var b strings.Builder
-	if r.inverted {
-		b.WriteString("not ")
-	}
-	b.WriteString(r.src.Field)
-	b.WriteByte(' ')
-	b.WriteString(string(r.src.Operator))
-	if r.fold {
-		b.WriteString("/i")
-	}
-	b.WriteByte(' ')
-	vals := r.src.Values
-	if len(vals) > 5 {
-		b.WriteString(strings.Join(vals[:5], ","))
-		fmt.Fprintf(&b, ",… (%d values)", len(vals))
-	} else {
-		b.WriteString(strings.Join(vals, ","))
-	}
-	return b.String()
-}
+// String renders the rule for people as the command line writes it,
+// "os_version VERSION_GTE 12", with long value lists cut short.
+func (r *Rule) String() string { return r.src.Summary(explainValues) }
 
 func matchIn(r *Rule, in *Input) bool {
 	v, ok := r.value(in)
@@ -394,48 +403,55 @@ func matchIn(r *Rule, in *Input) bool {
 }
 
 func (r *Rule) contains(v string) bool {
-	if r.set == nil {
+	if r.fold {
+		var buf [mds.MaxDeviceField]byte
+		lower := appendLower(buf[:0], v)
+		if r.set != nil {
+			_, ok := r.set[string(lower)] // the conversion does not allocate in a map index
+			return ok
+		}
 		for _, s := range r.strs {
-			if s == v || r.fold && strings.EqualFold(s, v) {
+			if string(lower) == s { // nor in a comparison
 				return true
 			}
 		}
 		return false
 	}
-	if !r.fold {
+	if r.set != nil {
 		_, ok := r.set[v]
 		return ok
 	}
-	var buf [mds.MaxDeviceField]byte
-	lower, ok := asciiLower(buf[:0], v)
-	if !ok {
-		for _, s := range r.strs {
-			if strings.EqualFold(s, v) {
-				return true
-			}
+	for _, s := range r.strs {
+		if s == v {
+			return true
 		}
-		return false
 	}
-	_, found := r.set[string(lower)] // the conversion does not allocate in a map index
-	return found
+	return false
 }
 
-// asciiLower appends the lower case of v to dst if v is short ASCII.
-func asciiLower(dst []byte, v string) ([]byte, bool) {
-	if len(v) > cap(dst) {
-		return nil, false
-	}
-	for i := 0; i < len(v); i++ {
+// appendLower appends v lower-cased rune by rune, exactly as
+// strings.ToLower lowers the operands (unicode.ToLower per rune, and
+// U+FFFD for a byte that is not UTF-8), so the two compare byte for byte.
+// Into a buffer on the caller's stack it allocates nothing unless the
+// lowered text outgrows the buffer: a validated device's fields are at most
+// MaxDeviceField bytes, so only non-ASCII text, whose lower case may take
+// more bytes, ever does.
+func appendLower(dst []byte, v string) []byte {
+	for i := 0; i < len(v); {
 		c := v[i]
-		if c >= utf8.RuneSelf {
-			return nil, false
+		if c < utf8.RuneSelf {
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			dst = append(dst, c)
+			i++
+			continue
 		}
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		dst = append(dst, c)
+		r, n := utf8.DecodeRuneInString(v[i:])
+		dst = utf8.AppendRune(dst, unicode.ToLower(r))
+		i += n
 	}
-	return dst, true
+	return dst
 }
 
 func matchString(r *Rule, in *Input) bool {
@@ -443,26 +459,36 @@ func matchString(r *Rule, in *Input) bool {
 	if !ok {
 		return false
 	}
+	if r.fold {
+		var buf [mds.MaxDeviceField]byte
+		lower := appendLower(buf[:0], v)
+		for _, s := range r.lowered {
+			var hit bool
+			switch r.src.Operator {
+			case mds.OpStrContains:
+				hit = bytes.Contains(lower, s)
+			case mds.OpStrStartsWith:
+				hit = bytes.HasPrefix(lower, s)
+			case mds.OpStrEndsWith:
+				hit = bytes.HasSuffix(lower, s)
+			}
+			if hit {
+				return true
+			}
+		}
+		return false
+	}
 	for _, s := range r.strs {
 		var hit bool
 		switch r.src.Operator {
 		case mds.OpStrContains:
-			hit = strings.Contains(v, s) || r.fold && containsFold(v, s)
+			hit = strings.Contains(v, s)
 		case mds.OpStrStartsWith:
-			hit = strings.HasPrefix(v, s) || r.fold && len(v) >= len(s) && strings.EqualFold(v[:len(s)], s)
+			hit = strings.HasPrefix(v, s)
 		case mds.OpStrEndsWith:
-			hit = strings.HasSuffix(v, s) || r.fold && len(v) >= len(s) && strings.EqualFold(v[len(v)-len(s):], s)
+			hit = strings.HasSuffix(v, s)
 		}
 		if hit {
-			return true
-		}
-	}
-	return false
-}
-
-func containsFold(s, sub string) bool {
-	for i := 0; i+len(sub) <= len(s); i++ {
-		if strings.EqualFold(s[i:i+len(sub)], sub) {
 			return true
 		}
 	}
@@ -486,8 +512,7 @@ func matchNum(r *Rule, in *Input) bool {
 		if !ok {
 			return false
 		}
-		var err error
-		if n, err = strconv.ParseFloat(v, 64); err != nil {
+		if n, ok = mds.ParseNumber(v); !ok {
 			return false
 		}
 	}
@@ -554,6 +579,10 @@ func matchSemver(r *Rule, in *Input) bool {
 		return c == 0
 	case mds.OpSemverGt:
 		return c > 0
+	case mds.OpSemverGte:
+		return c >= 0
+	case mds.OpSemverLte:
+		return c <= 0
 	}
 	return c < 0 // SEMVER_LT
 }
@@ -565,8 +594,7 @@ func matchDate(r *Rule, in *Input) bool {
 		if !ok {
 			return false
 		}
-		var err error
-		if t, err = time.Parse(time.RFC3339, v); err != nil {
+		if t, ok = mds.ParseTime(v); !ok {
 			return false
 		}
 	}
@@ -577,7 +605,7 @@ func matchDate(r *Rule, in *Input) bool {
 }
 
 func matchCIDR(r *Rule, in *Input) bool {
-	ip := in.IP
+	ip := in.IP // unmapped by NewInput
 	if r.field != fIP {
 		v, ok := r.value(in)
 		if !ok {
@@ -587,11 +615,11 @@ func matchCIDR(r *Rule, in *Input) bool {
 		if ip, err = netip.ParseAddr(v); err != nil {
 			return false
 		}
+		ip = ip.Unmap()
 	}
 	if !ip.IsValid() {
 		return false
 	}
-	ip = ip.Unmap()
 	for _, p := range r.prefixes {
 		if p.Contains(ip) {
 			return true

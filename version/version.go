@@ -12,14 +12,21 @@
 //     without one, and pre-releases compare part by part as above.
 package version
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+)
 
 // MaxLen bounds what Valid accepts so that stored and compared strings stay small.
 const MaxLen = 64
 
 // Valid reports whether s is a version this package can compare
-// meaningfully: non-empty, at most MaxLen bytes, starting with a digit (after
-// an optional "v"), made of digits, letters and ".-+_".
+// meaningfully: at most MaxLen bytes of digits, letters and ".-+_", starting
+// with a digit (after an optional "v"), shaped RELEASE[-PRERELEASE][+BUILD]
+// where each of the three is dot-separated parts none of which is empty.
+// Compare reads anything, but "1..4" or "1.0-" compare by accident of how
+// they happen to split, so nothing that stores or matches a version
+// accepts them.
 func Valid(s string) error {
 	if s == "" {
 		return fmt.Errorf("version is empty")
@@ -37,7 +44,45 @@ func Valid(s string) error {
 			return fmt.Errorf("version %q has %q; use digits, letters and . - + _", s, c)
 		}
 	}
+	rest, build, hasBuild := strings.Cut(t, "+")
+	release, pre, hasPre := strings.Cut(rest, "-")
+	if problem := dotted(release); problem != "" {
+		return fmt.Errorf("version %q %s; write it like 1.2.3", s, problem)
+	}
+	if hasPre {
+		if pre == "" {
+			return fmt.Errorf("version %q has nothing after \"-\"; write a pre-release like 1.0-beta.1, or drop the -", s)
+		}
+		if problem := dotted(pre); problem != "" {
+			return fmt.Errorf("version %q: its pre-release %q %s", s, pre, problem)
+		}
+	}
+	if hasBuild {
+		switch {
+		case build == "":
+			return fmt.Errorf("version %q has nothing after \"+\"; write build metadata like 1.0+build.5, or drop the +", s)
+		case strings.IndexByte(build, '+') >= 0:
+			return fmt.Errorf("version %q has more than one \"+\"; only one may start the build metadata", s)
+		}
+		if problem := dotted(build); problem != "" {
+			return fmt.Errorf("version %q: its build metadata %q %s", s, build, problem)
+		}
+	}
 	return nil
+}
+
+// dotted says what is wrong with s as dot-separated non-empty parts, or
+// returns "".
+func dotted(s string) string {
+	switch {
+	case strings.HasPrefix(s, "."):
+		return "starts with a dot"
+	case strings.HasSuffix(s, "."):
+		return "ends with a dot"
+	case strings.Contains(s, ".."):
+		return "has an empty part between two dots"
+	}
+	return ""
 }
 
 // Compare returns -1, 0 or +1 as a is older than, the same as, or newer than b.
