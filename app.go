@@ -67,8 +67,8 @@ func (a *App) Validate() error {
 	if a.Name == "" {
 		a.Name = a.Slug
 	}
-	if len(a.Name) > 200 {
-		return Errorf(EINVALID, "app name is longer than 200 characters")
+	if err := ValidText("app name", a.Name, 200, false); err != nil {
+		return err
 	}
 	if len(a.Platforms) == 0 {
 		return Errorf(EINVALID, "an app needs at least one platform (android, ios, harmony)")

@@ -53,43 +53,46 @@ func TestAppValidate(t *testing.T) {
 
 func TestPackageValidate(t *testing.T) {
 	sha := strings.Repeat("0a", 32)
-	good := []mds.Package{
-		{Platform: mds.Android, Version: "2.0", Source: mds.SourceBlob, SHA256: sha},
-		{Platform: mds.Android, Version: "2.0", Source: mds.SourceURL, URL: "https://cdn.example.com/a.apk"},
-		{Platform: mds.Android, Version: "2.0", Source: mds.SourceStore, URL: "market://details?id=com.example"},
-		{Platform: mds.Harmony, Version: "2.0", Source: mds.SourceStore, URL: "appmarket://details?id=com.example"},
-		{Platform: mds.IOS, Version: "2.0", Source: mds.SourceStore, URL: "itms-apps://apps.apple.com/app/id1"},
-		{Platform: mds.IOS, Version: "2.0", Source: mds.SourceBlob, SHA256: sha, Enterprise: true, BundleID: "com.example.app"},
+	good := []*mds.Artifact{
+		pkg(mds.Android, "2.0", mds.UpgradeSpec{Source: mds.SourceBlob, SHA256: sha}),
+		pkg(mds.Android, "2.0", mds.UpgradeSpec{Source: mds.SourceURL, URL: "https://cdn.example.com/a.apk"}),
+		pkg(mds.Android, "2.0", mds.UpgradeSpec{Source: mds.SourceStore, URL: "market://details?id=com.example"}),
+		pkg(mds.Harmony, "2.0", mds.UpgradeSpec{Source: mds.SourceStore, URL: "appmarket://details?id=com.example"}),
+		pkg(mds.IOS, "2.0", mds.UpgradeSpec{Source: mds.SourceStore, URL: "itms-apps://apps.apple.com/app/id1"}),
+		pkg(mds.IOS, "2.0", mds.UpgradeSpec{Source: mds.SourceBlob, SHA256: sha, Enterprise: true, BundleID: "com.example.app"}),
 	}
 	for _, p := range good {
 		if err := p.Validate(); err != nil {
 			t.Errorf("Validate(%+v) = %v", p, err)
 		}
-		if p.Network != mds.NetworkAny {
-			t.Errorf("network default %q", p.Network)
+		if n := p.Spec.(*mds.UpgradeSpec).Network; n != mds.NetworkAny {
+			t.Errorf("network default %q", n)
+		}
+		if s := p.Spec.(*mds.UpgradeSpec); s.Source == mds.SourceBlob && (len(p.Blobs) != 1 || p.Blobs[0].SHA256 != s.SHA256) {
+			t.Errorf("an uploaded package's blobs: %+v", p.Blobs)
 		}
 	}
-	bad := map[string]mds.Package{
-		"no platform":           {Version: "2.0", Source: mds.SourceURL, URL: "https://x.example.com/a"},
-		"bad version":           {Platform: mds.Android, Version: "latest", Source: mds.SourceURL, URL: "https://x.example.com/a"},
-		"negative build":        {Platform: mds.Android, Version: "2", Build: -1, Source: mds.SourceURL, URL: "https://x.example.com/a"},
-		"long notes":            {Platform: mds.Android, Version: "2", Notes: strings.Repeat("x", mds.MaxNotes+1), Source: mds.SourceURL, URL: "https://x.example.com/a"},
-		"blob without sha":      {Platform: mds.Android, Version: "2", Source: mds.SourceBlob},
-		"blob with url":         {Platform: mds.Android, Version: "2", Source: mds.SourceBlob, SHA256: sha, URL: "https://x.example.com/a"},
-		"uppercase sha":         {Platform: mds.Android, Version: "2", Source: mds.SourceBlob, SHA256: strings.ToUpper(sha)},
-		"url without url":       {Platform: mds.Android, Version: "2", Source: mds.SourceURL},
-		"relative url":          {Platform: mds.Android, Version: "2", Source: mds.SourceURL, URL: "/a.apk"},
-		"javascript url":        {Platform: mds.Android, Version: "2", Source: mds.SourceURL, URL: "javascript:alert(1)"},
-		"store with sha":        {Platform: mds.Android, Version: "2", Source: mds.SourceStore, URL: "market://x", SHA256: sha},
-		"unknown source":        {Platform: mds.Android, Version: "2", Source: "ftp", URL: "https://x.example.com/a"},
-		"android enterprise":    {Platform: mds.Android, Version: "2", Source: mds.SourceBlob, SHA256: sha, Enterprise: true, BundleID: "com.x.y"},
-		"enterprise no bundle":  {Platform: mds.IOS, Version: "2", Source: mds.SourceBlob, SHA256: sha, Enterprise: true},
-		"bundle without ent.":   {Platform: mds.IOS, Version: "2", Source: mds.SourceBlob, SHA256: sha, BundleID: "com.x.y"},
-		"bad channel":           {Platform: mds.Android, Version: "2", Source: mds.SourceURL, URL: "https://x.example.com/a", Channel: "a b"},
-		"bad network":           {Platform: mds.Android, Version: "2", Source: mds.SourceURL, URL: "https://x.example.com/a", Network: "5g"},
-		"inverted range":        {Platform: mds.Android, Version: "2", Source: mds.SourceURL, URL: "https://x.example.com/a", AppVersions: []version.Range{{Min: "2", Max: "1"}}},
-		"negative size":         {Platform: mds.Android, Version: "2", Source: mds.SourceURL, URL: "https://x.example.com/a", Size: -1},
-		"silent store download": {Platform: mds.Android, Version: "2", Source: mds.SourceStore, URL: "market://x", Silent: true},
+	bad := map[string]*mds.Artifact{
+		"no platform":           pkg("", "2.0", mds.UpgradeSpec{Source: mds.SourceURL, URL: "https://x.example.com/a"}),
+		"bad version":           pkg(mds.Android, "latest", mds.UpgradeSpec{Source: mds.SourceURL, URL: "https://x.example.com/a"}),
+		"negative build":        pkg(mds.Android, "2", mds.UpgradeSpec{Build: -1, Source: mds.SourceURL, URL: "https://x.example.com/a"}),
+		"long notes":            pkg(mds.Android, "2", mds.UpgradeSpec{Notes: strings.Repeat("x", mds.MaxNotes+1), Source: mds.SourceURL, URL: "https://x.example.com/a"}),
+		"blob without sha":      pkg(mds.Android, "2", mds.UpgradeSpec{Source: mds.SourceBlob}),
+		"blob with url":         pkg(mds.Android, "2", mds.UpgradeSpec{Source: mds.SourceBlob, SHA256: sha, URL: "https://x.example.com/a"}),
+		"uppercase sha":         pkg(mds.Android, "2", mds.UpgradeSpec{Source: mds.SourceBlob, SHA256: strings.ToUpper(sha)}),
+		"url without url":       pkg(mds.Android, "2", mds.UpgradeSpec{Source: mds.SourceURL}),
+		"relative url":          pkg(mds.Android, "2", mds.UpgradeSpec{Source: mds.SourceURL, URL: "/a.apk"}),
+		"javascript url":        pkg(mds.Android, "2", mds.UpgradeSpec{Source: mds.SourceURL, URL: "javascript:alert(1)"}),
+		"store with sha":        pkg(mds.Android, "2", mds.UpgradeSpec{Source: mds.SourceStore, URL: "market://x", SHA256: sha}),
+		"unknown source":        pkg(mds.Android, "2", mds.UpgradeSpec{Source: "ftp", URL: "https://x.example.com/a"}),
+		"android enterprise":    pkg(mds.Android, "2", mds.UpgradeSpec{Source: mds.SourceBlob, SHA256: sha, Enterprise: true, BundleID: "com.x.y"}),
+		"enterprise no bundle":  pkg(mds.IOS, "2", mds.UpgradeSpec{Source: mds.SourceBlob, SHA256: sha, Enterprise: true}),
+		"bundle without ent.":   pkg(mds.IOS, "2", mds.UpgradeSpec{Source: mds.SourceBlob, SHA256: sha, BundleID: "com.x.y"}),
+		"bad channel":           pkg(mds.Android, "2", mds.UpgradeSpec{Source: mds.SourceURL, URL: "https://x.example.com/a", Channel: "a b"}),
+		"bad network":           pkg(mds.Android, "2", mds.UpgradeSpec{Source: mds.SourceURL, URL: "https://x.example.com/a", Network: "5g"}),
+		"inverted range":        pkg(mds.Android, "2", mds.UpgradeSpec{Source: mds.SourceURL, URL: "https://x.example.com/a", AppVersions: []version.Range{{Min: "2", Max: "1"}}}),
+		"negative size":         pkg(mds.Android, "2", mds.UpgradeSpec{Source: mds.SourceURL, URL: "https://x.example.com/a", Size: -1}),
+		"silent store download": pkg(mds.Android, "2", mds.UpgradeSpec{Source: mds.SourceStore, URL: "market://x", Silent: true}),
 	}
 	for name, p := range bad {
 		if err := p.Validate(); mds.ErrorCode(err) != mds.EINVALID {
@@ -98,22 +101,56 @@ func TestPackageValidate(t *testing.T) {
 	}
 }
 
+// pkg is an upgrade artifact with spec s.
+func pkg(p mds.Platform, v string, s mds.UpgradeSpec) *mds.Artifact {
+	return &mds.Artifact{Kind: mds.KindUpgrade, Platform: p, Version: v, Spec: &s}
+}
+
 func TestTaskValidateAndApply(t *testing.T) {
-	tk := &mds.Task{PackageID: 1, Mode: mds.ModeSingle}
-	if err := tk.Validate(); err != nil || tk.Kind != mds.KindUpgrade || tk.RemindInterval != mds.DefaultRemindInterval {
+	upgrade := func(p mds.UpgradePolicy) mds.Task {
+		return mds.Task{Kind: mds.KindUpgrade, ArtifactID: 1, Policy: &p}
+	}
+	tk := upgrade(mds.UpgradePolicy{Mode: mds.ModeSingle})
+	if err := tk.Validate(); err != nil || tk.Status != mds.StatusDraft || tk.UpgradePolicy().RemindInterval != mds.DefaultRemindInterval {
 		t.Fatalf("defaults: %+v %v", tk, err)
 	}
-	for name, bad := range map[string]mds.Task{
-		"no mode":           {PackageID: 1},
-		"unknown mode":      {PackageID: 1, Mode: "sometimes"},
-		"no package":        {Mode: mds.ModeForce},
-		"interval on force": {PackageID: 1, Mode: mds.ModeForce, RemindInterval: time.Hour},
-		"tiny interval":     {PackageID: 1, Mode: mds.ModeSingle, RemindInterval: time.Second},
-		"unknown kind":      {PackageID: 1, Mode: mds.ModeForce, Kind: "hotpatch"},
-	} {
+	live := upgrade(mds.UpgradePolicy{Mode: mds.ModeForce})
+	live.Status = mds.StatusLive
+	if err := live.Validate(); err != nil {
+		t.Errorf("a task released as it is created: %v", err)
+	}
+	bad := map[string]mds.Task{
+		"no mode":           upgrade(mds.UpgradePolicy{}),
+		"unknown mode":      upgrade(mds.UpgradePolicy{Mode: "sometimes"}),
+		"interval on force": upgrade(mds.UpgradePolicy{Mode: mds.ModeForce, RemindInterval: time.Hour}),
+		"tiny interval":     upgrade(mds.UpgradePolicy{Mode: mds.ModeSingle, RemindInterval: time.Second}),
+		"no package":        {Kind: mds.KindUpgrade, Policy: &mds.UpgradePolicy{Mode: mds.ModeForce}},
+		"no policy":         {Kind: mds.KindUpgrade, ArtifactID: 1},
+		"unknown kind":      {Kind: "hotpatch", ArtifactID: 1, Policy: &mds.UpgradePolicy{Mode: mds.ModeForce}},
+		"created stopped":   {Kind: mds.KindUpgrade, ArtifactID: 1, Policy: &mds.UpgradePolicy{Mode: mds.ModeForce}, Status: mds.StatusStopped},
+		"percent and ramp": {Kind: mds.KindUpgrade, ArtifactID: 1, Policy: &mds.UpgradePolicy{Mode: mds.ModeForce},
+			Targeting: mds.Targeting{Rollout: &mds.Rollout{Percent: 5, Ramp: []mds.RampStep{{At: time.Now(), Percent: 10}}}}},
+	}
+	for name, bad := range bad {
 		if err := bad.Validate(); mds.ErrorCode(err) != mds.EINVALID {
 			t.Errorf("%s: %v, want EINVALID", name, err)
 		}
+	}
+	// An official task takes no gate; promotion drops them.
+	official := upgrade(mds.UpgradePolicy{Mode: mds.ModeForce})
+	if err := official.Validate(); err != nil || official.Stage != mds.StageOfficial {
+		t.Fatal(err)
+	}
+	if err := official.SetTargeting(mds.Targeting{Rollout: &mds.Rollout{Percent: 5}}); mds.ErrorCode(err) != mds.EINVALID {
+		t.Errorf("a gate on an official task: %v", err)
+	}
+	gray := upgrade(mds.UpgradePolicy{Mode: mds.ModeForce})
+	gray.Targeting = mds.Targeting{Whitelists: []int64{1}, Rollout: &mds.Rollout{Percent: 5}, RuleSets: []int64{2}}
+	if err := gray.Validate(); err != nil || gray.Stage != mds.StageGray {
+		t.Fatal(err)
+	}
+	if err := gray.Apply(mds.ActionPromote); err != nil || gray.Targeting.HasGates() || len(gray.Targeting.RuleSets) != 1 {
+		t.Errorf("after promote: %+v, %v; want the rule set and no gates", gray.Targeting, err)
 	}
 	// Every (status, action) pair: the allowed ones lead where the lifecycle
 	// says, the rest are conflicts.
@@ -139,8 +176,8 @@ func TestTaskValidateAndApply(t *testing.T) {
 			}
 		}
 	}
-	official := &mds.Task{Status: mds.StatusLive, Stage: mds.StageOfficial}
-	if err := official.Apply(mds.ActionPromote); mds.ErrorCode(err) != mds.ECONFLICT {
+	promoted := &mds.Task{Status: mds.StatusLive, Stage: mds.StageOfficial}
+	if err := promoted.Apply(mds.ActionPromote); mds.ErrorCode(err) != mds.ECONFLICT {
 		t.Errorf("promoting an official task: %v", err)
 	}
 	if err := (&mds.Task{Status: mds.StatusLive}).Apply("explode"); mds.ErrorCode(err) != mds.EINVALID {
@@ -219,7 +256,6 @@ func TestDeviceValidate(t *testing.T) {
 		"bad version":     func(d *mds.Device) { d.AppVersion = "x" },
 		"no device":       func(d *mds.Device) { d.DeviceID = "" },
 		"long model":      func(d *mds.Device) { d.Model = strings.Repeat("m", mds.MaxDeviceField+1) },
-		"bad network":     func(d *mds.Device) { d.Network = "lte-ish" },
 		"many attributes": func(d *mds.Device) { d.Attributes = many },
 		"empty attribute": func(d *mds.Device) { d.Attributes = map[string]string{"": "x"} },
 		"negative build":  func(d *mds.Device) { d.Build = -1 },
@@ -229,5 +265,26 @@ func TestDeviceValidate(t *testing.T) {
 		if err := d.Validate(); mds.ErrorCode(err) != mds.EINVALID {
 			t.Errorf("%s: %v, want EINVALID", name, err)
 		}
+	}
+}
+
+// TestNormalizeNetwork: what platforms call a network maps to the names
+// rules use, and an unknown name costs a device nothing but rules on it.
+func TestNormalizeNetwork(t *testing.T) {
+	for in, want := range map[string]string{
+		"": "", "wifi": "wifi", "WIFI": "wifi", "Wi-Fi": "wifi", "WLAN": "wifi", "LTE": "4g", "4G": "4g", "nr": "5g",
+		"5g": "5g", "3g": "3g", "EDGE": "2g", "Ethernet": "ethernet", "none": "unknown", "lte-ish": "unknown",
+		"carrier-pigeon-over-a-very-long-name": "unknown", "unknown": "unknown",
+	} {
+		if got := mds.NormalizeNetwork(in); got != want {
+			t.Errorf("NormalizeNetwork(%q) = %q, want %q", in, got, want)
+		}
+	}
+	d := mds.Device{AppKey: "ak", Platform: mds.Android, AppVersion: "1.0", DeviceID: "d", Network: "LTE"}
+	if err := d.Validate(); err != nil || d.Network != "4g" {
+		t.Errorf("a device on LTE: %v, network %q", err, d.Network)
+	}
+	if n := testing.AllocsPerRun(100, func() { mds.NormalizeNetwork("Wi-Fi") }); n != 0 {
+		t.Errorf("NormalizeNetwork allocates %v times", n)
 	}
 }

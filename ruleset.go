@@ -1,7 +1,6 @@
 package mds
 
 import (
-	"regexp"
 	"time"
 )
 
@@ -16,12 +15,10 @@ type RuleSet struct {
 	UpdatedAt time.Time `json:"updated_at"`
 }
 
-var objectNamePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9 _.-]{0,63}$`)
-
 // Validate checks a rule set's name and rules.
 func (s *RuleSet) Validate() error {
-	if !objectNamePattern.MatchString(s.Name) {
-		return Errorf(EINVALID, "name %q must be 1-64 letters, digits, spaces or _ . -", s.Name)
+	if err := ValidName("rule set name", s.Name); err != nil {
+		return err
 	}
 	if len(s.Rules) == 0 {
 		return Errorf(EINVALID, "a rule set needs at least one rule")

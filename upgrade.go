@@ -73,7 +73,6 @@ const MaxNotes = 8 << 10
 
 var (
 	sha256Pattern   = regexp.MustCompile(`^[0-9a-f]{64}$`)
-	channelPattern  = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
 	bundleIDPattern = regexp.MustCompile(`^[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$`)
 )
 
@@ -91,16 +90,18 @@ func (p *UpgradeSpec) Validate(a *Artifact) error {
 	if p.Build < 0 {
 		return Errorf(EINVALID, "build number %d is negative", p.Build)
 	}
-	if len(p.Notes) > MaxNotes {
-		return Errorf(EINVALID, "release notes are %d bytes; keep them under %d", len(p.Notes), MaxNotes)
+	if err := ValidText("release notes", p.Notes, MaxNotes, true); err != nil {
+		return err
 	}
 	for _, r := range p.AppVersions {
 		if err := r.Validate(); err != nil {
 			return Errorf(EINVALID, "app_versions: %v", err)
 		}
 	}
-	if p.Channel != "" && !channelPattern.MatchString(p.Channel) {
-		return Errorf(EINVALID, "channel %q must be 1-64 letters, digits or _ . -", p.Channel)
+	if p.Channel != "" {
+		if err := ValidChannel(p.Channel); err != nil {
+			return err
+		}
 	}
 	switch p.Network {
 	case "":
@@ -151,7 +152,10 @@ func (p *UpgradeSpec) Validate(a *Artifact) error {
 		return Errorf(EINVALID, "bundle_id and title apply to enterprise ios packages only; set enterprise")
 	}
 	p.Title = strings.TrimSpace(p.Title)
-	return nil
+	if err := ValidText("title", p.Title, 200, false); err != nil {
+		return err
+	}
+	return ValidText("file name", p.FileName, 255, false)
 }
 
 // MaxURL bounds a URL a device is sent: every check answer that offers the

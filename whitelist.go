@@ -41,8 +41,8 @@ const (
 
 // Validate checks a whitelist's name and kind.
 func (w *Whitelist) Validate() error {
-	if !objectNamePattern.MatchString(w.Name) {
-		return Errorf(EINVALID, "name %q must be 1-64 letters, digits, spaces or _ . -", w.Name)
+	if err := ValidName("whitelist name", w.Name); err != nil {
+		return err
 	}
 	if w.Kind != WhitelistUsers && w.Kind != WhitelistDevices {
 		return Errorf(EINVALID, "kind %q is not one of user, device", w.Kind)

@@ -152,10 +152,10 @@ type History struct {
 
 // CreateToken creates a token.
 type CreateToken struct {
-	Name             string  `json:"name" doc:"Unique name; shown in task history as the actor" example:"ci-shop"`
-	Admin            bool    `json:"admin,omitempty" doc:"Administer the whole deployment (only an admin may grant this)"`
+	Name             string         `json:"name" doc:"Unique name; shown in task history as the actor" example:"ci-shop"`
+	Admin            bool           `json:"admin,omitempty" doc:"Administer the whole deployment (only an admin may grant this)"`
 	Grants           []GrantRequest `json:"grants,omitempty"`
-	ExpiresInSeconds int64   `json:"expires_in_seconds,omitempty" minimum:"60" maximum:"315360000" doc:"Lifetime, at most 10 years; none means until revoked, or as long as the creating token lives"`
+	ExpiresInSeconds int64          `json:"expires_in_seconds,omitempty" minimum:"60" maximum:"315360000" doc:"Lifetime, at most 10 years; none means until revoked, or as long as the creating token lives"`
 }
 
 // GrantRequest asks for a role on an app.

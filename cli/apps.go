@@ -121,9 +121,13 @@ func appCmd() *cobra.Command {
 		}
 	}
 	rotate := keyCmd("rotate-key", "Give the app a new key; installed builds keep working on the old one until it is retired",
-		func(c *client.Client, cmd *cobra.Command, app string) (*mds.App, error) { return c.RotateAppKey(cmd.Context(), app) })
+		func(c *client.Client, cmd *cobra.Command, app string) (*mds.App, error) {
+			return c.RotateAppKey(cmd.Context(), app)
+		})
 	retire := keyCmd("retire-key", "Stop accepting the app's previous key",
-		func(c *client.Client, cmd *cobra.Command, app string) (*mds.App, error) { return c.RetireAppKey(cmd.Context(), app) })
+		func(c *client.Client, cmd *cobra.Command, app string) (*mds.App, error) {
+			return c.RetireAppKey(cmd.Context(), app)
+		})
 	del := &cobra.Command{
 		Use:   "delete SLUG",
 		Short: "Delete an app and everything it holds (needs an admin token; stop its tasks first)",

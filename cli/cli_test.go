@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/mds-dev/mds"
 	"github.com/mds-dev/mds/api"
@@ -206,47 +205,3 @@ func TestCLITokensAndErrors(t *testing.T) {
 		t.Errorf("unreachable server: %v", err)
 	}
 }
-
-func TestCLITokensAndErrors(t *testing.T) {
-	url := newServer(t)
-	mustCLI(t, url, cliAdmin, "app", "create", "shop", "--platform", "android")
-	out := mustCLI(t, url, cliAdmin, "token", "create", "ci", "--grant", "shop=releaser", "--json")
-	var res struct{ Secret string }
-	if err := json.Unmarshal([]byte(out), &res); err != nil || res.Secret == "" {
-		t.Fatalf("token create: %s", out)
-	}
-	out = mustCLI(t, url, res.Secret, "token", "whoami")
-	if !strings.Contains(out, "shop=releaser") {
-		t.Errorf("whoami:\n%s", out)
-	}
-	_, err := mdsCLI(t, url, res.Secret, "app", "create", "blog", "--platform", "ios")
-	if err == nil || !strings.Contains(err.Error(), "403") || !strings.Contains(err.Error(), "admin") {
-		t.Errorf("releaser creating an app: %v", err)
-	}
-	_, err = mdsCLI(t, url, cliAdmin, "task", "create", "--app", "shop", "--package", "42", "--mode", "force")
-	if err == nil || !strings.Contains(err.Error(), "package 42 not found") {
-		t.Errorf("missing package: %v", err)
-	}
-	_, err = mdsCLI(t, url, cliAdmin, "package", "create", "--app", "shop", "--platform", "android", "--version", "1")
-	if err == nil || !strings.Contains(err.Error(), "exactly one of --file") {
-		t.Errorf("no source: %v", err)
-	}
-	_, err = mdsCLI(t, url, cliAdmin, "package", "create", "--app", "shop", "--platform", "android", "--version", "1",
-		"--url", "https://x.example.com/a.apk", "--range", "3..1")
-	if err == nil || !strings.Contains(err.Error(), "--range") {
-		t.Errorf("bad range: %v", err)
-	}
-	_, err = mdsCLI(t, url, "wrong", "app", "list")
-	if err == nil || !strings.Contains(err.Error(), "401") {
-		t.Errorf("wrong token: %v", err)
-	}
-	out = mustCLI(t, url, cliAdmin, "token", "list")
-	if !strings.Contains(out, "ci") || !strings.Contains(out, "admin of everything") {
-		t.Errorf("token list:\n%s", out)
-	}
-	_, err = mdsCLI(t, "http://127.0.0.1:1", cliAdmin, "app", "list")
-	if err == nil || !strings.Contains(err.Error(), "cannot reach") {
-		t.Errorf("unreachable server: %v", err)
-	}
-}
-

@@ -10,33 +10,9 @@ import (
 	"testing"
 
 	"github.com/mds-dev/mds"
-	"github.com/mds-dev/mds/httpapi"
 	"github.com/mds-dev/mds/delivery"
+	"github.com/mds-dev/mds/httpapi"
 )
-
-func TestParseRule(t *testing.T) {
-	tests := []struct {
-		in   string
-		want mds.Rule
-	}{
-		{"os_version VERSION_GTE 12", mds.Rule{Field: "os_version", Operator: mds.OpVersionGte, Values: []string{"12"}}},
-		{"city IN Shanghai, New York", mds.Rule{Field: "city", Operator: mds.OpIn, Values: []string{"Shanghai", "New York"}}},
-		{"not model str_starts_with/i sm-", mds.Rule{Field: "model", Operator: mds.OpStrStartsWith, Values: []string{"sm-"}, Inverted: true, CaseInsensitive: true}},
-		{"channel NOT_IN", mds.Rule{Field: "channel", Operator: mds.OpNotIn, Values: []string{}}},
-		{`{"field":"attr.tags","operator":"STR_CONTAINS","values":["a,b"]}`, mds.Rule{Field: "attr.tags", Operator: mds.OpStrContains, Values: []string{"a,b"}}},
-	}
-	for _, tt := range tests {
-		got, err := parseRule(tt.in)
-		if err != nil || fmt.Sprintf("%+v", got) != fmt.Sprintf("%+v", tt.want) {
-			t.Errorf("parseRule(%q) = %+v, %v; want %+v", tt.in, got, err, tt.want)
-		}
-	}
-	for _, bad := range []string{"os_version", "shoe_size IN 42", "city LIKE x", "{not json"} {
-		if _, err := parseRule(bad); err == nil {
-			t.Errorf("parseRule(%q) accepted", bad)
-		}
-	}
-}
 
 // TestCLIGrayRelease drives a gray release from the CLI: a whitelist from a
 // file, a rule set, a gray task, a targeting edit, explain, preview, promote.
@@ -99,9 +75,14 @@ func TestCLIGrayRelease(t *testing.T) {
 	if !strings.Contains(out, "live (official)") {
 		t.Errorf("promote:\n%s", out)
 	}
-	if _, err := mdsCLI(t, url, cliAdmin, "whitelist", "delete", "--app", "shop", "1"); err == nil || !strings.Contains(err.Error(), "409") {
-		t.Errorf("deleting a whitelist in use: %v", err)
+	// Promotion dropped the gates, and the task shows what is in force.
+	if strings.Contains(out, "whitelist") || !strings.Contains(out, "rule set  1") {
+		t.Errorf("promoted task still shows its gates, or lost its rule set:\n%s", out)
 	}
-	mustCLI(t, url, cliAdmin, "task", "stop", "--app", "shop", "1")
+	if _, err := mdsCLI(t, url, cliAdmin, "ruleset", "delete", "--app", "shop", "1"); err == nil || !strings.Contains(err.Error(), "409") {
+		t.Errorf("deleting a rule set in use: %v", err)
+	}
 	mustCLI(t, url, cliAdmin, "whitelist", "delete", "--app", "shop", "1")
+	mustCLI(t, url, cliAdmin, "task", "stop", "--app", "shop", "1")
+	mustCLI(t, url, cliAdmin, "ruleset", "delete", "--app", "shop", "1")
 }

@@ -204,7 +204,7 @@ func (f *fakeAdmitter) Admitted(task int64, w *mds.Window, key string, _ time.Ti
 	return f.admitted[key], len(f.admitted)
 }
 
-func compile(t testing.TB, task *mds.Task, sets map[int64]*mds.RuleSet, lists map[int64]*gray.List) *gray.Targeting {
+func compile(t testing.TB, task *mds.Task, sets map[int64]*mds.RuleSet, lists map[int64]*gray.List) *gray.Audience {
 	t.Helper()
 	if err := task.Validate(); err != nil {
 		t.Fatal(err)
@@ -217,7 +217,7 @@ func compile(t testing.TB, task *mds.Task, sets map[int64]*mds.RuleSet, lists ma
 }
 
 func grayTask(tg mds.Targeting) *mds.Task {
-	return &mds.Task{ID: 7, AppID: 1, PackageID: 1, Mode: mds.ModeForce, Targeting: tg}
+	return &mds.Task{ID: 7, AppID: 1, Kind: mds.KindUpgrade, ArtifactID: 1, Policy: &mds.UpgradePolicy{Mode: mds.ModeForce}, Targeting: tg}
 }
 
 func TestRolloutOnlyAdds(t *testing.T) {
@@ -441,7 +441,12 @@ func TestExplain(t *testing.T) {
 		t.Error("Explain admitted a device")
 	}
 	promoted := grayTask(mds.Targeting{Rollout: &mds.Rollout{Percent: 1}})
-	promoted.Stage = mds.StageOfficial
+	if err := promoted.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if err := promoted.Apply(mds.ActionPromote); err != nil {
+		t.Fatal(err)
+	}
 	ok, steps = compile(t, promoted, nil, nil).Explain(ptr(gray.NewInput(phone(), netip.Addr{}, now)), adm)
 	if !ok || steps[len(steps)-1].What != "stage" {
 		t.Errorf("official: %v %+v", ok, steps)
@@ -484,7 +489,7 @@ func TestSharedRuleMemo(t *testing.T) {
 	}
 	cat := gray.NewCatalog(nil, nil)
 	type taskRules struct {
-		tg    *gray.Targeting
+		tg    *gray.Audience
 		rules []*gray.Rule
 	}
 	var tasks []taskRules
@@ -500,7 +505,7 @@ func TestSharedRuleMemo(t *testing.T) {
 			}
 			fresh = append(fresh, c)
 		}
-		task := &mds.Task{ID: int64(i + 1), AppID: 1, PackageID: 1, Mode: mds.ModeForce, Stage: mds.StageOfficial, Targeting: mds.Targeting{Rules: rs}}
+		task := &mds.Task{ID: int64(i + 1), AppID: 1, Kind: mds.KindUpgrade, ArtifactID: 1, Policy: &mds.UpgradePolicy{Mode: mds.ModeForce}, Stage: mds.StageOfficial, Targeting: mds.Targeting{Rules: rs}}
 		tg, err := cat.Compile(task)
 		if err != nil {
 			t.Fatal(err)
@@ -697,7 +702,7 @@ func TestMatchDoesNotAllocate(t *testing.T) {
 // IPv4-mapped address read it alike, as IPv4, for the rendering IN
 // compares and for IN_CIDR.
 func TestExplainUnmapsAddress(t *testing.T) {
-	tg := compile(t, &mds.Task{ID: 7, AppID: 1, PackageID: 1, Mode: mds.ModeForce, Stage: mds.StageOfficial,
+	tg := compile(t, &mds.Task{ID: 7, AppID: 1, Kind: mds.KindUpgrade, ArtifactID: 1, Policy: &mds.UpgradePolicy{Mode: mds.ModeForce}, Stage: mds.StageOfficial,
 		Targeting: mds.Targeting{Rules: []mds.Rule{
 			{Field: "ip", Operator: mds.OpIn, Values: []string{"203.0.113.9"}},
 			{Field: "ip", Operator: mds.OpInCIDR, Values: []string{"203.0.113.0/24"}},

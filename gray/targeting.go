@@ -59,7 +59,13 @@ func NewCatalog(ruleSets map[int64]*mds.RuleSet, lists map[int64]*List) *Catalog
 }
 
 func (c *Catalog) rule(src mds.Rule) (*Rule, error) {
-	key, err := json.Marshal(src)
+	// Keyed by the normalised rule, so that rules written differently but
+	// meaning the same (" x" and "x", CIDR and IN_CIDR) share one.
+	norm := src
+	if err := norm.Validate(); err != nil {
+		return nil, err
+	}
+	key, err := json.Marshal(norm)
 	if err != nil {
 		return nil, err
 	}

@@ -143,7 +143,7 @@ func TestUnleashVectors(t *testing.T) {
 		// constraints as rules and the segments as rule sets; a strategy
 		// that does not compile (an unknown operator, a missing segment)
 		// is off, as in Unleash.
-		features := map[string][]*gray.Targeting{}
+		features := map[string][]*gray.Audience{}
 		enabled := map[string]bool{}
 		for _, feat := range spec.State.Features {
 			enabled[feat.Name] = feat.Enabled

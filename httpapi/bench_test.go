@@ -15,9 +15,9 @@ import (
 	"time"
 
 	"github.com/mds-dev/mds"
-	"github.com/mds-dev/mds/httpapi"
 	"github.com/mds-dev/mds/delivery"
 	"github.com/mds-dev/mds/delivery/deliverytest"
+	"github.com/mds-dev/mds/httpapi"
 )
 
 // bodies encodes devices as check bodies.

@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/mds-dev/mds"
-	"github.com/mds-dev/mds/httpapi"
 	"github.com/mds-dev/mds/delivery"
+	"github.com/mds-dev/mds/httpapi"
 )
 
 type fullTask struct {

@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/mds-dev/mds"
-	"github.com/mds-dev/mds/postgres"
 	"github.com/mds-dev/mds/delivery"
+	"github.com/mds-dev/mds/postgres"
 	"github.com/mds-dev/mds/storetest"
 )
 

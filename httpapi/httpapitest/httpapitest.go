@@ -15,9 +15,9 @@ import (
 	"time"
 
 	"github.com/mds-dev/mds"
+	"github.com/mds-dev/mds/delivery"
 	"github.com/mds-dev/mds/httpapi"
 	"github.com/mds-dev/mds/localfs"
-	"github.com/mds-dev/mds/delivery"
 	"github.com/mds-dev/mds/sqlite"
 )
 
