@@ -62,7 +62,7 @@ func Env(key, def string) string {
 // with what to type instead: cobra would print its help and succeed,
 // hiding a typo from scripts.
 func group(use, short string) (*cobra.Command, func() (*client.Client, error), *printer) {
-	cmd := &cobra.Command{Use: use, Short: short, Args: cobra.ArbitraryArgs, RunE: unknownSubcommand}
+	cmd := &cobra.Command{Use: use, Short: short, Args: cobra.ArbitraryArgs, RunE: unknownSubcommand, SuggestionsMinimumDistance: 2}
 	cmd.FParseErrWhitelist.UnknownFlags = true
 	newClient := clientFlags(cmd)
 	p := &printer{}

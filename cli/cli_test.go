@@ -205,3 +205,66 @@ func TestCLITokensAndErrors(t *testing.T) {
 		t.Errorf("unreachable server: %v", err)
 	}
 }
+
+// TestCLIMistakes: a typo fails with a suggestion, whatever level it is
+// at, and a bare group says what it needs.
+func TestCLIMistakes(t *testing.T) {
+	url := newServer(t)
+	mustCLI(t, url, cliAdmin, "app", "create", "shop", "--platform", "android,ios")
+	for args, want := range map[string]string{
+		"taks list":              `did you mean`,
+		"task lsit --app shop":   `did you mean list`,
+		"task":                   "needs a subcommand",
+		"whitelist shwo":         `did you mean show`,
+		"app create":             "accepts 1 arg",
+		"task show --app shop x": "numeric id",
+		"explain --app shop --app-version 1.0 --device-id d": "say which platform",
+	} {
+		_, err := mdsCLI(t, url, cliAdmin, strings.Fields(args)...)
+		if err == nil || !strings.Contains(strings.ToLower(err.Error()), want) {
+			t.Errorf("mds %s: %v; want an error saying %q", args, err, want)
+		}
+	}
+}
+
+// TestCLIShowAndChange: show commands print one field for scripts; apps
+// are renamed, re-keyed and deleted from the CLI.
+func TestCLIShowAndChange(t *testing.T) {
+	url := newServer(t)
+	mustCLI(t, url, cliAdmin, "app", "create", "shop", "--platform", "android")
+	mustCLI(t, url, cliAdmin, "app", "create", "blog", "--platform", "ios")
+	key := strings.TrimSpace(mustCLI(t, url, cliAdmin, "app", "show", "shop", "--field", "key"))
+	if !strings.HasPrefix(key, "ak_") || strings.ContainsAny(key, " \n") {
+		t.Fatalf("app show --field key printed %q", key)
+	}
+	if _, err := mdsCLI(t, url, cliAdmin, "app", "show", "shop", "--field", "nope"); err == nil || !strings.Contains(err.Error(), "it has") {
+		t.Errorf("unknown field: %v", err)
+	}
+	mustCLI(t, url, cliAdmin, "package", "create", "--app", "shop", "--platform", "android", "--version", "2.0", "--url", "https://cdn.example.com/a.apk")
+	if v := strings.TrimSpace(mustCLI(t, url, cliAdmin, "package", "show", "--app", "shop", "1", "--field", "version")); v != "2.0" {
+		t.Errorf("package show --field version: %q", v)
+	}
+	mustCLI(t, url, cliAdmin, "task", "create", "--app", "shop", "--package", "1", "--mode", "force")
+	if s := strings.TrimSpace(mustCLI(t, url, cliAdmin, "task", "show", "--app", "shop", "1", "--field", "status")); s != "draft" {
+		t.Errorf("task show --field status: %q", s)
+	}
+	out := mustCLI(t, url, cliAdmin, "app", "list", "--limit", "1")
+	if !strings.Contains(out, "blog") || strings.Contains(out, "shop ") || !strings.Contains(out, "--after blog") {
+		t.Errorf("a page of one app:\n%s", out)
+	}
+	out = mustCLI(t, url, cliAdmin, "app", "rotate-key", "shop")
+	if !strings.Contains(out, "previous key  "+key) {
+		t.Errorf("rotate-key:\n%s", out)
+	}
+	mustCLI(t, url, cliAdmin, "app", "retire-key", "shop")
+	out = mustCLI(t, url, cliAdmin, "app", "update", "shop", "--name", "Shop Two", "--slug", "shop2")
+	if !strings.Contains(out, "app        shop2") || !strings.Contains(out, "Shop Two") {
+		t.Errorf("app update:\n%s", out)
+	}
+	mustCLI(t, url, cliAdmin, "task", "delete", "--app", "shop2", "1")
+	mustCLI(t, url, cliAdmin, "package", "delete", "--app", "shop2", "1")
+	mustCLI(t, url, cliAdmin, "app", "delete", "shop2")
+	if _, err := mdsCLI(t, url, cliAdmin, "app", "show", "shop2"); err == nil || mds.ErrorCode(err) != mds.ENOTFOUND {
+		t.Errorf("a deleted app: %v (code %q)", err, mds.ErrorCode(err))
+	}
+}

@@ -29,7 +29,7 @@ type appBody struct {
 }
 
 type appsInput struct {
-	pageQuery
+	Paging
 }
 
 type appsBody struct {

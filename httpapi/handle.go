@@ -27,13 +27,14 @@ func register[I, O any](s *Server, o huma.Operation, h func(context.Context, *I)
 	})
 }
 
-// pageQuery is the paging of a list operation.
-type pageQuery struct {
+// Paging is the paging of a list operation. It is exported because huma
+// reads parameters only from exported fields, embedded ones included.
+type Paging struct {
 	After string `query:"after" doc:"Cursor: the next of the previous page; empty for the first"`
 	Limit int    `query:"limit" minimum:"1" maximum:"1000" default:"100" doc:"At most this many items"`
 }
 
-func (p *pageQuery) page() mds.Page { return mds.Page{After: p.After, Limit: p.Limit} }
+func (p *Paging) page() mds.Page { return mds.Page{After: p.After, Limit: p.Limit} }
 
 // next is the cursor after a page of n items whose last has cursor last:
 // none when the page was not full, so the list is complete.

@@ -256,3 +256,142 @@ func TestCleanPaths(t *testing.T) {
 	resp.Body.Close()
 	e.wantProblem(resp, b, 404, "/client/v1/check")
 }
+
+// TestAppOperations: rename, platforms, key rotation and deletion, each
+// refused while it would break something in use.
+func TestAppOperations(t *testing.T) {
+	e := newEnv(t)
+	shop := e.createApp("shop", mds.Android, mds.IOS)
+	shopAdmin := e.createToken(e.admin, "shop-admin", grant("shop", mds.RoleAdmin))
+	releaser := e.createToken(e.admin, "shop-releaser", grant("shop", mds.RoleReleaser))
+	pkg := e.createPackage("shop", e.admin, map[string]any{"platform": "android", "version": "2.0", "url": "https://cdn.example.com/a.apk"})
+	task := e.createTask("shop", e.admin, pkg.ID, mds.ModeForce, true)
+
+	resp, b := e.request("PATCH", "/api/v1/apps/shop", releaser, map[string]any{"name": "Shop!"})
+	e.wantProblem(resp, b, 403, "admin role")
+	var a mds.App
+	e.call("PATCH", "/api/v1/apps/shop", shopAdmin, map[string]any{"name": "Shop Two", "slug": "shop2"}, 200, &a)
+	if a.Slug != "shop2" || a.Name != "Shop Two" || a.Key != shop.Key {
+		t.Fatalf("renamed app %+v", a)
+	}
+	resp, b = e.request("PATCH", "/api/v1/apps/shop2", shopAdmin, map[string]any{"platforms": []string{"ios"}})
+	e.wantProblem(resp, b, 409, "stop it before dropping")
+	resp, b = e.request("PATCH", "/api/v1/apps/shop2", shopAdmin, map[string]any{"name": "bad\u202ename"})
+	e.wantProblem(resp, b, 400, "U+202E")
+
+	// Rotation: both keys answer until the old one is retired.
+	e.call("POST", "/api/v1/apps/shop2/key", shopAdmin, nil, 200, &a)
+	if a.Key == shop.Key || a.PreviousKey != shop.Key {
+		t.Fatalf("after rotation %+v", a)
+	}
+	for _, key := range []string{shop.Key, a.Key} {
+		if _, ans := e.check(device(&mds.App{Key: key}, mds.Android, "1.0")); ans.Upgrade == nil || ans.Upgrade.TaskID != task.ID {
+			t.Errorf("key %s after rotation: %+v", key, ans.Upgrade)
+		}
+	}
+	resp, b = e.request("POST", "/api/v1/apps/shop2/key", shopAdmin, nil)
+	e.wantProblem(resp, b, 409, "retire it first")
+	e.call("DELETE", "/api/v1/apps/shop2/key/previous", shopAdmin, nil, 200, &a)
+	resp, b = e.request("POST", "/client/v1/check", "", device(shop, mds.Android, "1.0"))
+	e.wantProblem(resp, b, 404, "unknown app_key")
+
+	// Deletion: an admin's, and only once nothing runs.
+	resp, b = e.request("DELETE", "/api/v1/apps/shop2", shopAdmin, nil)
+	e.wantProblem(resp, b, 403, "admin token")
+	resp, b = e.request("DELETE", "/api/v1/apps/shop2", e.admin, nil)
+	e.wantProblem(resp, b, 409, "stop every task")
+	e.act("shop2", task.ID, mds.ActionStop)
+	e.call("DELETE", "/api/v1/apps/shop2", e.admin, nil, 204, nil)
+	resp, b = e.request("GET", "/api/v1/apps/shop2", e.admin, nil)
+	e.wantProblem(resp, b, 404, "not found")
+}
+
+// TestDeleteTasksAndPackages: drafts and stopped tasks go with their
+// history; a package goes once no task names it.
+func TestDeleteTasksAndPackages(t *testing.T) {
+	e := newEnv(t)
+	e.createApp("shop", mds.Android)
+	pkg := e.createPackage("shop", e.admin, map[string]any{"platform": "android", "version": "2.0", "url": "https://cdn.example.com/a.apk"})
+	task := e.createTask("shop", e.admin, pkg.ID, mds.ModeForce, true)
+	taskPath := fmt.Sprintf("/api/v1/apps/shop/tasks/%d", task.ID)
+	pkgPath := fmt.Sprintf("/api/v1/apps/shop/packages/%d", pkg.ID)
+	resp, b := e.request("DELETE", taskPath, e.admin, nil)
+	e.wantProblem(resp, b, 409, "stop it")
+	resp, b = e.request("DELETE", pkgPath, e.admin, nil)
+	e.wantProblem(resp, b, 409, "delete the task first")
+	e.act("shop", task.ID, mds.ActionStop)
+	e.call("DELETE", taskPath, e.admin, nil, 204, nil)
+	e.call("DELETE", pkgPath, e.admin, nil, 204, nil)
+	resp, b = e.request("GET", pkgPath, e.admin, nil)
+	e.wantProblem(resp, b, 404, "not found")
+}
+
+// TestListsArePaged: every list takes limit and after, and says where the
+// next page starts.
+func TestListsArePaged(t *testing.T) {
+	e := newEnv(t)
+	e.createApp("shop", mds.Android)
+	for _, v := range []string{"1.0", "2.0", "3.0"} {
+		e.createPackage("shop", e.admin, map[string]any{"platform": "android", "version": v, "url": "https://cdn.example.com/" + v})
+	}
+	var page struct {
+		Packages []struct{ ID int64 }
+		Next     string
+	}
+	e.call("GET", "/api/v1/apps/shop/packages?limit=2", e.admin, nil, 200, &page)
+	if len(page.Packages) != 2 || page.Next == "" {
+		t.Fatalf("first page %+v", page)
+	}
+	after := page.Next
+	page.Packages, page.Next = nil, ""
+	e.call("GET", "/api/v1/apps/shop/packages?limit=2&after="+after, e.admin, nil, 200, &page)
+	if len(page.Packages) != 1 || page.Next != "" {
+		t.Errorf("last page %+v", page)
+	}
+	resp, b := e.request("GET", "/api/v1/apps/shop/packages?after=zz", e.admin, nil)
+	e.wantProblem(resp, b, 400, "cursor")
+	for _, path := range []string{"/api/v1/apps?limit=1", "/api/v1/apps/shop/tasks?limit=1", "/api/v1/apps/shop/rule-sets?limit=1",
+		"/api/v1/apps/shop/whitelists?limit=1", "/api/v1/tokens?limit=1"} {
+		if resp, b := e.request("GET", path, e.admin, nil); resp.StatusCode != 200 {
+			t.Errorf("%s: %d %s", path, resp.StatusCode, b)
+		}
+	}
+	var apps struct {
+		Apps []mds.App
+		Next string
+	}
+	e.createApp("blog", mds.Android)
+	e.call("GET", "/api/v1/apps?limit=1", e.admin, nil, 200, &apps)
+	if len(apps.Apps) != 1 || apps.Apps[0].Slug != "blog" || apps.Next != "blog" {
+		t.Errorf("apps page %+v", apps)
+	}
+}
+
+// TestNamesInAnyScript: names and channels take Unicode letters, and a
+// device's channel in Chinese matches a package's; control and
+// bidirectional-override characters are refused.
+func TestNamesInAnyScript(t *testing.T) {
+	e := newEnv(t)
+	app := e.createApp("shop", mds.Android)
+	var w mds.Whitelist
+	e.call("POST", "/api/v1/apps/shop/whitelists", e.admin, map[string]any{"name": "测试名单", "kind": "user"}, 201, &w)
+	e.call("POST", "/api/v1/apps/shop/rule-sets", e.admin, map[string]any{"name": "华东 wifi",
+		"rules": []map[string]any{{"field": "network", "operator": "IN", "values": []string{"wifi"}}}}, 201, nil)
+	pkg := e.createPackage("shop", e.admin, map[string]any{"platform": "android", "version": "2.0", "channel": "华为", "url": "https://cdn.example.com/a.apk"})
+	e.createTask("shop", e.admin, pkg.ID, mds.ModeForce, true)
+	if !e.offered(with(device(app, mds.Android, "1.0"), "channel", "华为")) || e.offered(with(device(app, mds.Android, "1.0"), "channel", "xiaomi")) {
+		t.Error("a package for channel 华为 does not reach exactly its devices")
+	}
+	for _, bad := range []map[string]any{
+		{"platform": "android", "version": "2.1", "url": "https://cdn.example.com/b.apk", "notes": "fixed\u202egnp.exe"},
+		{"platform": "android", "version": "2.1", "url": "https://cdn.example.com/b.apk", "notes": "bell\x07"},
+		{"platform": "android", "version": "2.1", "url": "https://cdn.example.com/b.apk", "channel": "a b"},
+	} {
+		resp, b := e.request("POST", "/api/v1/apps/shop/packages", e.admin, bad)
+		e.wantProblem(resp, b, 400, "")
+	}
+	resp, b := e.request("POST", "/api/v1/apps/shop/whitelists", e.admin, map[string]any{"name": "evil\u2066name", "kind": "user"})
+	e.wantProblem(resp, b, 400, "U+2066")
+	// Multi-line notes stay welcome.
+	e.createPackage("shop", e.admin, map[string]any{"platform": "android", "version": "2.2", "url": "https://cdn.example.com/c.apk", "notes": "Faster.\n\tFewer crashes."})
+}

@@ -43,7 +43,7 @@ func (s *Server) createRuleSet(ctx context.Context, in *ruleSetInput) (*ruleSetB
 
 type listRuleSetsInput struct {
 	App string `path:"app" doc:"App slug"`
-	pageQuery
+	Paging
 }
 
 type ruleSetsBody struct {

@@ -76,7 +76,7 @@ func newPolicy(kind mds.Kind, b *api.CreateTask) (mds.TaskPolicy, error) {
 type listTasksInput struct {
 	App    string     `path:"app" doc:"App slug"`
 	Status mds.Status `query:"status" enum:"draft,live,paused,stopped" doc:"Only tasks in this status"`
-	pageQuery
+	Paging
 }
 
 type tasksBody struct {
@@ -157,7 +157,7 @@ func (s *Server) actOnTask(ctx context.Context, in *actionInput) (*taskBody, err
 type historyInput struct {
 	App string `path:"app" doc:"App slug"`
 	ID  int64  `path:"id"`
-	pageQuery
+	Paging
 }
 
 type historyBody struct {

@@ -62,7 +62,7 @@ func (s *Server) createToken(ctx context.Context, in *createTokenInput) (*create
 }
 
 type tokensInput struct {
-	pageQuery
+	Paging
 }
 
 type tokensBody struct {

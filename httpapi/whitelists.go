@@ -55,7 +55,7 @@ func (s *Server) createWhitelist(ctx context.Context, in *whitelistInput) (*whit
 
 type listWhitelistsInput struct {
 	App string `path:"app" doc:"App slug"`
-	pageQuery
+	Paging
 }
 
 type whitelistsBody struct {
