@@ -231,11 +231,7 @@ func deleteCmd(newClient func() (*client.Client, error), what string, del func(c
 		Use:   "delete --app APP ID",
 		Short: "Delete a " + what,
 		Args:  cobra.ExactArgs(1),
-		RunE: onApp(newClient, func(cmd *cobra.Command, args []string, app string, c *client.Client) error {
-			id, err := parseID(what, args[0])
-			if err != nil {
-				return err
-			}
+		RunE: onID(newClient, what, func(cmd *cobra.Command, app string, c *client.Client, id int64) error {
 			if err := del(cmd.Context(), c, app, id); err != nil {
 				return err
 			}
@@ -254,4 +250,36 @@ func parseID(what, s string) (int64, error) {
 		return 0, fmt.Errorf("%s %q: give its numeric ID, as the list command shows it", what, s)
 	}
 	return id, nil
+}
+
+// onID makes a RunE for a command on one object of an app, named by its
+// numeric ID: it resolves --app, the client and the ID first.
+func onID(newClient func() (*client.Client, error), what string, run func(cmd *cobra.Command, app string, c *client.Client, id int64) error) func(*cobra.Command, []string) error {
+	return onApp(newClient, func(cmd *cobra.Command, args []string, app string, c *client.Client) error {
+		id, err := parseID(what, args[0])
+		if err != nil {
+			return err
+		}
+		return run(cmd, app, c, id)
+	})
+}
+
+// showCmd is `show --app APP ID [--field NAME]` for an object of an app.
+func showCmd[T any](newClient func() (*client.Client, error), out *printer, what, short string,
+	get func(ctx context.Context, c *client.Client, app string, id int64) (*T, error), table func(*T) func(io.Writer)) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "show --app APP ID [--field NAME]",
+		Short: short,
+		Args:  cobra.ExactArgs(1),
+		RunE: onID(newClient, what, func(cmd *cobra.Command, app string, c *client.Client, id int64) error {
+			v, err := get(cmd.Context(), c, app, id)
+			if err != nil {
+				return err
+			}
+			return out.print(cmd, v, table(v))
+		}),
+	}
+	appFlag(cmd)
+	out.fieldFlag(cmd)
+	return cmd
 }

@@ -147,11 +147,7 @@ func targetCmd(newClient func() (*client.Client, error), out *printer) *cobra.Co
   mds task target --app shop 7 --rule "os_version VERSION_GTE 12" --rule "network IN wifi"
   mds task target --app shop 7 --no-window --whitelist 3`,
 		Args: cobra.ExactArgs(1),
-		RunE: onApp(newClient, func(cmd *cobra.Command, args []string, app string, c *client.Client) error {
-			id, err := parseID("task", args[0])
-			if err != nil {
-				return err
-			}
+		RunE: onID(newClient, "task", func(cmd *cobra.Command, app string, c *client.Client, id int64) error {
 			t, err := c.Task(cmd.Context(), app, id)
 			if err != nil {
 				return err
@@ -231,11 +227,7 @@ func ruleSetCmd() *cobra.Command {
 		Use:   "update --app APP ID [--name NAME] [--rule RULE…]",
 		Short: "Change a rule set; every task using it follows at the next check",
 		Args:  cobra.ExactArgs(1),
-		RunE: onApp(newClient, func(cmd *cobra.Command, args []string, app string, c *client.Client) error {
-			id, err := parseID("rule set", args[0])
-			if err != nil {
-				return err
-			}
+		RunE: onID(newClient, "rule set", func(cmd *cobra.Command, app string, c *client.Client, id int64) error {
 			rs, err := c.RuleSet(cmd.Context(), app, id)
 			if err != nil {
 				return err
@@ -277,24 +269,10 @@ func ruleSetCmd() *cobra.Command {
 	}
 	appFlag(list)
 	page.register(list)
-	show := &cobra.Command{
-		Use:   "show --app APP ID",
-		Short: "Show a rule set",
-		Args:  cobra.ExactArgs(1),
-		RunE: onApp(newClient, func(cmd *cobra.Command, args []string, app string, c *client.Client) error {
-			id, err := parseID("rule set", args[0])
-			if err != nil {
-				return err
-			}
-			rs, err := c.RuleSet(cmd.Context(), app, id)
-			if err != nil {
-				return err
-			}
-			return out.print(cmd, rs, printSet(rs))
-		}),
-	}
-	appFlag(show)
-	out.fieldFlag(show)
+	show := showCmd(newClient, out, "rule set", "Show a rule set",
+		func(ctx context.Context, c *client.Client, app string, id int64) (*mds.RuleSet, error) {
+			return c.RuleSet(ctx, app, id)
+		}, printSet)
 	del := deleteCmd(newClient, "rule set", func(ctx context.Context, c *client.Client, app string, id int64) error {
 		return c.DeleteRuleSet(ctx, app, id)
 	})

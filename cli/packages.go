@@ -172,24 +172,10 @@ func packageCmd() *cobra.Command {
 	}
 	appFlag(list)
 	page.register(list)
-	show := &cobra.Command{
-		Use:   "show --app APP ID [--field NAME]",
-		Short: "Show a package",
-		Args:  cobra.ExactArgs(1),
-		RunE: onApp(newClient, func(cmd *cobra.Command, args []string, app string, c *client.Client) error {
-			id, err := parseID("package", args[0])
-			if err != nil {
-				return err
-			}
-			p, err := c.Package(cmd.Context(), app, id)
-			if err != nil {
-				return err
-			}
-			return out.print(cmd, p, printPackage(p))
-		}),
-	}
-	appFlag(show)
-	out.fieldFlag(show)
+	show := showCmd(newClient, out, "package", "Show a package",
+		func(ctx context.Context, c *client.Client, app string, id int64) (*api.Package, error) {
+			return c.Package(ctx, app, id)
+		}, printPackage)
 	del := deleteCmd(newClient, "package", func(ctx context.Context, c *client.Client, app string, id int64) error {
 		return c.DeletePackage(ctx, app, id)
 	})

@@ -91,35 +91,17 @@ func taskCmd() *cobra.Command {
 	page.register(list)
 	list.Flags().StringVar(&status, "status", "", "only draft, live, paused or stopped tasks")
 
-	show := &cobra.Command{
-		Use:   "show --app APP TASK [--field NAME]",
-		Short: "Show a task and what is in force of its targeting",
-		Args:  cobra.ExactArgs(1),
-		RunE: onApp(newClient, func(cmd *cobra.Command, args []string, app string, c *client.Client) error {
-			id, err := parseID("task", args[0])
-			if err != nil {
-				return err
-			}
-			t, err := c.Task(cmd.Context(), app, id)
-			if err != nil {
-				return err
-			}
-			return out.print(cmd, t, printTask(t))
-		}),
-	}
-	appFlag(show)
-	out.fieldFlag(show)
+	show := showCmd(newClient, out, "task", "Show a task and what is in force of its targeting",
+		func(ctx context.Context, c *client.Client, app string, id int64) (*api.Task, error) {
+			return c.Task(ctx, app, id)
+		}, printTask)
 
 	var historyPage pageFlags
 	history := &cobra.Command{
 		Use:   "history --app APP TASK",
 		Short: "Show what happened to a task, oldest first",
 		Args:  cobra.ExactArgs(1),
-		RunE: onApp(newClient, func(cmd *cobra.Command, args []string, app string, c *client.Client) error {
-			id, err := parseID("task", args[0])
-			if err != nil {
-				return err
-			}
+		RunE: onID(newClient, "task", func(cmd *cobra.Command, app string, c *client.Client, id int64) error {
 			res, err := c.History(cmd.Context(), app, id, historyPage.page())
 			if err != nil {
 				return err
@@ -146,11 +128,7 @@ func taskCmd() *cobra.Command {
 			Use:   string(a) + " --app APP TASK",
 			Short: strings.ToUpper(string(a[:1])) + string(a[1:]) + " a task",
 			Args:  cobra.ExactArgs(1),
-			RunE: onApp(newClient, func(cmd *cobra.Command, args []string, app string, c *client.Client) error {
-				id, err := parseID("task", args[0])
-				if err != nil {
-					return err
-				}
+			RunE: onID(newClient, "task", func(cmd *cobra.Command, app string, c *client.Client, id int64) error {
 				t, err := c.Act(cmd.Context(), app, id, a)
 				if err != nil {
 					return err

@@ -66,31 +66,6 @@ func (e *Error) Error() string {
 // Unwrap makes mds.ErrorCode and mds.ErrorMessage work on e.
 func (e *Error) Unwrap() error { return &mds.Error{Code: e.Code, Message: e.Detail} }
 
-// codeOf is the error code of a status, for answers that are not ours
-// (a proxy's 502).
-func codeOf(status int) string {
-	switch status {
-	case http.StatusUnauthorized:
-		return mds.EUNAUTHORIZED
-	case http.StatusForbidden:
-		return mds.EFORBIDDEN
-	case http.StatusNotFound:
-		return mds.ENOTFOUND
-	case http.StatusConflict:
-		return mds.ECONFLICT
-	case http.StatusRequestEntityTooLarge:
-		return mds.ETOOLARGE
-	case http.StatusRequestTimeout:
-		return mds.ETIMEOUT
-	case http.StatusServiceUnavailable, http.StatusBadGateway, http.StatusGatewayTimeout:
-		return mds.EUNAVAILABLE
-	}
-	if status >= 500 {
-		return mds.EINTERNAL
-	}
-	return mds.EINVALID
-}
-
 // maxAnswer bounds what the client reads of one answer.
 const maxAnswer = 64 << 20
 
@@ -134,7 +109,7 @@ func (c *Client) send(req *http.Request, out any) error {
 			e.Detail = strings.TrimSpace(string(b))
 		}
 		if e.Code == "" {
-			e.Code = codeOf(resp.StatusCode)
+			e.Code = api.Code(resp.StatusCode)
 		}
 		return e
 	}

@@ -8,57 +8,8 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 
 	"github.com/mds-dev/mds"
+	"github.com/mds-dev/mds/api"
 )
-
-// status maps error codes to HTTP status codes; this is the only place
-// that does.
-func status(code string) int {
-	switch code {
-	case mds.EINVALID:
-		return http.StatusBadRequest
-	case mds.EUNAUTHORIZED:
-		return http.StatusUnauthorized
-	case mds.EFORBIDDEN:
-		return http.StatusForbidden
-	case mds.ENOTFOUND:
-		return http.StatusNotFound
-	case mds.ECONFLICT:
-		return http.StatusConflict
-	case mds.ETOOLARGE:
-		return http.StatusRequestEntityTooLarge
-	case mds.ETIMEOUT:
-		return http.StatusRequestTimeout
-	case mds.EUNAVAILABLE:
-		return http.StatusServiceUnavailable
-	}
-	return http.StatusInternalServerError
-}
-
-// codeOf is the error code of an HTTP status that net/http, huma or the
-// protocol chose rather than a domain error (422, 405, 416, 431…), so that
-// every problem document carries one.
-func codeOf(st int) string {
-	switch st {
-	case http.StatusUnauthorized:
-		return mds.EUNAUTHORIZED
-	case http.StatusForbidden:
-		return mds.EFORBIDDEN
-	case http.StatusNotFound:
-		return mds.ENOTFOUND
-	case http.StatusConflict:
-		return mds.ECONFLICT
-	case http.StatusRequestEntityTooLarge, http.StatusRequestHeaderFieldsTooLarge:
-		return mds.ETOOLARGE
-	case http.StatusRequestTimeout:
-		return mds.ETIMEOUT
-	case http.StatusServiceUnavailable:
-		return mds.EUNAVAILABLE
-	}
-	if st >= 500 {
-		return mds.EINTERNAL
-	}
-	return mds.EINVALID
-}
 
 // problem is an RFC 9457 problem document. Code is the mds error code
 // (an extension member): clients branch on it, not on the text.
@@ -77,7 +28,7 @@ func (p *problem) GetStatus() int { return p.Status }
 func (p *problem) ContentType(string) string { return "application/problem+json" }
 
 func newProblem(st int, detail string) *problem {
-	return &problem{Title: http.StatusText(st), Status: st, Detail: detail, Code: codeOf(st)}
+	return &problem{Title: http.StatusText(st), Status: st, Detail: detail, Code: api.Code(st)}
 }
 
 func init() {
@@ -103,7 +54,7 @@ func init() {
 // their details.
 func (s *Server) errorFor(op string, err error) *problem {
 	code := mds.ErrorCode(err)
-	st := status(code)
+	st := api.Status(code)
 	if st >= 500 {
 		s.log.Error("request failed", "op", op, "err", err)
 	}
