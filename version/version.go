@@ -28,6 +28,53 @@ const MaxLen = 64
 // they happen to split, so nothing that stores or matches a version
 // accepts them.
 func Valid(s string) error {
+	if wellFormed(s) {
+		return nil
+	}
+	return invalid(s)
+}
+
+// wellFormed is Valid's answer in one pass over s, without allocating: the
+// check path calls Valid on every device's versions. invalid says why a
+// version is not, and the two agree (FuzzValid).
+func wellFormed(s string) bool {
+	if s == "" || len(s) > MaxLen {
+		return false
+	}
+	t := trimV(s)
+	if t == "" || !isDigit(t[0]) {
+		return false
+	}
+	const release, pre, build = 0, 1, 2
+	part, n := release, 0 // where we are, and the length of the current dot-separated part
+	for i := 0; i < len(t); i++ {
+		switch c := t[i]; {
+		case c == '.':
+			if n == 0 {
+				return false
+			}
+			n = 0
+		case c == '-' && part == release:
+			if n == 0 {
+				return false
+			}
+			part, n = pre, 0
+		case c == '+':
+			if part == build || n == 0 {
+				return false
+			}
+			part, n = build, 0
+		case isDigit(c) || isLetter(c) || c == '_' || c == '-':
+			n++
+		default:
+			return false
+		}
+	}
+	return n > 0
+}
+
+// invalid says why s is not a version; nil if it is one.
+func invalid(s string) error {
 	if s == "" {
 		return fmt.Errorf("version is empty")
 	}

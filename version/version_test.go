@@ -251,3 +251,4 @@ func TestValidDoesNotAllocate(t *testing.T) {
 		}
 	}
 }
+

@@ -1,0 +1,4 @@
+package version
+
+// Invalid is the explaining check behind Valid, for FuzzValid.
+var Invalid = invalid
