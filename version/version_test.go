@@ -251,4 +251,3 @@ func TestValidDoesNotAllocate(t *testing.T) {
 		}
 	}
 }
-
