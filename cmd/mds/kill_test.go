@@ -36,17 +36,19 @@ const childToken = "kill-test-admin-token-0123456789abcdef"
 
 // child is a running `mds serve` in another process.
 type child struct {
-	cmd  *exec.Cmd
-	base string
+	cmd        *exec.Cmd
+	base       string
+	management string // the management API's URL when it listens apart
 }
 
-var listening = regexp.MustCompile(`msg=listening addr=(\S+)`)
+var listening = regexp.MustCompile(`msg=listening addr=(\S+)(?: management_addr=(\S+))?`)
 
-func startChild(t *testing.T, data string) *child {
+func startChild(t *testing.T, data string, env ...string) *child {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), "MDS_TEST_CHILD=serve", "MDS_DATA="+data, "MDS_ADDR=127.0.0.1:0",
 		"MDS_ADMIN_TOKEN="+childToken, "MDS_DATABASE_URL=", "MDS_LOG_FORMAT=text", "MDS_LOG_LEVEL=info")
+	cmd.Env = append(cmd.Env, env...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -55,18 +57,22 @@ func startChild(t *testing.T, data string) *child {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	addr := make(chan string, 1)
+	addr := make(chan []string, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
 			if m := listening.FindStringSubmatch(sc.Text()); m != nil {
-				addr <- m[1]
+				addr <- m
 			}
 		}
 	}()
 	select {
-	case a := <-addr:
-		return &child{cmd: cmd, base: "http://" + a}
+	case m := <-addr:
+		c := &child{cmd: cmd, base: "http://" + m[1]}
+		if m[2] != "" {
+			c.management = "http://" + m[2]
+		}
+		return c
 	case <-time.After(30 * time.Second):
 		t.Fatal("child server did not start")
 		return nil
@@ -234,4 +240,44 @@ func blobFiles(t *testing.T, dir string) []string {
 		return nil
 	})
 	return files
+}
+
+// TestSeparateAddresses: with MDS_MANAGEMENT_ADDR the device address
+// serves devices only, and management and metrics listen apart.
+func TestSeparateAddresses(t *testing.T) {
+	c := startChild(t, t.TempDir(), "MDS_MANAGEMENT_ADDR=127.0.0.1:0")
+	if c.management == "" {
+		t.Fatal("the server did not say where management listens")
+	}
+	get := func(url string) int {
+		req, _ := http.NewRequest("GET", url, nil)
+		req.Header.Set("Authorization", "Bearer "+childToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for url, want := range map[string]int{
+		c.base + "/api/v1/apps":                          404,
+		c.base + "/metrics":                              404,
+		c.base + "/readyz":                               200,
+		c.base + "/client/v1/blobs/" + blobtest.Sum(nil): 404,
+		c.management + "/api/v1/apps":                    200,
+		c.management + "/metrics":                        200,
+		c.management + "/client/v1/check":                404,
+	} {
+		if got := get(url); got != want {
+			t.Errorf("GET %s: %d, want %d", url, got, want)
+		}
+	}
+	resp, err := http.Post(c.base+"/client/v1/check", "application/json", strings.NewReader(`{"app_key":"ak_x","platform":"android","app_version":"1.0","device_id":"d"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 404 {
+		t.Errorf("a check on the device address: %d, want the unknown app's 404", resp.StatusCode)
+	}
 }
