@@ -57,7 +57,8 @@ const (
 )
 
 // NormalizeNetwork maps what devices and their platforms call a network
-// ("WIFI", "Wi-Fi", "LTE", "NR", "cellular") to the names rules use. An
+// ("WIFI", "Wi-Fi", "WLAN", "LTE", "NR") to the names rules use; rules'
+// own network values are normalised the same way. An
 // unrecognised value becomes "unknown" rather than an error: a device must
 // not lose its updates over a spelling, and a rule on network then simply
 // does not match it. It does not allocate for the names it knows.

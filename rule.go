@@ -160,6 +160,19 @@ func (r *Rule) Validate() error {
 			return bad("value %d %s", i+1, problem)
 		}
 	}
+	if r.Field == FieldNetwork && (r.Operator == OpIn || r.Operator == OpNotIn) {
+		// Devices' network names are normalised, so the rule's are too: a
+		// rule on "LTE" means the devices that say LTE.
+		vals := append([]string(nil), r.Values...)
+		for i, v := range vals {
+			n := NormalizeNetwork(v)
+			if n == NetworkUnknown && !strings.EqualFold(v, NetworkUnknown) {
+				return bad("%q is not a network devices report; use wifi, 2g, 3g, 4g, 5g, ethernet or unknown", v)
+			}
+			vals[i] = n
+		}
+		r.Values = vals
+	}
 	vals := r.Values
 	switch r.Operator {
 	case OpRegex:

@@ -305,3 +305,20 @@ func FuzzParseRule(f *testing.F) {
 		}
 	})
 }
+
+// TestNetworkRuleValues: a rule's network names are normalised as devices'
+// are, and a name no device reports is refused rather than matching no one.
+func TestNetworkRuleValues(t *testing.T) {
+	r := mds.Rule{Field: mds.FieldNetwork, Operator: mds.OpIn, Values: []string{"LTE", " WIFI", "unknown"}}
+	orig := r.Values
+	if err := r.Validate(); err != nil || fmt.Sprint(r.Values) != "[4g wifi unknown]" {
+		t.Errorf("Validate = %v, values %v; want [4g wifi unknown]", err, r.Values)
+	}
+	if orig[0] != "LTE" {
+		t.Error("Validate wrote into the caller's values")
+	}
+	bad := mds.Rule{Field: mds.FieldNetwork, Operator: mds.OpNotIn, Values: []string{"carrier-pigeon"}}
+	if err := bad.Validate(); mds.ErrorCode(err) != mds.EINVALID {
+		t.Errorf("an unknown network name: %v", err)
+	}
+}

@@ -171,18 +171,21 @@ type WhitelistStore interface {
 }
 
 // AdmissionStore records which devices capped windows admitted. It is the
-// only store a check may write to, and it is the source of truth: nodes
-// remember what it told them, never what they concluded alone.
+// only store a check may write to, and it is the source of truth: it admits
+// by the window the task has in the store, whatever the asking node's
+// snapshot says, and nodes remember what it told them, never what they
+// concluded alone.
 type AdmissionStore interface {
-	// Admit admits those of r.Devices it can to the task's window: a device
-	// admitted before stays admitted; a new one gets in while fewer than
-	// r.Limit are, unless the window was sealed at or after r.End. It
-	// reports, per device, whether it is admitted. The cap holds exactly
-	// under any concurrency, across nodes.
+	// Admit admits those of r.Devices it can to the task's capped window: a
+	// device admitted before stays admitted; a new one gets in while fewer
+	// than the window's cap are, unless the window was sealed at or after
+	// its end. It reports, per device, whether it is admitted. The cap holds
+	// exactly under any concurrency, across nodes, and across edits of the
+	// window.
 	Admit(ctx context.Context, r Admission) ([]bool, error)
 	// SealWindow closes the task's window ending at end for good: from its
-	// commit on, no device is admitted to a window ending at or before end,
-	// so a set read after it is complete. Moving the window's end later
+	// commit on, no device is admitted while the window ends at or before
+	// end, so a set read after it is complete. Moving the window's end later
 	// opens it again.
 	SealWindow(ctx context.Context, taskID int64, end time.Time) error
 	// Admitted calls fn with every device the task's window admitted.
@@ -196,8 +199,6 @@ type AdmissionStore interface {
 type Admission struct {
 	TaskID  int64
 	Devices []string  // distinct
-	Limit   int       // the window's cap
-	End     time.Time // the window's end, as the asking node knows it
 	At      time.Time // when the devices checked
 }
 

@@ -22,7 +22,8 @@ import (
 // the next. Once the store refuses a device, nothing more can get in under
 // this window's settings (it is full, or another node sealed it), so the
 // admitted set is read in full, once, and answered from memory from then
-// on. Outside the window the set cannot grow either: it is read once per
+// on. The store admits by the window the task has in the store, so a node
+// whose snapshot lags an edit of the cap or the end cannot admit past it. Outside the window the set cannot grow either: it is read once per
 // phase, and after the end only once the store has sealed the window, so
 // an admission that another node was still committing is never missed.
 //
@@ -60,8 +61,10 @@ func (w *window) complete(p phase) bool {
 	return w.settled == p || w.closed && w.settled == open
 }
 
-// batch is the devices of one Admit call and, once done is closed, its answer.
+// batch is the devices of one Admit call, asked under one window spec,
+// and, once done is closed, its answer.
 type batch struct {
+	spec    mds.Window
 	devices []string
 	hashes  []uint64
 	ok      []bool
@@ -167,16 +170,16 @@ func (a *Admissions) Admit(task int64, spec *mds.Window, device string, now time
 	var b *batch
 	i := -1
 	for _, p := range w.pending {
-		if i = slices.Index(p.hashes, h); i >= 0 {
+		if i = slices.Index(p.hashes, h); i >= 0 && p.spec == *spec {
 			b = p
 			break
 		}
 	}
 	if b == nil {
-		if n := len(w.pending); n > 0 && len(w.pending[n-1].devices) < maxBatch {
+		if n := len(w.pending); n > 0 && len(w.pending[n-1].devices) < maxBatch && w.pending[n-1].spec == *spec {
 			b = w.pending[n-1]
 		} else {
-			b = &batch{done: make(chan struct{})}
+			b = &batch{spec: *spec, done: make(chan struct{})}
 			w.pending = append(w.pending, b)
 		}
 		i = len(b.devices)
@@ -189,7 +192,7 @@ func (a *Admissions) Admit(task int64, spec *mds.Window, device string, now time
 	}
 	w.mu.Unlock()
 	if first != nil {
-		a.call(task, w, spec, now, first)
+		a.call(task, w, now, first)
 	}
 	<-b.done
 	return b.ok[i]
@@ -198,8 +201,8 @@ func (a *Admissions) Admit(task int64, spec *mds.Window, device string, now time
 // call answers batch b and hands the next waiting batch, if any, to a
 // goroutine of its own, so that no check waits for more than its own call
 // and the one in flight before it.
-func (a *Admissions) call(task int64, w *window, spec *mds.Window, now time.Time, b *batch) {
-	a.answer(task, w, spec, now, b)
+func (a *Admissions) call(task int64, w *window, now time.Time, b *batch) {
+	a.answer(task, w, now, b)
 	w.mu.Lock()
 	var next *batch
 	if len(w.pending) > 0 {
@@ -209,18 +212,20 @@ func (a *Admissions) call(task int64, w *window, spec *mds.Window, now time.Time
 	}
 	w.mu.Unlock()
 	if next != nil {
-		go a.call(task, w, spec, a.now(), next)
+		go a.call(task, w, a.now(), next)
 	}
 }
 
-// answer answers b from memory if the window closed meanwhile, and with
-// an Admit call otherwise.
-func (a *Admissions) answer(task int64, w *window, spec *mds.Window, now time.Time, b *batch) {
+// answer answers b from memory if the window closed meanwhile under b's
+// spec, and with an Admit call otherwise. The spec is the batch's own: a
+// batch queued before an edit must not take the window back to what it
+// was, nor one after it be answered as before.
+func (a *Admissions) answer(task int64, w *window, now time.Time, b *batch) {
 	defer close(b.done)
+	spec := &b.spec
 	b.ok = make([]bool, len(b.devices))
 	w.mu.Lock()
-	w.sync(spec)
-	if w.closed && w.complete(open) || a.now().Before(w.retryAt) {
+	if w.spec == *spec && w.closed && w.complete(open) || a.now().Before(w.retryAt) {
 		for i, h := range b.hashes {
 			b.ok[i] = w.has(h)
 		}
@@ -229,7 +234,7 @@ func (a *Admissions) answer(task int64, w *window, spec *mds.Window, now time.Ti
 	}
 	w.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
-	ok, err := a.store.Admit(ctx, mds.Admission{TaskID: task, Devices: b.devices, Limit: spec.Cap, End: spec.End, At: now})
+	ok, err := a.store.Admit(ctx, mds.Admission{TaskID: task, Devices: b.devices, At: now})
 	cancel()
 	if err == nil && len(ok) != len(b.devices) {
 		err = fmt.Errorf("admissions: the store answered %d devices of %d", len(ok), len(b.devices))

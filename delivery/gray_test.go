@@ -28,6 +28,7 @@ type memAdmissions struct {
 	seals   atomic.Int64
 	fail    bool
 	delay   time.Duration // before each call reaches the store, as a network would
+	window  mds.Window    // the window every task has, in the store
 }
 
 func (m *memAdmissions) Admit(_ context.Context, r mds.Admission) ([]bool, error) {
@@ -45,13 +46,13 @@ func (m *memAdmissions) Admit(_ context.Context, r mds.Admission) ([]bool, error
 		m.devices[r.TaskID] = map[string]bool{}
 	}
 	in := m.devices[r.TaskID]
-	sealed := !m.sealed[r.TaskID].IsZero() && !m.sealed[r.TaskID].Before(r.End)
+	sealed := !m.sealed[r.TaskID].IsZero() && !m.sealed[r.TaskID].Before(m.window.End)
 	out := make([]bool, len(r.Devices))
 	for i, d := range r.Devices {
 		switch {
 		case in[d]:
 			out[i] = true
-		case sealed || len(in) >= r.Limit:
+		case sealed || len(in) >= m.window.Cap:
 		default:
 			in[d], out[i] = true, true
 		}
@@ -143,8 +144,8 @@ func checkAt(s *delivery.Snapshot, adm gray.Admitter, deviceID string, at time.T
 // store sees a bounded number of calls.
 func TestWindowCapAcrossNodes(t *testing.T) {
 	const cap, devices = 40, 200
-	s, _, _ := windowFixture(t, cap)
-	store := &memAdmissions{}
+	s, _, w := windowFixture(t, cap)
+	store := &memAdmissions{window: *w}
 	clk := &clock{t: now}
 	nodes := []*delivery.Admissions{
 		delivery.NewAdmissions(store, clk.now, func(err error) { t.Error(err) }),
@@ -202,8 +203,8 @@ func TestWindowCapAcrossNodes(t *testing.T) {
 // TestWindowSurvivesRestart: a fresh node (empty memory) over the same
 // store honours earlier admissions and the cap.
 func TestWindowSurvivesRestart(t *testing.T) {
-	s, _, _ := windowFixture(t, 3)
-	store := &memAdmissions{}
+	s, _, w := windowFixture(t, 3)
+	store := &memAdmissions{window: *w}
 	first := delivery.NewAdmissions(store, nil, nil)
 	for _, id := range []string{"a", "b", "c"} {
 		if !checkAt(s, first, id, now) {
@@ -220,9 +221,9 @@ func TestWindowSurvivesRestart(t *testing.T) {
 }
 
 func TestWindowStoreFailureAdmitsNoOne(t *testing.T) {
-	s, _, _ := windowFixture(t, 3)
+	s, _, w := windowFixture(t, 3)
 	var errs int
-	store := &memAdmissions{fail: true}
+	store := &memAdmissions{window: *w, fail: true}
 	node := delivery.NewAdmissions(store, func() time.Time { return now }, func(error) { errs++ })
 	if checkAt(s, node, "a", now) || errs != 1 {
 		t.Errorf("with the store down a device was admitted, or the failure not reported (%d)", errs)
@@ -242,8 +243,8 @@ func TestWindowStoreFailureAdmitsNoOne(t *testing.T) {
 // TestSlowStoreDoesNotBlockMemory: while new devices wait on a slow store,
 // a device this node already admitted is answered at once.
 func TestSlowStoreDoesNotBlockMemory(t *testing.T) {
-	s, _, _ := windowFixture(t, 100)
-	store := &memAdmissions{}
+	s, _, w := windowFixture(t, 100)
+	store := &memAdmissions{window: *w}
 	node := delivery.NewAdmissions(store, nil, nil)
 	if !checkAt(s, node, "known", now) {
 		t.Fatal("first device not admitted")
@@ -313,9 +314,9 @@ func TestRecentIsBounded(t *testing.T) {
 		d := device("a", mds.Android, "1.0")
 		d.DeviceID = fmt.Sprintf("d%d", i)
 		d.LastReminded = &mds.Reminder{TaskID: 1}
-		r.Record(ptr(gray.NewInput(d, netip.Addr{}, now)))
+		r.Record(1, ptr(gray.NewInput(d, netip.Addr{}, now)))
 	}
-	got := r.Sample("a")
+	got := r.Sample(1)
 	if len(got) != 5 {
 		t.Fatalf("sample holds %d devices, want 5", len(got))
 	}
@@ -331,7 +332,7 @@ func TestRecentIsBounded(t *testing.T) {
 		}
 		parity = n % 2
 	}
-	if r.Sample("other") != nil {
+	if r.Sample(2) != nil {
 		t.Error("an app never seen has a sample")
 	}
 	// Until an app's sample is full, every check counts: a preview after
@@ -340,9 +341,9 @@ func TestRecentIsBounded(t *testing.T) {
 	for i := range 2 {
 		d := device("b", mds.Android, "1.0")
 		d.DeviceID = fmt.Sprintf("d%d", i)
-		fresh.Record(ptr(gray.NewInput(d, netip.Addr{}, now)))
+		fresh.Record(3, ptr(gray.NewInput(d, netip.Addr{}, now)))
 	}
-	if n := len(fresh.Sample("b")); n != 2 {
+	if n := len(fresh.Sample(3)); n != 2 {
 		t.Errorf("after two checks the sample holds %d devices, want 2", n)
 	}
 }
@@ -447,8 +448,8 @@ func TestAdmissionCallsAreBounded(t *testing.T) {
 	const cap, devices = 5, 100
 	for _, nodes := range []int{1, 2} {
 		t.Run(fmt.Sprintf("%d nodes", nodes), func(t *testing.T) {
-			s, _, _ := windowFixture(t, cap)
-			store := &memAdmissions{delay: 20 * time.Millisecond}
+			s, _, w := windowFixture(t, cap)
+			store := &memAdmissions{window: *w, delay: 20 * time.Millisecond}
 			var adm []*delivery.Admissions
 			for range nodes {
 				adm = append(adm, delivery.NewAdmissions(store, func() time.Time { return now }, func(err error) { t.Error(err) }))
@@ -493,7 +494,7 @@ func TestAdmissionCallsAreBounded(t *testing.T) {
 func TestWindowEndRace(t *testing.T) {
 	s, _, w := windowFixture(t, 100)
 	for round := range 20 {
-		store := &memAdmissions{}
+		store := &memAdmissions{window: *w}
 		late := delivery.NewAdmissions(store, func() time.Time { return w.End.Add(time.Millisecond) }, nil)
 		early := delivery.NewAdmissions(store, func() time.Time { return w.End.Add(-time.Millisecond) }, nil)
 		store.delay = time.Duration(round) * time.Millisecond
@@ -513,5 +514,60 @@ func TestWindowEndRace(t *testing.T) {
 			t.Fatalf("round %d: admitted before the end %v, after it on the settling node %v and on the admitting node %v (first answer %v)",
 				round, admitted, onLate, onEarly, settled)
 		}
+	}
+}
+
+// setWindow edits the store's window, as an operator would, and returns how
+// many devices it holds at that moment.
+func (m *memAdmissions) setWindow(task int64, w mds.Window) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.window = w
+	return len(m.devices[task])
+}
+
+// TestWindowEditTakesEffect: lowering a busy window's cap stops admissions
+// at once, for checks on the old snapshot and the new alike: the store
+// admits by the window it holds, not by what a batch queued before the
+// edit carried.
+func TestWindowEditTakesEffect(t *testing.T) {
+	_, task, w := windowFixture(t, 100_000)
+	store := &memAdmissions{window: *w, delay: 5 * time.Millisecond}
+	adm := delivery.NewAdmissions(store, func() time.Time { return now }, nil)
+	lowered := *w
+	lowered.Cap = 10
+	var spec atomic.Pointer[mds.Window]
+	spec.Store(w)
+	var edited atomic.Bool
+	var after atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for g := range 32 {
+		wg.Go(func() {
+			for i := 0; i < 10_000; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				wasEdited := edited.Load()
+				if adm.Admit(task.ID, spec.Load(), fmt.Sprintf("d-%d-%d", g, i), now) && wasEdited {
+					after.Add(1)
+				}
+			}
+		})
+	}
+	time.Sleep(100 * time.Millisecond)
+	before := store.setWindow(task.ID, lowered)
+	edited.Store(true)
+	spec.Store(&lowered)
+	time.Sleep(200 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	store.mu.Lock()
+	total := len(store.devices[task.ID])
+	store.mu.Unlock()
+	if before == 0 || total != before || after.Load() != 0 {
+		t.Errorf("%d devices in when the cap went down to 10, %d at the end, %d checks admitted after the edit; want none more", before, total, after.Load())
 	}
 }

@@ -21,7 +21,7 @@ type Recent struct {
 	size  int
 	every uint64
 	seen  atomic.Uint64
-	apps  sync.Map // app key → *ring
+	apps  sync.Map // app ID → *ring; by ID, so devices on a previous key count too
 }
 
 // Seen is one sampled check.
@@ -48,10 +48,10 @@ func NewRecent(size, every int) *Recent {
 
 // Record samples the input's check; call it only for known apps, so that
 // made-up app keys cannot grow the map.
-func (r *Recent) Record(in *gray.Input) {
-	v, ok := r.apps.Load(in.Device.AppKey)
+func (r *Recent) Record(app int64, in *gray.Input) {
+	v, ok := r.apps.Load(app)
 	if !ok {
-		v, _ = r.apps.LoadOrStore(in.Device.AppKey, &ring{items: make([]Seen, 0, r.size)})
+		v, _ = r.apps.LoadOrStore(app, &ring{items: make([]Seen, 0, r.size)})
 	}
 	rg := v.(*ring)
 	if rg.full.Load() && r.seen.Add(1)%r.every != 0 {
@@ -84,9 +84,9 @@ func (r *Recent) Record(in *gray.Input) {
 	rg.mu.Unlock()
 }
 
-// Sample returns a copy of the devices sampled for appKey.
-func (r *Recent) Sample(appKey string) []Seen {
-	v, ok := r.apps.Load(appKey)
+// Sample returns a copy of the devices sampled for app.
+func (r *Recent) Sample(app int64) []Seen {
+	v, ok := r.apps.Load(app)
 	if !ok {
 		return nil
 	}

@@ -134,10 +134,8 @@ func Compile(set *mds.LiveSet, lists map[int64]*gray.List) (*Snapshot, error) {
 	return s, nil
 }
 
-// Tasks returns how many live tasks the snapshot holds.
-func (s *Snapshot) Tasks() int { return len(s.offers) }
-
-// Offers returns how many offers the snapshot holds; Offer.Index is below it.
+// Offers returns how many offers, one per live task, the snapshot holds;
+// Offer.Index is below it.
 func (s *Snapshot) Offers() int { return len(s.offers) }
 
 // Serves reports whether a live task delivers the blob sum. Devices can
@@ -181,14 +179,14 @@ var (
 
 // Explanation says what one live task decided for a device, and why.
 type Explanation struct {
-	Kind      mds.Kind    `json:"kind"`
-	TaskID    int64       `json:"task_id"`
-	PackageID int64       `json:"package_id,omitempty"`
-	Version   string      `json:"version,omitempty"`
-	Stage     mds.Stage   `json:"stage"`
-	Matched   bool        `json:"matched"`
-	Chosen    bool        `json:"chosen"` // what the device's check would get
-	Steps     []gray.Step `json:"steps"`
+	Kind       mds.Kind    `json:"kind"`
+	TaskID     int64       `json:"task_id"`
+	ArtifactID int64       `json:"package_id,omitempty"`
+	Version    string      `json:"version,omitempty"`
+	Stage      mds.Stage   `json:"stage"`
+	Matched    bool        `json:"matched"`
+	Chosen     bool        `json:"chosen"` // what the device's check would get
+	Steps      []gray.Step `json:"steps"`
 }
 
 // Explain evaluates every live task of the device's app, admitting no one,
@@ -208,7 +206,7 @@ func (s *Snapshot) Explain(in *gray.Input, adm gray.Admitter) ([]Explanation, er
 func (o *Offer) explanation() Explanation {
 	e := Explanation{Kind: o.Task.Kind, TaskID: o.Task.ID, Stage: o.Task.Stage}
 	if o.Artifact != nil {
-		e.PackageID, e.Version = o.Artifact.ID, o.Artifact.Version
+		e.ArtifactID, e.Version = o.Artifact.ID, o.Artifact.Version
 	}
 	return e
 }

@@ -246,8 +246,8 @@ func TestCompileSkipsBrokenTasks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(s.Problems) != 2 || s.Tasks() != 1 {
-		t.Fatalf("problems %v, %d tasks; want the two broken ones left out", s.Problems, s.Tasks())
+	if len(s.Problems) != 2 || s.Offers() != 1 {
+		t.Fatalf("problems %v, %d tasks; want the two broken ones left out", s.Problems, s.Offers())
 	}
 	if d, _ := evaluate(s, device("a", mds.Android, "1.0"), now); d.Offer == nil || d.Offer.Task.ID != good.ID {
 		t.Errorf("the good task did not survive its broken neighbours: %+v", d.Offer)

@@ -475,7 +475,7 @@ func TestWindowMovedLater(t *testing.T) {
 // and their results remembered per check, past the memo's size) with each
 // rule evaluated afresh, over many random rules and devices.
 func TestSharedRuleMemo(t *testing.T) {
-	fields := []string{"city", "model", "os_version", "network", "attr.tier"}
+	fields := []string{"city", "model", "os_version", "channel", "attr.tier"}
 	values := []string{"a", "b", "c", "10", "12", "wifi"}
 	ops := []mds.Operator{mds.OpIn, mds.OpNotIn, mds.OpStrContains, mds.OpVersionGte}
 	var pool []mds.Rule

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -61,7 +62,7 @@ func (s *Server) check(w http.ResponseWriter, r *http.Request) {
 		s.writeProblem(w, r, err)
 		return
 	}
-	s.recent.Record(&in)
+	s.recent.Record(dec.App.ID, &in)
 	a := s.answers.of(snap, &s.links).answer(dec)
 	h := w.Header()
 	h["Etag"] = []string{a.etag}
@@ -156,8 +157,10 @@ func decodeDevice(b []byte, dev *mds.Device) error {
 		return mds.Errorf(mds.EINVALID, "body holds more than one JSON value, or something after it at byte %d; send one object", syntax.Offset)
 	case errors.As(err, &syntax):
 		return mds.Errorf(mds.EINVALID, "body is not valid JSON: %v at byte %d", syntax, syntax.Offset)
+	case errors.As(err, &typ) && typ.Field == "":
+		return mds.Errorf(mds.EINVALID, "body must be a JSON object with the device's context, not a JSON %s", typ.Value)
 	case errors.As(err, &typ):
-		return mds.Errorf(mds.EINVALID, "field %s must be a %s, not a JSON %s", typ.Field, typ.Type, typ.Value)
+		return mds.Errorf(mds.EINVALID, "field %s must be a JSON %s, not a JSON %s", typ.Field, jsonKind(typ.Type), typ.Value)
 	}
 	return mds.Errorf(mds.EINVALID, "body is not a device context: %v", err)
 }
@@ -295,4 +298,21 @@ func parseID(s string) (int64, error) {
 		return 0, mds.Errorf(mds.ENOTFOUND, "%q is not an ID", s)
 	}
 	return id, nil
+}
+
+// jsonKind names the JSON type a Go type decodes from, for messages that
+// must not speak Go.
+func jsonKind(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.String:
+		return "string"
+	case reflect.Bool:
+		return "boolean"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Float32, reflect.Float64:
+		return "number"
+	case reflect.Slice, reflect.Array:
+		return "array"
+	}
+	return "object"
 }

@@ -265,7 +265,14 @@ func TestCheckRejectsBadInput(t *testing.T) {
 	resp, b = post(``)
 	e.wantProblem(resp, b, 400, "empty")
 	resp, b = post(`{"app_key": 7}`)
-	e.wantProblem(resp, b, 400, "app_key")
+	e.wantProblem(resp, b, 400, "field app_key must be a JSON string")
+	resp, b = post(`{"platform": ["android"]}`)
+	e.wantProblem(resp, b, 400, "field platform must be a JSON string, not a JSON array")
+	resp, b = post(`[1]`)
+	e.wantProblem(resp, b, 400, "must be a JSON object")
+	if bytes.Contains(b, []byte("mds.")) {
+		t.Errorf("an error names a Go type: %s", b)
+	}
 	resp, b = post(`{} {}`)
 	e.wantProblem(resp, b, 400, "more than one")
 	resp, b = post(`{"app_key":"` + app.Key + `","platform":"android","app_version":"1.0","device_id":"d"}}`)

@@ -100,7 +100,7 @@ func (s *Server) preview(ctx context.Context, in *previewInput) (*previewBody, e
 		compiled = append(compiled, c)
 	}
 	out := &previewBody{}
-	for _, seen := range s.recent.Sample(a.Key) {
+	for _, seen := range s.recent.Sample(a.ID) {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}

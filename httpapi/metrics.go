@@ -57,7 +57,7 @@ func newMetrics(live *delivery.Live) *metrics {
 		}, snapshot(func(s *delivery.Snapshot) float64 { return float64(s.Revision) })),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "mds_snapshot_live_tasks", Help: "Live release tasks in the current snapshot.",
-		}, snapshot(func(s *delivery.Snapshot) float64 { return float64(s.Tasks()) })),
+		}, snapshot(func(s *delivery.Snapshot) float64 { return float64(s.Offers()) })),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "mds_snapshot_build_seconds", Help: "Time the current snapshot took to load and compile.",
 		}, func() float64 { return live.BuildTime().Seconds() }),

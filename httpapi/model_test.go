@@ -289,6 +289,12 @@ func TestAppOperations(t *testing.T) {
 			t.Errorf("key %s after rotation: %+v", key, ans.Upgrade)
 		}
 	}
+	// Previews count the devices of either key: the sample is the app's.
+	var preview struct{ Sampled int }
+	e.call("POST", "/api/v1/apps/shop2/preview", shopAdmin, map[string]any{}, 200, &preview)
+	if preview.Sampled != 2 {
+		t.Errorf("preview after checks on both keys sampled %d, want 2", preview.Sampled)
+	}
 	resp, b = e.request("POST", "/api/v1/apps/shop2/key", shopAdmin, nil)
 	e.wantProblem(resp, b, 409, "retire it first")
 	e.call("DELETE", "/api/v1/apps/shop2/key/previous", shopAdmin, nil, 200, &a)

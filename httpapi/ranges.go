@@ -17,6 +17,10 @@ import (
 // once.
 const maxRanges = 8
 
+// maxListElements bounds the comma-separated elements of a Range header,
+// empty ones included, so that a header of commas costs little.
+const maxListElements = 4 * maxRanges
+
 // checkRange decides, before http.ServeContent sees it, whether the Range
 // header of a GET or HEAD for a blob of size bytes can be served. It
 // returns
@@ -51,14 +55,15 @@ func checkRange(header string, size int64) (status int, detail string) {
 		// understands "bytes", so "Bytes" is ignored the same way.
 		return http.StatusOK, ""
 	}
-	// specs counts list elements, empty ones too, so the loop is bounded
-	// by maxRanges whatever the header holds; given counts real ranges.
+	// specs counts list elements, empty ones too, so that the loop is
+	// bounded whatever the header holds; given counts real ranges, which
+	// maxRanges bounds.
 	var specs, given, satisfiable int
 	zeroLength := false
 	for elem := range strings.SplitSeq(set, ",") {
 		specs++
-		if specs > maxRanges {
-			return http.StatusRequestedRangeNotSatisfiable, fmt.Sprintf("the Range header asks for more than %d ranges; ask for at most %d, or for the whole blob without Range", maxRanges, maxRanges)
+		if specs > maxListElements {
+			return http.StatusRequestedRangeNotSatisfiable, fmt.Sprintf("the Range header has more than %d list elements; ask for at most %d ranges", maxListElements, maxRanges)
 		}
 		elem = strings.Trim(elem, " \t")
 		if elem == "" {
@@ -67,6 +72,9 @@ func checkRange(header string, size int64) (status int, detail string) {
 			continue
 		}
 		given++
+		if given > maxRanges {
+			return http.StatusRequestedRangeNotSatisfiable, fmt.Sprintf("the Range header asks for more than %d ranges; ask for at most %d, or for the whole blob without Range", maxRanges, maxRanges)
+		}
 		first, last, ok := strings.Cut(elem, "-")
 		if !ok {
 			return http.StatusRequestedRangeNotSatisfiable, rangeSyntax

@@ -3,6 +3,8 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
+	"fmt"
 	"strings"
 	"time"
 
@@ -10,10 +12,12 @@ import (
 )
 
 // Admit implements mds.AdmissionStore. One transaction for the batch: lock
-// the task's window row (creating it), learn which of the devices are in
-// already, then admit the others in order while places are left and the
-// window is not sealed, and store the new count. Racing batches on any
-// number of nodes serialise on the row, so the count never passes the cap.
+// the task's window row (creating it), read the window the task has now,
+// learn which of the devices are in already, then admit the others in
+// order while places are left and the window is not sealed, and store the
+// new count. Racing batches on any number of nodes serialise on the row, so
+// the count never passes the cap; and the cap and end are the store's, so a
+// node that has not yet heard of an edit cannot admit past it.
 func (s *Store) Admit(ctx context.Context, r mds.Admission) ([]bool, error) {
 	out := make([]bool, len(r.Devices))
 	if len(r.Devices) == 0 {
@@ -29,6 +33,20 @@ func (s *Store) Admit(ctx context.Context, r mds.Admission) ([]bool, error) {
 		err = tx.QueryRowContext(ctx, s.q(`SELECT admitted, sealed_until FROM task_windows WHERE task_id = ?`+s.d.ForUpdate), r.TaskID).Scan(&count, &sealed)
 		if err != nil {
 			return err
+		}
+		var targeting string
+		if err := tx.QueryRowContext(ctx, s.q(`SELECT targeting FROM tasks WHERE id = ?`), r.TaskID).Scan(&targeting); err != nil {
+			return notFound(err, "task %d not found", r.TaskID)
+		}
+		var tg mds.Targeting
+		if err := json.Unmarshal([]byte(targeting), &tg); err != nil {
+			return fmt.Errorf("task %d: targeting: %w", r.TaskID, err)
+		}
+		// A task without a window (any more) admits no one new; who got in
+		// before stays in.
+		limit, end := 0, time.Time{}
+		if w := tg.Window; w != nil {
+			limit, end = w.Cap, w.End
 		}
 		in := map[string]bool{}
 		for chunk := range chunks(r.Devices, entryBatch) {
@@ -54,13 +72,13 @@ func (s *Store) Admit(ctx context.Context, r mds.Admission) ([]bool, error) {
 				return err
 			}
 		}
-		closed := sealed.Valid && sealed.Int64 >= millis(r.End)
+		closed := tg.Window == nil || sealed.Valid && sealed.Int64 >= millis(end)
 		before := count
 		for i, d := range r.Devices {
 			switch {
 			case in[d]:
 				out[i] = true
-			case closed || count >= r.Limit:
+			case closed || count >= limit:
 			default:
 				if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO task_admissions (task_id, device, at) VALUES (?, ?, ?)`), r.TaskID, d, millis(r.At)); err != nil {
 					return err

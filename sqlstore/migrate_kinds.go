@@ -169,6 +169,9 @@ func kindsMigration(ctx context.Context, tx *sql.Tx, d Dialect) error {
 	m.carryCounter("tasks", "tasks_v3")
 	m.carryCounter("task_events", "task_events_v3")
 	m.script(kindsFinish)
+	// SQLite counted "RE:" entries as patterns (its LIKE ignores case).
+	m.exec(`UPDATE whitelists SET patterns = (SELECT COUNT(*) FROM whitelist_entries e
+		WHERE e.whitelist_id = whitelists.id AND SUBSTR(e.entry, 1, ` + patternPrefixLen + `) = '` + mds.PatternPrefix + `')`)
 	for _, id := range stopped {
 		m.exec(`INSERT INTO task_events (task_id, at, actor, action, status, stage)
 			SELECT id, updated_at, 'mds migration', 'stop: it named a rule set or whitelist that no longer exists', status, stage
@@ -311,13 +314,22 @@ func (m *migration) copyTasks() (stopped []int64) {
 			m.err = err
 			return nil
 		}
-		var refs struct {
-			RuleSets   []int64 `json:"rule_sets"`
-			Whitelists []int64 `json:"whitelists"`
-		}
+		var refs mds.Targeting
 		if err := json.Unmarshal([]byte(t.targeting), &refs); err != nil {
 			m.err = fmt.Errorf("task %d: targeting: %w", t.id, err)
 			return nil
+		}
+		if t.stage == string(mds.StageOfficial) && refs.HasGates() {
+			// Promotion used to keep the gray gates, unused; it drops them
+			// now, and so does the migration, so that a task shows what is
+			// in force and a whitelist it no longer uses can go.
+			refs.Whitelists, refs.Rollout, refs.Window = nil, nil, nil
+			b, err := json.Marshal(refs)
+			if err != nil {
+				m.err = err
+				return nil
+			}
+			t.targeting = string(b)
 		}
 		if t.status != string(mds.StatusStopped) && (!m.allExist("rule_sets", t.app, refs.RuleSets) || !m.allExist("whitelists", t.app, refs.Whitelists)) {
 			t.status = string(mds.StatusStopped)

@@ -62,6 +62,15 @@ func (s *Store) UpdateRuleSet(ctx context.Context, rs *mds.RuleSet) error {
 // DeleteRuleSet implements mds.RuleSetStore.
 func (s *Store) DeleteRuleSet(ctx context.Context, appID, id int64) error {
 	return s.transact(ctx, func(tx *sql.Tx) error {
+		// The app's first: whether another app's rule set is used, and by
+		// what, is none of this caller's business.
+		var n int
+		if err := tx.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM rule_sets WHERE app_id = ? AND id = ?`), appID, id).Scan(&n); err != nil {
+			return err
+		}
+		if n == 0 {
+			return mds.Errorf(mds.ENOTFOUND, "rule set %d not found in this app", id)
+		}
 		if err := s.refusedIfUsed(ctx, tx, "task_rule_sets", "rule_set_id", "rule set", id); err != nil {
 			return err
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"iter"
+	"strconv"
 	"strings"
 
 	"github.com/mds-dev/mds"
@@ -108,12 +109,15 @@ func (s *Store) insertEntries(ctx context.Context, tx *sql.Tx, id int64, entries
 	return err
 }
 
+// patternPrefixLen is the length of mds.PatternPrefix, for SQL.
+var patternPrefixLen = strconv.Itoa(len(mds.PatternPrefix))
+
 // recount refreshes w's counts, enforces the limits, and bumps its version
 // and the store's revision.
 func (s *Store) recount(ctx context.Context, tx *sql.Tx, w *mds.Whitelist) error {
 	// SUBSTR, not LIKE: LIKE ignores case in SQLite and not in
 	// PostgreSQL, and only a lowercase "re:" makes a pattern.
-	err := tx.QueryRowContext(ctx, s.q(`SELECT COUNT(*), COUNT(CASE WHEN SUBSTR(entry, 1, 3) = 're:' THEN 1 END)
+	err := tx.QueryRowContext(ctx, s.q(`SELECT COUNT(*), COUNT(CASE WHEN SUBSTR(entry, 1, `+patternPrefixLen+`) = '`+mds.PatternPrefix+`' THEN 1 END)
 		FROM whitelist_entries WHERE whitelist_id = ?`), w.ID).Scan(&w.Entries, &w.Patterns)
 	if err != nil {
 		return err

@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mds-dev/mds"
 	"github.com/mds-dev/mds/version"
@@ -110,13 +111,13 @@ func testDeleteApp(t *testing.T, s mds.Store) {
 	if _, err := s.ReplaceWhitelist(ctx(), a.ID, wl.ID, entries("alice")); err != nil {
 		t.Fatal(err)
 	}
-	task := NewTask(t, p, mds.Targeting{RuleSets: []int64{rs.ID}, Whitelists: []int64{wl.ID}})
+	task := NewTask(t, p, mds.Targeting{RuleSets: []int64{rs.ID}, Whitelists: []int64{wl.ID}, Window: &mds.Window{Start: farFuture.Add(-time.Hour), End: farFuture, Cap: 5}})
 	task.Status = mds.StatusLive
 	if err := s.CreateTask(ctx(), task, "tester"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Admit(ctx(), mds.Admission{TaskID: task.ID, Devices: []string{"d1"}, Limit: 5, End: farFuture, At: farFuture}); err != nil {
-		t.Fatal(err)
+	if ok, err := s.Admit(ctx(), mds.Admission{TaskID: task.ID, Devices: []string{"d1"}, At: farFuture}); err != nil || !ok[0] {
+		t.Fatal(ok, err)
 	}
 	tok := &mds.Token{Name: "ci", Hash: mds.HashToken("s"), Grants: []mds.Grant{{AppID: a.ID, Role: mds.RoleViewer}, {AppID: keep.ID, Role: mds.RoleViewer}}}
 	if err := s.CreateToken(ctx(), tok); err != nil {

@@ -3,6 +3,7 @@ package storetest
 import (
 	"fmt"
 	"iter"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -218,15 +219,40 @@ func testWhitelistPatternCase(t *testing.T, s mds.Store) {
 // farFuture is a window end that no test reaches.
 var farFuture = time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC)
 
+// WindowTask creates a draft gray task of app a whose one gate is a capped
+// window of limit devices ending at end.
+func WindowTask(t testing.TB, s mds.Store, a *mds.App, limit int, end time.Time) *mds.Task {
+	t.Helper()
+	task := NewTask(t, MustCreatePackage(t, s, a, "2.0"), mds.Targeting{Window: &mds.Window{Start: end.Add(-24 * time.Hour), End: end, Cap: limit}})
+	if err := s.CreateTask(ctx(), task, "tester"); err != nil {
+		t.Fatal(err)
+	}
+	return task
+}
+
+// setWindow edits the task's window, as an operator would.
+func setWindow(t testing.TB, s mds.Store, task *mds.Task, limit int, end time.Time) {
+	t.Helper()
+	_, err := s.UpdateTask(ctx(), task.AppID, task.ID, "tester", func(t *mds.Task) (string, error) {
+		tg := t.Targeting
+		tg.Window = &mds.Window{Start: end.Add(-24 * time.Hour), End: end, Cap: limit}
+		return "targeting", t.SetTargeting(tg)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
 // testAdmissions races many batches of distinct and repeated devices at one
-// window: exactly limit get in, repeats do not count twice, and the
-// admitted list agrees.
+// window: exactly its cap get in, repeats do not count twice, and the
+// admitted list agrees. The cap is the store's: an asking node cannot
+// widen it, and an edit of it counts at once.
 func testAdmissions(t *testing.T, s mds.Store) {
 	a := MustCreateApp(t, s, "shop")
-	task := MustCreateTask(t, s, MustCreatePackage(t, s, a, "2.0"))
 	const limit, devices, rounds = 10, 30, 3
-	admit := func(limit int, end time.Time, ids ...string) ([]bool, error) {
-		return s.Admit(ctx(), mds.Admission{TaskID: task.ID, Devices: ids, Limit: limit, End: end, At: time.Now()})
+	task := WindowTask(t, s, a, limit, farFuture)
+	admit := func(ids ...string) ([]bool, error) {
+		return s.Admit(ctx(), mds.Admission{TaskID: task.ID, Devices: ids, At: time.Now()})
 	}
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -235,7 +261,7 @@ func testAdmissions(t *testing.T, s mds.Store) {
 		for d := 0; d < devices; d += 3 {
 			wg.Go(func() {
 				ids := []string{fmt.Sprintf("device-%02d", d), fmt.Sprintf("device-%02d", d+1), fmt.Sprintf("device-%02d", d+2)}
-				ok, err := admit(limit, farFuture, ids...)
+				ok, err := admit(ids...)
 				if err != nil {
 					t.Errorf("round %d: %v", r, err)
 					return
@@ -263,7 +289,7 @@ func testAdmissions(t *testing.T, s mds.Store) {
 			t.Errorf("store lists %s, which was refused", d)
 		}
 	}
-	if ok, err := admit(limit, farFuture, admitted[0], "latecomer", admitted[1]); err != nil || fmt.Sprint(ok) != "[true false true]" {
+	if ok, err := admit(admitted[0], "latecomer", admitted[1]); err != nil || fmt.Sprint(ok) != "[true false true]" {
 		t.Errorf("admitted devices and a latecomer at a full window: %v, %v; want [true false true]", ok, err)
 	}
 	if in, n, err := s.AdmissionStatus(ctx(), task.ID, admitted[0]); err != nil || !in || n != limit {
@@ -272,50 +298,88 @@ func testAdmissions(t *testing.T, s mds.Store) {
 	if in, n, err := s.AdmissionStatus(ctx(), task.ID, "latecomer"); err != nil || in || n != limit {
 		t.Errorf("AdmissionStatus(refused) = %v, %d, %v; want false, %d", in, n, err, limit)
 	}
-	// Raising the cap lets more in, still counted exactly.
-	if ok, _ := admit(limit+1, farFuture, "latecomer", "second-latecomer"); fmt.Sprint(ok) != "[true false]" {
+	// Raising the cap lets more in, still counted exactly; lowering it
+	// lets no one new in, and those in stay.
+	setWindow(t, s, task, limit+1, farFuture)
+	if ok, _ := admit("latecomer", "second-latecomer"); fmt.Sprint(ok) != "[true false]" {
 		t.Errorf("a cap raised by one admitted %v; want only the first", ok)
 	}
-	_, err := s.Admit(ctx(), mds.Admission{TaskID: 99999, Devices: []string{"x"}, Limit: 1, End: farFuture})
+	setWindow(t, s, task, 2, farFuture)
+	if ok, _ := admit("third-latecomer", admitted[0]); fmt.Sprint(ok) != "[false true]" {
+		t.Errorf("a lowered cap: %v; want the newcomer out, the admitted device in", ok)
+	}
+	// A task without a window admits no one.
+	plain := MustCreateTask(t, s, MustCreatePackage(t, s, a, "3.0"))
+	if ok, err := s.Admit(ctx(), mds.Admission{TaskID: plain.ID, Devices: []string{"x"}, At: time.Now()}); err != nil || ok[0] {
+		t.Errorf("a task without a window: %v, %v", ok, err)
+	}
+	_, err := s.Admit(ctx(), mds.Admission{TaskID: 99999, Devices: []string{"x"}})
 	wantCode(t, err, mds.ENOTFOUND)
 }
 
-// testSealedWindow: once a window is sealed at its end, nothing more gets in
-// for that end, however late an admission arrives; moving the end later
-// opens it again.
+// testSealedWindow: once a window is sealed at its end, nothing more gets
+// in while the window ends there or earlier, however late an admission
+// arrives, even from a node that still thinks the window ends later;
+// moving the end later opens it again.
 func testSealedWindow(t *testing.T, s mds.Store) {
 	a := MustCreateApp(t, s, "shop")
-	task := MustCreateTask(t, s, MustCreatePackage(t, s, a, "2.0"))
 	end := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
-	admit := func(end time.Time, ids ...string) []bool {
+	task := WindowTask(t, s, a, 100, end)
+	admit := func(ids ...string) []bool {
 		t.Helper()
-		ok, err := s.Admit(ctx(), mds.Admission{TaskID: task.ID, Devices: ids, Limit: 100, End: end, At: end.Add(-time.Second)})
+		ok, err := s.Admit(ctx(), mds.Admission{TaskID: task.ID, Devices: ids, At: end.Add(-time.Second)})
 		if err != nil {
 			t.Fatal(err)
 		}
 		return ok
 	}
-	if ok := admit(end, "early"); !ok[0] {
+	if ok := admit("early"); !ok[0] {
 		t.Fatal("an open window refused its first device")
 	}
 	if err := s.SealWindow(ctx(), task.ID, end); err != nil {
 		t.Fatal(err)
 	}
-	if ok := admit(end, "early", "late"); fmt.Sprint(ok) != "[true false]" {
+	if ok := admit("early", "late"); fmt.Sprint(ok) != "[true false]" {
 		t.Errorf("after the seal: %v; want the early device in and the late one out", ok)
 	}
-	if ok := admit(end.Add(-time.Hour), "earlier-end"); ok[0] {
-		t.Error("a window ending before the sealed end admitted a device")
+	setWindow(t, s, task, 100, end.Add(-time.Hour))
+	if ok := admit("earlier-end"); ok[0] {
+		t.Error("a window moved to end before the sealed end admitted a device")
 	}
 	// Sealing an earlier end does not undo a later seal.
-	if err := s.SealWindow(ctx(), task.ID, end.Add(-time.Hour)); err != nil {
+	if err := s.SealWindow(ctx(), task.ID, end.Add(-2*time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	if ok := admit(end, "late"); ok[0] {
+	setWindow(t, s, task, 100, end)
+	if ok := admit("late"); ok[0] {
 		t.Error("sealing an earlier end reopened the window")
 	}
-	if ok := admit(end.Add(time.Hour), "late"); !ok[0] {
+	setWindow(t, s, task, 100, end.Add(time.Hour))
+	if ok := admit("late"); !ok[0] {
 		t.Error("a window moved later stayed sealed")
 	}
 	wantCode(t, s.SealWindow(ctx(), 99999, end), mds.ENOTFOUND)
+}
+
+// testRuleSetsScopedByApp: deleting another app's rule set says nothing
+// of it, in use or not.
+func testRuleSetsScopedByApp(t *testing.T, s mds.Store) {
+	a := MustCreateApp(t, s, "appa")
+	b := MustCreateApp(t, s, "appb")
+	rs := &mds.RuleSet{AppID: b.ID, Name: "secret", Rules: []mds.Rule{{Field: mds.FieldNetwork, Operator: mds.OpIn, Values: []string{"wifi"}}}}
+	if err := s.CreateRuleSet(ctx(), rs); err != nil {
+		t.Fatal(err)
+	}
+	task := NewTask(t, MustCreatePackage(t, s, b, "2.0"), mds.Targeting{RuleSets: []int64{rs.ID}})
+	if err := s.CreateTask(ctx(), task, "b"); err != nil {
+		t.Fatal(err)
+	}
+	err := s.DeleteRuleSet(ctx(), a.ID, rs.ID)
+	wantCode(t, err, mds.ENOTFOUND)
+	if strings.Contains(err.Error(), "task") {
+		t.Errorf("another app's delete learnt of its tasks: %v", err)
+	}
+	if _, err := s.FindRuleSet(ctx(), b.ID, rs.ID); err != nil {
+		t.Errorf("the rule set is gone: %v", err)
+	}
 }

@@ -53,8 +53,12 @@ It''s "quick".', 'blob', '` + sum + `', 1234, '', 'shop.ipa', '[{"min":"1.0","ma
 		`INSERT INTO rule_sets (app_id, name, rules, created_at, updated_at)
 			VALUES (1, 'android 12', '[{"field":"os_version","operator":"VERSION_GTE","values":["12"]}]', 3000, 3000)`,
 		`INSERT INTO whitelists (app_id, name, kind, entries, patterns, version, created_at, updated_at)
-			VALUES (1, 'testers', 'user', 2, 1, 3, 3000, 3000)`,
-		`INSERT INTO whitelist_entries (whitelist_id, entry) VALUES (1, 'alice'), (1, 're:^qa-')`,
+			VALUES (1, 'testers', 'user', 3, 2, 3, 3000, 3000)`,
+		`INSERT INTO whitelist_entries (whitelist_id, entry) VALUES (1, 'alice'), (1, 're:^qa-'), (1, 'RE:upper')`,
+		// A whitelist only a task promoted before the upgrade names: the
+		// old promote kept its gates.
+		`INSERT INTO whitelists (app_id, name, kind, entries, patterns, version, created_at, updated_at)
+			VALUES (1, 'early birds', 'user', 0, 0, 1, 3000, 3000)`,
 		// 1: a live gray task with references and a window; 2: paused; 3:
 		// stopped, naming a rule set long gone; 4: live but naming a rule
 		// set that no longer exists (an old race).
@@ -67,6 +71,9 @@ It''s "quick".', 'blob', '` + sum + `', 1234, '', 'shop.ipa', '[{"min":"1.0","ma
 			stage, targeting, admitted) VALUES (2, 3, 'upgrade', 'multiple', 0, 'stopped', 4000, 4003, 'ci', 'official', '{"rule_sets":[77],"salt":"ghi"}', 0)`,
 		`INSERT INTO tasks (app_id, package_id, kind, mode, remind_interval_ms, status, created_at, updated_at, created_by,
 			stage, targeting, admitted) VALUES (1, 2, 'upgrade', 'multiple', 0, 'live', 4000, 4004, 'ci', 'official', '{"rule_sets":[99],"salt":"jkl"}', 0)`,
+		`INSERT INTO tasks (app_id, package_id, kind, mode, remind_interval_ms, status, created_at, updated_at, created_by,
+			stage, targeting, admitted) VALUES (1, 2, 'upgrade', 'force', 0, 'live', 4000, 4005, 'ci', 'official',
+			'{"rule_sets":[1],"whitelists":[2],"rollout":{"percent":5,"stickiness":"device"},"salt":"mno"}', 0)`,
 		`INSERT INTO task_events (task_id, at, actor, action, status, stage) VALUES (1, 4000, 'ci', 'created', 'draft', 'gray')`,
 		`INSERT INTO task_events (task_id, at, actor, action, status, stage) VALUES (1, 4001, 'ci', 'release', 'live', 'gray')`,
 		`INSERT INTO task_events (task_id, at, actor, action, status, stage) VALUES (4, 4004, 'ci', 'created', 'live', 'official')`,
@@ -127,7 +134,7 @@ It''s "quick".', 'blob', '` + sum + `', 1234, '', 'shop.ipa', '[{"min":"1.0","ma
 	if in, n, err := s.AdmissionStatus(ctx(), 1, "d1"); err != nil || !in || n != 2 {
 		t.Errorf("admission of d1: %v, %d, %v; want admitted, 2 in all", in, n, err)
 	}
-	ok, err := s.Admit(ctx(), mds.Admission{TaskID: 1, Devices: []string{"d2", "d3"}, Limit: 2, End: farFuture, At: time.Now()})
+	ok, err := s.Admit(ctx(), mds.Admission{TaskID: 1, Devices: []string{"d2", "d3"}, At: time.Now()})
 	if err != nil || fmt.Sprint(ok) != "[true false]" {
 		t.Errorf("the full window after the migration: %v, %v; want d2 in and d3 refused", ok, err)
 	}
@@ -148,7 +155,7 @@ It''s "quick".', 'blob', '` + sum + `', 1234, '', 'shop.ipa', '[{"min":"1.0","ma
 		t.Errorf("task 3 = %+v, %v", stopped, err)
 	}
 	task := MustCreateTask(t, s, apk)
-	if task.ID <= 4 {
+	if task.ID <= 5 {
 		t.Errorf("a new task got ID %d", task.ID)
 	}
 	if ev, _ := s.TaskEvents(ctx(), shop.ID, task.ID, mds.Page{}); len(ev) != 1 || ev[0].ID <= 3 {
@@ -156,13 +163,22 @@ It''s "quick".', 'blob', '` + sum + `', 1234, '', 'shop.ipa', '[{"min":"1.0","ma
 	}
 
 	set, err := s.LoadLive(ctx())
-	if err != nil || len(set.Tasks) != 1 || set.Tasks[0].ID != 1 || len(set.Artifacts) != 1 || len(set.RuleSets) != 1 || len(set.Whitelists) != 1 {
+	if err != nil || len(set.Tasks) != 2 || len(set.Artifacts) != 2 || len(set.RuleSets) != 1 || len(set.Whitelists) != 2 {
 		t.Errorf("LoadLive after the migration: %+v, %v", set, err)
 	}
 	if tok, err := s.FindTokenByHash(ctx(), "hash-ci"); err != nil || !tok.Can(shop.ID, mds.RoleReleaser) {
 		t.Errorf("token after the migration: %+v, %v", tok, err)
 	}
-	if w, err := s.FindWhitelist(ctx(), shop.ID, 1); err != nil || w.Entries != 2 || w.Version != 3 {
-		t.Errorf("whitelist after the migration: %+v, %v", w, err)
+	if w, err := s.FindWhitelist(ctx(), shop.ID, 1); err != nil || w.Entries != 3 || w.Patterns != 1 || w.Version != 3 {
+		t.Errorf("whitelist after the migration: %+v, %v; want 3 entries of which 1 lowercase re: pattern", w, err)
+	}
+	// The task promoted before the upgrade shows what is in force: its
+	// rule set, no gates; and the whitelist only its gate named may go.
+	promoted, err := s.FindTask(ctx(), shop.ID, 5)
+	if err != nil || promoted.Targeting.HasGates() || len(promoted.Targeting.RuleSets) != 1 || promoted.Targeting.Salt != "mno" {
+		t.Errorf("a task promoted before the migration: %+v, %v", promoted, err)
+	}
+	if err := s.DeleteWhitelist(ctx(), shop.ID, 2); err != nil {
+		t.Errorf("deleting a whitelist only a dropped gate named: %v", err)
 	}
 }

@@ -40,6 +40,7 @@ func Run(t *testing.T, open Opener) {
 		{"WhitelistConcurrentEdits", testWhitelistConcurrent},
 		{"AdmissionCapIsExact", testAdmissions},
 		{"SealedWindow", testSealedWindow},
+		{"RuleSetsScopedByApp", testRuleSetsScopedByApp},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

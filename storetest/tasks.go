@@ -123,7 +123,7 @@ func testTaskDelete(t *testing.T, s mds.Store) {
 	a := MustCreateApp(t, s, "shop")
 	p := MustCreatePackage(t, s, a, "2.0")
 	draft := MustCreateTask(t, s, p)
-	live := MustCreateTask(t, s, p)
+	live := WindowTask(t, s, a, 1, farFuture)
 	if _, err := apply(s, live, mds.ActionRelease); err != nil {
 		t.Fatal(err)
 	}
@@ -142,8 +142,8 @@ func testTaskDelete(t *testing.T, s mds.Store) {
 	if _, err := apply(s, live, mds.ActionStop); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Admit(ctx(), mds.Admission{TaskID: live.ID, Devices: []string{"d"}, Limit: 1, End: farFuture, At: farFuture}); err != nil {
-		t.Fatal(err)
+	if ok, err := s.Admit(ctx(), mds.Admission{TaskID: live.ID, Devices: []string{"d"}, At: farFuture}); err != nil || !ok[0] {
+		t.Fatal(ok, err)
 	}
 	if err := s.DeleteTask(ctx(), a.ID, live.ID); err != nil {
 		t.Errorf("deleting a stopped task with history and admissions: %v", err)
