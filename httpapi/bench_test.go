@@ -17,6 +17,7 @@ import (
 	"github.com/mds-dev/mds"
 	"github.com/mds-dev/mds/delivery"
 	"github.com/mds-dev/mds/delivery/deliverytest"
+	"github.com/mds-dev/mds/gray"
 	"github.com/mds-dev/mds/httpapi"
 )
 
@@ -125,7 +126,20 @@ func benchCheck(b *testing.B, fixture *deliverytest.Load, bodies [][]byte) {
 	if err := live.Refresh(context.Background()); err != nil {
 		b.Fatal(err)
 	}
-	checkSrv := httptest.NewServer(httpapi.New(httpapi.Config{Live: live, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}))
+	// Measure the steady state: each app's preview sample already full, so
+	// checks are sampled one in every few as on a node that has run a while.
+	recent := delivery.NewRecent(2000, 8)
+	set, err := fixture.LoadLive(context.Background())
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, a := range set.Apps {
+		d := mds.Device{AppKey: a.Key, DeviceID: "warm", Platform: mds.Android, AppVersion: "1.0"}
+		for range 2000 {
+			recent.Record(a.ID, &gray.Input{Device: &d, Now: time.Now()})
+		}
+	}
+	checkSrv := httptest.NewServer(httpapi.New(httpapi.Config{Live: live, Recent: recent, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}))
 	defer checkSrv.Close()
 	bareSrv := httptest.NewServer(http.HandlerFunc(bareHandler))
 	defer bareSrv.Close()

@@ -45,9 +45,24 @@ func wellFormed(s string) bool {
 	if t == "" || !isDigit(t[0]) {
 		return false
 	}
+	// Most versions are digits and dots ("2.14.1", "15"): settle those in
+	// a tight loop, and hand the rest on where it stopped.
+	n, i := 0, 0 // n is the length of the current dot-separated part
+	for ; i < len(t); i++ {
+		if c := t[i]; isDigit(c) {
+			n++
+		} else if c == '.' && n > 0 {
+			n = 0
+		} else {
+			break
+		}
+	}
+	if i == len(t) {
+		return n > 0
+	}
 	const release, pre, build = 0, 1, 2
-	part, n := release, 0 // where we are, and the length of the current dot-separated part
-	for i := 0; i < len(t); i++ {
+	part := release // where we are
+	for ; i < len(t); i++ {
 		switch c := t[i]; {
 		case c == '.':
 			if n == 0 {
