@@ -17,7 +17,7 @@ import (
 // TestCLIGrayRelease drives a gray release from the CLI: a whitelist from a
 // file, a rule set, a gray task, a targeting edit, explain, preview, promote.
 func TestCLIGrayRelease(t *testing.T) {
-	url := newServer(t, func(c *httpapi.Config) { c.Recent = delivery.NewRecent(100, 1) })
+	url := newServer(t, func(c *httpapi.Config) { c.Recent = delivery.NewRecent(1<<20, 100, 1) })
 	out := mustCLI(t, url, cliAdmin, "app", "create", "shop", "--platform", "android", "--json")
 	var app mds.App
 	json.Unmarshal([]byte(out), &app)

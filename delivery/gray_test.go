@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -309,7 +310,7 @@ func TestGrayOffersFallThrough(t *testing.T) {
 func ptr[T any](v T) *T { return &v }
 
 func TestRecentIsBounded(t *testing.T) {
-	r := delivery.NewRecent(5, 2)
+	r := delivery.NewRecent(1<<20, 5, 2)
 	for i := range 100 {
 		d := device("a", mds.Android, "1.0")
 		d.DeviceID = fmt.Sprintf("d%d", i)
@@ -337,7 +338,7 @@ func TestRecentIsBounded(t *testing.T) {
 	}
 	// Until an app's sample is full, every check counts: a preview after
 	// two checks sees two devices.
-	fresh := delivery.NewRecent(2000, 8)
+	fresh := delivery.NewRecent(1<<20, 2000, 8)
 	for i := range 2 {
 		d := device("b", mds.Android, "1.0")
 		d.DeviceID = fmt.Sprintf("d%d", i)
@@ -345,6 +346,67 @@ func TestRecentIsBounded(t *testing.T) {
 	}
 	if n := len(fresh.Sample(3)); n != 2 {
 		t.Errorf("after two checks the sample holds %d devices, want 2", n)
+	}
+}
+
+// TestRecentKeepsWhatTargetingReads: a sampled device comes back as it
+// checked, but for what targeting never reads, and owns its memory.
+func TestRecentKeepsWhatTargetingReads(t *testing.T) {
+	r := delivery.NewRecent(1<<20, 10, 1)
+	body := []byte("shop-device-7")
+	d := &mds.Device{AppKey: "ak", Platform: mds.IOS, AppVersion: "2.1.0", Build: 210, DeviceID: string(body[5:]),
+		UserID: "u1", Model: "iPhone17,1", Brand: "Apple", OSVersion: "18.1", Network: "wifi", Region: "CN-31", City: "上海",
+		Channel: "store", Language: "zh-CN", Attributes: map[string]string{"tier": "gold"}, LastReminded: &mds.Reminder{TaskID: 3}}
+	ip := netip.MustParseAddr("2001:db8::7")
+	r.Record(1, ptr(gray.NewInput(d, ip, now)))
+	d.DeviceID = "changed"
+	got := r.Sample(1)
+	want := *d
+	want.DeviceID, want.LastReminded = "device-7", nil
+	if len(got) != 1 || !reflect.DeepEqual(got[0].Device, want) || got[0].IP != ip {
+		t.Fatalf("sample %+v, want %+v at %s", got, want, ip)
+	}
+	many := device("ak", mds.Android, "1")
+	many.Attributes = map[string]string{}
+	for i := range 40 {
+		many.Attributes[fmt.Sprint("a", i)] = "v"
+	}
+	r.Record(1, ptr(gray.NewInput(many, netip.Addr{}, now)))
+	if n := len(r.Sample(1)[1].Device.Attributes); n != 16 {
+		t.Errorf("a sampled device keeps %d attributes, want 16", n)
+	}
+}
+
+// TestRecentBudget: the whole sample stays within its byte budget however
+// many apps check, shares it evenly, and records nothing once full but
+// in place of what it drops.
+func TestRecentBudget(t *testing.T) {
+	const budget = 200_000
+	r := delivery.NewRecent(budget, 2000, 1)
+	d := device("a", mds.Android, "1.0")
+	d.Attributes = map[string]string{"tier": "gold", "plan": "family"}
+	for round := range 3 {
+		for app := range 300 {
+			for i := range 50 {
+				d.DeviceID = fmt.Sprintf("device-%d-%d-%d", round, app, i)
+				r.Record(int64(app), ptr(gray.NewInput(d, netip.MustParseAddr("10.0.0.1"), now)))
+			}
+			if b := r.Bytes(); b > budget {
+				t.Fatalf("round %d, %d apps: the sample holds %d bytes, over its budget of %d", round, app+1, b, budget)
+			}
+		}
+	}
+	first, last := len(r.Sample(0)), len(r.Sample(299))
+	if first == 0 || first != last {
+		t.Errorf("the first app keeps %d devices and the last %d: want an even, non-empty share", first, last)
+	}
+	if b := r.Bytes(); b < budget*9/10 {
+		t.Errorf("the full sample holds %d bytes of its %d: the budget is not used", b, budget)
+	}
+	d.DeviceID = "device-steady"
+	in := gray.NewInput(d, netip.MustParseAddr("10.0.0.1"), now)
+	if allocs := testing.AllocsPerRun(1000, func() { r.Record(7, &in) }); allocs != 0 {
+		t.Errorf("recording into a full sample allocates %.1f times", allocs)
 	}
 }
 

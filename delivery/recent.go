@@ -1,90 +1,169 @@
 package delivery
 
 import (
+	"encoding/binary"
 	"net/netip"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/mds-dev/mds"
 	"github.com/mds-dev/mds/gray"
 )
 
-// Recent keeps a bounded sample of the devices that checked, per app, for
-// audience previews ("what share of my devices would this rule set
-// reach?"). Memory is capped at size devices per app. Every check is
-// recorded until an app's sample is full, so a preview means something
-// from the first checks on; after that one check in every few, so the
-// check path rarely takes a lock. Each node samples its own traffic;
-// behind a load balancer that is a fair sample of the whole.
+// Recent keeps a sample of the devices that checked, per app, for audience
+// previews ("what share of my devices would this rule set reach?").
+//
+// Memory is bounded for the whole node: the sample has one budget in
+// bytes, shared evenly by the apps that have checked, and each app keeps
+// at most perApp devices. A device is kept as a compact record of what
+// targeting reads (its fields, at most maxSampledAttributes attributes,
+// its address), encoded into a buffer the sample reuses, so recording
+// allocates nothing once the sample is full.
+//
+// Every check is recorded until an app's share is full, so a preview means
+// something from the first checks on; after that one check in every few,
+// replacing the oldest, so the check path rarely takes a lock. Each node
+// samples its own traffic; behind a load balancer that is a fair sample of
+// the whole.
 type Recent struct {
-	size  int
-	every uint64
-	seen  atomic.Uint64
-	apps  sync.Map // app ID → *ring; by ID, so devices on a previous key count too
+	budget int
+	perApp int
+	every  uint64
+	seen   atomic.Uint64
+
+	apps sync.Map // app ID → *ring; by ID, so devices on a previous key count too
+
+	mu    sync.Mutex // held to add an app
+	rings []*ring
+	share atomic.Int64 // bytes each app may hold: budget / apps
 }
 
-// Seen is one sampled check.
+// Seen is one sampled device, as targeting sees it.
 type Seen struct {
 	Device mds.Device
 	IP     netip.Addr
-	At     time.Time
 }
 
+// ring is one app's sample: records in the order they were written, the
+// oldest at next once the ring has stopped growing.
 type ring struct {
-	full  atomic.Bool // len(items) == size: sampling has begun
+	full  atomic.Bool // sampling has begun: the share or perApp is reached
 	mu    sync.Mutex
-	items []Seen
+	items [][]byte
 	next  int
+	bytes int // what items hold, counted as cap plus recordOverhead each
 }
 
-// maxSampledAttributes bounds the custom attributes kept per sampled device.
+// recordOverhead is what a record costs besides its bytes: its slice header.
+const recordOverhead = 24
+
+// maxSampledAttributes bounds the custom attributes kept per sampled device:
+// the app key that lets a device check ships in the app, so anyone can
+// send the largest body allowed.
 const maxSampledAttributes = 16
 
-// NewRecent keeps up to size devices per app, recording one check in every.
-func NewRecent(size, every int) *Recent {
-	return &Recent{size: size, every: uint64(max(every, 1))}
+// Defaults: the whole node's budget, the devices one app keeps, and how
+// many checks there are to one recorded once an app's part is full.
+const (
+	DefaultSampleBytes  = 64 << 20
+	DefaultSamplePerApp = 2000
+	DefaultSampleEvery  = 8
+)
+
+// NewRecent keeps a sample of at most budget bytes in all and perApp
+// devices per app, recording one check in every once an app's part is full.
+func NewRecent(budget, perApp, every int) *Recent {
+	r := &Recent{budget: max(budget, 0), perApp: max(perApp, 1), every: uint64(max(every, 1))}
+	r.share.Store(int64(r.budget))
+	return r
+}
+
+// Bytes is what the sample holds now, in bytes: never more than its budget.
+func (r *Recent) Bytes() int {
+	r.mu.Lock()
+	rings := r.rings
+	r.mu.Unlock()
+	n := 0
+	for _, rg := range rings {
+		rg.mu.Lock()
+		n += rg.bytes
+		rg.mu.Unlock()
+	}
+	return n
 }
 
 // Record samples the input's check; call it only for known apps, so that
-// made-up app keys cannot grow the map.
+// made-up app keys cannot grow the sample. It keeps none of the input's
+// memory: the device's strings may be reused after it returns.
 func (r *Recent) Record(app int64, in *gray.Input) {
 	v, ok := r.apps.Load(app)
 	if !ok {
-		v, _ = r.apps.LoadOrStore(app, &ring{items: make([]Seen, 0, r.size)})
+		v = r.add(app)
 	}
 	rg := v.(*ring)
 	if rg.full.Load() && r.seen.Add(1)%r.every != 0 {
 		return
 	}
-	s := Seen{Device: *in.Device, IP: in.IP, At: in.Now}
-	s.Device.LastReminded = nil // targeting never reads it
-	if len(s.Device.Attributes) > maxSampledAttributes {
-		// Bound what one sample holds: the app key that lets a device check
-		// ships in the app, so anyone can send the largest body allowed.
-		kept := make(map[string]string, maxSampledAttributes)
-		for k, v := range s.Device.Attributes {
-			if len(kept) == maxSampledAttributes {
-				break
-			}
-			kept[k] = v
-		}
-		s.Device.Attributes = kept
-	}
+	share := int(r.share.Load())
 	rg.mu.Lock()
-	if len(rg.items) < r.size {
-		rg.items = append(rg.items, s)
-		if len(rg.items) == r.size {
-			rg.full.Store(true)
+	defer rg.mu.Unlock()
+	if !rg.full.Load() {
+		// Grow while the share allows; a record of about this size must fit.
+		if len(rg.items) < r.perApp && rg.bytes+recordOverhead+recordSize(in) <= share {
+			rec := appendRecord(nil, in)
+			rg.items = append(rg.items, rec)
+			rg.bytes += cap(rec) + recordOverhead
+			return
 		}
-	} else {
-		rg.items[rg.next] = s
-		rg.next = (rg.next + 1) % r.size
+		rg.full.Store(true)
+		if len(rg.items) == 0 {
+			return // a share too small for one record
+		}
 	}
-	rg.mu.Unlock()
+	old := rg.items[rg.next]
+	rec := appendRecord(old[:0], in)
+	rg.bytes += cap(rec) - cap(old)
+	rg.items[rg.next] = rec
+	rg.next = (rg.next + 1) % len(rg.items)
+	rg.trim(share)
 }
 
-// Sample returns a copy of the devices sampled for app.
+// add makes app's ring, shrinking every app's share to make room.
+func (r *Recent) add(app int64) any {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if v, ok := r.apps.Load(app); ok {
+		return v
+	}
+	rg := &ring{}
+	r.rings = append(r.rings, rg)
+	share := r.budget / len(r.rings)
+	r.share.Store(int64(share))
+	for _, other := range r.rings {
+		other.mu.Lock()
+		other.trim(share)
+		other.mu.Unlock()
+	}
+	r.apps.Store(app, rg)
+	return rg
+}
+
+// trim drops the oldest records until the ring holds at most share bytes.
+func (rg *ring) trim(share int) {
+	for rg.bytes > share && len(rg.items) > 0 {
+		i := rg.next % len(rg.items)
+		rg.bytes -= cap(rg.items[i]) + recordOverhead
+		rg.items = append(rg.items[:i], rg.items[i+1:]...)
+		if len(rg.items) > 0 {
+			rg.next = i % len(rg.items)
+		} else {
+			rg.next = 0
+		}
+		rg.full.Store(true) // it has reached its share
+	}
+}
+
+// Sample returns the devices sampled for app.
 func (r *Recent) Sample(app int64) []Seen {
 	v, ok := r.apps.Load(app)
 	if !ok {
@@ -93,5 +172,98 @@ func (r *Recent) Sample(app int64) []Seen {
 	rg := v.(*ring)
 	rg.mu.Lock()
 	defer rg.mu.Unlock()
-	return append([]Seen(nil), rg.items...)
+	out := make([]Seen, 0, len(rg.items))
+	for _, rec := range rg.items {
+		out = append(out, decodeRecord(rec))
+	}
+	return out
+}
+
+// A record is the device's fields in a fixed order, each a uvarint length
+// and its bytes; its build as a uvarint; its attributes as a count and
+// name-value pairs; and its address as a length (0, 4 or 16) and bytes.
+
+func stringFields(d *mds.Device) [13]*string {
+	return [...]*string{&d.AppKey, (*string)(&d.Platform), &d.AppVersion, &d.DeviceID, &d.UserID, &d.Model,
+		&d.Brand, &d.OSVersion, &d.Network, &d.Region, &d.City, &d.Channel, &d.Language}
+}
+
+func recordSize(in *gray.Input) int {
+	n := 2*binary.MaxVarintLen64 + 17
+	for _, s := range stringFields(in.Device) {
+		n += binary.MaxVarintLen16 + len(*s)
+	}
+	kept := 0
+	for k, v := range in.Device.Attributes {
+		if kept == maxSampledAttributes {
+			break
+		}
+		n += 2*binary.MaxVarintLen16 + len(k) + len(v)
+		kept++
+	}
+	return n
+}
+
+func appendRecord(b []byte, in *gray.Input) []byte {
+	d := in.Device
+	for _, s := range stringFields(d) {
+		b = appendString(b, *s)
+	}
+	b = binary.AppendUvarint(b, uint64(max(d.Build, 0)))
+	kept := min(len(d.Attributes), maxSampledAttributes)
+	b = binary.AppendUvarint(b, uint64(kept))
+	for k, v := range d.Attributes {
+		if kept == 0 {
+			break
+		}
+		b = appendString(appendString(b, k), v)
+		kept--
+	}
+	switch ip := in.IP; {
+	case ip.Is4():
+		a := ip.As4()
+		b = append(append(b, 4), a[:]...)
+	case ip.Is6():
+		a := ip.As16()
+		b = append(append(b, 16), a[:]...)
+	default:
+		b = append(b, 0)
+	}
+	return b
+}
+
+func appendString(b []byte, s string) []byte {
+	return append(binary.AppendUvarint(b, uint64(len(s))), s...)
+}
+
+func decodeRecord(b []byte) Seen {
+	var s Seen
+	str := func() string {
+		n, k := binary.Uvarint(b)
+		v := string(b[k : k+int(n)])
+		b = b[k+int(n):]
+		return v
+	}
+	for _, f := range stringFields(&s.Device) {
+		*f = str()
+	}
+	build, k := binary.Uvarint(b)
+	b = b[k:]
+	s.Device.Build = int64(build)
+	attrs, k := binary.Uvarint(b)
+	b = b[k:]
+	if attrs > 0 {
+		s.Device.Attributes = make(map[string]string, attrs)
+		for range attrs {
+			name := str()
+			s.Device.Attributes[name] = str()
+		}
+	}
+	switch n := int(b[0]); n {
+	case 4:
+		s.IP = netip.AddrFrom4([4]byte(b[1:5]))
+	case 16:
+		s.IP = netip.AddrFrom16([16]byte(b[1:17]))
+	}
+	return s
 }

@@ -128,7 +128,7 @@ func benchCheck(b *testing.B, fixture *deliverytest.Load, bodies [][]byte) {
 	}
 	// Measure the steady state: each app's preview sample already full, so
 	// checks are sampled one in every few as on a node that has run a while.
-	recent := delivery.NewRecent(2000, 8)
+	recent := delivery.NewRecent(delivery.DefaultSampleBytes, 2000, 8)
 	set, err := fixture.LoadLive(context.Background())
 	if err != nil {
 		b.Fatal(err)
@@ -179,4 +179,93 @@ func benchCheck(b *testing.B, fixture *deliverytest.Load, bodies [][]byte) {
 	b.ReportMetric(float64(check.Nanoseconds())/float64(b.N), "check-ns/req")
 	b.ReportMetric(float64(base.Nanoseconds())/float64(b.N), "baseline-ns/req")
 	b.ReportMetric(base.Seconds()/check.Seconds(), "ratio")
+}
+
+// discard is a ResponseWriter that keeps nothing but its header map, which
+// it clears for the next request as net/http gives each request a new one.
+type discard struct {
+	h      http.Header
+	status int
+	n      int
+}
+
+func (d *discard) Header() http.Header         { return d.h }
+func (d *discard) WriteHeader(code int)        { d.status = code }
+func (d *discard) Write(b []byte) (int, error) { d.n += len(b); return len(b), nil }
+
+// checkRig drives the device handler directly, with no network and no
+// load generator, so that what it measures is the handler's own cost.
+type checkRig struct {
+	h      http.Handler
+	reqs   []*http.Request
+	bodies [][]byte
+	rd     []*bytes.Reader
+	w      discard
+}
+
+func newCheckRig(tb testing.TB, fixture *deliverytest.Load, bodies [][]byte, etags bool) *checkRig {
+	live := delivery.NewLive(fixture)
+	if err := live.Refresh(context.Background()); err != nil {
+		tb.Fatal(err)
+	}
+	recent := delivery.NewRecent(delivery.DefaultSampleBytes, 2000, 8)
+	set, _ := fixture.LoadLive(context.Background())
+	for _, a := range set.Apps {
+		d := mds.Device{AppKey: a.Key, DeviceID: "warm", Platform: mds.Android, AppVersion: "1.0"}
+		for range 2000 {
+			recent.Record(a.ID, &gray.Input{Device: &d, Now: time.Now()})
+		}
+	}
+	srv := httpapi.New(httpapi.Config{Live: live, Recent: recent, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	rig := &checkRig{h: srv.DeviceHandler(), bodies: bodies, w: discard{h: http.Header{}}}
+	for _, b := range bodies {
+		rd := bytes.NewReader(b)
+		r := httptest.NewRequest(http.MethodPost, "/client/v1/check", rd)
+		r.RemoteAddr = "10.1.2.3:40000"
+		r.Header.Set("Content-Type", "application/json")
+		rig.reqs = append(rig.reqs, r)
+		rig.rd = append(rig.rd, rd)
+	}
+	if etags {
+		for i := range rig.reqs {
+			rig.serve(i)
+			if rig.w.status != http.StatusOK {
+				tb.Fatalf("body %d: status %d", i, rig.w.status)
+			}
+			rig.reqs[i].Header.Set("If-None-Match", rig.w.h.Get("Etag"))
+		}
+	}
+	return rig
+}
+
+// serve sends request i again.
+func (rig *checkRig) serve(i int) {
+	rig.rd[i].Reset(rig.bodies[i])
+	clear(rig.w.h)
+	rig.w.status = http.StatusOK
+	rig.h.ServeHTTP(&rig.w, rig.reqs[i])
+}
+
+// BenchmarkCheckHandler is the device handler's own cost per check —
+// decode, evaluate, sample, answer, count — over the reference load, for
+// full answers and for 304s.
+func BenchmarkCheckHandler(b *testing.B) {
+	var devices []*mds.Device
+	for i := range 512 {
+		devices = append(devices, deliverytest.RefDevice(i, 100))
+	}
+	for _, c := range []struct {
+		name  string
+		etags bool
+	}{{"full", false}, {"not_modified", true}} {
+		b.Run(c.name, func(b *testing.B) {
+			rig := newCheckRig(b, deliverytest.Reference(100, 20), bodies(devices), c.etags)
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				rig.serve(i % len(rig.reqs))
+				i++
+			}
+		})
+	}
 }

@@ -236,7 +236,7 @@ func TestCappedWindowOverHTTP(t *testing.T) {
 }
 
 func TestExplainAndPreview(t *testing.T) {
-	e := newEnv(t, func(c *httpapi.Config) { c.Recent = delivery.NewRecent(100, 1) })
+	e := newEnv(t, func(c *httpapi.Config) { c.Recent = delivery.NewRecent(1<<20, 100, 1) })
 	app := e.createApp("shop", mds.Android)
 	old := e.createPackage("shop", e.admin, map[string]any{"platform": "android", "version": "2.5", "url": "https://cdn.example.com/2.5.apk"})
 	cur := e.createPackage("shop", e.admin, map[string]any{"platform": "android", "version": "3.0", "url": "https://cdn.example.com/3.0.apk"})

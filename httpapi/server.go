@@ -39,7 +39,8 @@ type Config struct {
 	// Store on the same clock.
 	Admissions *delivery.Admissions
 	// Recent samples checking devices for audience previews; defaults to
-	// 2,000 devices per app, one check in 8 once full.
+	// the delivery package's defaults (64 MiB for the node, 2,000 devices
+	// per app, one check in 8 once full).
 	Recent *delivery.Recent
 	// TrustedProxies are the networks whose X-Forwarded-For is believed
 	// when working out a device's address; none by default.
@@ -127,7 +128,7 @@ func New(cfg Config) *Server {
 		s.admit = delivery.NewAdmissions(s.store, s.now, func(err error) { s.log.Error("window admission failed", "err", err) })
 	}
 	if s.recent == nil {
-		s.recent = delivery.NewRecent(2000, 8)
+		s.recent = delivery.NewRecent(delivery.DefaultSampleBytes, delivery.DefaultSamplePerApp, delivery.DefaultSampleEvery)
 	}
 
 	device := http.NewServeMux()

@@ -37,6 +37,7 @@ type serveConfig struct {
 	publicURL      string
 	maxUpload      string
 	blobMaxAge     string
+	sampleBytes    string
 	poll           string
 	logLevel       string
 	logFormat      string
@@ -74,6 +75,7 @@ internet.`,
 	f.StringVar(&c.publicURL, "public-url", env("MDS_PUBLIC_URL", ""), "URL devices reach this server at, for download links; default http://<addr> (MDS_PUBLIC_URL)")
 	f.StringVar(&c.maxUpload, "max-upload", env("MDS_MAX_UPLOAD", "8GiB"), "largest package upload, e.g. 512MiB, 8GiB (MDS_MAX_UPLOAD)")
 	f.StringVar(&c.blobMaxAge, "blob-max-age", env("MDS_BLOB_MAX_AGE", "1h"), "how long devices and CDNs may keep a downloaded file before asking again; a withdrawn file reaches caches within it (MDS_BLOB_MAX_AGE)")
+	f.StringVar(&c.sampleBytes, "preview-sample", env("MDS_PREVIEW_SAMPLE", "64MiB"), "memory for the sample of recently checking devices that previews count, shared by all apps, e.g. 64MiB (MDS_PREVIEW_SAMPLE)")
 	f.StringVar(&c.poll, "poll-interval", env("MDS_POLL_INTERVAL", "2s"), "how often to look for changes made by other nodes, e.g. 2s (MDS_POLL_INTERVAL)")
 	f.StringVar(&c.logLevel, "log-level", env("MDS_LOG_LEVEL", "info"), "debug, info, warn or error (MDS_LOG_LEVEL)")
 	f.StringVar(&c.logFormat, "log-format", env("MDS_LOG_FORMAT", "text"), "text or json (MDS_LOG_FORMAT)")
@@ -92,6 +94,10 @@ func serve(ctx context.Context, c serveConfig, adminSecret string, stderr io.Wri
 	maxUpload, err := parseSize(c.maxUpload)
 	if err != nil {
 		return fmt.Errorf("--max-upload: %w", err)
+	}
+	sampleBytes, err := parseSize(c.sampleBytes)
+	if err != nil {
+		return fmt.Errorf("--preview-sample: %w", err)
 	}
 	poll, err := time.ParseDuration(c.poll)
 	if err != nil || poll < 10*time.Millisecond {
@@ -147,7 +153,8 @@ func serve(ctx context.Context, c serveConfig, adminSecret string, stderr io.Wri
 		return fmt.Errorf("load release snapshot: %w", err)
 	}
 	srv := httpapi.New(httpapi.Config{Store: store, Blobs: blobs, Live: live, PublicURL: publicURL, Log: log, Now: now,
-		MaxUpload: maxUpload, SpoolDir: blobs.TempDir(), BlobMaxAge: blobMaxAge, TrustedProxies: proxies, Version: buildVersion})
+		MaxUpload: maxUpload, SpoolDir: blobs.TempDir(), BlobMaxAge: blobMaxAge, TrustedProxies: proxies, Version: buildVersion,
+		Recent: delivery.NewRecent(int(sampleBytes), delivery.DefaultSamplePerApp, delivery.DefaultSampleEvery)})
 	refreshFailed := func(err error) { log.Error("snapshot refresh failed; serving the previous one", "err", err) }
 	go live.Run(ctx, poll, refreshFailed)
 	if storeKind(c.databaseURL) == "postgres" {
