@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -183,7 +184,9 @@ func (a *Admissions) Admit(task int64, spec *mds.Window, device string, now time
 			w.pending = append(w.pending, b)
 		}
 		i = len(b.devices)
-		b.devices, b.hashes = append(b.devices, device), append(b.hashes, h)
+		// The batch may outlive this check's memory (the check path reuses
+		// the body a device ID points into): it keeps a copy.
+		b.devices, b.hashes = append(b.devices, strings.Clone(device)), append(b.hashes, h)
 	}
 	var first *batch
 	if !w.calling {

@@ -109,8 +109,8 @@ func (r *Recent) Record(app int64, in *gray.Input) {
 	defer rg.mu.Unlock()
 	if !rg.full.Load() {
 		// Grow while the share allows; a record of about this size must fit.
-		if len(rg.items) < r.perApp && rg.bytes+recordOverhead+recordSize(in) <= share {
-			rec := appendRecord(nil, in)
+		if size := recordSize(in); len(rg.items) < r.perApp && rg.bytes+recordOverhead+roomFor(size) <= share {
+			rec := appendRecord(recordBuffer(nil, size), in)
 			rg.items = append(rg.items, rec)
 			rg.bytes += cap(rec) + recordOverhead
 			return
@@ -121,7 +121,7 @@ func (r *Recent) Record(app int64, in *gray.Input) {
 		}
 	}
 	old := rg.items[rg.next]
-	rec := appendRecord(old[:0], in)
+	rec := appendRecord(recordBuffer(old, recordSize(in)), in)
 	rg.bytes += cap(rec) - cap(old)
 	rg.items[rg.next] = rec
 	rg.next = (rg.next + 1) % len(rg.items)
@@ -188,21 +188,55 @@ func stringFields(d *mds.Device) [13]*string {
 		&d.Brand, &d.OSVersion, &d.Network, &d.Region, &d.City, &d.Channel, &d.Language}
 }
 
+// recordSize is the length of in's record.
 func recordSize(in *gray.Input) int {
-	n := 2*binary.MaxVarintLen64 + 17
-	for _, s := range stringFields(in.Device) {
-		n += binary.MaxVarintLen16 + len(*s)
+	d := in.Device
+	n := 0
+	for _, s := range stringFields(d) {
+		n += stringSize(*s)
 	}
-	kept := 0
-	for k, v := range in.Device.Attributes {
-		if kept == maxSampledAttributes {
+	n += uvarintSize(uint64(max(d.Build, 0)))
+	kept := min(len(d.Attributes), maxSampledAttributes)
+	n += uvarintSize(uint64(kept))
+	for k, v := range d.Attributes {
+		if kept == 0 {
 			break
 		}
-		n += 2*binary.MaxVarintLen16 + len(k) + len(v)
-		kept++
+		n += stringSize(k) + stringSize(v)
+		kept--
+	}
+	switch {
+	case in.IP.Is4():
+		n += 5
+	case in.IP.Is6():
+		n += 17
+	default:
+		n++
 	}
 	return n
 }
+
+func stringSize(s string) int { return uvarintSize(uint64(len(s))) + len(s) }
+
+func uvarintSize(x uint64) int {
+	n := 1
+	for ; x >= 0x80; x >>= 7 {
+		n++
+	}
+	return n
+}
+
+// recordBuffer returns b emptied if a record of size bytes fits, else a
+// new buffer with room to spare, so that the next devices, of about the
+// same size, fit too.
+func recordBuffer(b []byte, size int) []byte {
+	if cap(b) >= size {
+		return b[:0]
+	}
+	return make([]byte, 0, roomFor(size))
+}
+
+func roomFor(size int) int { return (size + size/4 + 31) &^ 31 }
 
 func appendRecord(b []byte, in *gray.Input) []byte {
 	d := in.Device

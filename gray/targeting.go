@@ -10,8 +10,10 @@ import (
 )
 
 // Admitter keeps the admissions of capped windows. It is the one stateful
-// piece of a decision, so it is an interface: the release package backs it
-// with memory in front of the store; tests back it with a map.
+// piece of a decision, so it is an interface: the delivery package backs
+// it with memory in front of the store; tests back it with a map. A key's
+// memory may be reused once a call returns (the check path decodes into
+// buffers it recycles): what keeps a key keeps a copy.
 type Admitter interface {
 	// Admit admits key to task's window w at time now unless w.Cap
 	// devices already are; it reports whether key is admitted, now or

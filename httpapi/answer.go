@@ -69,11 +69,12 @@ var (
 	nullAnswer = assemble([kinds]*section{nullSection})
 )
 
-// answer is a check answer ready to send.
+// answer is a check answer ready to send, its headers' values too.
 type answer struct {
-	sections [kinds]*section
-	etag     string
-	length   string
+	sections     [kinds]*section
+	etag         string
+	etagHeader   []string
+	lengthHeader []string
 }
 
 // assemble frames sections as an answer. The ETag hashes the sections'
@@ -91,7 +92,8 @@ func assemble(sections [kinds]*section) answer {
 	tag[0], tag[len(tag)-1] = '"', '"'
 	hex.Encode(tag[1:len(tag)-1], sum[:16])
 	a.etag = string(tag[:])
-	a.length = strconv.Itoa(n)
+	a.etagHeader = []string{a.etag}
+	a.lengthHeader = []string{strconv.Itoa(n)}
 	return a
 }
 

@@ -120,6 +120,31 @@ func BenchmarkCheckHTTPGray(b *testing.B) {
 	benchCheck(b, deliverytest.Gray(50, 1_000_000), bodies(devices))
 }
 
+// fullSample is a preview sample filled, for every app of fixture, with
+// the devices of bodies, as on a node that has served them a while: the
+// steady state, where a check is recorded one in every few, in place.
+func fullSample(tb testing.TB, fixture *deliverytest.Load, bodies [][]byte) *delivery.Recent {
+	recent := delivery.NewRecent(delivery.DefaultSampleBytes, delivery.DefaultSamplePerApp, delivery.DefaultSampleEvery)
+	set, err := fixture.LoadLive(context.Background())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	devices := make([]mds.Device, len(bodies))
+	for i, b := range bodies {
+		if err := json.Unmarshal(b, &devices[i]); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	for _, a := range set.Apps {
+		for i := range 2 * delivery.DefaultSamplePerApp {
+			d := devices[i%len(devices)]
+			d.AppKey = a.Key
+			recent.Record(a.ID, &gray.Input{Device: &d, Now: time.Now()})
+		}
+	}
+	return recent
+}
+
 func benchCheck(b *testing.B, fixture *deliverytest.Load, bodies [][]byte) {
 	const conns = 16
 	live := delivery.NewLive(fixture)
@@ -128,18 +153,7 @@ func benchCheck(b *testing.B, fixture *deliverytest.Load, bodies [][]byte) {
 	}
 	// Measure the steady state: each app's preview sample already full, so
 	// checks are sampled one in every few as on a node that has run a while.
-	recent := delivery.NewRecent(delivery.DefaultSampleBytes, 2000, 8)
-	set, err := fixture.LoadLive(context.Background())
-	if err != nil {
-		b.Fatal(err)
-	}
-	for _, a := range set.Apps {
-		d := mds.Device{AppKey: a.Key, DeviceID: "warm", Platform: mds.Android, AppVersion: "1.0"}
-		for range 2000 {
-			recent.Record(a.ID, &gray.Input{Device: &d, Now: time.Now()})
-		}
-	}
-	checkSrv := httptest.NewServer(httpapi.New(httpapi.Config{Live: live, Recent: recent, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}))
+	checkSrv := httptest.NewServer(httpapi.New(httpapi.Config{Live: live, Recent: fullSample(b, fixture, bodies), Log: slog.New(slog.NewTextHandler(io.Discard, nil))}))
 	defer checkSrv.Close()
 	bareSrv := httptest.NewServer(http.HandlerFunc(bareHandler))
 	defer bareSrv.Close()
@@ -193,6 +207,9 @@ func (d *discard) Header() http.Header         { return d.h }
 func (d *discard) WriteHeader(code int)        { d.status = code }
 func (d *discard) Write(b []byte) (int, error) { d.n += len(b); return len(b), nil }
 
+// SetReadDeadline is there as on a real connection's writer.
+func (d *discard) SetReadDeadline(time.Time) error { return nil }
+
 // checkRig drives the device handler directly, with no network and no
 // load generator, so that what it measures is the handler's own cost.
 type checkRig struct {
@@ -208,15 +225,7 @@ func newCheckRig(tb testing.TB, fixture *deliverytest.Load, bodies [][]byte, eta
 	if err := live.Refresh(context.Background()); err != nil {
 		tb.Fatal(err)
 	}
-	recent := delivery.NewRecent(delivery.DefaultSampleBytes, 2000, 8)
-	set, _ := fixture.LoadLive(context.Background())
-	for _, a := range set.Apps {
-		d := mds.Device{AppKey: a.Key, DeviceID: "warm", Platform: mds.Android, AppVersion: "1.0"}
-		for range 2000 {
-			recent.Record(a.ID, &gray.Input{Device: &d, Now: time.Now()})
-		}
-	}
-	srv := httpapi.New(httpapi.Config{Live: live, Recent: recent, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	srv := httpapi.New(httpapi.Config{Live: live, Recent: fullSample(tb, fixture, bodies), Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	rig := &checkRig{h: srv.DeviceHandler(), bodies: bodies, w: discard{h: http.Header{}}}
 	for _, b := range bodies {
 		rd := bytes.NewReader(b)
@@ -267,5 +276,39 @@ func BenchmarkCheckHandler(b *testing.B) {
 				i++
 			}
 		})
+	}
+}
+
+// TestCheckDoesNotAllocate: in the steady state a check — decode,
+// evaluate, sample, answer, count — allocates nothing, for full answers
+// and for 304s alike.
+func TestCheckDoesNotAllocate(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts mean nothing under the race detector")
+	}
+	var devices []*mds.Device
+	for i := range 64 {
+		devices = append(devices, deliverytest.RefDevice(i, 100))
+	}
+	for _, etags := range []bool{false, true} {
+		rig := newCheckRig(t, deliverytest.Reference(100, 20), bodies(devices), etags)
+		for i := range rig.reqs { // the first check of an offer encodes its section
+			rig.serve(i)
+		}
+		i := 0
+		allocs := testing.AllocsPerRun(2000, func() {
+			rig.serve(i % len(rig.reqs))
+			i++
+		})
+		want := http.StatusOK
+		if etags {
+			want = http.StatusNotModified
+		}
+		if rig.w.status != want {
+			t.Fatalf("status %d, want %d", rig.w.status, want)
+		}
+		if allocs != 0 {
+			t.Errorf("a check (304s: %v) allocates %.2f times", etags, allocs)
+		}
 	}
 }

@@ -34,15 +34,16 @@ type deviceDecoder struct {
 	reminded   mds.Reminder
 
 	typeErr *mds.Error // the first value of the wrong type; syntax errors take precedence
+	depth   int        // objects and arrays open at d.i
 }
 
-// maxNesting bounds how deeply a skipped value may nest, as encoding/json
-// bounds it.
+// maxNesting bounds how deeply objects and arrays may nest, as
+// encoding/json bounds them.
 const maxNesting = 10000
 
 // decode decodes b into dev, which must be zero.
 func (d *deviceDecoder) decode(b []byte, dev *mds.Device) error {
-	d.b, d.i, d.typeErr = b, 0, nil
+	d.b, d.i, d.typeErr, d.depth = b, 0, nil, 0
 	d.ws()
 	if d.i == len(d.b) {
 		return mds.Errorf(mds.EINVALID, "body is empty; send the device context as JSON")
@@ -54,7 +55,7 @@ func (d *deviceDecoder) decode(b []byte, dev *mds.Device) error {
 		}
 		return d.end()
 	} else if c != '{' {
-		if err := d.skip(0); err != nil {
+		if err := d.skip(); err != nil {
 			return err
 		}
 		if err := d.end(); err != nil {
@@ -87,36 +88,37 @@ func (d *deviceDecoder) end() error {
 // deviceField decodes the value of the device's member key.
 func (d *deviceDecoder) deviceField(key []byte, dev *mds.Device) error {
 	var s *string
+	var name string // the field, for errors: constants, as key points into the body
 	var folded [16]byte
 	switch string(foldKey(key, &folded)) {
 	case "app_key":
-		s = &dev.AppKey
+		s, name = &dev.AppKey, "app_key"
 	case "platform":
-		s = (*string)(&dev.Platform)
+		s, name = (*string)(&dev.Platform), "platform"
 	case "app_version":
-		s = &dev.AppVersion
+		s, name = &dev.AppVersion, "app_version"
 	case "build":
 		return d.int("build", &dev.Build)
 	case "device_id":
-		s = &dev.DeviceID
+		s, name = &dev.DeviceID, "device_id"
 	case "user_id":
-		s = &dev.UserID
+		s, name = &dev.UserID, "user_id"
 	case "model":
-		s = &dev.Model
+		s, name = &dev.Model, "model"
 	case "brand":
-		s = &dev.Brand
+		s, name = &dev.Brand, "brand"
 	case "os_version":
-		s = &dev.OSVersion
+		s, name = &dev.OSVersion, "os_version"
 	case "network":
-		s = &dev.Network
+		s, name = &dev.Network, "network"
 	case "region":
-		s = &dev.Region
+		s, name = &dev.Region, "region"
 	case "city":
-		s = &dev.City
+		s, name = &dev.City, "city"
 	case "channel":
-		s = &dev.Channel
+		s, name = &dev.Channel, "channel"
 	case "language":
-		s = &dev.Language
+		s, name = &dev.Language, "language"
 	case "attributes":
 		return d.attributes(dev)
 	case "device_time":
@@ -124,9 +126,9 @@ func (d *deviceDecoder) deviceField(key []byte, dev *mds.Device) error {
 	case "last_reminded":
 		return d.reminder(dev)
 	default:
-		return d.skip(0)
+		return d.skip()
 	}
-	return d.string(string(key), s)
+	return d.string(name, s)
 }
 
 // string decodes a string value into s; null leaves s alone.
@@ -209,7 +211,7 @@ func (d *deviceDecoder) timePointer(field string, p **time.Time, t *time.Time) e
 
 func (d *deviceDecoder) time(field string, t *time.Time) error {
 	start := d.i
-	if err := d.skip(0); err != nil { // strings are left escaped, as Time reads them
+	if err := d.skip(); err != nil { // strings are left escaped, as Time reads them
 		return err
 	}
 	if err := t.UnmarshalJSON(d.b[start:d.i]); err != nil {
@@ -241,7 +243,7 @@ func (d *deviceDecoder) reminder(dev *mds.Device) error {
 				}
 				return d.time("last_reminded.at", &r.At)
 			}
-			return d.skip(0)
+			return d.skip()
 		})
 	default:
 		return d.wrongType("last_reminded", "object", c)
@@ -250,7 +252,7 @@ func (d *deviceDecoder) reminder(dev *mds.Device) error {
 
 // wrongType records that field holds a value of another type, and skips it.
 func (d *deviceDecoder) wrongType(field, want string, c byte) error {
-	if err := d.skip(0); err != nil {
+	if err := d.skip(); err != nil {
 		return err
 	}
 	d.typeError(mds.Errorf(mds.EINVALID, "field %s must be a JSON %s, not a JSON %s", field, want, jsonType(c)))
@@ -266,10 +268,13 @@ func (d *deviceDecoder) typeError(err *mds.Error) {
 // object decodes an object, calling member with each key (unescaped; it
 // points into the body) positioned at its value.
 func (d *deviceDecoder) object(member func(key []byte) error) error {
-	d.i++ // '{'
+	if err := d.open(); err != nil {
+		return err
+	}
 	d.ws()
 	if d.i < len(d.b) && d.b[d.i] == '}' {
 		d.i++
+		d.depth--
 		return nil
 	}
 	for {
@@ -296,6 +301,7 @@ func (d *deviceDecoder) object(member func(key []byte) error) error {
 			d.i++
 		case '}':
 			d.i++
+			d.depth--
 			return nil
 		default:
 			return d.syntax("expected ',' or '}' after a value")
@@ -303,27 +309,37 @@ func (d *deviceDecoder) object(member func(key []byte) error) error {
 	}
 }
 
-// skip validates and passes over one value, nested at most maxNesting deep.
-func (d *deviceDecoder) skip(depth int) error {
-	if depth > maxNesting {
-		return d.syntax("values nested too deeply")
+// open enters the object or array at d.i.
+func (d *deviceDecoder) open() error {
+	if d.depth == maxNesting {
+		return d.syntax("objects and arrays nested too deeply")
 	}
+	d.i++
+	d.depth++
+	return nil
+}
+
+// skip validates and passes over one value.
+func (d *deviceDecoder) skip() error {
 	switch c := d.peek(); {
 	case c == '"':
 		_, err := d.rawStr(false)
 		return err
 	case c == '{':
-		return d.object(func([]byte) error { return d.skip(depth + 1) })
+		return d.object(func([]byte) error { return d.skip() })
 	case c == '[':
-		d.i++
+		if err := d.open(); err != nil {
+			return err
+		}
 		d.ws()
 		if d.peek() == ']' {
 			d.i++
+			d.depth--
 			return nil
 		}
 		for {
 			d.ws()
-			if err := d.skip(depth + 1); err != nil {
+			if err := d.skip(); err != nil {
 				return err
 			}
 			d.ws()
@@ -332,6 +348,7 @@ func (d *deviceDecoder) skip(depth int) error {
 				d.i++
 			case ']':
 				d.i++
+				d.depth--
 				return nil
 			default:
 				return d.syntax("expected ',' or ']' in an array")

@@ -4,6 +4,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -16,12 +17,13 @@ import (
 // metrics are labelled by route pattern and outcome only: a per-device or
 // per-app label would grow without bound at hundreds of millions of devices.
 type metrics struct {
-	registry *prometheus.Registry
-	requests *prometheus.CounterVec
-	latency  *prometheus.HistogramVec
-	checks   *prometheus.CounterVec
-	outcomes map[string]prometheus.Counter // the checks counter of each outcome, resolved once
-	uploaded prometheus.Counter
+	registry  *prometheus.Registry
+	requests  *prometheus.CounterVec
+	latency   *prometheus.HistogramVec
+	checks    *prometheus.CounterVec
+	outcomes  map[string]prometheus.Counter // the checks counter of each outcome, resolved once
+	byRequest sync.Map                      // seriesKey → *series
+	uploaded  prometheus.Counter
 }
 
 // newMetrics registers the collectors; the snapshot gauges read live at
@@ -77,18 +79,75 @@ func (m *metrics) handler() http.Handler {
 }
 
 // instrument counts and times every request by the pattern that served it.
+// The counters and histograms of each route, method and status are looked
+// up once and kept, so counting allocates nothing.
 func (m *metrics) instrument(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		start := time.Now()
-		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		sw := statusWriters.Get().(*statusWriter)
+		*sw = statusWriter{ResponseWriter: w, status: http.StatusOK, start: time.Now()}
+		defer func() {
+			*sw = statusWriter{}
+			statusWriters.Put(sw)
+		}()
 		next.ServeHTTP(sw, r)
 		route := r.Pattern // set in place by ServeMux
 		if route == "/" {
 			route = "unmatched" // the catch-all: any path, so one label
 		}
-		m.requests.WithLabelValues(route, r.Method, strconv.Itoa(sw.status)).Inc()
-		m.latency.WithLabelValues(route).Observe(time.Since(start).Seconds())
+		m.series(route, r.Method, sw.status).observe(time.Since(sw.start))
 	})
+}
+
+// seriesKey names the series of a request. Route patterns and methods are
+// a few known strings, and statuses a few numbers, so their map is small.
+type seriesKey struct {
+	route, method string
+	status        int
+}
+
+type series struct {
+	requests prometheus.Counter
+	latency  prometheus.Observer
+}
+
+func (s *series) observe(d time.Duration) {
+	s.requests.Inc()
+	s.latency.Observe(d.Seconds())
+}
+
+func (m *metrics) series(route, method string, status int) *series {
+	k := seriesKey{route, method, status}
+	if v, ok := m.byRequest.Load(k); ok {
+		return v.(*series)
+	}
+	if !knownMethod(method) {
+		k.method = "other" // the method is the client's to choose: bound it
+	}
+	v, _ := m.byRequest.LoadOrStore(k, &series{
+		requests: m.requests.WithLabelValues(k.route, k.method, strconv.Itoa(status)),
+		latency:  m.latency.WithLabelValues(k.route),
+	})
+	return v.(*series)
+}
+
+func knownMethod(m string) bool {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return true
+	}
+	return false
+}
+
+var statusWriters = sync.Pool{New: func() any { return new(statusWriter) }}
+
+// requestTime is when the request began, as instrument saw it: one clock
+// reading serves the whole request.
+func requestTime(w http.ResponseWriter) time.Time {
+	if sw, ok := w.(*statusWriter); ok {
+		return sw.start
+	}
+	return time.Now()
 }
 
 // statusWriter remembers the status code written.
@@ -96,6 +155,7 @@ type statusWriter struct {
 	http.ResponseWriter
 	status      int
 	wroteHeader bool
+	start       time.Time
 }
 
 func (w *statusWriter) WriteHeader(code int) {

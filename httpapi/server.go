@@ -91,6 +91,7 @@ type Server struct {
 	proxies    []netip.Prefix
 	log        *slog.Logger
 	now        func() time.Time
+	realClock  bool // now is time.Now: a request's start time will do
 	maxUpload  int64
 	spool      string
 	blobMaxAge time.Duration
@@ -113,7 +114,7 @@ func New(cfg Config) *Server {
 		s.log = slog.Default()
 	}
 	if s.now == nil {
-		s.now = time.Now
+		s.now, s.realClock = time.Now, true
 	}
 	if s.maxUpload <= 0 {
 		s.maxUpload = DefaultMaxUpload
