@@ -28,7 +28,7 @@ type metrics struct {
 
 // newMetrics registers the collectors; the snapshot gauges read live at
 // scrape time, so nothing has to be told of a swap.
-func newMetrics(live *delivery.Live) *metrics {
+func newMetrics(live *delivery.Live, recent *delivery.Recent) *metrics {
 	snapshot := func(f func(*delivery.Snapshot) float64) func() float64 {
 		return func() float64 {
 			if s := live.Current(); s != nil {
@@ -60,6 +60,9 @@ func newMetrics(live *delivery.Live) *metrics {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "mds_snapshot_live_tasks", Help: "Live release tasks in the current snapshot.",
 		}, snapshot(func(s *delivery.Snapshot) float64 { return float64(s.Offers()) })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "mds_preview_sample_bytes", Help: "Memory the sample of recently checking devices holds, within its budget.",
+		}, func() float64 { return float64(recent.Bytes()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "mds_snapshot_build_seconds", Help: "Time the current snapshot took to load and compile.",
 		}, func() float64 { return live.BuildTime().Seconds() }),

@@ -108,7 +108,6 @@ func New(cfg Config) *Server {
 		store: cfg.Store, blobs: cfg.Blobs, live: cfg.Live, admit: cfg.Admissions, recent: cfg.Recent,
 		links: links{base: strings.TrimSuffix(cfg.PublicURL, "/")}, proxies: cfg.TrustedProxies, log: cfg.Log, now: cfg.Now,
 		maxUpload: cfg.MaxUpload, spool: cfg.SpoolDir, blobMaxAge: cfg.BlobMaxAge, bodyWait: cfg.BodyTimeout,
-		metrics: newMetrics(cfg.Live),
 	}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -131,6 +130,8 @@ func New(cfg Config) *Server {
 	if s.recent == nil {
 		s.recent = delivery.NewRecent(delivery.DefaultSampleBytes, delivery.DefaultSamplePerApp, delivery.DefaultSampleEvery)
 	}
+
+	s.metrics = newMetrics(s.live, s.recent)
 
 	device := http.NewServeMux()
 	device.HandleFunc("POST /client/v1/check", s.check)

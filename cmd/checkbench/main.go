@@ -1,0 +1,527 @@
+// Command checkbench measures the device check of the real mds binary
+// against a bare net/http JSON handler, with wrk as the load generator in
+// a process of its own, on loopback.
+//
+// For each deployment size it seeds a SQLite store (apps × tasks official
+// tasks, plus a gray app of 50 gray tasks and a million-entry whitelist),
+// starts `mds serve` on it and the bare server beside it, and builds a
+// few thousand different device bodies. It then checks until the node's
+// preview sample stops growing (the steady state), and runs interleaved
+// rounds of wrk against both servers, for full answers and for 304s, at
+// each connection count. It prints, as medians over the rounds, the
+// throughput ratio mds/bare, p50 and p99 latency and server CPU per check,
+// and the mds node's RSS after each round.
+//
+//	go run ./cmd/checkbench [-apps 100,1000] [-conns 64,256] [-rounds 3] [-duration 10s]
+//
+// wrk must be on PATH (scripts/bench-check installs Debian's).
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/mds-dev/mds"
+	"github.com/mds-dev/mds/delivery/deliverytest"
+)
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "bare" {
+		if err := serveBare(); err != nil {
+			fmt.Fprintln(os.Stderr, "bare:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	var cfg config
+	flag.StringVar(&cfg.apps, "apps", "100,1000", "deployment sizes: apps of the reference load, comma-separated")
+	flag.IntVar(&cfg.tasks, "tasks", 20, "live tasks per app")
+	flag.IntVar(&cfg.whitelist, "whitelist", 1_000_000, "entries of the gray app's whitelist")
+	flag.StringVar(&cfg.conns, "conns", "64,256", "wrk connection counts, comma-separated")
+	flag.IntVar(&cfg.threads, "threads", 1, "wrk threads")
+	flag.IntVar(&cfg.rounds, "rounds", 3, "interleaved rounds per measurement")
+	flag.DurationVar(&cfg.duration, "duration", 10*time.Second, "length of one wrk run")
+	flag.IntVar(&cfg.bodies, "bodies", 4096, "different device bodies the load cycles through")
+	flag.StringVar(&cfg.mds, "mds", "", "mds binary to measure; default: built from this tree")
+	flag.Parse()
+	if err := run(context.Background(), cfg); err != nil {
+		fmt.Fprintln(os.Stderr, "checkbench:", err)
+		os.Exit(1)
+	}
+}
+
+type config struct {
+	apps, conns                               string
+	tasks, whitelist, threads, rounds, bodies int
+	duration                                  time.Duration
+	mds                                       string
+}
+
+func run(ctx context.Context, cfg config) error {
+	apps, err := ints(cfg.apps)
+	if err != nil {
+		return fmt.Errorf("-apps: %w", err)
+	}
+	conns, err := ints(cfg.conns)
+	if err != nil {
+		return fmt.Errorf("-conns: %w", err)
+	}
+	if _, err := exec.LookPath("wrk"); err != nil {
+		return errors.New("wrk is not on PATH: run scripts/bench-check, which installs it")
+	}
+	work, err := os.MkdirTemp("", "checkbench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	if cfg.mds == "" {
+		cfg.mds = filepath.Join(work, "mds")
+		build := exec.Command("go", "build", "-o", cfg.mds, "./cmd/mds")
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			return fmt.Errorf("build mds: %w", err)
+		}
+	}
+	fmt.Printf("wrk -t%d, %s per run, %d rounds, %d device bodies; medians over rounds\n\n", cfg.threads, cfg.duration, cfg.rounds, cfg.bodies)
+	fmt.Printf("%-5s %-6s %-5s %9s %9s %6s %17s %17s %10s %10s\n", "apps", "answer", "conns", "bare r/s", "mds r/s", "ratio",
+		"bare p50/p99 ms", "mds p50/p99 ms", "bare µs/ck", "mds µs/ck")
+	for _, n := range apps {
+		if err := measure(ctx, cfg, work, n, conns); err != nil {
+			return fmt.Errorf("%d apps: %w", n, err)
+		}
+	}
+	return nil
+}
+
+// measure runs every round for one deployment size and prints its rows.
+func measure(ctx context.Context, cfg config, work string, apps int, conns []int) error {
+	dir := filepath.Join(work, fmt.Sprint("apps-", apps))
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return err
+	}
+	seeded := time.Now()
+	if err := seed(ctx, filepath.Join(dir, "mds.db"), apps, cfg.tasks, cfg.whitelist); err != nil {
+		return fmt.Errorf("seed: %w", err)
+	}
+	fmt.Fprintf(os.Stderr, "%d apps: seeded in %s\n", apps, time.Since(seeded).Round(time.Millisecond))
+	node, err := startMDS(cfg.mds, dir)
+	if err != nil {
+		return err
+	}
+	defer node.stop()
+	bare, err := startBare()
+	if err != nil {
+		return err
+	}
+	defer bare.stop()
+
+	bodies := deviceBodies(apps, cfg.bodies)
+	etags, upgrades, err := fetchETags(node.url, bodies)
+	if err != nil {
+		return err
+	}
+	if upgrades < len(bodies)/5 {
+		return fmt.Errorf("only %d of %d device bodies get an upgrade: the fixture is off", upgrades, len(bodies))
+	}
+	full, err := writeScript(filepath.Join(dir, "full.lua"), bodies, nil)
+	if err != nil {
+		return err
+	}
+	cached, err := writeScript(filepath.Join(dir, "304.lua"), bodies, etags)
+	if err != nil {
+		return err
+	}
+	if err := warmUp(node, full, cfg.threads); err != nil {
+		return err
+	}
+
+	type key struct {
+		script string
+		conns  int
+	}
+	results := map[key][2][]wrkResult{} // bare, mds
+	var rss []string
+	for round := range cfg.rounds {
+		for _, script := range []string{full, cached} {
+			for _, c := range conns {
+				k := key{script, c}
+				servers := [2]*server{bare, node}
+				order := []int{0, 1}
+				if round%2 == 1 {
+					order = []int{1, 0} // interleave: neither always goes first
+				}
+				r := results[k]
+				for _, i := range order {
+					res, err := runWrk(servers[i], script, cfg.threads, c, cfg.duration)
+					if err != nil {
+						return err
+					}
+					r[i] = append(r[i], res)
+				}
+				results[k] = r
+			}
+		}
+		rss = append(rss, fmt.Sprintf("%.0f MB", float64(node.rss())/1e6))
+	}
+	for _, script := range []string{full, cached} {
+		answer := "full"
+		if script == cached {
+			answer = "304"
+		}
+		for _, c := range conns {
+			r := results[key{script, c}]
+			var ratios []float64
+			for i := range r[0] {
+				ratios = append(ratios, r[1][i].rps/r[0][i].rps)
+			}
+			b, m := summarize(r[0]), summarize(r[1])
+			fmt.Printf("%-5d %-6s %-5d %9.0f %9.0f %6.2f %8.2f/%-8.2f %8.2f/%-8.2f %10.1f %10.1f\n", apps, answer, c,
+				b.rps, m.rps, median(ratios), b.p50, b.p99, m.p50, m.p99, b.cpu, m.cpu)
+		}
+	}
+	fmt.Printf("      mds RSS after each round: %s\n", strings.Join(rss, ", "))
+	return nil
+}
+
+// deviceBodies builds n different check bodies: three in four of the
+// reference apps' devices, one in four of the gray app's (whitelisted,
+// current, or passing every rule but no gate).
+func deviceBodies(apps, n int) [][]byte {
+	out := make([][]byte, 0, n)
+	for i := range n {
+		var d *mds.Device
+		switch g := i / 4; {
+		case i%4 != 3:
+			d = deliverytest.RefDevice(i, apps)
+		case g%3 == 0:
+			d = deliverytest.GrayDevice(g*97, "2.0")
+		case g%3 == 1:
+			d = deliverytest.GrayDevice(2_000_000+g, "3.49.0")
+			d.Build = 349
+		default:
+			d = deliverytest.GrayDevice(2_000_000+g, "2.0")
+		}
+		b, _ := json.Marshal(d)
+		out = append(out, b)
+	}
+	return out
+}
+
+// fetchETags checks each body once and returns its ETag, and how many
+// bodies are offered an upgrade.
+func fetchETags(url string, bodies [][]byte) ([]string, int, error) {
+	etags := make([]string, len(bodies))
+	upgrades := 0
+	for i, b := range bodies {
+		resp, err := http.Post(url+"/client/v1/check", "application/json", strings.NewReader(string(b)))
+		if err != nil {
+			return nil, 0, err
+		}
+		var a struct{ Upgrade *json.RawMessage }
+		err = json.NewDecoder(resp.Body).Decode(&a)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK {
+			return nil, 0, fmt.Errorf("check of body %d: status %d, %v", i, resp.StatusCode, err)
+		}
+		if a.Upgrade != nil {
+			upgrades++
+		}
+		etags[i] = resp.Header.Get("ETag")
+	}
+	return etags, upgrades, nil
+}
+
+// writeScript writes a wrk script that cycles through bodies, each sent
+// with its ETag when etags are given.
+func writeScript(path string, bodies [][]byte, etags []string) (string, error) {
+	var b strings.Builder
+	b.WriteString("local bodies = {\n")
+	for _, body := range bodies {
+		fmt.Fprintf(&b, "%s,\n", luaString(string(body)))
+	}
+	b.WriteString("}\nlocal etags = {\n")
+	for _, e := range etags {
+		fmt.Fprintf(&b, "%s,\n", luaString(e))
+	}
+	b.WriteString(`}
+local i = 0
+function init(args)
+  math.randomseed(os.time() + tonumber(tostring({}):sub(8), 16) % 1000)
+  i = math.random(#bodies) - 1
+end
+function request()
+  i = i % #bodies + 1
+  local headers = { ["Content-Type"] = "application/json" }
+  if #etags > 0 then headers["If-None-Match"] = etags[i] end
+  return wrk.format("POST", "/client/v1/check", headers, bodies[i])
+end
+`)
+	return path, os.WriteFile(path, []byte(b.String()), 0o640)
+}
+
+// luaString quotes s for Lua: bodies are JSON, so only quotes and
+// backslashes need escaping, and non-ASCII bytes pass through.
+func luaString(s string) string {
+	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`).Replace(s) + `"`
+}
+
+// warmUp checks until the node's preview sample stops growing: the steady
+// state, where a check is recorded one in every few and in place.
+func warmUp(node *server, script string, threads int) error {
+	last := -1.0
+	for range 40 {
+		if _, err := runWrk(node, script, threads, 64, 5*time.Second); err != nil {
+			return err
+		}
+		n, err := node.metric("mds_preview_sample_bytes")
+		if err != nil {
+			// An older binary, without the gauge: give it a fixed warm-up.
+			fmt.Fprintf(os.Stderr, "no sample gauge (%v): warming up for 60 s\n", err)
+			_, err := runWrk(node, script, threads, 64, 55*time.Second)
+			return err
+		}
+		if last > 0 && n < last*1.01 {
+			fmt.Fprintf(os.Stderr, "steady state: preview sample %.1f MB\n", n/1e6)
+			return nil
+		}
+		last = n
+	}
+	return errors.New("the preview sample did not stop growing within 200 s of checks")
+}
+
+// server is a process the benchmark started.
+type server struct {
+	name string
+	url  string
+	cmd  *exec.Cmd
+}
+
+func startMDS(bin, dir string) (*server, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	token := make([]byte, 24)
+	rand.Read(token)
+	cmd := exec.Command(bin, "serve", "--data", dir, "--addr", port, "--log-level", "warn")
+	cmd.Env = append(os.Environ(), "MDS_ADMIN_TOKEN="+hex.EncodeToString(token))
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	s := &server{name: "mds", url: "http://" + port, cmd: cmd}
+	started := time.Now()
+	for time.Since(started) < time.Minute {
+		if resp, err := http.Get(s.url + "/readyz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				fmt.Fprintf(os.Stderr, "mds ready in %s\n", time.Since(started).Round(time.Millisecond))
+				return s, nil
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	s.stop()
+	return nil, errors.New("mds did not become ready within a minute")
+}
+
+func startBare() (*server, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(self, "bare")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	addr, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		cmd.Process.Kill()
+		return nil, fmt.Errorf("bare server: %w", err)
+	}
+	return &server{name: "bare", url: "http://" + strings.TrimSpace(addr), cmd: cmd}, nil
+}
+
+func (s *server) stop() {
+	s.cmd.Process.Signal(os.Interrupt)
+	done := make(chan error, 1)
+	go func() { done <- s.cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		s.cmd.Process.Kill()
+		<-done
+	}
+}
+
+// cpu is the process's user and system CPU time so far.
+func (s *server) cpu() (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.cmd.Process.Pid))
+	if err != nil {
+		return 0, err
+	}
+	// Fields after the command name, which is in parentheses and may hold
+	// spaces: state is the first, utime and stime the 12th and 13th.
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	const userHZ = 100 // clock ticks per second of /proc on Linux
+	return time.Duration(utime+stime) * time.Second / userHZ, nil
+}
+
+// rss is the process's resident memory in bytes.
+func (s *server) rss() int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+// metric reads one gauge from the node's /metrics.
+func (s *server) metric(name string) (float64, error) {
+	resp, err := http.Get(s.url + "/metrics")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, err
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			return strconv.ParseFloat(strings.TrimSpace(v), 64)
+		}
+	}
+	return 0, fmt.Errorf("/metrics has no %s", name)
+}
+
+type wrkResult struct {
+	rps, p50, p99, cpu float64 // requests/s, ms, ms, µs of server CPU per request
+}
+
+// runWrk loads s for d and reads wrk's report.
+func runWrk(s *server, script string, threads, conns int, d time.Duration) (wrkResult, error) {
+	before, err := s.cpu()
+	if err != nil {
+		return wrkResult{}, err
+	}
+	out, err := exec.Command("wrk", "-t", strconv.Itoa(threads), "-c", strconv.Itoa(conns), "-d", d.String(),
+		"--latency", "--timeout", "10s", "-s", script, s.url+"/client/v1/check").CombinedOutput()
+	if err != nil {
+		return wrkResult{}, fmt.Errorf("wrk against %s: %v\n%s", s.name, err, out)
+	}
+	after, err := s.cpu()
+	if err != nil {
+		return wrkResult{}, err
+	}
+	var r wrkResult
+	var requests float64
+	for line := range strings.Lines(string(out)) {
+		f := strings.Fields(line)
+		switch {
+		case len(f) == 2 && f[0] == "50%":
+			r.p50 = millis(f[1])
+		case len(f) == 2 && f[0] == "99%":
+			r.p99 = millis(f[1])
+		case len(f) == 2 && f[0] == "Requests/sec:":
+			r.rps, _ = strconv.ParseFloat(f[1], 64)
+		case len(f) > 2 && f[1] == "requests" && f[2] == "in":
+			requests, _ = strconv.ParseFloat(f[0], 64)
+		case strings.Contains(line, "Non-2xx or 3xx"), strings.Contains(line, "Socket errors"):
+			return wrkResult{}, fmt.Errorf("wrk against %s: %s", s.name, strings.TrimSpace(line))
+		}
+	}
+	if r.rps == 0 || requests == 0 {
+		return wrkResult{}, fmt.Errorf("wrk against %s: no result in\n%s", s.name, out)
+	}
+	r.cpu = float64((after - before).Microseconds()) / requests
+	return r, nil
+}
+
+// millis reads a wrk duration (850.00us, 1.23ms, 2.00s) in milliseconds.
+func millis(s string) float64 {
+	for _, u := range []struct {
+		suffix string
+		ms     float64
+	}{{"us", 1e-3}, {"ms", 1}, {"s", 1e3}, {"m", 60e3}} {
+		if v, ok := strings.CutSuffix(s, u.suffix); ok {
+			f, _ := strconv.ParseFloat(v, 64)
+			return f * u.ms
+		}
+	}
+	return 0
+}
+
+func summarize(rs []wrkResult) wrkResult {
+	pick := func(f func(wrkResult) float64) float64 {
+		var v []float64
+		for _, r := range rs {
+			v = append(v, f(r))
+		}
+		return median(v)
+	}
+	return wrkResult{rps: pick(func(r wrkResult) float64 { return r.rps }), p50: pick(func(r wrkResult) float64 { return r.p50 }),
+		p99: pick(func(r wrkResult) float64 { return r.p99 }), cpu: pick(func(r wrkResult) float64 { return r.cpu })}
+}
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	v = slices.Clone(v)
+	slices.Sort(v)
+	if n := len(v); n%2 == 0 {
+		return (v[n/2-1] + v[n/2]) / 2
+	}
+	return v[len(v)/2]
+}
+
+func ints(s string) ([]int, error) {
+	var out []int
+	for f := range strings.SplitSeq(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("%q is not a list of positive numbers", s)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+func freePort() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
