@@ -4,13 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -28,96 +25,6 @@ func bodies(devices []*mds.Device) [][]byte {
 		out[i], _ = json.Marshal(d)
 	}
 	return out
-}
-
-// bareAnswer is what the baseline handler sends: about the size of a real answer.
-type bareAnswer struct {
-	Upgrade map[string]any `json:"upgrade"`
-}
-
-// bareHandler is the yardstick: a plain net/http JSON handler that decodes
-// the same body and encodes an answer of similar size, with no logic.
-func bareHandler(w http.ResponseWriter, r *http.Request) {
-	var d mds.Device
-	if err := json.NewDecoder(r.Body).Decode(&d); err != nil {
-		http.Error(w, err.Error(), 400)
-		return
-	}
-	b, _ := json.Marshal(bareAnswer{Upgrade: map[string]any{"task_id": 1, "version": "2.1.0", "mode": "single",
-		"remind": true, "notes": "Bug fixes and a faster start.", "url": "http://127.0.0.1/client/v1/blobs/" + d.DeviceID,
-		"sha256": d.AppKey, "size": 1 << 20, "network": "any"}})
-	w.Header().Set("Content-Type", "application/json")
-	w.Write(b)
-}
-
-// load sends n POSTs to url over conns keep-alive connections and returns
-// the wall time taken.
-func load(tb testing.TB, client *http.Client, url string, bodies [][]byte, n, conns int) time.Duration {
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	var failed atomic.Value
-	start := time.Now()
-	for range conns {
-		wg.Go(func() {
-			for {
-				i := next.Add(1) - 1
-				if i >= int64(n) {
-					return
-				}
-				resp, err := client.Post(url, "application/json", bytes.NewReader(bodies[i%int64(len(bodies))]))
-				if err != nil {
-					failed.Store(err)
-					return
-				}
-				io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != 200 {
-					failed.Store(fmt.Errorf("status %d", resp.StatusCode))
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	if err, _ := failed.Load().(error); err != nil {
-		tb.Fatal(err)
-	}
-	return time.Since(start)
-}
-
-// BenchmarkCheckHTTP measures the check endpoint over real HTTP with the
-// core service's load, 100 apps × 20 live tasks, against a bare net/http
-// JSON handler driven by the same load generator, connection count and
-// bodies. The two are interleaved in rounds so that noise on a shared
-// machine hits both alike. ratio is the check endpoint's throughput as a
-// fraction of the baseline's.
-func BenchmarkCheckHTTP(b *testing.B) {
-	var devices []*mds.Device
-	for i := range 512 {
-		devices = append(devices, deliverytest.RefDevice(i, 100))
-	}
-	benchCheck(b, deliverytest.Reference(100, 20), bodies(devices))
-}
-
-// BenchmarkCheckHTTPGray is the same measurement with the gray engine's
-// load: one app, 50 live gray tasks of 5 rules each, a 1,000,000-entry
-// whitelist. A third of the devices are whitelisted, a third are already
-// current, and a third pass every rule but no gate (all 50 tasks evaluated).
-func BenchmarkCheckHTTPGray(b *testing.B) {
-	var devices []*mds.Device
-	for i := range 510 {
-		switch i % 3 {
-		case 0:
-			devices = append(devices, deliverytest.GrayDevice(i*1000, "2.0"))
-		case 1:
-			d := deliverytest.GrayDevice(2_000_000+i, "3.49.0")
-			d.Build = 349
-			devices = append(devices, d)
-		default:
-			devices = append(devices, deliverytest.GrayDevice(2_000_000+i, "2.0"))
-		}
-	}
-	benchCheck(b, deliverytest.Gray(50, 1_000_000), bodies(devices))
 }
 
 // fullSample is a preview sample filled, for every app of fixture, with
@@ -143,56 +50,6 @@ func fullSample(tb testing.TB, fixture *deliverytest.Load, bodies [][]byte) *del
 		}
 	}
 	return recent
-}
-
-func benchCheck(b *testing.B, fixture *deliverytest.Load, bodies [][]byte) {
-	const conns = 16
-	live := delivery.NewLive(fixture)
-	if err := live.Refresh(context.Background()); err != nil {
-		b.Fatal(err)
-	}
-	// Measure the steady state: each app's preview sample already full, so
-	// checks are sampled one in every few as on a node that has run a while.
-	checkSrv := httptest.NewServer(httpapi.New(httpapi.Config{Live: live, Recent: fullSample(b, fixture, bodies), Log: slog.New(slog.NewTextHandler(io.Discard, nil))}))
-	defer checkSrv.Close()
-	bareSrv := httptest.NewServer(http.HandlerFunc(bareHandler))
-	defer bareSrv.Close()
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.MaxIdleConnsPerHost = conns
-	client := &http.Client{Transport: tr}
-
-	// The fixture must exercise the real path: some devices get an upgrade.
-	upgrades := 0
-	for _, body := range bodies[:90] {
-		resp, err := client.Post(checkSrv.URL+"/client/v1/check", "application/json", bytes.NewReader(body))
-		if err != nil {
-			b.Fatal(err)
-		}
-		var a struct{ Upgrade *struct{ Version string } }
-		json.NewDecoder(resp.Body).Decode(&a)
-		resp.Body.Close()
-		if a.Upgrade != nil {
-			upgrades++
-		}
-	}
-	if upgrades < 20 {
-		b.Fatalf("only %d of 90 sample devices get an upgrade; the fixture is off", upgrades)
-	}
-
-	const round = 2000
-	var base, check time.Duration
-	done := 0
-	b.ResetTimer()
-	for done < b.N {
-		n := min(round, b.N-done)
-		base += load(b, client, bareSrv.URL, bodies, n, conns)
-		check += load(b, client, checkSrv.URL+"/client/v1/check", bodies, n, conns)
-		done += n
-	}
-	b.StopTimer()
-	b.ReportMetric(float64(check.Nanoseconds())/float64(b.N), "check-ns/req")
-	b.ReportMetric(float64(base.Nanoseconds())/float64(b.N), "baseline-ns/req")
-	b.ReportMetric(base.Seconds()/check.Seconds(), "ratio")
 }
 
 // discard is a ResponseWriter that keeps nothing but its header map, which
@@ -256,19 +113,40 @@ func (rig *checkRig) serve(i int) {
 }
 
 // BenchmarkCheckHandler is the device handler's own cost per check —
-// decode, evaluate, sample, answer, count — over the reference load, for
-// full answers and for 304s.
+// decode, evaluate, sample, answer, count — with no network and no load
+// generator (cmd/checkbench measures the whole server from outside): on
+// the reference load (100 apps × 20 tasks) for full answers and for 304s,
+// and on the gray load (50 gray tasks of 5 rules, a 1,000,000-entry
+// whitelist) with whitelisted, current and rejected devices.
 func BenchmarkCheckHandler(b *testing.B) {
-	var devices []*mds.Device
+	var ref, grayed []*mds.Device
 	for i := range 512 {
-		devices = append(devices, deliverytest.RefDevice(i, 100))
+		ref = append(ref, deliverytest.RefDevice(i, 100))
+	}
+	for i := range 510 {
+		switch i % 3 {
+		case 0:
+			grayed = append(grayed, deliverytest.GrayDevice(i*1000, "2.0"))
+		case 1:
+			d := deliverytest.GrayDevice(2_000_000+i, "3.49.0")
+			d.Build = 349
+			grayed = append(grayed, d)
+		default:
+			grayed = append(grayed, deliverytest.GrayDevice(2_000_000+i, "2.0"))
+		}
 	}
 	for _, c := range []struct {
-		name  string
-		etags bool
-	}{{"full", false}, {"not_modified", true}} {
+		name    string
+		load    func() *deliverytest.Load
+		devices []*mds.Device
+		etags   bool
+	}{
+		{"full", func() *deliverytest.Load { return deliverytest.Reference(100, 20) }, ref, false},
+		{"not_modified", func() *deliverytest.Load { return deliverytest.Reference(100, 20) }, ref, true},
+		{"gray", func() *deliverytest.Load { return deliverytest.Gray(50, 1_000_000) }, grayed, false},
+	} {
 		b.Run(c.name, func(b *testing.B) {
-			rig := newCheckRig(b, deliverytest.Reference(100, 20), bodies(devices), c.etags)
+			rig := newCheckRig(b, c.load(), bodies(c.devices), c.etags)
 			b.ReportAllocs()
 			i := 0
 			for b.Loop() {
