@@ -104,20 +104,25 @@ func (r *Recent) Record(app int64, in *gray.Input) {
 	if rg.full.Load() && r.seen.Add(1)%r.every != 0 {
 		return
 	}
-	share := int(r.share.Load())
 	rg.mu.Lock()
 	defer rg.mu.Unlock()
-	if !rg.full.Load() {
+	// Read under the ring's lock: add shrinks the share before it trims
+	// each ring under its lock, so a share read here is never stale.
+	share := int(r.share.Load())
+	if !rg.full.Load() || len(rg.items) == 0 {
 		// Grow while the share allows; a record of about this size must fit.
 		if size := recordSize(in); len(rg.items) < r.perApp && rg.bytes+recordOverhead+roomFor(size) <= share {
 			rec := appendRecord(recordBuffer(nil, size), in)
 			rg.items = append(rg.items, rec)
 			rg.bytes += cap(rec) + recordOverhead
+			// Past 16 attributes the record may keep others than were
+			// sized, and grow: the budget holds all the same.
+			rg.trim(share)
 			return
 		}
 		rg.full.Store(true)
 		if len(rg.items) == 0 {
-			return // a share too small for one record
+			return // a share too small for this record
 		}
 	}
 	old := rg.items[rg.next]
