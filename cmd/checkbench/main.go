@@ -56,7 +56,7 @@ func main() {
 	flag.StringVar(&cfg.conns, "conns", "64,256", "wrk connection counts, comma-separated")
 	flag.IntVar(&cfg.threads, "threads", 1, "wrk threads")
 	flag.IntVar(&cfg.rounds, "rounds", 3, "interleaved rounds per measurement")
-	flag.DurationVar(&cfg.duration, "duration", 10*time.Second, "length of one wrk run")
+	flag.DurationVar(&cfg.duration, "duration", 10*time.Second, "length of one wrk run, in whole seconds")
 	flag.IntVar(&cfg.bodies, "bodies", 4096, "different device bodies the load cycles through")
 	flag.StringVar(&cfg.mds, "mds", "", "mds binary to measure; default: built from this tree")
 	flag.Parse()
@@ -434,7 +434,7 @@ func runWrk(s *server, script string, threads, conns int, d time.Duration) (wrkR
 	if err != nil {
 		return wrkResult{}, err
 	}
-	out, err := exec.Command("wrk", "-t", strconv.Itoa(threads), "-c", strconv.Itoa(conns), "-d", d.String(),
+	out, err := exec.Command("wrk", "-t", strconv.Itoa(threads), "-c", strconv.Itoa(conns), "-d", fmt.Sprintf("%ds", max(int(d.Seconds()), 1)), // wrk reads one number and one unit
 		"--latency", "--timeout", "10s", "-s", script, s.url+"/client/v1/check").CombinedOutput()
 	if err != nil {
 		return wrkResult{}, fmt.Errorf("wrk against %s: %v\n%s", s.name, err, out)
