@@ -27,6 +27,8 @@ type Store interface {
 	WhitelistStore
 	AdmissionStore
 	LiveStore
+	// Revision returns the current revision; it only grows.
+	Revision(ctx context.Context) (int64, error)
 	// Ping checks that the store answers.
 	Ping(ctx context.Context) error
 	Close() error
@@ -204,25 +206,40 @@ type Admission struct {
 
 // LiveStore serves the snapshot builder.
 type LiveStore interface {
-	// Revision returns the current revision; it only grows.
-	Revision(ctx context.Context) (int64, error)
-	// LoadLive reads, in one consistent view, every app, every task that can
-	// reach a device, the artifacts those tasks deliver, and the rule sets
-	// and whitelists (without entries) they refer to.
-	LoadLive(ctx context.Context) (*LiveSet, error)
+	// LoadLive reads, in one consistent view, what a snapshot is compiled
+	// from: every app, every task that can reach a device, the artifacts
+	// those tasks deliver, and the rule sets and whitelists (without
+	// entries) of their apps. Given the revision of the snapshot it would
+	// replace (since; 0 for none), it reads only the apps changed after
+	// it, when the store can say which: see LiveSet.Full.
+	LoadLive(ctx context.Context, since int64) (*LiveSet, error)
 	// LoadWhitelist calls fn with every entry of whitelist id and returns
 	// the version those entries are, read in one consistent view.
 	LoadWhitelist(ctx context.Context, id int64, fn func(entry string) error) (version int64, err error)
 }
 
-// LiveSet is everything a snapshot is compiled from, as of one revision.
+// LiveSet is what a snapshot is compiled from, as of one revision: all of
+// it, or what changed since an earlier revision.
 type LiveSet struct {
-	Revision   int64
+	Revision int64
+	// Full says the set holds every app. Otherwise it holds the apps that
+	// changed after the revision asked for, as they are now, and Changed
+	// lists their IDs: an app Changed names and Apps lacks was deleted.
+	// With nothing changed, Changed is empty.
+	Full       bool
+	Changed    []int64
 	Apps       []*App
 	Tasks      []*Task // status live only
 	Artifacts  []*Artifact
 	RuleSets   []*RuleSet
 	Whitelists []*Whitelist
+}
+
+// Change is one write that moved the revision: the revision it made and
+// the one app it changed. Nodes announce changes to each other.
+type Change struct {
+	Revision int64
+	AppID    int64
 }
 
 // Blob describes stored content, addressed by its SHA-256.

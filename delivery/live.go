@@ -12,7 +12,8 @@ import (
 )
 
 // Live keeps the current snapshot and replaces it when the store's revision
-// moves. Checks read it with one atomic load; rebuilding never blocks them.
+// moves, recompiling only the apps that changed. Checks read it with one
+// atomic load; rebuilding never blocks them.
 type Live struct {
 	// OnProblem hears of tasks a rebuild had to leave out; set it before
 	// the first Refresh.
@@ -22,16 +23,41 @@ type Live struct {
 	cur  atomic.Pointer[Snapshot]
 	mu   sync.Mutex   // serialises rebuilds, so concurrent Refresh calls coalesce
 	took atomic.Int64 // nanoseconds the last swap took to load and compile
-	// lists caches compiled whitelists by ID across rebuilds; an entry is
-	// reused while its version stands, so editing a task next to a million-
-	// entry whitelist does not reload it. Guarded by mu.
-	lists map[int64]*gray.List
+
+	// served counts, per blob, the apps of the current snapshot whose live
+	// tasks deliver it. It is kept beside the snapshot rather than in it,
+	// so that a write to one app updates the counts of that app's blobs
+	// instead of copying those of every app.
+	servedMu sync.RWMutex
+	served   map[string]int32
 }
 
 // NewLive returns a Live over src. It holds no snapshot until the first
 // Refresh succeeds.
 func NewLive(src mds.LiveStore) *Live {
-	return &Live{src: src, lists: map[int64]*gray.List{}}
+	return &Live{src: src, served: map[string]int32{}}
+}
+
+// Serves reports whether a live task of the current snapshot delivers the
+// blob sum. Devices can download only those: an upload nobody released,
+// or a release that was stopped, is not reachable by its digest.
+func (l *Live) Serves(sum string) bool {
+	l.servedMu.RLock()
+	defer l.servedMu.RUnlock()
+	return l.served[sum] > 0
+}
+
+// count adds by to the count of every blob of apps.
+func (l *Live) count(apps []*appState, by int32) {
+	l.servedMu.Lock()
+	defer l.servedMu.Unlock()
+	for _, as := range apps {
+		for _, sum := range as.blobs {
+			if l.served[sum] += by; l.served[sum] <= 0 {
+				delete(l.served, sum)
+			}
+		}
+	}
 }
 
 // Current returns the snapshot in use, or nil before the first load.
@@ -40,82 +66,92 @@ func (l *Live) Current() *Snapshot { return l.cur.Load() }
 // BuildTime is how long loading and compiling the current snapshot took.
 func (l *Live) BuildTime() time.Duration { return time.Duration(l.took.Load()) }
 
-// Refresh rebuilds the snapshot if the store has moved past it. Writers call
-// it after committing, so their change is visible to the next check on this
-// node; Run calls it for changes made on other nodes.
+// Refresh brings the snapshot up to the store's revision, if the store has
+// moved past it: it loads the apps changed since (everything, the first
+// time or when the store cannot say what changed) and recompiles those.
+// Writers call it after committing, so their change is visible to the next
+// check on this node; Run and Heard call it for changes made elsewhere.
 func (l *Live) Refresh(ctx context.Context) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	cur := l.cur.Load()
+	var since int64
 	if cur != nil {
-		rev, err := l.src.Revision(ctx)
-		if err != nil {
-			return fmt.Errorf("read revision: %w", err)
-		}
-		if rev <= cur.Revision {
-			return nil
-		}
+		since = cur.Revision
 	}
 	start := time.Now()
-	set, err := l.src.LoadLive(ctx)
+	set, err := l.src.LoadLive(ctx, since)
 	if err != nil {
 		return fmt.Errorf("load live tasks: %w", err)
 	}
-	problems := l.loadLists(ctx, set)
-	s, err := Compile(set, l.lists)
-	if err != nil {
-		return err
-	}
-	if cur != nil && s.Revision <= cur.Revision {
+	if cur != nil && set.Revision <= cur.Revision {
 		return nil
 	}
+	lists, problems := l.loadLists(ctx, set, cur)
+	s, added, dropped := cur.apply(set, lists)
 	s.Problems = append(problems, s.Problems...)
 	for _, p := range s.Problems {
 		if l.OnProblem != nil {
 			l.OnProblem(p)
 		}
 	}
+	// A blob is served from before the first answer that names it until
+	// after the last one that did is gone.
+	l.count(added, 1)
 	l.cur.Store(s)
+	l.count(dropped, -1)
 	l.took.Store(int64(time.Since(start)))
 	return nil
 }
 
-// loadLists brings the whitelist cache up to the versions in set, loading
-// only lists that live tasks use and that changed, and dropping the rest.
-// A list that fails to load keeps its previous version if there is one;
-// otherwise the tasks using it are left out of the snapshot (Compile
-// reports them), and every other app carries on.
-func (l *Live) loadLists(ctx context.Context, set *mds.LiveSet) []error {
+// Heard is told of a change announced by another node, or of the zero
+// Change when changes may have been missed. It refreshes unless the
+// snapshot already includes the change (a node hears its own writes too).
+func (l *Live) Heard(ctx context.Context, c mds.Change) error {
+	if cur := l.cur.Load(); c.Revision > 0 && cur != nil && cur.Revision >= c.Revision {
+		return nil
+	}
+	return l.Refresh(ctx)
+}
+
+// loadLists returns the compiled whitelists the live tasks of set use:
+// those of cur whose version stands, so that editing a task next to a
+// million-entry whitelist does not reload it, and the others loaded from
+// the store. A list that fails to load keeps its version in cur if there
+// is one; otherwise the tasks using it are left out of the snapshot
+// (Compile reports them), and every other app carries on.
+func (l *Live) loadLists(ctx context.Context, set *mds.LiveSet, cur *Snapshot) (map[int64]*gray.List, []error) {
 	used := map[int64]bool{}
 	for _, t := range set.Tasks {
 		for _, id := range t.Targeting.Whitelists {
 			used[id] = true
 		}
 	}
-	for id := range l.lists {
-		if !used[id] {
-			delete(l.lists, id)
-		}
-	}
+	lists := map[int64]*gray.List{}
 	var problems []error
 	for _, w := range set.Whitelists {
 		if !used[w.ID] {
 			continue
 		}
-		if cached, ok := l.lists[w.ID]; ok && cached.Version >= w.Version {
+		prev := cur.list(w.AppID, w.ID)
+		if prev != nil && prev.Version >= w.Version {
+			lists[w.ID] = prev
 			continue
 		}
 		b := gray.NewListBuilder(w, w.Entries)
 		version, err := l.src.LoadWhitelist(ctx, w.ID, b.Add)
 		if err != nil {
 			problems = append(problems, fmt.Errorf("load whitelist %d (version %d): %w", w.ID, w.Version, err))
+			if prev != nil {
+				lists[w.ID] = prev
+			}
 			continue
 		}
 		list := b.Build()
 		list.Version = version // what was read, which may be newer than set
-		l.lists[w.ID] = list
+		lists[w.ID] = list
 	}
-	return problems
+	return lists, problems
 }
 
 // Run refreshes every interval until ctx ends, so a node hears of writes made

@@ -25,22 +25,24 @@ func (f *fakeLive) setRevision(r int64) {
 	f.mu.Unlock()
 }
 
-func (f *fakeLive) Revision(context.Context) (int64, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.set.Revision, f.err
-}
-
 func (f *fakeLive) LoadWhitelist(context.Context, int64, func(string) error) (int64, error) {
 	return 0, errors.New("no whitelists here")
 }
 
-func (f *fakeLive) LoadLive(context.Context) (*mds.LiveSet, error) {
+// LoadLive serves everything, or nothing when since is current.
+func (f *fakeLive) LoadLive(_ context.Context, since int64) (*mds.LiveSet, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.err != nil {
+		return nil, f.err
+	}
+	if since >= f.set.Revision {
+		return &mds.LiveSet{Revision: f.set.Revision}, nil
+	}
 	f.loads++
 	set := f.set
-	return &set, f.err
+	set.Full = true
+	return &set, nil
 }
 
 func TestLiveRefresh(t *testing.T) {

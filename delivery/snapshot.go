@@ -15,60 +15,92 @@ package delivery
 
 import (
 	"fmt"
+	"slices"
+	"sync/atomic"
 
 	"github.com/mds-dev/mds"
 	"github.com/mds-dev/mds/gray"
 )
 
 // Snapshot is every live task of every app, compiled for evaluation. It is
-// never modified after Compile returns, so any number of goroutines may read
-// it without locks.
+// never modified after it is built, so any number of goroutines may read it
+// without locks. Each app's part is compiled on its own and shared with the
+// next snapshot while the app does not change: a write to one app costs
+// compiling that app, not the deployment.
 type Snapshot struct {
 	Revision int64
 	// Problems lists the live tasks left out because they could not be
-	// compiled; Live logs them.
+	// compiled, of the apps this snapshot compiled; Live logs them.
 	Problems []error
-	apps     map[string]*appState // by every key its devices may send
-	blobs    map[string]struct{}  // sha256 of every blob a live task delivers
-	offers   []*Offer
+	apps     index[string, *appState] // by every key its devices may send
+	byID     index[int64, *appState]
+	offers   int
 }
 
-// appState is one app's part of a snapshot: a selector per kind.
+// appState is one app's part of a snapshot: a selector per kind, and what
+// the next compile of the app starts from.
 type appState struct {
 	app     *mds.App
 	upgrade upgrades
+	offers  int
+	blobs   []string             // distinct sha256 its live tasks deliver
+	lists   map[int64]*gray.List // the compiled whitelists its live tasks use
 }
 
 // Offer is one live task compiled with what it delivers.
 type Offer struct {
-	// Index numbers the offers of a snapshot densely from 0, so that a
-	// transport can keep what it derives from an offer (an encoded answer)
-	// in a slice instead of a map.
-	Index    int
 	App      *mds.App
 	Task     *mds.Task
 	Artifact *mds.Artifact // nil for kinds without artifacts
 	audience *gray.Audience
+	// Memo is the transport's, to keep what it derives from the offer (its
+	// encoded answer). An offer is carried into later snapshots while its
+	// app does not change, and what Memo holds with it.
+	Memo atomic.Value
 }
 
-// Compile builds a snapshot from a consistent set of live data. lists holds
-// the compiled whitelists the tasks refer to. Tasks that do not compile are
-// left out and listed in Problems: one bad row must not freeze every app on
-// the last good snapshot.
-func Compile(set *mds.LiveSet, lists map[int64]*gray.List) (*Snapshot, error) {
-	s := &Snapshot{
-		Revision: set.Revision,
-		apps:     make(map[string]*appState, len(set.Apps)),
-		blobs:    map[string]struct{}{},
-	}
-	byID := make(map[int64]*appState, len(set.Apps))
-	for _, a := range set.Apps {
-		as := &appState{app: a}
-		s.apps[a.Key] = as
-		if a.PreviousKey != "" {
-			s.apps[a.PreviousKey] = as
+// Compile builds a snapshot from a full set of live data (set.Full, or a
+// set nothing came before). lists holds the compiled whitelists the tasks
+// refer to. Tasks that do not compile are left out and listed in
+// Problems: one bad row must not freeze every app on the last good
+// snapshot.
+func Compile(set *mds.LiveSet, lists map[int64]*gray.List) *Snapshot {
+	return (*Snapshot)(nil).Apply(set, lists)
+}
+
+// Apply returns the snapshot that follows s given set, read after s's
+// revision: the apps set holds compiled afresh, those it names as changed
+// but lacks dropped, and every other app's part shared with s. A full set,
+// or a nil s, starts from nothing.
+func (s *Snapshot) Apply(set *mds.LiveSet, lists map[int64]*gray.List) *Snapshot {
+	n, _, _ := s.apply(set, lists)
+	return n
+}
+
+// apply is Apply that also returns the app parts it added and those of s
+// it dropped.
+func (s *Snapshot) apply(set *mds.LiveSet, lists map[int64]*gray.List) (n *Snapshot, added, dropped []*appState) {
+	n = &Snapshot{Revision: set.Revision}
+	if s != nil && set.Full {
+		for _, as := range s.byID.all() {
+			dropped = append(dropped, as)
 		}
-		byID[a.ID] = as
+	}
+	if s != nil && !set.Full {
+		n.apps, n.byID, n.offers = s.apps, s.byID, s.offers
+	}
+	e := &snapshotEditor{n: n, apps: indexEditor[string, *appState]{x: &n.apps}, byID: indexEditor[int64, *appState]{x: &n.byID}}
+	if s != nil && !set.Full {
+		for _, id := range set.Changed {
+			if as, ok := n.byID.get(id); ok {
+				e.remove(as)
+				dropped = append(dropped, as)
+			}
+		}
+	}
+	fresh := make(map[int64]*appState, len(set.Apps))
+	for _, a := range set.Apps {
+		fresh[a.ID] = &appState{app: a}
 	}
 	artifacts := make(map[int64]*mds.Artifact, len(set.Artifacts))
 	for _, a := range set.Artifacts {
@@ -83,67 +115,113 @@ func Compile(set *mds.LiveSet, lists map[int64]*gray.List) (*Snapshot, error) {
 		if t.Status != mds.StatusLive {
 			continue
 		}
-		skip := func(format string, args ...any) {
-			s.Problems = append(s.Problems, fmt.Errorf("delivery: task %d skipped: "+format, append([]any{t.ID}, args...)...))
-		}
-		as, ok := byID[t.AppID]
+		as, ok := fresh[t.AppID]
 		if !ok {
-			skip("it belongs to unknown app %d", t.AppID)
+			n.skip(t, "it belongs to unknown app %d", t.AppID)
 			continue
-		}
-		o := &Offer{App: as.app, Task: t}
-		if t.ArtifactID != 0 {
-			a, ok := artifacts[t.ArtifactID]
-			if !ok || a.AppID != t.AppID || a.Kind != t.Kind {
-				skip("it delivers %s package %d, which app %d does not have", t.Kind, t.ArtifactID, t.AppID)
-				continue
-			}
-			o.Artifact = a
 		}
 		cat, ok := catalogs[t.AppID]
 		if !ok {
 			cat = gray.NewCatalog(ruleSets, lists)
 			catalogs[t.AppID] = cat
 		}
-		var err error
-		if o.audience, err = cat.Compile(t); err != nil {
-			skip("%v", err)
-			continue
+		if err := as.compile(t, artifacts, cat, lists); err != nil {
+			n.skip(t, "%v", err)
 		}
-		switch t.Kind {
-		case mds.KindUpgrade:
-			err = as.upgrade.add(o)
-		default:
-			err = fmt.Errorf("kind %q has no selector", t.Kind)
+	}
+	for _, as := range fresh {
+		as.upgrade.finish()
+		e.add(as)
+		added = append(added, as)
+	}
+	return n, added, dropped
+}
+
+func (n *Snapshot) skip(t *mds.Task, format string, args ...any) {
+	n.Problems = append(n.Problems, fmt.Errorf("delivery: task %d skipped: "+format, append([]any{t.ID}, args...)...))
+}
+
+// compile adds live task t to the app's selectors.
+func (as *appState) compile(t *mds.Task, artifacts map[int64]*mds.Artifact, cat *gray.Catalog, lists map[int64]*gray.List) error {
+	o := &Offer{App: as.app, Task: t}
+	if t.ArtifactID != 0 {
+		a, ok := artifacts[t.ArtifactID]
+		if !ok || a.AppID != t.AppID || a.Kind != t.Kind {
+			return fmt.Errorf("it delivers %s package %d, which app %d does not have", t.Kind, t.ArtifactID, t.AppID)
 		}
-		if err != nil {
-			skip("%v", err)
-			continue
+		o.Artifact = a
+	}
+	var err error
+	if o.audience, err = cat.Compile(t); err != nil {
+		return err
+	}
+	switch t.Kind {
+	case mds.KindUpgrade:
+		err = as.upgrade.add(o)
+	default:
+		err = fmt.Errorf("kind %q has no selector", t.Kind)
+	}
+	if err != nil {
+		return err
+	}
+	as.offers++
+	for _, id := range t.Targeting.Whitelists {
+		if as.lists == nil {
+			as.lists = map[int64]*gray.List{}
 		}
-		o.Index = len(s.offers)
-		s.offers = append(s.offers, o)
-		if o.Artifact != nil {
-			for _, b := range o.Artifact.Blobs {
-				s.blobs[b.SHA256] = struct{}{}
+		as.lists[id] = lists[id]
+	}
+	if o.Artifact != nil {
+		for _, b := range o.Artifact.Blobs {
+			if !slices.Contains(as.blobs, b.SHA256) {
+				as.blobs = append(as.blobs, b.SHA256)
 			}
 		}
 	}
-	for _, as := range byID {
-		as.upgrade.finish()
-	}
-	return s, nil
+	return nil
 }
 
-// Offers returns how many offers, one per live task, the snapshot holds;
-// Offer.Index is below it.
-func (s *Snapshot) Offers() int { return len(s.offers) }
+// snapshotEditor builds a snapshot from its predecessor's parts.
+type snapshotEditor struct {
+	n    *Snapshot
+	apps indexEditor[string, *appState]
+	byID indexEditor[int64, *appState]
+}
 
-// Serves reports whether a live task delivers the blob sum. Devices can
-// download only those: an upload nobody released, or a release that was
-// stopped, is not reachable by its digest.
-func (s *Snapshot) Serves(sum string) bool {
-	_, ok := s.blobs[sum]
-	return ok
+// add and remove put an app's part in and take it out, with its keys and
+// offers.
+func (e *snapshotEditor) add(as *appState) {
+	e.apps.set(as.app.Key, as)
+	if as.app.PreviousKey != "" {
+		e.apps.set(as.app.PreviousKey, as)
+	}
+	e.byID.set(as.app.ID, as)
+	e.n.offers += as.offers
+}
+
+func (e *snapshotEditor) remove(as *appState) {
+	for _, key := range []string{as.app.Key, as.app.PreviousKey} {
+		if cur, _ := e.n.apps.get(key); cur == as {
+			e.apps.delete(key)
+		}
+	}
+	e.byID.delete(as.app.ID)
+	e.n.offers -= as.offers
+}
+
+// Offers returns how many offers, one per live task, the snapshot holds.
+func (s *Snapshot) Offers() int { return s.offers }
+
+// list returns the compiled whitelist id as s holds it for app, if a live
+// task of the app uses it: what the app's next compile may reuse.
+func (s *Snapshot) list(app, id int64) *gray.List {
+	if s == nil {
+		return nil
+	}
+	if as, ok := s.byID.get(app); ok {
+		return as.lists[id]
+	}
+	return nil
 }
 
 // Decision is what a check answers, per kind.
@@ -159,7 +237,7 @@ type Decision struct {
 // open capped window would admit.
 func (s *Snapshot) Evaluate(in *gray.Input, adm gray.Admitter) (Decision, error) {
 	d := in.Device
-	as, ok := s.apps[d.AppKey]
+	as, ok := s.apps.get(d.AppKey)
 	if !ok {
 		return Decision{}, &errUnknownApp
 	}
@@ -193,7 +271,7 @@ type Explanation struct {
 // and says for each whether it matched and what decided, kind by kind in
 // the order each kind's selector tries them.
 func (s *Snapshot) Explain(in *gray.Input, adm gray.Admitter) ([]Explanation, error) {
-	as, ok := s.apps[in.Device.AppKey]
+	as, ok := s.apps.get(in.Device.AppKey)
 	if !ok {
 		return nil, &errUnknownApp
 	}

@@ -156,7 +156,7 @@ func (u *upgrades) explain(in *gray.Input, adm gray.Admitter) []Explanation {
 // id, if any. Only packages a live task delivers have a manifest: stopping
 // the task withdraws the over-the-air install too.
 func (s *Snapshot) Enterprise(appKey string, id int64) (*UpgradeOffer, bool) {
-	as, ok := s.apps[appKey]
+	as, ok := s.apps.get(appKey)
 	if !ok {
 		return nil, false
 	}

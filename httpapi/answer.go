@@ -13,8 +13,8 @@ import (
 
 // A check answer is a JSON object with one member per kind, in the order of
 // mds.Kinds; a kind with nothing for the device is null, so SDKs ignore
-// kinds they predate. Each kind's section is encoded once per snapshot and
-// offer (and variant: an upgrade that reminds or not) and kept here; an
+// kinds they predate. Each kind's section is encoded once per offer (and
+// variant: an upgrade that reminds or not) and kept with the offer; an
 // answer is its sections written one after another, and its ETag is
 // derived from theirs. So a check encodes nothing, and an answer changes,
 // and with it its ETag, exactly when a section does: an unrelated write
@@ -108,33 +108,33 @@ func (a *answer) write(w io.Writer) {
 // variants is how many sections an offer may have.
 const variants = 2
 
-// answers holds the sections of the current snapshot's offers.
-type answers struct {
-	cur atomic.Pointer[answerSet]
-}
-
-// answerSet is the sections of one snapshot, built lazily.
+// answerSet builds and keeps the sections of offers, for answers that
+// link to URLs on one public URL.
 type answerSet struct {
-	snap     *delivery.Snapshot
-	links    *links
-	sections []atomic.Pointer[section] // variants per offer, by Offer.Index
+	links *links
 }
 
-// of returns the sections of snap, starting afresh when the snapshot moved.
-func (a *answers) of(snap *delivery.Snapshot, l *links) *answerSet {
-	if set := a.cur.Load(); set != nil && set.snap == snap {
-		return set
-	}
-	set := &answerSet{snap: snap, links: l, sections: make([]atomic.Pointer[section], variants*snap.Offers())}
-	a.cur.Store(set)
-	return set
+// offerSections are the sections of one offer, built lazily, kept in the
+// offer's Memo: an offer of an app no write touched is carried into the
+// next snapshot, and its sections with it, so a write re-encodes nothing
+// of the apps it did not change.
+type offerSections struct {
+	links    *links // what the sections were built with
+	sections [variants]atomic.Pointer[section]
 }
 
 // memo returns the section of variant v of offer o, of kind kind, building
 // it once. Racing first calls may both build; one result wins, and both
 // are equal.
 func (set *answerSet) memo(kind int, o *delivery.Offer, v int, build func() any) *section {
-	slot := &set.sections[variants*o.Index+v]
+	m, _ := o.Memo.Load().(*offerSections)
+	if m == nil || m.links != set.links {
+		// The first answer of this offer (or one served on another public
+		// URL, which only tests do): a racing builder's set may be lost.
+		m = &offerSections{links: set.links}
+		o.Memo.Store(m)
+	}
+	slot := &m.sections[v]
 	if s := slot.Load(); s != nil {
 		return s
 	}

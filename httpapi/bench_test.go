@@ -32,7 +32,7 @@ func bodies(devices []*mds.Device) [][]byte {
 // steady state, where a check is recorded one in every few, in place.
 func fullSample(tb testing.TB, fixture *deliverytest.Load, bodies [][]byte) *delivery.Recent {
 	recent := delivery.NewRecent(delivery.DefaultSampleBytes, delivery.DefaultSamplePerApp, delivery.DefaultSampleEvery)
-	set, err := fixture.LoadLive(context.Background())
+	set, err := fixture.LoadLive(context.Background(), 0)
 	if err != nil {
 		tb.Fatal(err)
 	}

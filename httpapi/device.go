@@ -68,7 +68,7 @@ func (s *Server) check(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.recent.Record(dec.App.ID, &st.in)
-	a := s.answers.of(snap, &s.links).answer(dec)
+	a := s.answers.answer(dec)
 	h := w.Header()
 	h["Etag"] = a.etagHeader
 	// Devices may keep the answer but must revalidate it on every check.
@@ -238,12 +238,11 @@ func (s *Server) blob(w http.ResponseWriter, r *http.Request) {
 		s.writeProblem(w, r, mds.Errorf(mds.EINVALID, "%q is not a sha256: expected 64 lowercase hex digits", sum))
 		return
 	}
-	snap := s.live.Current()
-	if snap == nil {
+	if s.live.Current() == nil {
 		s.writeProblem(w, r, mds.Errorf(mds.EUNAVAILABLE, "starting up; retry shortly"))
 		return
 	}
-	if !snap.Serves(sum) {
+	if !s.live.Serves(sum) {
 		s.writeProblem(w, r, mds.Errorf(mds.ENOTFOUND, "no released package has sha256 %s", sum))
 		return
 	}

@@ -87,7 +87,7 @@ type Server struct {
 	admit      *delivery.Admissions
 	recent     *delivery.Recent
 	links      links
-	answers    answers
+	answers    answerSet // on links
 	proxies    []netip.Prefix
 	log        *slog.Logger
 	now        func() time.Time
@@ -109,6 +109,7 @@ func New(cfg Config) *Server {
 		links: links{base: strings.TrimSuffix(cfg.PublicURL, "/")}, proxies: cfg.TrustedProxies, log: cfg.Log, now: cfg.Now,
 		maxUpload: cfg.MaxUpload, spool: cfg.SpoolDir, blobMaxAge: cfg.BlobMaxAge, bodyWait: cfg.BodyTimeout,
 	}
+	s.answers = answerSet{links: &s.links}
 	if s.log == nil {
 		s.log = slog.Default()
 	}

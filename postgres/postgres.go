@@ -16,6 +16,7 @@ import (
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
 
+	"github.com/mds-dev/mds"
 	"github.com/mds-dev/mds/sqlstore"
 )
 
@@ -27,7 +28,7 @@ var Dialect = sqlstore.Dialect{
 	ReadTx:       &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true},
 	IsUnique:     isUnique,
 	IsForeignKey: isForeignKey,
-	Notify:       `NOTIFY ` + Channel,
+	Notify:       `SELECT pg_notify('` + Channel + `', ?)`,
 }
 
 // Open connects to the database at url (a postgres:// URL or key=value DSN)
@@ -48,17 +49,18 @@ func Open(ctx context.Context, url string) (*sqlstore.Store, error) {
 	return sqlstore.New(db, db, Dialect), nil
 }
 
-// Channel is the NOTIFY channel on which writes announce a new revision.
+// Channel is the NOTIFY channel on which writes announce a change: its
+// revision and app (sqlstore.FormatChange).
 const Channel = "mds_revision"
 
-// Listen calls changed whenever another connection commits a write that
-// moves the revision, until ctx ends. It holds one connection of its own
-// and reconnects, calling changed after each reconnect too, since writes
-// may have been missed meanwhile. Errors go to onError; polling the
-// revision remains the safety net, this only makes nodes hear sooner.
-func Listen(ctx context.Context, url string, changed func(), onError func(error)) {
+// Listen calls changed with every change another connection commits, until
+// ctx ends. It holds one connection of its own and reconnects; after each
+// connect it calls changed with the zero Change, since writes may have been
+// missed meanwhile. Errors go to onError; polling the revision remains the
+// safety net, this only makes nodes hear sooner.
+func Listen(ctx context.Context, url string, changed func(mds.Change), onError func(error)) {
 	listenLoop(ctx, func(ctx context.Context, listening func()) error {
-		return listen(ctx, url, listening, changed)
+		return listen(ctx, url, listening, changed, onError)
 	}, onError, sleep)
 }
 
@@ -102,7 +104,7 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-func listen(ctx context.Context, url string, listening, changed func()) error {
+func listen(ctx context.Context, url string, listening func(), changed func(mds.Change), onError func(error)) error {
 	conn, err := pgx.Connect(ctx, url)
 	if err != nil {
 		return err
@@ -112,12 +114,18 @@ func listen(ctx context.Context, url string, listening, changed func()) error {
 		return err
 	}
 	listening()
-	changed() // anything committed before LISTEN took effect
+	changed(mds.Change{}) // anything committed before LISTEN took effect
 	for {
-		if _, err := conn.WaitForNotification(ctx); err != nil {
+		n, err := conn.WaitForNotification(ctx)
+		if err != nil {
 			return err
 		}
-		changed()
+		c, err := sqlstore.ParseChange(n.Payload)
+		if err != nil && onError != nil {
+			// A writer of another version, say: hear it as "something changed".
+			onError(fmt.Errorf("postgres: %w", err))
+		}
+		changed(c)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -103,7 +104,8 @@ func TestStore(t *testing.T) {
 }
 
 // TestListenTellsOtherNodes: a write on one node reaches another node's
-// snapshot through NOTIFY, with no polling at all.
+// snapshot through NOTIFY, with no polling at all; the message names the
+// app written, and the other node recompiles that app alone.
 func TestListenTellsOtherNodes(t *testing.T) {
 	a, url := openSchema(t)
 	t.Cleanup(func() { a.Close() })
@@ -112,30 +114,83 @@ func TestListenTellsOtherNodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { b.Close() })
-	live := delivery.NewLive(b)
+	shop, blog := storetest.MustCreateApp(t, a, "shop"), storetest.MustCreateApp(t, a, "blog")
+	var tasks []*mds.Task
+	for _, app := range []*mds.App{shop, blog} {
+		task := storetest.NewTask(t, storetest.MustCreatePackage(t, a, app, "2.0"), mds.Targeting{})
+		task.Status = mds.StatusLive
+		if err := a.CreateTask(context.Background(), task, "tester"); err != nil {
+			t.Fatal(err)
+		}
+		tasks = append(tasks, task)
+	}
+	src := &loads{LiveStore: b}
+	live := delivery.NewLive(src)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	if err := live.Refresh(ctx); err != nil {
 		t.Fatal(err)
 	}
-	listening := make(chan struct{}, 1)
-	go postgres.Listen(ctx, url, func() {
-		live.Refresh(ctx)
-		select {
-		case listening <- struct{}{}:
-		default:
+	shopOffer, blogOffer := storetest.OfferOf(t, live.Current(), shop, "u"), storetest.OfferOf(t, live.Current(), blog, "u")
+	heard := make(chan mds.Change, 16)
+	go postgres.Listen(ctx, url, func(c mds.Change) {
+		if err := live.Heard(ctx, c); err != nil {
+			t.Error(err)
 		}
+		heard <- c
 	}, func(err error) { t.Log(err) })
-	<-listening // LISTEN is in place
-	storetest.MustCreateApp(t, a, "shop")
-	want, _ := a.Revision(ctx)
-	deadline := time.Now().Add(10 * time.Second)
-	for live.Current().Revision < want {
-		if time.Now().After(deadline) {
-			t.Fatalf("node b still at revision %d; node a wrote %d", live.Current().Revision, want)
-		}
-		time.Sleep(5 * time.Millisecond)
+	if c := <-heard; c != (mds.Change{}) {
+		t.Fatalf("first call %+v; want the zero Change once LISTEN is in place", c)
 	}
+	if _, err := a.UpdateTask(ctx, shop.ID, tasks[0].ID, "tester", func(t *mds.Task) (string, error) {
+		return "pause", t.Apply(mds.ActionPause)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	want, _ := a.Revision(ctx)
+	select {
+	case c := <-heard:
+		if c != (mds.Change{Revision: want, AppID: shop.ID}) {
+			t.Errorf("heard %+v; want revision %d of app %d", c, want, shop.ID)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("node b heard nothing of node a's write")
+	}
+	if got := live.Current().Revision; got != want {
+		t.Fatalf("node b at revision %d after hearing of %d", got, want)
+	}
+	if set := src.last(); set.Full || len(set.Changed) != 1 || set.Changed[0] != shop.ID {
+		t.Errorf("node b loaded %+v; want shop alone", set)
+	}
+	if storetest.OfferOf(t, live.Current(), shop, "u") != nil || shopOffer == nil {
+		t.Error("shop's paused task is still offered on node b")
+	}
+	if storetest.OfferOf(t, live.Current(), blog, "u") != blogOffer {
+		t.Error("node b recompiled blog for a write to shop")
+	}
+}
+
+// loads is a LiveStore that remembers the last set it loaded.
+type loads struct {
+	mds.LiveStore
+	mu  sync.Mutex
+	set *mds.LiveSet
+}
+
+func (l *loads) LoadLive(ctx context.Context, since int64) (*mds.LiveSet, error) {
+	set, err := l.LiveStore.LoadLive(ctx, since)
+	if err == nil && (set.Full || len(set.Changed) > 0) {
+		l.mu.Lock()
+		l.set = set
+		l.mu.Unlock()
+	}
+	return set, err
+}
+
+func (l *loads) last() *mds.LiveSet {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.set
 }
 
 // TestMigrateFromV2 carries a populated schema-2 database forward.

@@ -21,7 +21,7 @@ func (s *Store) CreateApp(ctx context.Context, a *mds.App) error {
 		if err != nil {
 			return s.conflict(err, "an app with slug %q or its key already exists", a.Slug)
 		}
-		return s.bump(ctx, tx)
+		return s.bump(ctx, tx, a.ID)
 	})
 }
 
@@ -73,7 +73,7 @@ func (s *Store) UpdateApp(ctx context.Context, id int64, change func(*mds.App) e
 		if err != nil {
 			return s.conflict(err, "an app with slug %q already exists", a.Slug)
 		}
-		return s.bump(ctx, tx)
+		return s.bump(ctx, tx, a.ID)
 	})
 	if err != nil {
 		return nil, err
@@ -111,17 +111,12 @@ func (s *Store) DeleteApp(ctx context.Context, id int64) error {
 		if err := rowsAffected(res, err, "app %d not found", id); err != nil {
 			return err
 		}
-		return s.bump(ctx, tx)
+		return s.bump(ctx, tx, id)
 	})
 }
 
 type querier interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
-}
-
-func (s *Store) allApps(ctx context.Context, q querier) ([]*mds.App, error) {
-	rows, err := q.QueryContext(ctx, `SELECT `+appColumns+` FROM apps ORDER BY slug`)
-	return collect(rows, err, scanApp)
 }
 
 func scanApp(r scanner) (*mds.App, error) {

@@ -55,7 +55,7 @@ func (s *Store) UpdateRuleSet(ctx context.Context, rs *mds.RuleSet) error {
 		if err := rowsAffected(res, s.conflict(err, "a rule set named %q already exists in this app", rs.Name), "rule set %d not found in this app", rs.ID); err != nil {
 			return err
 		}
-		return s.bump(ctx, tx)
+		return s.bump(ctx, tx, rs.AppID)
 	})
 }
 

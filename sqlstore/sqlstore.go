@@ -37,7 +37,8 @@ type Dialect struct {
 	// IsForeignKey reports whether err is a foreign-key violation.
 	IsForeignKey func(error) bool
 	// Notify, if set, is run in every transaction that moves the revision,
-	// to tell other nodes at commit (PostgreSQL's NOTIFY).
+	// with the change (FormatChange) as its one argument, to tell other
+	// nodes at commit (PostgreSQL's pg_notify).
 	Notify string
 }
 
@@ -48,6 +49,8 @@ type Store struct {
 	d     Dialect
 	// Now is the clock; tests replace it.
 	Now func() time.Time
+	// keep is how many of the newest revisions the change log holds.
+	keep int64
 }
 
 var _ mds.Store = (*Store)(nil)
@@ -55,8 +58,12 @@ var _ mds.Store = (*Store)(nil)
 // New returns a Store over already-migrated databases. read and write may be
 // the same pool.
 func New(read, write *sql.DB, d Dialect) *Store {
-	return &Store{read: read, write: write, d: d, Now: time.Now}
+	return &Store{read: read, write: write, d: d, Now: time.Now, keep: changeLog}
 }
+
+// SetChangeLog shortens the change log to the newest keep revisions, so
+// that tests reach its end in a few writes. Call it before writing.
+func (s *Store) SetChangeLog(keep int64) { s.keep = keep }
 
 // Close closes both pools.
 func (s *Store) Close() error {
@@ -112,19 +119,50 @@ func (d Dialect) q(query string) string {
 	return b.String()
 }
 
-// bump increments the revision inside tx; call it from every write that can
-// change what devices are told.
-func (s *Store) bump(ctx context.Context, tx *sql.Tx) error {
-	_, err := tx.ExecContext(ctx, `UPDATE meta SET revision = revision + 1 WHERE id = 1`)
-	if err != nil {
+// bump increments the revision inside tx and records that the write
+// changed app; call it from every write that can change what devices are
+// told. The log keeps the last changeLog revisions.
+func (s *Store) bump(ctx context.Context, tx *sql.Tx, app int64) error {
+	var rev int64
+	if err := tx.QueryRowContext(ctx, `UPDATE meta SET revision = revision + 1 WHERE id = 1 RETURNING revision`).Scan(&rev); err != nil {
 		return fmt.Errorf("bump revision: %w", err)
 	}
+	if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO app_changes (revision, app_id) VALUES (?, ?)`), rev, app); err != nil {
+		return fmt.Errorf("record change: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM app_changes WHERE revision <= ?`), rev-s.keep); err != nil {
+		return fmt.Errorf("trim change log: %w", err)
+	}
 	if s.d.Notify != "" {
-		if _, err := tx.ExecContext(ctx, s.d.Notify); err != nil {
+		if _, err := tx.ExecContext(ctx, s.q(s.d.Notify), FormatChange(mds.Change{Revision: rev, AppID: app})); err != nil {
 			return fmt.Errorf("notify: %w", err)
 		}
 	}
 	return nil
+}
+
+// changeLog is how many of the newest revisions app_changes remembers by
+// default: a node less far behind than that recompiles only the apps that
+// changed.
+const changeLog = 10_000
+
+// FormatChange is how a change is announced to other nodes: its revision
+// and app, in decimal, separated by a space.
+func FormatChange(c mds.Change) string {
+	return strconv.FormatInt(c.Revision, 10) + " " + strconv.FormatInt(c.AppID, 10)
+}
+
+// ParseChange reads what FormatChange wrote.
+func ParseChange(payload string) (mds.Change, error) {
+	rev, app, ok := strings.Cut(payload, " ")
+	var c mds.Change
+	var err1, err2 error
+	c.Revision, err1 = strconv.ParseInt(rev, 10, 64)
+	c.AppID, err2 = strconv.ParseInt(app, 10, 64)
+	if !ok || err1 != nil || err2 != nil || c.Revision <= 0 || c.AppID <= 0 {
+		return mds.Change{}, fmt.Errorf("change announcement %q is not a revision and an app ID", payload)
+	}
+	return c, nil
 }
 
 // Revision returns the current revision.

@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/mds-dev/mds"
 )
@@ -46,7 +48,7 @@ func (s *Store) CreateTask(ctx context.Context, t *mds.Task, actor string) error
 				return err
 			}
 		}
-		return s.bump(ctx, tx)
+		return s.bump(ctx, tx, t.AppID)
 	})
 }
 
@@ -182,7 +184,7 @@ func (s *Store) UpdateTask(ctx context.Context, appID, id int64, actor string, c
 		if err := s.addEvent(ctx, tx, t, actor, event); err != nil {
 			return err
 		}
-		return s.bump(ctx, tx)
+		return s.bump(ctx, tx, t.AppID)
 	})
 	if err != nil {
 		return nil, err
@@ -259,8 +261,8 @@ func scanTask(r scanner) (*mds.Task, error) {
 func nullID(id int64) sql.NullInt64 { return sql.NullInt64{Int64: id, Valid: id != 0} }
 
 // LoadLive implements mds.LiveStore. It reads in one transaction so that the
-// revision and the rows agree.
-func (s *Store) LoadLive(ctx context.Context) (*mds.LiveSet, error) {
+// revision, the record of what changed, and the rows agree.
+func (s *Store) LoadLive(ctx context.Context, since int64) (*mds.LiveSet, error) {
 	tx, err := s.read.BeginTx(ctx, s.d.ReadTx)
 	if err != nil {
 		return nil, err
@@ -270,27 +272,103 @@ func (s *Store) LoadLive(ctx context.Context) (*mds.LiveSet, error) {
 	if err := tx.QueryRowContext(ctx, `SELECT revision FROM meta WHERE id = 1`).Scan(&set.Revision); err != nil {
 		return nil, err
 	}
-	if set.Apps, err = s.allApps(ctx, tx); err != nil {
+	if since >= set.Revision {
+		return set, nil // nothing new
+	}
+	if set.Changed, err = s.changedSince(ctx, tx, since); err != nil {
 		return nil, err
 	}
-	rows, err := tx.QueryContext(ctx, s.q(`SELECT `+taskColumns+` FROM tasks WHERE status = ?`), mds.StatusLive)
+	set.Full = set.Changed == nil
+	// Everything: rule sets and whitelists are few and small without their
+	// entries, so read those of every app with a live task rather than
+	// parse references. The apps that changed: by app first, which the
+	// indexes serve, and every rule set and whitelist of those apps.
+	live := []any{mds.StatusLive}
+	apps, tasks := where{}, where{`status = ?`, live}
+	artifacts := where{`id IN (SELECT artifact_id FROM tasks WHERE status = ?)`, live}
+	lists := where{`app_id IN (SELECT app_id FROM tasks WHERE status = ?)`, live}
+	if !set.Full {
+		marks := strings.Repeat(",?", len(set.Changed))[1:]
+		ids := make([]any, len(set.Changed))
+		for i, id := range set.Changed {
+			ids[i] = id
+		}
+		byApp := `app_id IN (` + marks + `)`
+		apps = where{`id IN (` + marks + `)`, ids}
+		tasks = where{byApp + ` AND status = ?`, append(slices.Clone(ids), live...)}
+		artifacts = where{byApp + ` AND id IN (SELECT artifact_id FROM tasks WHERE ` + byApp + ` AND status = ?)`,
+			slices.Concat(ids, ids, live)}
+		lists = where{byApp, ids}
+	}
+	rows, err := tx.QueryContext(ctx, s.q(`SELECT `+appColumns+` FROM apps`+apps.sql()+` ORDER BY slug`), apps.args...)
+	if set.Apps, err = collect(rows, err, scanApp); err != nil {
+		return nil, err
+	}
+	rows, err = tx.QueryContext(ctx, s.q(`SELECT `+taskColumns+` FROM tasks`+tasks.sql()), tasks.args...)
 	if set.Tasks, err = collect(rows, err, scanTask); err != nil {
 		return nil, err
 	}
-	if set.Artifacts, err = s.artifacts(ctx, tx, `WHERE id IN (SELECT artifact_id FROM tasks WHERE status = ?)`, mds.StatusLive); err != nil {
+	if set.Artifacts, err = s.artifacts(ctx, tx, artifacts.sql(), artifacts.args...); err != nil {
 		return nil, err
 	}
-	// Rule sets and whitelists are few and small without their entries:
-	// read those of every app with a live task rather than parse references.
-	rows, err = tx.QueryContext(ctx, s.q(`SELECT `+ruleSetColumns+` FROM rule_sets
-		WHERE app_id IN (SELECT app_id FROM tasks WHERE status = ?)`), mds.StatusLive)
+	rows, err = tx.QueryContext(ctx, s.q(`SELECT `+ruleSetColumns+` FROM rule_sets`+lists.sql()), lists.args...)
 	if set.RuleSets, err = collect(rows, err, scanRuleSet); err != nil {
 		return nil, err
 	}
-	rows, err = tx.QueryContext(ctx, s.q(`SELECT `+whitelistColumns+` FROM whitelists
-		WHERE app_id IN (SELECT app_id FROM tasks WHERE status = ?)`), mds.StatusLive)
+	rows, err = tx.QueryContext(ctx, s.q(`SELECT `+whitelistColumns+` FROM whitelists`+lists.sql()), lists.args...)
 	if set.Whitelists, err = collect(rows, err, scanWhitelist); err != nil {
 		return nil, err
 	}
 	return set, nil
+}
+
+// where is a WHERE condition ("" for none) and its arguments.
+type where struct {
+	cond string
+	args []any
+}
+
+func (w where) sql() string {
+	if w.cond == "" {
+		return ""
+	}
+	return ` WHERE ` + w.cond
+}
+
+// maxChanged is the most apps a partial load reads; past it, reading
+// everything is as cheap and keeps the statements small.
+const maxChanged = 100
+
+// changedSince returns the distinct apps changed after revision since, or
+// nil when the change log does not reach back that far (it keeps the last
+// changeLog revisions), when since is 0, or when more than maxChanged apps
+// changed: then the caller reads everything.
+func (s *Store) changedSince(ctx context.Context, tx *sql.Tx, since int64) ([]int64, error) {
+	if since <= 0 {
+		return nil, nil
+	}
+	var oldest sql.NullInt64
+	if err := tx.QueryRowContext(ctx, `SELECT MIN(revision) FROM app_changes`).Scan(&oldest); err != nil {
+		return nil, err
+	}
+	if !oldest.Valid || oldest.Int64 > since+1 {
+		return nil, nil
+	}
+	rows, err := tx.QueryContext(ctx, s.q(`SELECT DISTINCT app_id FROM app_changes WHERE revision > ? LIMIT ?`), since, maxChanged+1)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	apps := []int64{}
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		apps = append(apps, id)
+	}
+	if err := rows.Err(); err != nil || len(apps) > maxChanged {
+		return nil, err
+	}
+	return apps, nil
 }

@@ -134,7 +134,7 @@ func (s *Store) recount(ctx context.Context, tx *sql.Tx, w *mds.Whitelist) error
 	if err != nil {
 		return err
 	}
-	return s.bump(ctx, tx)
+	return s.bump(ctx, tx, w.AppID)
 }
 
 // EditWhitelist implements mds.WhitelistStore.

@@ -162,9 +162,17 @@ It''s "quick".', 'blob', '` + sum + `', 1234, '', 'shop.ipa', '[{"min":"1.0","ma
 		t.Errorf("a new event got ID %v; IDs up to 3 were handed out", ev)
 	}
 
-	set, err := s.LoadLive(ctx())
-	if err != nil || len(set.Tasks) != 2 || len(set.Artifacts) != 2 || len(set.RuleSets) != 1 || len(set.Whitelists) != 2 {
+	set, err := s.LoadLive(ctx(), 0)
+	if err != nil || !set.Full || len(set.Tasks) != 2 || len(set.Artifacts) != 2 || len(set.RuleSets) != 1 || len(set.Whitelists) != 2 {
 		t.Errorf("LoadLive after the migration: %+v, %v", set, err)
+	}
+	// Writes after the migration record their app.
+	before := revision(t, s)
+	if _, err := s.UpdateApp(ctx(), shop.ID, func(a *mds.App) error { a.Name = "Shop"; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if set, err := s.LoadLive(ctx(), before); err != nil || set.Full || len(set.Changed) != 1 || set.Changed[0] != shop.ID {
+		t.Errorf("LoadLive since the migration's first write: %+v, %v; want shop alone", set, err)
 	}
 	if tok, err := s.FindTokenByHash(ctx(), "hash-ci"); err != nil || !tok.Can(shop.ID, mds.RoleReleaser) {
 		t.Errorf("token after the migration: %+v, %v", tok, err)

@@ -237,11 +237,11 @@ func testLoadLive(t *testing.T, s mds.Store) {
 	if _, err := apply(s, t1, mds.ActionRelease); err != nil {
 		t.Fatal(err)
 	}
-	set, err := s.LoadLive(ctx())
+	set, err := s.LoadLive(ctx(), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if set.Revision != revision(t, s) {
+	if !set.Full || set.Revision != revision(t, s) {
 		t.Errorf("LiveSet revision %d, store revision %d", set.Revision, revision(t, s))
 	}
 	if len(set.RuleSets) != 1 || set.RuleSets[0].ID != rs.ID || len(set.Whitelists) != 1 || set.Whitelists[0].ID != wl.ID {

@@ -10,9 +10,12 @@
 // rounds of wrk against both servers, for full answers and for 304s, at
 // each connection count. It prints, as medians over the rounds, the
 // throughput ratio mds/bare, p50 and p99 latency and server CPU per check,
-// and the mds node's RSS after each round.
+// and the mds node's RSS after each round. With -soak it then checks on
+// until the node has answered that many checks, printing its RSS as it
+// goes. Last it times writes through the management API (writes.go): task
+// edits one by one, and loading apps × tasks more.
 //
-//	go run ./cmd/checkbench [-apps 100,1000] [-conns 64,256] [-rounds 3] [-duration 10s]
+//	go run ./cmd/checkbench [-apps 100,1000] [-conns 64,256] [-rounds 3] [-duration 10s] [-soak 10000000]
 //
 // wrk must be on PATH (scripts/bench-check installs Debian's).
 package main
@@ -59,6 +62,10 @@ func main() {
 	flag.DurationVar(&cfg.duration, "duration", 10*time.Second, "length of one wrk run, in whole seconds")
 	flag.IntVar(&cfg.bodies, "bodies", 4096, "different device bodies the load cycles through")
 	flag.StringVar(&cfg.mds, "mds", "", "mds binary to measure; default: built from this tree")
+	flag.BoolVar(&cfg.checks, "checks", true, "run the check rounds (false: only the writes)")
+	flag.IntVar(&cfg.edits, "edits", 200, "task edits through the API after the check rounds, timed one by one")
+	flag.IntVar(&cfg.loadApps, "load-apps", 100, "apps of -tasks tasks then loaded through the API, timed as a whole")
+	flag.IntVar(&cfg.soak, "soak", 0, "after the rounds, full checks (c64) against mds alone until it has served this many, with its RSS every 30 s")
 	flag.Parse()
 	if err := run(context.Background(), cfg); err != nil {
 		fmt.Fprintln(os.Stderr, "checkbench:", err)
@@ -71,6 +78,8 @@ type config struct {
 	tasks, whitelist, threads, rounds, bodies int
 	duration                                  time.Duration
 	mds                                       string
+	checks                                    bool
+	edits, loadApps, soak                     int
 }
 
 func run(ctx context.Context, cfg config) error {
@@ -131,6 +140,9 @@ func measure(ctx context.Context, cfg config, work string, apps int, conns []int
 	}
 	defer bare.stop()
 
+	if !cfg.checks {
+		return measureWrites(ctx, node, apps, cfg.edits, cfg.loadApps, cfg.tasks)
+	}
 	bodies := deviceBodies(apps, cfg.bodies)
 	etags, upgrades, err := fetchETags(node.url, bodies)
 	if err != nil {
@@ -196,6 +208,38 @@ func measure(ctx context.Context, cfg config, work string, apps int, conns []int
 		}
 	}
 	fmt.Printf("      mds RSS after each round: %s\n", strings.Join(rss, ", "))
+	if err := soak(node, full, cfg.threads, cfg.soak); err != nil {
+		return err
+	}
+	return measureWrites(ctx, node, apps, cfg.edits, cfg.loadApps, cfg.tasks)
+}
+
+// soak checks node until it has answered n checks since it started, in runs
+// of 30 s, and prints its RSS after each: the node's memory over time.
+func soak(node *server, script string, threads, n int) error {
+	if n <= 0 {
+		return nil
+	}
+	start := time.Now()
+	var rss []string
+	for {
+		var done float64
+		for _, outcome := range []string{"upgrade", "none", "not_modified"} {
+			v, err := node.metric(`mds_checks_total{outcome="` + outcome + `"}`)
+			if err != nil {
+				return err
+			}
+			done += v
+		}
+		rss = append(rss, fmt.Sprintf("%.1fM checks %.0f MB", done/1e6, float64(node.rss())/1e6))
+		if done >= float64(n) || time.Since(start) > time.Hour {
+			break
+		}
+		if _, err := runWrk(node, script, threads, 64, 30*time.Second); err != nil {
+			return err
+		}
+	}
+	fmt.Printf("      mds RSS over the soak: %s\n", strings.Join(rss, ", "))
 	return nil
 }
 
@@ -307,9 +351,10 @@ func warmUp(node *server, script string, threads int) error {
 
 // server is a process the benchmark started.
 type server struct {
-	name string
-	url  string
-	cmd  *exec.Cmd
+	name  string
+	url   string
+	token string // the admin token, for the management API
+	cmd   *exec.Cmd
 }
 
 func startMDS(bin, dir string) (*server, error) {
@@ -317,21 +362,22 @@ func startMDS(bin, dir string) (*server, error) {
 	if err != nil {
 		return nil, err
 	}
-	token := make([]byte, 24)
-	rand.Read(token)
+	secret := make([]byte, 24)
+	rand.Read(secret)
+	token := hex.EncodeToString(secret)
 	cmd := exec.Command(bin, "serve", "--data", dir, "--addr", port, "--log-level", "warn")
-	cmd.Env = append(os.Environ(), "MDS_ADMIN_TOKEN="+hex.EncodeToString(token))
+	cmd.Env = append(os.Environ(), "MDS_ADMIN_TOKEN="+token)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	s := &server{name: "mds", url: "http://" + port, cmd: cmd}
+	s := &server{name: "mds", url: "http://" + port, token: token, cmd: cmd}
 	started := time.Now()
 	for time.Since(started) < time.Minute {
 		if resp, err := http.Get(s.url + "/readyz"); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				fmt.Fprintf(os.Stderr, "mds ready in %s\n", time.Since(started).Round(time.Millisecond))
+				fmt.Fprintf(os.Stderr, "mds ready in %s, RSS %.0f MB\n", time.Since(started).Round(time.Millisecond), float64(s.rss())/1e6)
 				return s, nil
 			}
 		}

@@ -160,8 +160,8 @@ func serve(ctx context.Context, c serveConfig, adminSecret string, stderr io.Wri
 	if storeKind(c.databaseURL) == "postgres" {
 		// Hear of other nodes' writes within milliseconds; polling stays as
 		// the safety net for a lost connection or message.
-		go postgres.Listen(ctx, c.databaseURL, func() {
-			if err := live.Refresh(ctx); err != nil && ctx.Err() == nil {
+		go postgres.Listen(ctx, c.databaseURL, func(change mds.Change) {
+			if err := live.Heard(ctx, change); err != nil && ctx.Err() == nil {
 				refreshFailed(err)
 			}
 		}, func(err error) { log.Warn("change notifications interrupted; relying on polling", "err", err) })

@@ -6,6 +6,8 @@ package deliverytest
 import (
 	"context"
 	"fmt"
+	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -17,21 +19,75 @@ import (
 // entries are generated on demand: user-0000000, user-0000001, …
 type Load struct {
 	Set       *mds.LiveSet
-	revision  atomic.Int64
 	listSizes map[int64]int
 	// ListLoads counts LoadWhitelist calls, so benchmarks can show that an
 	// edit next to a whitelist does not reload it.
 	ListLoads atomic.Int64
+
+	mu       sync.Mutex
+	revision int64
+	changes  []mds.Change           // every Edit, oldest first
+	byApp    map[int64]*mds.LiveSet // Set split by app, made on the first partial load
 }
 
-// Revision implements mds.LiveStore.
-func (l *Load) Revision(context.Context) (int64, error) { return l.revision.Load(), nil }
+// LoadLive implements mds.LiveStore: everything from nothing, else the
+// apps edited since.
+func (l *Load) LoadLive(_ context.Context, since int64) (*mds.LiveSet, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if since >= l.revision {
+		return &mds.LiveSet{Revision: l.revision}, nil
+	}
+	if since == 0 || len(l.changes) == 0 || l.changes[0].Revision > since+1 {
+		set := *l.Set
+		set.Revision, set.Full = l.revision, true
+		return &set, nil
+	}
+	if l.byApp == nil {
+		l.split()
+	}
+	set := &mds.LiveSet{Revision: l.revision, Changed: []int64{}}
+	for _, c := range l.changes {
+		if c.Revision <= since || slices.Contains(set.Changed, c.AppID) {
+			continue
+		}
+		set.Changed = append(set.Changed, c.AppID)
+		if part := l.byApp[c.AppID]; part != nil {
+			set.Apps = append(set.Apps, part.Apps...)
+			set.Tasks = append(set.Tasks, part.Tasks...)
+			set.Artifacts = append(set.Artifacts, part.Artifacts...)
+			set.RuleSets = append(set.RuleSets, part.RuleSets...)
+			set.Whitelists = append(set.Whitelists, part.Whitelists...)
+		}
+	}
+	return set, nil
+}
 
-// LoadLive implements mds.LiveStore.
-func (l *Load) LoadLive(context.Context) (*mds.LiveSet, error) {
-	set := *l.Set
-	set.Revision = l.revision.Load()
-	return &set, nil
+func (l *Load) split() {
+	l.byApp = map[int64]*mds.LiveSet{}
+	part := func(app int64) *mds.LiveSet {
+		p := l.byApp[app]
+		if p == nil {
+			p = &mds.LiveSet{}
+			l.byApp[app] = p
+		}
+		return p
+	}
+	for _, a := range l.Set.Apps {
+		part(a.ID).Apps = append(part(a.ID).Apps, a)
+	}
+	for _, t := range l.Set.Tasks {
+		part(t.AppID).Tasks = append(part(t.AppID).Tasks, t)
+	}
+	for _, a := range l.Set.Artifacts {
+		part(a.AppID).Artifacts = append(part(a.AppID).Artifacts, a)
+	}
+	for _, rs := range l.Set.RuleSets {
+		part(rs.AppID).RuleSets = append(part(rs.AppID).RuleSets, rs)
+	}
+	for _, w := range l.Set.Whitelists {
+		part(w.AppID).Whitelists = append(part(w.AppID).Whitelists, w)
+	}
 }
 
 // LoadWhitelist implements mds.LiveStore.
@@ -50,16 +106,20 @@ func (l *Load) LoadWhitelist(_ context.Context, id int64, fn func(string) error)
 	return 0, fmt.Errorf("whitelist %d not in the load", id)
 }
 
-// Edit stands in for a write: it moves the revision, as editing one task would.
-func (l *Load) Edit() { l.revision.Add(1) }
+// Edit stands in for a write to app (say, editing one of its tasks): it
+// moves the revision and records the change.
+func (l *Load) Edit(app int64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.revision++
+	l.changes = append(l.changes, mds.Change{Revision: l.revision, AppID: app})
+}
 
 // UserID is the i-th whitelisted user of a Gray load.
 func UserID(i int) string { return fmt.Sprintf("user-%07d", i) }
 
 func newLoad() *Load {
-	l := &Load{Set: &mds.LiveSet{}, listSizes: map[int64]int{}}
-	l.revision.Store(1)
-	return l
+	return &Load{Set: &mds.LiveSet{}, listSizes: map[int64]int{}, revision: 1}
 }
 
 // Reference is the core service's load: apps × tasks per app, official,
