@@ -211,8 +211,10 @@ type LiveStore interface {
 	// those tasks deliver, and the rule sets and whitelists (without
 	// entries) of their apps. Given the revision of the snapshot it would
 	// replace (since; 0 for none), it reads only the apps changed after
-	// it, when the store can say which: see LiveSet.Full.
-	LoadLive(ctx context.Context, since int64) (*LiveSet, error)
+	// it, when the store can say which, and the apps named in again
+	// whether or not they changed (a node retrying apps it could not
+	// compile in full): see LiveSet.Full.
+	LoadLive(ctx context.Context, since int64, again ...int64) (*LiveSet, error)
 	// LoadWhitelist calls fn with every entry of whitelist id and returns
 	// the version those entries are, read in one consistent view.
 	LoadWhitelist(ctx context.Context, id int64, fn func(entry string) error) (version int64, err error)
@@ -223,9 +225,10 @@ type LiveStore interface {
 type LiveSet struct {
 	Revision int64
 	// Full says the set holds every app. Otherwise it holds the apps that
-	// changed after the revision asked for, as they are now, and Changed
-	// lists their IDs: an app Changed names and Apps lacks was deleted.
-	// With nothing changed, Changed is empty.
+	// changed after the revision asked for and those asked for again, as
+	// they are now, and Changed lists their IDs: an app Changed names and
+	// Apps lacks was deleted. With nothing to read, Changed is nil or
+	// empty and Full false.
 	Full       bool
 	Changed    []int64
 	Apps       []*App

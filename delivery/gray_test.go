@@ -427,8 +427,8 @@ func (l *listLive) LoadWhitelist(_ context.Context, id int64, fn func(string) er
 	return l.version, nil
 }
 
-func (l *listLive) LoadLive(ctx context.Context, since int64) (*mds.LiveSet, error) {
-	set, err := l.fakeLive.LoadLive(ctx, since)
+func (l *listLive) LoadLive(ctx context.Context, since int64, again ...int64) (*mds.LiveSet, error) {
+	set, err := l.fakeLive.LoadLive(ctx, since, again...)
 	if set != nil && set.Full {
 		set.Whitelists = []*mds.Whitelist{{ID: 5, AppID: 1, Name: "testers", Kind: mds.WhitelistUsers, Entries: 1000, Version: l.version}}
 	}

@@ -3,6 +3,7 @@ package delivery
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,6 +24,10 @@ type Live struct {
 	cur  atomic.Pointer[Snapshot]
 	mu   sync.Mutex   // serialises rebuilds, so concurrent Refresh calls coalesce
 	took atomic.Int64 // nanoseconds the last swap took to load and compile
+	// again holds, under mu, the apps whose whitelists failed to load into
+	// the current snapshot: the next Refresh reads them again, whether or
+	// not anything was written, so that a passing failure heals by itself.
+	again []int64
 
 	// served counts, per blob, the apps of the current snapshot whose live
 	// tasks deliver it. It is kept beside the snapshot rather than in it,
@@ -68,7 +73,8 @@ func (l *Live) BuildTime() time.Duration { return time.Duration(l.took.Load()) }
 
 // Refresh brings the snapshot up to the store's revision, if the store has
 // moved past it: it loads the apps changed since (everything, the first
-// time or when the store cannot say what changed) and recompiles those.
+// time or when the store cannot say what changed) and recompiles those,
+// with the apps whose whitelists failed to load last time, until they do.
 // Writers call it after committing, so their change is visible to the next
 // check on this node; Run and Heard call it for changes made elsewhere.
 func (l *Live) Refresh(ctx context.Context) error {
@@ -80,14 +86,15 @@ func (l *Live) Refresh(ctx context.Context) error {
 		since = cur.Revision
 	}
 	start := time.Now()
-	set, err := l.src.LoadLive(ctx, since)
+	set, err := l.src.LoadLive(ctx, since, l.again...)
 	if err != nil {
 		return fmt.Errorf("load live tasks: %w", err)
 	}
-	if cur != nil && set.Revision <= cur.Revision {
+	if cur != nil && set.Revision <= cur.Revision && len(l.again) == 0 {
 		return nil
 	}
-	lists, problems := l.loadLists(ctx, set, cur)
+	lists, problems, again := l.loadLists(ctx, set, cur)
+	l.again = again
 	s, added, dropped := cur.apply(set, lists)
 	s.Problems = append(problems, s.Problems...)
 	for _, p := range s.Problems {
@@ -119,16 +126,16 @@ func (l *Live) Heard(ctx context.Context, c mds.Change) error {
 // million-entry whitelist does not reload it, and the others loaded from
 // the store. A list that fails to load keeps its version in cur if there
 // is one; otherwise the tasks using it are left out of the snapshot
-// (Compile reports them), and every other app carries on.
-func (l *Live) loadLists(ctx context.Context, set *mds.LiveSet, cur *Snapshot) (map[int64]*gray.List, []error) {
+// (Compile reports them), and every other app carries on. Either way its
+// app is in failed, to be read again.
+func (l *Live) loadLists(ctx context.Context, set *mds.LiveSet, cur *Snapshot) (lists map[int64]*gray.List, problems []error, failed []int64) {
 	used := map[int64]bool{}
 	for _, t := range set.Tasks {
 		for _, id := range t.Targeting.Whitelists {
 			used[id] = true
 		}
 	}
-	lists := map[int64]*gray.List{}
-	var problems []error
+	lists = map[int64]*gray.List{}
 	for _, w := range set.Whitelists {
 		if !used[w.ID] {
 			continue
@@ -145,13 +152,16 @@ func (l *Live) loadLists(ctx context.Context, set *mds.LiveSet, cur *Snapshot) (
 			if prev != nil {
 				lists[w.ID] = prev
 			}
+			if !slices.Contains(failed, w.AppID) {
+				failed = append(failed, w.AppID)
+			}
 			continue
 		}
 		list := b.Build()
 		list.Version = version // what was read, which may be newer than set
 		lists[w.ID] = list
 	}
-	return lists, problems
+	return lists, problems, failed
 }
 
 // Run refreshes every interval until ctx ends, so a node hears of writes made

@@ -3,12 +3,15 @@ package delivery_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/mds-dev/mds"
 	"github.com/mds-dev/mds/delivery"
+	"github.com/mds-dev/mds/delivery/deliverytest"
 )
 
 // fakeLive serves a LiveSet and counts loads.
@@ -30,7 +33,7 @@ func (f *fakeLive) LoadWhitelist(context.Context, int64, func(string) error) (in
 }
 
 // LoadLive serves everything, or nothing when since is current.
-func (f *fakeLive) LoadLive(_ context.Context, since int64) (*mds.LiveSet, error) {
+func (f *fakeLive) LoadLive(_ context.Context, since int64, _ ...int64) (*mds.LiveSet, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.err != nil {
@@ -92,5 +95,61 @@ func TestLiveRunHeals(t *testing.T) {
 			t.Fatal("polling never picked up the new revision")
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// flakyLists fails the first fail whitelist loads and records what each
+// LoadLive was asked to read again.
+type flakyLists struct {
+	*deliverytest.Load
+	fail  atomic.Int32
+	again [][]int64
+}
+
+func (f *flakyLists) LoadLive(ctx context.Context, since int64, again ...int64) (*mds.LiveSet, error) {
+	f.again = append(f.again, again)
+	return f.Load.LoadLive(ctx, since, again...)
+}
+
+func (f *flakyLists) LoadWhitelist(ctx context.Context, id int64, fn func(string) error) (int64, error) {
+	if f.fail.Add(-1) >= 0 {
+		return 0, errors.New("connection reset")
+	}
+	return f.Load.LoadWhitelist(ctx, id, fn)
+}
+
+// TestLiveRetriesFailedWhitelists: the tasks a whitelist that failed to
+// load left out come back on the next refresh, though nothing was written
+// (a write to another app, or none, must not leave them out for good),
+// and the retry reads that app alone.
+func TestLiveRetriesFailedWhitelists(t *testing.T) {
+	ctx := context.Background()
+	load := deliverytest.Gray(3, 100)
+	fresh := delivery.NewLive(load)
+	if err := fresh.Refresh(ctx); err != nil || fresh.Current().Offers() != 3 {
+		t.Fatalf("a node whose lists load: %v", err)
+	}
+	src := &flakyLists{Load: load}
+	src.fail.Store(1)
+	l := delivery.NewLive(src)
+	if err := l.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := l.Current().Offers(); n != 0 || len(l.Current().Problems) == 0 {
+		t.Fatalf("with the list failing: %d offers, problems %v; want the tasks left out and said why", n, l.Current().Problems)
+	}
+	load.Edit(999) // another app
+	if err := l.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := l.Current().Offers(); n != 3 {
+		t.Errorf("after the next refresh: %d offers; want the 3 the list left out", n)
+	}
+	if got := src.again[len(src.again)-1]; !slices.Equal(got, []int64{1}) {
+		t.Errorf("the retry asked to read again %v; want the gray app (1)", got)
+	}
+	healed := l.Current()
+	if err := l.Refresh(ctx); err != nil || l.Current() != healed || len(src.again[len(src.again)-1]) != 0 {
+		t.Errorf("once healed, a refresh with nothing new rebuilt or read again: %v", err)
 	}
 }

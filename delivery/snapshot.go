@@ -91,7 +91,13 @@ func (s *Snapshot) apply(set *mds.LiveSet, lists map[int64]*gray.List) (n *Snaps
 	}
 	e := &snapshotEditor{n: n, apps: indexEditor[string, *appState]{x: &n.apps}, byID: indexEditor[int64, *appState]{x: &n.byID}}
 	if s != nil && !set.Full {
-		for _, id := range set.Changed {
+		// Every app set holds replaces its old part, whether or not
+		// Changed names it, so no app is ever counted twice.
+		ids := slices.Clone(set.Changed)
+		for _, a := range set.Apps {
+			ids = append(ids, a.ID)
+		}
+		for _, id := range ids {
 			if as, ok := n.byID.get(id); ok {
 				e.remove(as)
 				dropped = append(dropped, as)

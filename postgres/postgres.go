@@ -60,7 +60,7 @@ const Channel = "mds_revision"
 // safety net, this only makes nodes hear sooner.
 func Listen(ctx context.Context, url string, changed func(mds.Change), onError func(error)) {
 	listenLoop(ctx, func(ctx context.Context, listening func()) error {
-		return listen(ctx, url, listening, changed, onError)
+		return listen(ctx, url, listening, changed)
 	}, onError, sleep)
 }
 
@@ -104,7 +104,7 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-func listen(ctx context.Context, url string, listening func(), changed func(mds.Change), onError func(error)) error {
+func listen(ctx context.Context, url string, listening func(), changed func(mds.Change)) error {
 	conn, err := pgx.Connect(ctx, url)
 	if err != nil {
 		return err
@@ -120,11 +120,10 @@ func listen(ctx context.Context, url string, listening func(), changed func(mds.
 		if err != nil {
 			return err
 		}
-		c, err := sqlstore.ParseChange(n.Payload)
-		if err != nil && onError != nil {
-			// A writer of another version, say: hear it as "something changed".
-			onError(fmt.Errorf("postgres: %w", err))
-		}
+		// A payload that does not parse, from a node of an older version
+		// during a rolling upgrade say, is heard as the zero Change:
+		// "something changed".
+		c, _ := sqlstore.ParseChange(n.Payload)
 		changed(c)
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"net/url"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -124,7 +123,7 @@ func TestListenTellsOtherNodes(t *testing.T) {
 		}
 		tasks = append(tasks, task)
 	}
-	src := &loads{LiveStore: b}
+	src := &storetest.RecordingLive{LiveStore: b}
 	live := delivery.NewLive(src)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -159,7 +158,7 @@ func TestListenTellsOtherNodes(t *testing.T) {
 	if got := live.Current().Revision; got != want {
 		t.Fatalf("node b at revision %d after hearing of %d", got, want)
 	}
-	if set := src.last(); set.Full || len(set.Changed) != 1 || set.Changed[0] != shop.ID {
+	if set := src.Last(); set.Full || len(set.Changed) != 1 || set.Changed[0] != shop.ID {
 		t.Errorf("node b loaded %+v; want shop alone", set)
 	}
 	if storetest.OfferOf(t, live.Current(), shop, "u") != nil || shopOffer == nil {
@@ -168,29 +167,6 @@ func TestListenTellsOtherNodes(t *testing.T) {
 	if storetest.OfferOf(t, live.Current(), blog, "u") != blogOffer {
 		t.Error("node b recompiled blog for a write to shop")
 	}
-}
-
-// loads is a LiveStore that remembers the last set it loaded.
-type loads struct {
-	mds.LiveStore
-	mu  sync.Mutex
-	set *mds.LiveSet
-}
-
-func (l *loads) LoadLive(ctx context.Context, since int64) (*mds.LiveSet, error) {
-	set, err := l.LiveStore.LoadLive(ctx, since)
-	if err == nil && (set.Full || len(set.Changed) > 0) {
-		l.mu.Lock()
-		l.set = set
-		l.mu.Unlock()
-	}
-	return set, err
-}
-
-func (l *loads) last() *mds.LiveSet {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.set
 }
 
 // TestMigrateFromV2 carries a populated schema-2 database forward.
@@ -203,7 +179,6 @@ func TestMigrateFromV2(t *testing.T) {
 		}
 		t.Cleanup(func() { db.Close() })
 		return storetest.Legacy{DB: db, Upgrade: func(t testing.TB) mds.Store {
-			db.Close()
 			s, err := postgres.Open(context.Background(), u)
 			if err != nil {
 				t.Fatal(err)

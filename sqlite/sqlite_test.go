@@ -50,7 +50,6 @@ func TestMigrateFromV2(t *testing.T) {
 		}
 		t.Cleanup(func() { db.Close() })
 		return storetest.Legacy{DB: db, Upgrade: func(t testing.TB) mds.Store {
-			db.Close()
 			s, err := sqlite.Open(context.Background(), path)
 			if err != nil {
 				t.Fatal(err)

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/mds-dev/mds"
@@ -50,7 +51,7 @@ type Store struct {
 	// Now is the clock; tests replace it.
 	Now func() time.Time
 	// keep is how many of the newest revisions the change log holds.
-	keep int64
+	keep atomic.Int64
 }
 
 var _ mds.Store = (*Store)(nil)
@@ -58,12 +59,14 @@ var _ mds.Store = (*Store)(nil)
 // New returns a Store over already-migrated databases. read and write may be
 // the same pool.
 func New(read, write *sql.DB, d Dialect) *Store {
-	return &Store{read: read, write: write, d: d, Now: time.Now, keep: changeLog}
+	s := &Store{read: read, write: write, d: d, Now: time.Now}
+	s.keep.Store(changeLog)
+	return s
 }
 
 // SetChangeLog shortens the change log to the newest keep revisions, so
-// that tests reach its end in a few writes. Call it before writing.
-func (s *Store) SetChangeLog(keep int64) { s.keep = keep }
+// that tests reach its end in a few writes.
+func (s *Store) SetChangeLog(keep int64) { s.keep.Store(keep) }
 
 // Close closes both pools.
 func (s *Store) Close() error {
@@ -130,7 +133,7 @@ func (s *Store) bump(ctx context.Context, tx *sql.Tx, app int64) error {
 	if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO app_changes (revision, app_id) VALUES (?, ?)`), rev, app); err != nil {
 		return fmt.Errorf("record change: %w", err)
 	}
-	if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM app_changes WHERE revision <= ?`), rev-s.keep); err != nil {
+	if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM app_changes WHERE revision <= ?`), rev-s.keep.Load()); err != nil {
 		return fmt.Errorf("trim change log: %w", err)
 	}
 	if s.d.Notify != "" {

@@ -262,7 +262,7 @@ func nullID(id int64) sql.NullInt64 { return sql.NullInt64{Int64: id, Valid: id 
 
 // LoadLive implements mds.LiveStore. It reads in one transaction so that the
 // revision, the record of what changed, and the rows agree.
-func (s *Store) LoadLive(ctx context.Context, since int64) (*mds.LiveSet, error) {
+func (s *Store) LoadLive(ctx context.Context, since int64, again ...int64) (*mds.LiveSet, error) {
 	tx, err := s.read.BeginTx(ctx, s.d.ReadTx)
 	if err != nil {
 		return nil, err
@@ -272,13 +272,28 @@ func (s *Store) LoadLive(ctx context.Context, since int64) (*mds.LiveSet, error)
 	if err := tx.QueryRowContext(ctx, `SELECT revision FROM meta WHERE id = 1`).Scan(&set.Revision); err != nil {
 		return nil, err
 	}
-	if since >= set.Revision {
+	switch {
+	case since >= set.Revision && len(again) == 0:
 		return set, nil // nothing new
+	case since >= set.Revision:
+		set.Changed = []int64{}
+	default:
+		if set.Changed, err = s.changedSince(ctx, tx, since, set.Revision); err != nil {
+			return nil, err
+		}
 	}
-	if set.Changed, err = s.changedSince(ctx, tx, since); err != nil {
-		return nil, err
+	for _, id := range again {
+		if set.Changed != nil && !slices.Contains(set.Changed, id) {
+			set.Changed = append(set.Changed, id)
+		}
+	}
+	if len(set.Changed) > maxChanged {
+		set.Changed = nil
 	}
 	set.Full = set.Changed == nil
+	if len(set.Changed) == 0 && !set.Full {
+		return set, nil
+	}
 	// Everything: rule sets and whitelists are few and small without their
 	// entries, so read those of every app with a live task rather than
 	// parse references. The apps that changed: by app first, which the
@@ -339,19 +354,21 @@ func (w where) sql() string {
 // everything is as cheap and keeps the statements small.
 const maxChanged = 100
 
-// changedSince returns the distinct apps changed after revision since, or
-// nil when the change log does not reach back that far (it keeps the last
-// changeLog revisions), when since is 0, or when more than maxChanged apps
-// changed: then the caller reads everything.
-func (s *Store) changedSince(ctx context.Context, tx *sql.Tx, since int64) ([]int64, error) {
+// changedSince returns the distinct apps changed after revision since, up
+// to revision rev, or nil when since is 0, when more than maxChanged apps
+// changed (then the caller reads everything), or when the change log does
+// not hold every revision in between: it keeps the last changeLog, and a
+// node of an older version, during a rolling upgrade, moves the revision
+// without logging it.
+func (s *Store) changedSince(ctx context.Context, tx *sql.Tx, since, rev int64) ([]int64, error) {
 	if since <= 0 {
 		return nil, nil
 	}
-	var oldest sql.NullInt64
-	if err := tx.QueryRowContext(ctx, `SELECT MIN(revision) FROM app_changes`).Scan(&oldest); err != nil {
+	var logged int64
+	if err := tx.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM app_changes WHERE revision > ? AND revision <= ?`), since, rev).Scan(&logged); err != nil {
 		return nil, err
 	}
-	if !oldest.Valid || oldest.Int64 > since+1 {
+	if logged != rev-since {
 		return nil, nil
 	}
 	rows, err := tx.QueryContext(ctx, s.q(`SELECT DISTINCT app_id FROM app_changes WHERE revision > ? LIMIT ?`), since, maxChanged+1)

@@ -103,34 +103,53 @@ func testChangeLogEnds(t *testing.T, s mds.Store) {
 	}
 }
 
-// recordingLive is a LiveStore that remembers what each load read.
-type recordingLive struct {
+// RecordingLive is a LiveStore that remembers the last set that read
+// anything and counts whitelist loads: what a node read, for tests that
+// check a write made it read one app alone.
+type RecordingLive struct {
 	mds.LiveStore
-	mu    sync.Mutex
-	sets  []*mds.LiveSet
-	lists atomic.Int64
+	mu            sync.Mutex
+	last          *mds.LiveSet
+	full, partial int
+	lists         atomic.Int64
 }
 
-func (r *recordingLive) LoadLive(ctx context.Context, since int64) (*mds.LiveSet, error) {
-	set, err := r.LiveStore.LoadLive(ctx, since)
-	if err == nil {
+func (r *RecordingLive) LoadLive(ctx context.Context, since int64, again ...int64) (*mds.LiveSet, error) {
+	set, err := r.LiveStore.LoadLive(ctx, since, again...)
+	if err == nil && (set.Full || len(set.Changed) > 0) {
 		r.mu.Lock()
-		r.sets = append(r.sets, set)
+		r.last = set
+		if set.Full {
+			r.full++
+		} else {
+			r.partial++
+		}
 		r.mu.Unlock()
 	}
 	return set, err
 }
 
-func (r *recordingLive) LoadWhitelist(ctx context.Context, id int64, fn func(string) error) (int64, error) {
+// Loads is how many loads read everything and how many read some apps.
+func (r *RecordingLive) Loads() (full, partial int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.full, r.partial
+}
+
+func (r *RecordingLive) LoadWhitelist(ctx context.Context, id int64, fn func(string) error) (int64, error) {
 	r.lists.Add(1)
 	return r.LiveStore.LoadWhitelist(ctx, id, fn)
 }
 
-func (r *recordingLive) last() *mds.LiveSet {
+// Last is the last set that read anything, or nil.
+func (r *RecordingLive) Last() *mds.LiveSet {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.sets[len(r.sets)-1]
+	return r.last
 }
+
+// WhitelistLoads is how many whitelists were read.
+func (r *RecordingLive) WhitelistLoads() int64 { return r.lists.Load() }
 
 // testWriteRecompilesItsApp: a write to app A loads and recompiles A alone;
 // B's offers are the very same objects in the next snapshot (and so is
@@ -155,15 +174,15 @@ func testWriteRecompilesItsApp(t *testing.T, s mds.Store) {
 			t.Fatal(err)
 		}
 	}
-	src := &recordingLive{LiveStore: s}
+	src := &RecordingLive{LiveStore: s}
 	live := delivery.NewLive(src)
 	if err := live.Refresh(ctx()); err != nil {
 		t.Fatal(err)
 	}
 	before := live.Current()
 	aOffer, bOffer := OfferOf(t, before, a, "u1"), OfferOf(t, before, b, "u1")
-	if aOffer == nil || bOffer == nil || src.lists.Load() != 1 {
-		t.Fatalf("before the write: offers %v and %v, %d whitelist loads; want both offers and one load", aOffer, bOffer, src.lists.Load())
+	if aOffer == nil || bOffer == nil || src.WhitelistLoads() != 1 {
+		t.Fatalf("before the write: offers %v and %v, %d whitelist loads; want both offers and one load", aOffer, bOffer, src.WhitelistLoads())
 	}
 	bOffer.Memo.Store("what the transport built")
 
@@ -177,7 +196,7 @@ func testWriteRecompilesItsApp(t *testing.T, s mds.Store) {
 		t.Fatal(err)
 	}
 	after := live.Current()
-	if set := src.last(); set.Full || !slices.Equal(set.Changed, []int64{a.ID}) || len(set.Apps) != 1 || len(set.Tasks) != 1 {
+	if set := src.Last(); set.Full || !slices.Equal(set.Changed, []int64{a.ID}) || len(set.Apps) != 1 || len(set.Tasks) != 1 {
 		t.Errorf("the write to shop loaded %+v; want shop alone", set)
 	}
 	if after.Revision != revision(t, s) || after.Offers() != 2 {
@@ -189,7 +208,7 @@ func testWriteRecompilesItsApp(t *testing.T, s mds.Store) {
 	if got := OfferOf(t, after, b, "u1"); got != bOffer || got.Memo.Load() != "what the transport built" {
 		t.Errorf("blog's offer was recompiled by a write to shop")
 	}
-	if n := src.lists.Load(); n != 1 {
+	if n := src.WhitelistLoads(); n != 1 {
 		t.Errorf("blog's whitelist loaded %d times; a write to shop must not reload it", n)
 	}
 
@@ -201,8 +220,8 @@ func testWriteRecompilesItsApp(t *testing.T, s mds.Store) {
 	if err := live.Refresh(ctx()); err != nil {
 		t.Fatal(err)
 	}
-	if OfferOf(t, live.Current(), a, "u1") != aOffer || OfferOf(t, live.Current(), b, "u2") == nil || src.lists.Load() != 2 {
-		t.Errorf("after editing blog's whitelist: shop recompiled, or u2 not admitted, or %d whitelist loads (want 2)", src.lists.Load())
+	if OfferOf(t, live.Current(), a, "u1") != aOffer || OfferOf(t, live.Current(), b, "u2") == nil || src.WhitelistLoads() != 2 {
+		t.Errorf("after editing blog's whitelist: shop recompiled, or u2 not admitted, or %d whitelist loads (want 2)", src.WhitelistLoads())
 	}
 }
 
@@ -271,16 +290,25 @@ func OfferOf(t testing.TB, snap *delivery.Snapshot, a *mds.App, user string) *de
 // testLiveFollowsWrites: random writes of every sort over several apps,
 // a few between refreshes, then from several writers at once while the
 // node refreshes, leave a snapshot built change by change that answers
-// every device as one built from everything does.
+// every device as one built from everything does, by every key the apps
+// ever had, and serves the same blobs. The change log is short, so that
+// the node also falls behind its end and reads everything, from a
+// snapshot built in parts.
 func testLiveFollowsWrites(t *testing.T, s mds.Store) {
 	const writers, steps = 4, 40
-	live := delivery.NewLive(s)
+	cl, ok := s.(ChangeLogger)
+	if !ok {
+		t.Fatalf("%T cannot shorten its change log (storetest.ChangeLogger)", s)
+	}
+	cl.SetChangeLog(4)
+	src := &RecordingLive{LiveStore: s}
+	live := delivery.NewLive(src)
 	if err := live.Refresh(ctx()); err != nil {
 		t.Fatal(err)
 	}
 	var worlds []*world
 	for i := range writers {
-		worlds = append(worlds, newWorld(t, s, fmt.Sprintf("app-%d", i)))
+		worlds = append(worlds, newWorld(t, s, i))
 	}
 	r := rand.New(rand.NewPCG(1, 2))
 	for round := range 12 {
@@ -293,6 +321,9 @@ func testLiveFollowsWrites(t *testing.T, s mds.Store) {
 		if !sameAsFresh(t, s, live, worlds) {
 			t.Fatalf("after round %d", round)
 		}
+	}
+	if full, partial := src.Loads(); full < 2 || partial < 2 {
+		t.Fatalf("the rounds made %d full and %d partial loads; want both kinds, after the first", full, partial)
 	}
 
 	done := make(chan struct{})
@@ -340,11 +371,7 @@ func sameAsFresh(t *testing.T, s mds.Store, live *delivery.Live, worlds []*world
 	if err := fresh.Refresh(ctx()); err != nil {
 		t.Fatal(err)
 	}
-	var apps []*mds.App // deleted ones too: their keys must be unknown to both
-	for _, w := range worlds {
-		apps = append(apps, w.app)
-	}
-	got, want := describe(t, live.Current(), apps), describe(t, fresh.Current(), apps)
+	got, want := describe(t, live, worlds), describe(t, fresh, worlds)
 	if got != want {
 		t.Errorf("the snapshot built change by change differs from one built from everything:\n%s\nwant:\n%s", got, want)
 		return false
@@ -361,6 +388,7 @@ type world struct {
 	s        mds.Store
 	slug     string
 	app      *mds.App
+	keys     []string // every key the app has had, retired ones too
 	packages []*mds.Artifact
 	tasks    []*mds.Task
 	list     *mds.Whitelist
@@ -368,10 +396,32 @@ type world struct {
 	deleted  bool
 }
 
-func newWorld(t *testing.T, s mds.Store, slug string) *world {
+// worldBlobs are the blobs worlds deliver, each shared by two apps.
+var worldBlobs = []string{fmt.Sprintf("%064x", 100), fmt.Sprintf("%064x", 101), fmt.Sprintf("%064x", 102)}
+
+// newWorld makes app i with four packages, two of them by URL and two of
+// blobs, which another app delivers too.
+func newWorld(t *testing.T, s mds.Store, i int) *world {
+	slug := fmt.Sprintf("app-%d", i)
 	w := &world{s: s, slug: slug, app: MustCreateApp(t, s, slug)}
-	for i := range 4 {
-		w.packages = append(w.packages, MustCreatePackage(t, s, w.app, fmt.Sprintf("%d.0", 2+i)))
+	w.keys = []string{w.app.Key}
+	for j := range 2 {
+		w.packages = append(w.packages, MustCreatePackage(t, s, w.app, fmt.Sprintf("%d.0", 2+j)))
+	}
+	for j := range 2 {
+		sum := worldBlobs[(i+j)%len(worldBlobs)]
+		if err := s.AddBlob(ctx(), w.app.ID, mds.Blob{SHA256: sum, Size: 10}, "ci"); err != nil {
+			t.Fatal(err)
+		}
+		p := &mds.Artifact{AppID: w.app.ID, Kind: mds.KindUpgrade, Platform: mds.Android, Version: fmt.Sprintf("%d.0", 4+j),
+			Spec: &mds.UpgradeSpec{Build: 1, Source: mds.SourceBlob, SHA256: sum, Size: 10}}
+		if err := p.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.CreateArtifact(ctx(), p); err != nil {
+			t.Fatal(err)
+		}
+		w.packages = append(w.packages, p)
 	}
 	w.list = &mds.Whitelist{AppID: w.app.ID, Name: "testers", Kind: mds.WhitelistUsers}
 	w.rules = &mds.RuleSet{AppID: w.app.ID, Name: "cities", Rules: []mds.Rule{{Field: mds.FieldCity, Operator: mds.OpIn, Values: []string{"c0"}}}}
@@ -435,6 +485,7 @@ func (w *world) step(t *testing.T, r *rand.Rand) {
 			return
 		}
 		w.app = a
+		w.keys = append(w.keys, a.Key)
 	default:
 		for _, task := range w.tasks {
 			apply(w.s, task, mds.ActionStop)
@@ -447,17 +498,20 @@ func (w *world) step(t *testing.T, r *rand.Rand) {
 	}
 }
 
-// describe is what snap answers devices of apps, by each key the app has:
-// per device, every live task's explanation.
-func describe(t testing.TB, snap *delivery.Snapshot, apps []*mds.App) string {
+// describe is what live's snapshot answers devices of worlds' apps, by
+// every key each app ever had (deleted apps' too: they must be unknown),
+// per device every live task's explanation, and which blobs it serves.
+func describe(t testing.TB, live *delivery.Live, worlds []*world) string {
 	t.Helper()
+	snap := live.Current()
 	var b strings.Builder
 	fmt.Fprintf(&b, "%d offers\n", snap.Offers())
-	for _, a := range apps {
-		for _, key := range []string{a.Key, a.PreviousKey} {
-			if key == "" {
-				continue
-			}
+	for _, sum := range append(slices.Clone(worldBlobs), fmt.Sprintf("%064x", 99)) {
+		fmt.Fprintf(&b, "serves %s: %v\n", sum[60:], live.Serves(sum))
+	}
+	for _, w := range worlds {
+		a := w.app
+		for _, key := range w.keys {
 			for _, user := range []string{"u0", "u1", "u3"} {
 				for _, city := range []string{"c0", "c2"} {
 					d := &mds.Device{AppKey: key, Platform: mds.Android, AppVersion: "1.0", DeviceID: "d-" + user, UserID: user, City: city}

@@ -15,6 +15,8 @@ import (
 // Legacy is a database at schema version 2 (upgrade packages, before
 // artifacts of every kind) for the migration test.
 type Legacy struct {
+	// DB stays open after Upgrade, as the connection of a node of an
+	// older version still running during a rolling upgrade.
 	DB *sql.DB
 	// Upgrade migrates the database to the newest schema and opens the
 	// store on it.
@@ -173,6 +175,26 @@ It''s "quick".', 'blob', '` + sum + `', 1234, '', 'shop.ipa', '[{"min":"1.0","ma
 	}
 	if set, err := s.LoadLive(ctx(), before); err != nil || set.Full || len(set.Changed) != 1 || set.Changed[0] != shop.ID {
 		t.Errorf("LoadLive since the migration's first write: %+v, %v; want shop alone", set, err)
+	}
+	// A node of the older version, during a rolling upgrade, moves the
+	// revision without logging its app: a node behind that write reads
+	// everything rather than miss it, and one past it reads what is
+	// logged again.
+	before = revision(t, s)
+	if _, err := l.DB.Exec(`UPDATE meta SET revision = revision + 1 WHERE id = 1`); err != nil {
+		t.Fatal(err)
+	}
+	if set, err := s.LoadLive(ctx(), before); err != nil || !set.Full || len(set.Apps) != 2 {
+		t.Errorf("LoadLive across an older node's write: %+v, %v; want everything", set, err)
+	}
+	if _, err := s.UpdateApp(ctx(), blog.ID, func(a *mds.App) error { a.Name = "The Blog"; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if set, err := s.LoadLive(ctx(), before); err != nil || !set.Full {
+		t.Errorf("LoadLive across an older node's write and a logged one: %+v, %v; want everything", set, err)
+	}
+	if set, err := s.LoadLive(ctx(), before+1); err != nil || set.Full || len(set.Changed) != 1 || set.Changed[0] != blog.ID {
+		t.Errorf("LoadLive past the older node's write: %+v, %v; want blog alone", set, err)
 	}
 	if tok, err := s.FindTokenByHash(ctx(), "hash-ci"); err != nil || !tok.Can(shop.ID, mds.RoleReleaser) {
 		t.Errorf("token after the migration: %+v, %v", tok, err)

@@ -10,9 +10,8 @@
 // rounds of wrk against both servers, for full answers and for 304s, at
 // each connection count. It prints, as medians over the rounds, the
 // throughput ratio mds/bare, p50 and p99 latency and server CPU per check,
-// and the mds node's RSS after each round. With -soak it then checks on
-// until the node has answered that many checks, printing its RSS as it
-// goes. Last it times writes through the management API (writes.go): task
+// and the mds node's RSS after each round. With -soak it then checks that
+// many more times, printing the node's RSS as it goes. Last it times writes through the management API (writes.go): task
 // edits one by one, and loading apps × tasks more.
 //
 //	go run ./cmd/checkbench [-apps 100,1000] [-conns 64,256] [-rounds 3] [-duration 10s] [-soak 10000000]
@@ -65,7 +64,7 @@ func main() {
 	flag.BoolVar(&cfg.checks, "checks", true, "run the check rounds (false: only the writes)")
 	flag.IntVar(&cfg.edits, "edits", 200, "task edits through the API after the check rounds, timed one by one")
 	flag.IntVar(&cfg.loadApps, "load-apps", 100, "apps of -tasks tasks then loaded through the API, timed as a whole")
-	flag.IntVar(&cfg.soak, "soak", 0, "after the rounds, full checks (c64) against mds alone until it has served this many, with its RSS every 30 s")
+	flag.IntVar(&cfg.soak, "soak", 0, "after the rounds, this many more full checks (c64) against mds alone, with its RSS every 30 s")
 	flag.Parse()
 	if err := run(context.Background(), cfg); err != nil {
 		fmt.Fprintln(os.Stderr, "checkbench:", err)
@@ -108,8 +107,8 @@ func run(ctx context.Context, cfg config) error {
 		}
 	}
 	fmt.Printf("wrk -t%d, %s per run, %d rounds, %d device bodies; medians over rounds\n\n", cfg.threads, cfg.duration, cfg.rounds, cfg.bodies)
-	fmt.Printf("%-5s %-6s %-5s %9s %9s %6s %17s %17s %10s %10s\n", "apps", "answer", "conns", "bare r/s", "mds r/s", "ratio",
-		"bare p50/p99 ms", "mds p50/p99 ms", "bare µs/ck", "mds µs/ck")
+	fmt.Printf("%-5s %-6s %-5s %9s %9s %6s %17s %17s %10s %10s %9s\n", "apps", "answer", "conns", "bare r/s", "mds r/s", "ratio",
+		"bare p50/p99 ms", "mds p50/p99 ms", "bare µs/ck", "mds µs/ck", "mds B/ans")
 	for _, n := range apps {
 		if err := measure(ctx, cfg, work, n, conns); err != nil {
 			return fmt.Errorf("%d apps: %w", n, err)
@@ -134,15 +133,14 @@ func measure(ctx context.Context, cfg config, work string, apps int, conns []int
 		return err
 	}
 	defer node.stop()
+	if !cfg.checks {
+		return measureWrites(ctx, node, apps, cfg.edits, cfg.loadApps, cfg.tasks)
+	}
 	bare, err := startBare()
 	if err != nil {
 		return err
 	}
 	defer bare.stop()
-
-	if !cfg.checks {
-		return measureWrites(ctx, node, apps, cfg.edits, cfg.loadApps, cfg.tasks)
-	}
 	bodies := deviceBodies(apps, cfg.bodies)
 	etags, upgrades, err := fetchETags(node.url, bodies)
 	if err != nil {
@@ -203,8 +201,8 @@ func measure(ctx context.Context, cfg config, work string, apps int, conns []int
 				ratios = append(ratios, r[1][i].rps/r[0][i].rps)
 			}
 			b, m := summarize(r[0]), summarize(r[1])
-			fmt.Printf("%-5d %-6s %-5d %9.0f %9.0f %6.2f %8.2f/%-8.2f %8.2f/%-8.2f %10.1f %10.1f\n", apps, answer, c,
-				b.rps, m.rps, median(ratios), b.p50, b.p99, m.p50, m.p99, b.cpu, m.cpu)
+			fmt.Printf("%-5d %-6s %-5d %9.0f %9.0f %6.2f %8.2f/%-8.2f %8.2f/%-8.2f %10.1f %10.1f %9.0f\n", apps, answer, c,
+				b.rps, m.rps, median(ratios), b.p50, b.p99, m.p50, m.p99, b.cpu, m.cpu, m.bytes)
 		}
 	}
 	fmt.Printf("      mds RSS after each round: %s\n", strings.Join(rss, ", "))
@@ -214,32 +212,46 @@ func measure(ctx context.Context, cfg config, work string, apps int, conns []int
 	return measureWrites(ctx, node, apps, cfg.edits, cfg.loadApps, cfg.tasks)
 }
 
-// soak checks node until it has answered n checks since it started, in runs
-// of 30 s, and prints its RSS after each: the node's memory over time.
+// soak checks node n more times, in runs of 30 s, and prints its RSS
+// before the first and after each: the node's memory over time.
 func soak(node *server, script string, threads, n int) error {
 	if n <= 0 {
 		return nil
 	}
-	start := time.Now()
-	var rss []string
-	for {
-		var done float64
+	answered := func() (float64, error) {
+		var sum float64
 		for _, outcome := range []string{"upgrade", "none", "not_modified"} {
 			v, err := node.metric(`mds_checks_total{outcome="` + outcome + `"}`)
 			if err != nil {
-				return err
+				return 0, err
 			}
-			done += v
+			sum += v
 		}
-		rss = append(rss, fmt.Sprintf("%.1fM checks %.0f MB", done/1e6, float64(node.rss())/1e6))
-		if done >= float64(n) || time.Since(start) > time.Hour {
+		return sum, nil
+	}
+	start, err := answered()
+	if err != nil {
+		return err
+	}
+	began := time.Now()
+	var rss []string
+	for {
+		done, err := answered()
+		if err != nil {
+			return err
+		}
+		rss = append(rss, fmt.Sprintf("%.1fM %.0f MB", (done-start)/1e6, float64(node.rss())/1e6))
+		if done-start >= float64(n) {
 			break
+		}
+		if time.Since(began) > time.Hour {
+			return fmt.Errorf("soak: %.0f of %d checks in an hour; RSS so far: %s", done-start, n, strings.Join(rss, ", "))
 		}
 		if _, err := runWrk(node, script, threads, 64, 30*time.Second); err != nil {
 			return err
 		}
 	}
-	fmt.Printf("      mds RSS over the soak: %s\n", strings.Join(rss, ", "))
+	fmt.Printf("      mds RSS over the soak (checks so far, RSS): %s\n", strings.Join(rss, ", "))
 	return nil
 }
 
@@ -472,6 +484,7 @@ func (s *server) metric(name string) (float64, error) {
 
 type wrkResult struct {
 	rps, p50, p99, cpu float64 // requests/s, ms, ms, µs of server CPU per request
+	bytes              float64 // response bytes per request, headers included, as wrk read them
 }
 
 // runWrk loads s for d and reads wrk's report.
@@ -490,7 +503,7 @@ func runWrk(s *server, script string, threads, conns int, d time.Duration) (wrkR
 		return wrkResult{}, err
 	}
 	var r wrkResult
-	var requests float64
+	var requests, read float64
 	for line := range strings.Lines(string(out)) {
 		f := strings.Fields(line)
 		switch {
@@ -500,8 +513,9 @@ func runWrk(s *server, script string, threads, conns int, d time.Duration) (wrkR
 			r.p99 = millis(f[1])
 		case len(f) == 2 && f[0] == "Requests/sec:":
 			r.rps, _ = strconv.ParseFloat(f[1], 64)
-		case len(f) > 2 && f[1] == "requests" && f[2] == "in":
+		case len(f) == 6 && f[1] == "requests" && f[2] == "in" && f[5] == "read":
 			requests, _ = strconv.ParseFloat(f[0], 64)
+			read = bytesOf(f[4])
 		case strings.Contains(line, "Non-2xx or 3xx"), strings.Contains(line, "Socket errors"):
 			return wrkResult{}, fmt.Errorf("wrk against %s: %s", s.name, strings.TrimSpace(line))
 		}
@@ -510,7 +524,22 @@ func runWrk(s *server, script string, threads, conns int, d time.Duration) (wrkR
 		return wrkResult{}, fmt.Errorf("wrk against %s: no result in\n%s", s.name, out)
 	}
 	r.cpu = float64((after - before).Microseconds()) / requests
+	r.bytes = read / requests
 	return r, nil
+}
+
+// bytesOf reads a wrk size (812.34KB, 25.12MB), which counts in 1024s.
+func bytesOf(s string) float64 {
+	for _, u := range []struct {
+		suffix string
+		bytes  float64
+	}{{"KB", 1 << 10}, {"MB", 1 << 20}, {"GB", 1 << 30}, {"TB", 1 << 40}, {"B", 1}} {
+		if v, ok := strings.CutSuffix(s, u.suffix); ok {
+			f, _ := strconv.ParseFloat(v, 64)
+			return f * u.bytes
+		}
+	}
+	return 0
 }
 
 // millis reads a wrk duration (850.00us, 1.23ms, 2.00s) in milliseconds.
@@ -536,7 +565,8 @@ func summarize(rs []wrkResult) wrkResult {
 		return median(v)
 	}
 	return wrkResult{rps: pick(func(r wrkResult) float64 { return r.rps }), p50: pick(func(r wrkResult) float64 { return r.p50 }),
-		p99: pick(func(r wrkResult) float64 { return r.p99 }), cpu: pick(func(r wrkResult) float64 { return r.cpu })}
+		p99: pick(func(r wrkResult) float64 { return r.p99 }), cpu: pick(func(r wrkResult) float64 { return r.cpu }),
+		bytes: pick(func(r wrkResult) float64 { return r.bytes })}
 }
 
 func median(v []float64) float64 {

@@ -44,8 +44,11 @@ func measureWrites(ctx context.Context, node *server, apps, edits, loadApps, tas
 		}
 		took = append(took, time.Since(start))
 	}
-	build, _ := node.metric("mds_snapshot_build_seconds")
 	if len(took) > 0 {
+		build, err := node.metric("mds_snapshot_build_seconds")
+		if err != nil {
+			return err
+		}
 		slices.Sort(took)
 		fmt.Printf("      task edit through the API (%d, pause/resume): p50 %.2f ms, p99 %.2f ms; last snapshot update %.2f ms\n",
 			len(took), ms(took[len(took)/2]), ms(took[len(took)*99/100]), build*1e3)

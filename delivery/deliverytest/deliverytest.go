@@ -31,14 +31,14 @@ type Load struct {
 }
 
 // LoadLive implements mds.LiveStore: everything from nothing, else the
-// apps edited since.
-func (l *Load) LoadLive(_ context.Context, since int64) (*mds.LiveSet, error) {
+// apps edited since and those asked for again.
+func (l *Load) LoadLive(_ context.Context, since int64, again ...int64) (*mds.LiveSet, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if since >= l.revision {
+	if since >= l.revision && len(again) == 0 {
 		return &mds.LiveSet{Revision: l.revision}, nil
 	}
-	if since == 0 || len(l.changes) == 0 || l.changes[0].Revision > since+1 {
+	if since == 0 || since < l.revision && (len(l.changes) == 0 || l.changes[0].Revision > since+1) {
 		set := *l.Set
 		set.Revision, set.Full = l.revision, true
 		return &set, nil
@@ -46,13 +46,19 @@ func (l *Load) LoadLive(_ context.Context, since int64) (*mds.LiveSet, error) {
 	if l.byApp == nil {
 		l.split()
 	}
-	set := &mds.LiveSet{Revision: l.revision, Changed: []int64{}}
+	apps := slices.Clone(again)
 	for _, c := range l.changes {
-		if c.Revision <= since || slices.Contains(set.Changed, c.AppID) {
+		if c.Revision > since {
+			apps = append(apps, c.AppID)
+		}
+	}
+	set := &mds.LiveSet{Revision: l.revision, Changed: []int64{}}
+	for _, app := range apps {
+		if slices.Contains(set.Changed, app) {
 			continue
 		}
-		set.Changed = append(set.Changed, c.AppID)
-		if part := l.byApp[c.AppID]; part != nil {
+		set.Changed = append(set.Changed, app)
+		if part := l.byApp[app]; part != nil {
 			set.Apps = append(set.Apps, part.Apps...)
 			set.Tasks = append(set.Tasks, part.Tasks...)
 			set.Artifacts = append(set.Artifacts, part.Artifacts...)
