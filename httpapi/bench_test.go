@@ -116,12 +116,15 @@ func (rig *checkRig) serve(i int) {
 // decode, evaluate, sample, answer, count — with no network and no load
 // generator (cmd/checkbench measures the whole server from outside): on
 // the reference load (100 apps × 20 tasks) for full answers and for 304s,
-// and on the gray load (50 gray tasks of 5 rules, a 1,000,000-entry
-// whitelist) with whitelisted, current and rejected devices.
+// the same devices spread over 1,000 apps (a larger working set, as in the
+// outside benchmark's second deployment), and on the gray load (50 gray
+// tasks of 5 rules, a 1,000,000-entry whitelist) with whitelisted, current
+// and rejected devices.
 func BenchmarkCheckHandler(b *testing.B) {
-	var ref, grayed []*mds.Device
+	var ref, ref1000, grayed []*mds.Device
 	for i := range 512 {
 		ref = append(ref, deliverytest.RefDevice(i, 100))
+		ref1000 = append(ref1000, deliverytest.RefDevice(i, 1000))
 	}
 	for i := range 510 {
 		switch i % 3 {
@@ -143,6 +146,7 @@ func BenchmarkCheckHandler(b *testing.B) {
 	}{
 		{"full", func() *deliverytest.Load { return deliverytest.Reference(100, 20) }, ref, false},
 		{"not_modified", func() *deliverytest.Load { return deliverytest.Reference(100, 20) }, ref, true},
+		{"full_1000_apps", func() *deliverytest.Load { return deliverytest.Reference(1000, 20) }, ref1000, false},
 		{"gray", func() *deliverytest.Load { return deliverytest.Gray(50, 1_000_000) }, grayed, false},
 	} {
 		b.Run(c.name, func(b *testing.B) {

@@ -47,10 +47,8 @@ func (l *Load) LoadLive(_ context.Context, since int64, again ...int64) (*mds.Li
 		l.split()
 	}
 	apps := slices.Clone(again)
-	for _, c := range l.changes {
-		if c.Revision > since {
-			apps = append(apps, c.AppID)
-		}
+	for i := len(l.changes) - 1; i >= 0 && l.changes[i].Revision > since; i-- { // newest first
+		apps = append(apps, l.changes[i].AppID)
 	}
 	set := &mds.LiveSet{Revision: l.revision, Changed: []int64{}}
 	for _, app := range apps {
