@@ -3,6 +3,7 @@ package delivery
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -24,10 +25,12 @@ type Live struct {
 	cur  atomic.Pointer[Snapshot]
 	mu   sync.Mutex   // serialises rebuilds, so concurrent Refresh calls coalesce
 	took atomic.Int64 // nanoseconds the last swap took to load and compile
+	now  func() time.Time
 	// again holds, under mu, the apps whose whitelists failed to load into
-	// the current snapshot: the next Refresh reads them again, whether or
-	// not anything was written, so that a passing failure heals by itself.
-	again []int64
+	// the current snapshot, and when to read them again: a Refresh after
+	// that reads them whether or not anything was written, so a passing
+	// failure heals by itself, and a lasting one is retried ever less often.
+	again map[int64]retry
 
 	// served counts, per blob, the apps of the current snapshot whose live
 	// tasks deliver it. It is kept beside the snapshot rather than in it,
@@ -40,7 +43,58 @@ type Live struct {
 // NewLive returns a Live over src. It holds no snapshot until the first
 // Refresh succeeds.
 func NewLive(src mds.LiveStore) *Live {
-	return &Live{src: src, served: map[string]int32{}}
+	return &Live{src: src, served: map[string]int32{}, now: time.Now, again: map[int64]retry{}}
+}
+
+// retry is when to read an app again, and the wait that led there.
+type retry struct {
+	at   time.Time
+	wait time.Duration
+}
+
+const (
+	firstRetry, lastRetry = time.Second, time.Minute
+	// retriesPerRefresh bounds the apps one Refresh reads again; it is
+	// below the count past which a store reads everything (sqlstore's
+	// maxChanged), so retrying never costs a full load.
+	retriesPerRefresh = 50
+)
+
+// due returns the apps to read again at now, at most retriesPerRefresh.
+func (l *Live) due(now time.Time) []int64 {
+	var ids []int64
+	for id, r := range l.again {
+		if !r.at.After(now) {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids) // a stable order: each retried app waits longer before its next turn
+	return ids[:min(len(ids), retriesPerRefresh)]
+}
+
+// schedule records, after set was read and compiled at now, which of its
+// apps failed to load a whitelist: each is read again after a wait that
+// doubles from firstRetry to lastRetry while it keeps failing. Apps of set
+// that did not fail (they loaded, or were deleted) are done with.
+func (l *Live) schedule(set *mds.LiveSet, failed []int64, now time.Time) {
+	next := make(map[int64]retry, len(failed))
+	for _, id := range failed {
+		wait := firstRetry
+		if r, ok := l.again[id]; ok {
+			wait = min(2*r.wait, lastRetry)
+		}
+		next[id] = retry{at: now.Add(wait), wait: wait}
+	}
+	if set.Full {
+		clear(l.again) // set held every app: what did not fail is done
+	}
+	for _, id := range set.Changed {
+		delete(l.again, id)
+	}
+	for _, a := range set.Apps {
+		delete(l.again, a.ID)
+	}
+	maps.Copy(l.again, next)
 }
 
 // Serves reports whether a live task of the current snapshot delivers the
@@ -73,10 +127,11 @@ func (l *Live) BuildTime() time.Duration { return time.Duration(l.took.Load()) }
 
 // Refresh brings the snapshot up to the store's revision, if the store has
 // moved past it: it loads the apps changed since (everything, the first
-// time or when the store cannot say what changed) and recompiles those,
-// with the apps whose whitelists failed to load last time, until they do.
-// Writers call it after committing, so their change is visible to the next
-// check on this node; Run and Heard call it for changes made elsewhere.
+// time or when the store cannot say what changed) and recompiles those;
+// and, revision moved or not, the apps whose whitelists failed to load
+// that are due to be read again. Writers call it after committing, so
+// their change is visible to the next check on this node; Run and Heard
+// call it for changes made elsewhere.
 func (l *Live) Refresh(ctx context.Context) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -86,15 +141,19 @@ func (l *Live) Refresh(ctx context.Context) error {
 		since = cur.Revision
 	}
 	start := time.Now()
-	set, err := l.src.LoadLive(ctx, since, l.again...)
+	now := l.now()
+	due := l.due(now)
+	set, err := l.src.LoadLive(ctx, since, due...)
 	if err != nil {
 		return fmt.Errorf("load live tasks: %w", err)
 	}
-	if cur != nil && set.Revision <= cur.Revision && len(l.again) == 0 {
+	// A store behind the snapshot (a restored or failed-over database) is
+	// not followed backwards; it is read again once it has caught up.
+	if cur != nil && (set.Revision < cur.Revision || set.Revision == cur.Revision && len(due) == 0) {
 		return nil
 	}
-	lists, problems, again := l.loadLists(ctx, set, cur)
-	l.again = again
+	lists, problems, failed := l.loadLists(ctx, set, cur)
+	l.schedule(set, failed, now)
 	s, added, dropped := cur.apply(set, lists)
 	s.Problems = append(problems, s.Problems...)
 	for _, p := range s.Problems {

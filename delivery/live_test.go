@@ -119,37 +119,56 @@ func (f *flakyLists) LoadWhitelist(ctx context.Context, id int64, fn func(string
 }
 
 // TestLiveRetriesFailedWhitelists: the tasks a whitelist that failed to
-// load left out come back on the next refresh, though nothing was written
-// (a write to another app, or none, must not leave them out for good),
-// and the retry reads that app alone.
+// load left out come back once it loads, though nothing was written: the
+// app alone is read again after a wait that doubles while the list keeps
+// failing, and not at all once it has loaded.
 func TestLiveRetriesFailedWhitelists(t *testing.T) {
 	ctx := context.Background()
 	load := deliverytest.Gray(3, 100)
-	fresh := delivery.NewLive(load)
-	if err := fresh.Refresh(ctx); err != nil || fresh.Current().Offers() != 3 {
-		t.Fatalf("a node whose lists load: %v", err)
-	}
 	src := &flakyLists{Load: load}
-	src.fail.Store(1)
+	src.fail.Store(2)
 	l := delivery.NewLive(src)
-	if err := l.Refresh(ctx); err != nil {
-		t.Fatal(err)
+	now := time.Unix(1_800_000_000, 0)
+	delivery.SetClock(l, func() time.Time { return now })
+	var problems int
+	l.OnProblem = func(error) { problems++ }
+	refresh := func(after time.Duration) (again []int64) {
+		t.Helper()
+		now = now.Add(after)
+		if err := l.Refresh(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return src.again[len(src.again)-1]
 	}
-	if n := l.Current().Offers(); n != 0 || len(l.Current().Problems) == 0 {
-		t.Fatalf("with the list failing: %d offers, problems %v; want the tasks left out and said why", n, l.Current().Problems)
+	refresh(0)
+	if n := l.Current().Offers(); n != 0 || problems == 0 {
+		t.Fatalf("with the list failing: %d offers, %d problems; want the tasks left out and said why", n, problems)
 	}
-	load.Edit(999) // another app
-	if err := l.Refresh(ctx); err != nil {
-		t.Fatal(err)
+	steps := []struct {
+		after  time.Duration
+		again  []int64
+		offers int
+	}{
+		{0, nil, 0},                  // not due yet: nothing read
+		{time.Second, []int64{1}, 0}, // due: read again, fails again
+		{time.Second, nil, 0},        // the wait has doubled
+		{time.Second, []int64{1}, 3}, // due again: the list loads
+		{time.Hour, nil, 3},          // healed: never read again
 	}
-	if n := l.Current().Offers(); n != 3 {
-		t.Errorf("after the next refresh: %d offers; want the 3 the list left out", n)
+	for i, st := range steps {
+		before := l.Current()
+		if got := refresh(st.after); !slices.Equal(got, st.again) {
+			t.Errorf("step %d: read again %v, want %v", i, got, st.again)
+		}
+		if n := l.Current().Offers(); n != st.offers {
+			t.Errorf("step %d: %d offers, want %d", i, n, st.offers)
+		}
+		if st.again == nil && l.Current() != before {
+			t.Errorf("step %d: nothing to read, yet the snapshot was rebuilt", i)
+		}
 	}
-	if got := src.again[len(src.again)-1]; !slices.Equal(got, []int64{1}) {
-		t.Errorf("the retry asked to read again %v; want the gray app (1)", got)
-	}
-	healed := l.Current()
-	if err := l.Refresh(ctx); err != nil || l.Current() != healed || len(src.again[len(src.again)-1]) != 0 {
-		t.Errorf("once healed, a refresh with nothing new rebuilt or read again: %v", err)
+	load.Edit(999) // a write elsewhere reads that app alone
+	if got := refresh(0); len(got) != 0 || l.Current().Offers() != 3 {
+		t.Errorf("after a write to another app: read again %v, %d offers", got, l.Current().Offers())
 	}
 }

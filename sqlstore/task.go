@@ -371,7 +371,7 @@ func (s *Store) changedSince(ctx context.Context, tx *sql.Tx, since, rev int64) 
 	if logged != rev-since {
 		return nil, nil
 	}
-	rows, err := tx.QueryContext(ctx, s.q(`SELECT DISTINCT app_id FROM app_changes WHERE revision > ? LIMIT ?`), since, maxChanged+1)
+	rows, err := tx.QueryContext(ctx, s.q(`SELECT DISTINCT app_id FROM app_changes WHERE revision > ? AND revision <= ? LIMIT ?`), since, rev, maxChanged+1)
 	if err != nil {
 		return nil, err
 	}

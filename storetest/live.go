@@ -67,6 +67,48 @@ func testLoadChanges(t *testing.T, s mds.Store) {
 	}
 }
 
+// testLoadAgain: LoadLive reads the apps asked for again whether or not
+// they changed, beside those the change log names, names a deleted one
+// as deleted, and reads everything when asked for more than a few apps.
+func testLoadAgain(t *testing.T, s mds.Store) {
+	shop, blog, gone := MustCreateApp(t, s, "shop"), MustCreateApp(t, s, "blog"), MustCreateApp(t, s, "gone")
+	shopTask := MustCreateTask(t, s, MustCreatePackage(t, s, shop, "2.0"))
+	if _, err := apply(s, shopTask, mds.ActionRelease); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteApp(ctx(), gone.ID); err != nil {
+		t.Fatal(err)
+	}
+	rev := revision(t, s)
+	set, err := s.LoadLive(ctx(), rev, shop.ID, gone.ID)
+	if err != nil || set.Full || set.Revision != rev {
+		t.Fatalf("LoadLive at the revision, again shop and gone = %+v, %v; want those two at revision %d", set, err, rev)
+	}
+	slices.Sort(set.Changed)
+	if !slices.Equal(set.Changed, []int64{shop.ID, gone.ID}) || len(set.Apps) != 1 || set.Apps[0].ID != shop.ID ||
+		len(set.Tasks) != 1 || set.Tasks[0].ID != shopTask.ID || len(set.Artifacts) != 1 {
+		t.Errorf("again shop and gone: %+v; want both named, shop with its task, gone absent", set)
+	}
+	if _, err := s.UpdateApp(ctx(), blog.ID, func(a *mds.App) error { a.Name = "The Blog"; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	set, err = s.LoadLive(ctx(), rev, shop.ID)
+	if err != nil || set.Full {
+		t.Fatalf("LoadLive after a write to blog, again shop = %+v, %v", set, err)
+	}
+	slices.Sort(set.Changed)
+	if !slices.Equal(set.Changed, []int64{shop.ID, blog.ID}) || len(set.Apps) != 2 {
+		t.Errorf("after a write to blog, again shop: %+v; want both", set)
+	}
+	many := []int64{shop.ID}
+	for id := range int64(200) {
+		many = append(many, 1000+id) // IDs no app has: as good as deleted
+	}
+	if set, err := s.LoadLive(ctx(), revision(t, s), many...); err != nil || !set.Full || len(set.Apps) != 2 {
+		t.Errorf("LoadLive again 201 apps = %+v, %v; want everything", set, err)
+	}
+}
+
 // ChangeLogger is a store whose change log can be shortened, so that the
 // suite can reach its end without ten thousand writes.
 type ChangeLogger interface {

@@ -32,6 +32,7 @@ func Run(t *testing.T, open Opener) {
 		{"Tokens", testTokens},
 		{"LoadLive", testLoadLive},
 		{"LoadChanges", testLoadChanges},
+		{"LoadAgain", testLoadAgain},
 		{"ChangeLogEnds", testChangeLogEnds},
 		{"WriteRecompilesItsApp", testWriteRecompilesItsApp},
 		{"LiveFollowsWrites", testLiveFollowsWrites},
