@@ -502,9 +502,19 @@ func runWrk(s *server, script string, threads, conns int, d time.Duration) (wrkR
 	if err != nil {
 		return wrkResult{}, err
 	}
-	var r wrkResult
-	var requests, read float64
-	for line := range strings.Lines(string(out)) {
+	r, requests, err := parseWrk(string(out))
+	if err != nil {
+		return wrkResult{}, fmt.Errorf("wrk against %s: %w", s.name, err)
+	}
+	r.cpu = float64((after - before).Microseconds()) / requests
+	return r, nil
+}
+
+// parseWrk reads wrk's report (run with --latency): the result but for
+// CPU, and how many requests were made.
+func parseWrk(out string) (r wrkResult, requests float64, err error) {
+	var read float64
+	for line := range strings.Lines(out) {
 		f := strings.Fields(line)
 		switch {
 		case len(f) == 2 && f[0] == "50%":
@@ -517,15 +527,14 @@ func runWrk(s *server, script string, threads, conns int, d time.Duration) (wrkR
 			requests, _ = strconv.ParseFloat(f[0], 64)
 			read = bytesOf(f[4])
 		case strings.Contains(line, "Non-2xx or 3xx"), strings.Contains(line, "Socket errors"):
-			return wrkResult{}, fmt.Errorf("wrk against %s: %s", s.name, strings.TrimSpace(line))
+			return r, 0, errors.New(strings.TrimSpace(line))
 		}
 	}
-	if r.rps == 0 || requests == 0 {
-		return wrkResult{}, fmt.Errorf("wrk against %s: no result in\n%s", s.name, out)
+	if r.rps == 0 || requests == 0 || r.p99 == 0 {
+		return r, 0, fmt.Errorf("no result in\n%s", out)
 	}
-	r.cpu = float64((after - before).Microseconds()) / requests
 	r.bytes = read / requests
-	return r, nil
+	return r, requests, nil
 }
 
 // bytesOf reads a wrk size (812.34KB, 25.12MB), which counts in 1024s.
