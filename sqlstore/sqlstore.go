@@ -242,12 +242,12 @@ func namePage(p mds.Page, column string) (string, []any, error) {
 type scanner interface{ Scan(dest ...any) error }
 
 // collect scans every row with scan and closes rows.
-func collect[T any](rows *sql.Rows, err error, scan func(scanner) (*T, error)) ([]*T, error) {
+func collect[T any](rows *sql.Rows, err error, scan func(scanner) (T, error)) ([]T, error) {
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var out []*T
+	var out []T
 	for rows.Next() {
 		v, err := scan(rows)
 		if err != nil {

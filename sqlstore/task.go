@@ -372,20 +372,13 @@ func (s *Store) changedSince(ctx context.Context, tx *sql.Tx, since, rev int64) 
 		return nil, nil
 	}
 	rows, err := tx.QueryContext(ctx, s.q(`SELECT DISTINCT app_id FROM app_changes WHERE revision > ? AND revision <= ? LIMIT ?`), since, rev, maxChanged+1)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	apps := []int64{}
-	for rows.Next() {
+	apps, err := collect(rows, err, func(r scanner) (int64, error) {
 		var id int64
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		apps = append(apps, id)
-	}
-	if err := rows.Err(); err != nil || len(apps) > maxChanged {
+		err := r.Scan(&id)
+		return id, err
+	})
+	if err != nil || len(apps) > maxChanged {
 		return nil, err
 	}
-	return apps, nil
+	return apps, nil // not empty: the log holds rev-since > 0 rows
 }
