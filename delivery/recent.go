@@ -2,6 +2,7 @@ package delivery
 
 import (
 	"encoding/binary"
+	"maps"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -21,17 +22,20 @@ import (
 // allocates nothing once the sample is full.
 //
 // Every check is recorded until an app's share is full, so a preview means
-// something from the first checks on; after that one check in every few,
-// replacing the oldest, so the check path rarely takes a lock. Each node
+// something from the first checks on; after that one check in every few
+// of the app's, replacing the oldest, so the check path rarely takes a
+// lock, and checks of different apps share no memory that either writes. Each node
 // samples its own traffic; behind a load balancer that is a fair sample of
 // the whole.
 type Recent struct {
 	budget int
 	perApp int
 	every  uint64
-	seen   atomic.Uint64
 
-	apps sync.Map // app ID → *ring; by ID, so devices on a previous key count too
+	// apps maps app IDs to rings (by ID, so devices on a previous key count
+	// too). Read on every check, written once an app: a plain map, copied
+	// to add one, is the read that touches the least memory.
+	apps atomic.Pointer[map[int64]*ring]
 
 	mu    sync.Mutex // held to add an app
 	rings []*ring
@@ -47,7 +51,8 @@ type Seen struct {
 // ring is one app's sample: records in the order they were written, the
 // oldest at next once the ring has stopped growing.
 type ring struct {
-	full  atomic.Bool // sampling has begun: the share or perApp is reached
+	full  atomic.Bool   // sampling has begun: the share or perApp is reached
+	seen  atomic.Uint64 // checks since, to record one in every
 	mu    sync.Mutex
 	items [][]byte
 	next  int
@@ -75,6 +80,7 @@ const (
 func NewRecent(budget, perApp, every int) *Recent {
 	r := &Recent{budget: max(budget, 0), perApp: max(perApp, 1), every: uint64(max(every, 1))}
 	r.share.Store(int64(r.budget))
+	r.apps.Store(&map[int64]*ring{})
 	return r
 }
 
@@ -96,12 +102,11 @@ func (r *Recent) Bytes() int {
 // made-up app keys cannot grow the sample. It keeps none of the input's
 // memory: the device's strings may be reused after it returns.
 func (r *Recent) Record(app int64, in *gray.Input) {
-	v, ok := r.apps.Load(app)
-	if !ok {
-		v = r.add(app)
+	rg := (*r.apps.Load())[app]
+	if rg == nil {
+		rg = r.add(app)
 	}
-	rg := v.(*ring)
-	if rg.full.Load() && r.seen.Add(1)%r.every != 0 {
+	if rg.full.Load() && rg.seen.Add(1)%r.every != 0 {
 		return
 	}
 	rg.mu.Lock()
@@ -134,11 +139,12 @@ func (r *Recent) Record(app int64, in *gray.Input) {
 }
 
 // add makes app's ring, shrinking every app's share to make room.
-func (r *Recent) add(app int64) any {
+func (r *Recent) add(app int64) *ring {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if v, ok := r.apps.Load(app); ok {
-		return v
+	apps := *r.apps.Load()
+	if rg := apps[app]; rg != nil {
+		return rg
 	}
 	rg := &ring{}
 	r.rings = append(r.rings, rg)
@@ -149,7 +155,9 @@ func (r *Recent) add(app int64) any {
 		other.trim(share)
 		other.mu.Unlock()
 	}
-	r.apps.Store(app, rg)
+	next := maps.Clone(apps)
+	next[app] = rg
+	r.apps.Store(&next)
 	return rg
 }
 
@@ -170,11 +178,10 @@ func (rg *ring) trim(share int) {
 
 // Sample returns the devices sampled for app.
 func (r *Recent) Sample(app int64) []Seen {
-	v, ok := r.apps.Load(app)
-	if !ok {
+	rg := (*r.apps.Load())[app]
+	if rg == nil {
 		return nil
 	}
-	rg := v.(*ring)
 	rg.mu.Lock()
 	defer rg.mu.Unlock()
 	out := make([]Seen, 0, len(rg.items))

@@ -13,8 +13,13 @@ import (
 // upgrades is the upgrade kind's selector: per platform, the live upgrade
 // offers in priority order (newest version, then highest build, then newest
 // task); a device gets the first one newer than it that admits it.
+//
+// The offers are held by value, and each holds what the walk reads of its
+// package, task and audience, so that a check walks one array rather than
+// chasing a few pointers per offer: with thousands of apps those are cache
+// misses, the most of what a check costs beyond HTTP.
 type upgrades struct {
-	byPlatform [3][]*UpgradeOffer
+	byPlatform [3][]UpgradeOffer
 	// enterprise holds the live enterprise iOS offers by package ID, for the
 	// install manifests that their itms-services links point at.
 	enterprise map[int64]*UpgradeOffer
@@ -27,6 +32,13 @@ type UpgradeOffer struct {
 	Policy  *mds.UpgradePolicy
 	version version.Key
 	ranges  []version.KeyRange // the package's installed-version ranges
+	// Copies, for the walk: Spec.Build, Spec.Channel, *Policy, Task.ID, and
+	// whether the audience admits every device.
+	build    int64
+	channel  string
+	policy   mds.UpgradePolicy
+	task     int64
+	everyone bool
 }
 
 // UpgradeChoice is the upgrade a device is offered, if any.
@@ -46,44 +58,51 @@ func (u *upgrades) add(o *Offer) error {
 	if i < 0 {
 		return fmt.Errorf("package %d has unknown platform %q", o.Artifact.ID, o.Artifact.Platform)
 	}
-	uo := &UpgradeOffer{Offer: o, Spec: spec, Policy: policy, version: version.NewKey(o.Artifact.Version)}
+	uo := UpgradeOffer{Offer: o, Spec: spec, Policy: policy, version: version.NewKey(o.Artifact.Version),
+		build: spec.Build, channel: spec.Channel, policy: *policy, task: o.Task.ID, everyone: o.audience.Everyone()}
 	for _, r := range spec.AppVersions {
 		uo.ranges = append(uo.ranges, r.Keys())
 	}
 	u.byPlatform[i] = append(u.byPlatform[i], uo)
-	if spec.Enterprise {
-		if u.enterprise == nil {
-			u.enterprise = map[int64]*UpgradeOffer{}
-		}
-		u.enterprise[o.Artifact.ID] = uo
-	}
 	return nil
 }
 
+// finish orders the offers; from then on they stay where they are, and
+// pointers to them hold.
 func (u *upgrades) finish() {
 	for _, offers := range u.byPlatform {
-		slices.SortFunc(offers, func(a, b *UpgradeOffer) int {
+		slices.SortFunc(offers, func(a, b UpgradeOffer) int {
 			if c := version.CompareKeys(b.version, a.version); c != 0 {
 				return c
 			}
-			if c := cmp.Compare(b.Spec.Build, a.Spec.Build); c != 0 {
+			if c := cmp.Compare(b.build, a.build); c != 0 {
 				return c
 			}
-			return cmp.Compare(b.Task.ID, a.Task.ID)
+			return cmp.Compare(b.task, a.task)
 		})
+		for j := range offers {
+			if o := &offers[j]; o.Spec.Enterprise {
+				if u.enterprise == nil {
+					u.enterprise = map[int64]*UpgradeOffer{}
+				}
+				u.enterprise[o.Artifact.ID] = o
+			}
+		}
 	}
 }
 
 func (u *upgrades) decide(in *gray.Input, adm gray.Admitter) UpgradeChoice {
 	d := in.Device
-	for _, o := range u.byPlatform[d.Platform.Index()] {
+	offers := u.byPlatform[d.Platform.Index()]
+	for i := range offers {
+		o := &offers[i]
 		if !o.newerThan(in) {
 			break // offers are newest first: nothing further on is newer either
 		}
-		if !o.packageAdmits(in) || !o.audience.Decide(in, adm) {
+		if !o.packageAdmits(in) || !o.everyone && !o.audience.Decide(in, adm) {
 			continue
 		}
-		return UpgradeChoice{Offer: o, Remind: o.Policy.Remind(o.Task.ID, d, in.Now)}
+		return UpgradeChoice{Offer: o, Remind: o.policy.Remind(o.task, d, in.Now)}
 	}
 	return UpgradeChoice{}
 }
@@ -97,13 +116,13 @@ func (o *UpgradeOffer) newerThan(in *gray.Input) bool {
 	case c < 0:
 		return false
 	}
-	return in.Device.Build > 0 && o.Spec.Build > in.Device.Build
+	return in.Device.Build > 0 && o.build > in.Device.Build
 }
 
 // packageAdmits applies what the package itself says: channel and
 // installed-version ranges.
 func (o *UpgradeOffer) packageAdmits(in *gray.Input) bool {
-	if ch := o.Spec.Channel; ch != "" && ch != in.Device.Channel {
+	if ch := o.channel; ch != "" && ch != in.Device.Channel {
 		return false
 	}
 	if len(o.ranges) == 0 {
@@ -123,7 +142,8 @@ func (u *upgrades) explain(in *gray.Input, adm gray.Admitter) []Explanation {
 	var out []Explanation
 	chosen := false
 	for i, offers := range u.byPlatform {
-		for _, o := range offers {
+		for j := range offers {
+			o := &offers[j]
 			e := o.explanation()
 			step := func(detail string, ok bool) {
 				e.Steps = append(e.Steps, gray.Step{What: "package", Detail: detail, Passed: ok})

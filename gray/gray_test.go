@@ -735,3 +735,31 @@ func TestRuleStringIsTheCommandLineForm(t *testing.T) {
 		t.Errorf("ParseRule(%q) = %+v, %v", cidr.String(), back, err)
 	}
 }
+
+// TestEveryone: only an official release without rules admits every
+// device without deciding; Decide agrees where it says so.
+func TestEveryone(t *testing.T) {
+	rule := []mds.Rule{{Field: mds.FieldNetwork, Operator: mds.OpIn, Values: []string{"wifi"}}}
+	b := gray.NewListBuilder(&mds.Whitelist{ID: 3, AppID: 1, Name: "testers", Kind: mds.WhitelistUsers}, 0)
+	if err := b.Add("alice"); err != nil {
+		t.Fatal(err)
+	}
+	lists := map[int64]*gray.List{3: b.Build()}
+	for _, c := range []struct {
+		stage mds.Stage
+		tg    mds.Targeting
+		want  bool
+	}{
+		{mds.StageOfficial, mds.Targeting{}, true},
+		{mds.StageOfficial, mds.Targeting{Rules: rule}, false},
+		{mds.StageGray, mds.Targeting{Whitelists: []int64{3}}, false},
+	} {
+		task := grayTask(c.tg)
+		task.Stage = c.stage
+		a := compile(t, task, nil, lists)
+		in := gray.NewInput(phone(), netip.Addr{}, now)
+		if a.Everyone() != c.want || c.want && !a.Decide(&in, nil) {
+			t.Errorf("%s %+v: Everyone %v, want %v", c.stage, c.tg, a.Everyone(), c.want)
+		}
+	}
+}

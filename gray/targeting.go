@@ -134,6 +134,10 @@ func stickyKey(s mds.Stickiness, d *mds.Device) string {
 // window admission (a write) is spent only on a device nothing else admits.
 func (t *Audience) Decide(in *Input, adm Admitter) bool { return t.decide(in, adm, nil) }
 
+// Everyone reports whether the audience admits every device (an official
+// release without rules), so that a caller may skip Decide.
+func (t *Audience) Everyone() bool { return t.stage == mds.StageOfficial && len(t.rules) == 0 }
+
 // Step is one finding of an explanation.
 type Step struct {
 	What   string `json:"what"`   // "rule", "whitelist", "rollout", "window", "stage", "gray"
