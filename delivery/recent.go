@@ -3,6 +3,7 @@ package delivery
 import (
 	"encoding/binary"
 	"maps"
+	"math/rand/v2"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -34,7 +35,8 @@ type Recent struct {
 
 	// apps maps app IDs to rings (by ID, so devices on a previous key count
 	// too). Read on every check, written once an app: a plain map, copied
-	// to add one, is the read that touches the least memory.
+	// to add one, is the read that touches the least memory (adding n apps
+	// copies n²/2 entries, as add's trimming already visits every ring).
 	apps atomic.Pointer[map[int64]*ring]
 
 	mu    sync.Mutex // held to add an app
@@ -125,7 +127,7 @@ func (r *Recent) Record(app int64, in *gray.Input) {
 			rg.trim(share)
 			return
 		}
-		rg.full.Store(true)
+		rg.startSampling()
 		if len(rg.items) == 0 {
 			return // a share too small for this record
 		}
@@ -161,6 +163,16 @@ func (r *Recent) add(app int64) *ring {
 	return rg
 }
 
+// startSampling marks the ring full, from a random point of its count, so
+// that devices checking in a cycle the sampling interval divides are not
+// sampled alike every time.
+func (rg *ring) startSampling() {
+	if !rg.full.Load() {
+		rg.seen.Store(rand.Uint64())
+		rg.full.Store(true)
+	}
+}
+
 // trim drops the oldest records until the ring holds at most share bytes.
 func (rg *ring) trim(share int) {
 	for rg.bytes > share && len(rg.items) > 0 {
@@ -172,7 +184,7 @@ func (rg *ring) trim(share int) {
 		} else {
 			rg.next = 0
 		}
-		rg.full.Store(true) // it has reached its share
+		rg.startSampling() // it has reached its share
 	}
 }
 

@@ -33,7 +33,8 @@ type UpgradeOffer struct {
 	version version.Key
 	ranges  []version.KeyRange // the package's installed-version ranges
 	// Copies, for the walk: Spec.Build, Spec.Channel, *Policy, Task.ID, and
-	// whether the audience admits every device.
+	// whether the audience admits every device. What they copy does not
+	// change once compiled.
 	build    int64
 	channel  string
 	policy   mds.UpgradePolicy

@@ -736,10 +736,12 @@ func TestRuleStringIsTheCommandLineForm(t *testing.T) {
 	}
 }
 
-// TestEveryone: only an official release without rules admits every
-// device without deciding; Decide agrees where it says so.
+// TestEveryone: only an official release without rules, its own or a
+// rule set's, admits every device without deciding; Decide agrees where
+// it says so.
 func TestEveryone(t *testing.T) {
 	rule := []mds.Rule{{Field: mds.FieldNetwork, Operator: mds.OpIn, Values: []string{"wifi"}}}
+	sets := map[int64]*mds.RuleSet{9: {ID: 9, AppID: 1, Name: "wifi", Rules: rule}}
 	b := gray.NewListBuilder(&mds.Whitelist{ID: 3, AppID: 1, Name: "testers", Kind: mds.WhitelistUsers}, 0)
 	if err := b.Add("alice"); err != nil {
 		t.Fatal(err)
@@ -752,14 +754,19 @@ func TestEveryone(t *testing.T) {
 	}{
 		{mds.StageOfficial, mds.Targeting{}, true},
 		{mds.StageOfficial, mds.Targeting{Rules: rule}, false},
+		{mds.StageOfficial, mds.Targeting{RuleSets: []int64{9}}, false},
 		{mds.StageGray, mds.Targeting{Whitelists: []int64{3}}, false},
+		{mds.StageGray, mds.Targeting{Rollout: &mds.Rollout{Percent: 100, Stickiness: mds.StickyDevice}}, false},
 	} {
 		task := grayTask(c.tg)
 		task.Stage = c.stage
-		a := compile(t, task, nil, lists)
-		in := gray.NewInput(phone(), netip.Addr{}, now)
-		if a.Everyone() != c.want || c.want && !a.Decide(&in, nil) {
+		a := compile(t, task, sets, lists)
+		if a.Everyone() != c.want {
 			t.Errorf("%s %+v: Everyone %v, want %v", c.stage, c.tg, a.Everyone(), c.want)
+		}
+		in := gray.NewInput(phone(), netip.Addr{}, now)
+		if c.want && !a.Decide(&in, nil) {
+			t.Errorf("%s %+v: Everyone, yet Decide refuses a device", c.stage, c.tg)
 		}
 	}
 }

@@ -76,8 +76,9 @@ var (
 // answer is a check answer ready to send, its headers' values too. The
 // header values are in the answer itself, and their bytes in one string:
 // an answer is read on every check, and with thousands of apps it is
-// seldom in a CPU cache, so the fewer places it spans the better. An
-// answer is not copied: the header slices point into it.
+// seldom in a CPU cache, so the fewer places it spans the better. The
+// header slices point into the answer that was assembled, which is never
+// assembled again once handed out.
 type answer struct {
 	sections     [kinds]*section
 	etag         string
