@@ -16,6 +16,7 @@ import (
 	"github.com/mds-dev/mds/cli"
 	"github.com/mds-dev/mds/httpapi"
 	"github.com/mds-dev/mds/httpapi/httpapitest"
+	"github.com/mds-dev/mds/signing"
 )
 
 // cliAdmin is the admin token of test servers.
@@ -266,5 +267,53 @@ func TestCLIShowAndChange(t *testing.T) {
 	mustCLI(t, url, cliAdmin, "app", "delete", "shop2")
 	if _, err := mdsCLI(t, url, cliAdmin, "app", "show", "shop2"); err == nil || mds.ErrorCode(err) != mds.ENOTFOUND {
 		t.Errorf("a deleted app: %v (code %q)", err, mds.ErrorCode(err))
+	}
+}
+
+// TestCLIKeysGenerate: a key pair lands in two PEM files, the private one
+// readable by its owner alone, and is never overwritten.
+func TestCLIKeysGenerate(t *testing.T) {
+	dir := t.TempDir()
+	for _, alg := range []string{"ecdsa-p256", "ed25519"} {
+		prefix := filepath.Join(dir, "team-"+alg)
+		var out bytes.Buffer
+		if err := cli.Run(context.Background(), []string{"keys", "generate", "--out", prefix, "--alg", alg}, &out, &out); err != nil {
+			t.Fatalf("%s: %v\n%s", alg, err, out.String())
+		}
+		privPEM, err := os.ReadFile(prefix + ".pem")
+		if err != nil {
+			t.Fatal(err)
+		}
+		pubPEM, err := os.ReadFile(prefix + ".pub.pem")
+		if err != nil {
+			t.Fatal(err)
+		}
+		priv, err := signing.ParsePrivateKeyPEM(privPEM)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pub, err := signing.ParsePublicKeyPEM(pubPEM)
+		if err != nil || !pub.Equal(priv.Public()) || string(pub.Alg()) != alg {
+			t.Fatalf("%s: the files hold different keys: %v", alg, err)
+		}
+		if !strings.Contains(out.String(), pub.ID()) {
+			t.Errorf("%s: output does not name key id %s:\n%s", alg, pub.ID(), out.String())
+		}
+		if st, _ := os.Stat(prefix + ".pem"); st.Mode().Perm() != 0o600 {
+			t.Errorf("%s: private key mode %v, want 0600", alg, st.Mode().Perm())
+		}
+		err = cli.Run(context.Background(), []string{"keys", "generate", "--out", prefix}, io.Discard, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), "never overwritten") {
+			t.Errorf("%s: generating over an existing key: %v", alg, err)
+		}
+		if again, _ := os.ReadFile(prefix + ".pem"); !bytes.Equal(again, privPEM) {
+			t.Errorf("%s: the private key changed", alg)
+		}
+	}
+	if err := cli.Run(context.Background(), []string{"keys", "generate", "--out", filepath.Join(dir, "x"), "--alg", "rsa"}, io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "ed25519") {
+		t.Errorf("--alg rsa: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "x.pem")); err == nil {
+		t.Error("a refused generate left a file")
 	}
 }
