@@ -29,15 +29,14 @@ type upgrades struct {
 type UpgradeOffer struct {
 	*Offer
 	Spec    *mds.UpgradeSpec
-	Policy  *mds.UpgradePolicy
+	Policy  mds.UpgradePolicy // a copy, like the fields below, for the walk
 	version version.Key
 	ranges  []version.KeyRange // the package's installed-version ranges
-	// Copies, for the walk: Spec.Build, Spec.Channel, *Policy, Task.ID, and
-	// whether the audience admits every device. What they copy does not
-	// change once compiled.
+	// Copies, for the walk: Spec.Build, Spec.Channel, Task.ID, and whether
+	// the audience admits every device. What they copy does not change
+	// once compiled.
 	build    int64
 	channel  string
-	policy   mds.UpgradePolicy
 	task     int64
 	everyone bool
 }
@@ -59,8 +58,8 @@ func (u *upgrades) add(o *Offer) error {
 	if i < 0 {
 		return fmt.Errorf("package %d has unknown platform %q", o.Artifact.ID, o.Artifact.Platform)
 	}
-	uo := UpgradeOffer{Offer: o, Spec: spec, Policy: policy, version: version.NewKey(o.Artifact.Version),
-		build: spec.Build, channel: spec.Channel, policy: *policy, task: o.Task.ID, everyone: o.audience.Everyone()}
+	uo := UpgradeOffer{Offer: o, Spec: spec, Policy: *policy, version: version.NewKey(o.Artifact.Version),
+		build: spec.Build, channel: spec.Channel, task: o.Task.ID, everyone: o.audience.Everyone()}
 	for _, r := range spec.AppVersions {
 		uo.ranges = append(uo.ranges, r.Keys())
 	}
@@ -103,7 +102,7 @@ func (u *upgrades) decide(in *gray.Input, adm gray.Admitter) UpgradeChoice {
 		if !o.packageAdmits(in) || !o.everyone && !o.audience.Decide(in, adm) {
 			continue
 		}
-		return UpgradeChoice{Offer: o, Remind: o.policy.Remind(o.task, d, in.Now)}
+		return UpgradeChoice{Offer: o, Remind: o.Policy.Remind(o.task, d, in.Now)}
 	}
 	return UpgradeChoice{}
 }

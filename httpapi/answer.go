@@ -77,15 +77,20 @@ var (
 // header values are in the answer itself, and their bytes in one string:
 // an answer is read on every check, and with thousands of apps it is
 // seldom in a CPU cache, so the fewer places it spans the better. The
-// header slices point into the answer that was assembled, which is never
-// assembled again once handed out.
+// header values handed to net/http are slices of the answer's own array;
+// an answer is never assembled again once handed out.
 type answer struct {
-	sections     [kinds]*section
-	etag         string
-	etagHeader   []string // headers[:1]
-	lengthHeader []string // headers[1:]
-	headers      [2]string
+	sections [kinds]*section
+	headers  [2]string // the ETag, the Content-Length
 }
+
+// etag is the answer's ETag, quoted.
+func (a *answer) etag() string { return a.headers[0] }
+
+// etagHeader and lengthHeader are header values: capped at one, so that a
+// handler adding a value copies rather than writes into the answer.
+func (a *answer) etagHeader() []string   { return a.headers[:1:1] }
+func (a *answer) lengthHeader() []string { return a.headers[1:2:2] }
 
 // assemble frames sections as a, in place. The ETag hashes the sections'
 // digests, not their bytes: 16 bytes a kind, whatever the answer's size.
@@ -102,8 +107,7 @@ func (a *answer) assemble(sections [kinds]*section) {
 	tag[0], tag[len(tag)-1] = '"', '"'
 	hex.Encode(tag[1:len(tag)-1], sum[:16])
 	values := string(strconv.AppendInt(tag[:], int64(n), 10))
-	a.etag, a.headers = values[:len(tag)], [2]string{values[:len(tag)], values[len(tag):]}
-	a.etagHeader, a.lengthHeader = a.headers[:1:1], a.headers[1:2:2]
+	a.headers = [2]string{values[:len(tag)], values[len(tag):]}
 }
 
 func (a *answer) write(w io.Writer) {

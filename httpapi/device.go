@@ -70,13 +70,13 @@ func (s *Server) check(w http.ResponseWriter, r *http.Request) {
 	s.recent.Record(dec.App.ID, &st.in)
 	a := s.answers.answer(dec)
 	h := w.Header()
-	h["Etag"] = a.etagHeader
+	h["Etag"] = a.etagHeader()
 	// Devices may keep the answer but must revalidate it on every check.
 	h["Cache-Control"] = cacheRevalidate
 	// A check is a POST, yet the product contract answers an unchanged
 	// result with 304, as GET would: the SDK sends If-None-Match with the
 	// last ETag and skips parsing when nothing changed.
-	if etagMatch(r.Header.Get("If-None-Match"), a.etag) {
+	if etagMatch(r.Header.Get("If-None-Match"), a.etag()) {
 		s.metrics.check("not_modified")
 		w.WriteHeader(http.StatusNotModified)
 		return
@@ -87,7 +87,7 @@ func (s *Server) check(w http.ResponseWriter, r *http.Request) {
 	}
 	s.metrics.check(outcome)
 	h["Content-Type"] = contentJSON
-	h["Content-Length"] = a.lengthHeader
+	h["Content-Length"] = a.lengthHeader()
 	a.write(w)
 }
 
