@@ -54,6 +54,10 @@ type App struct {
 	PreviousKey string     `json:"previous_key,omitempty"`
 	Platforms   []Platform `json:"platforms"`
 	CreatedAt   time.Time  `json:"created_at"`
+	// Revision is the store revision of the app's last change: it only
+	// grows, and every node reads the same one, so it versions what
+	// devices of the app are told (signed answers carry it).
+	Revision int64 `json:"revision"`
 }
 
 var slugPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)

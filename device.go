@@ -35,6 +35,8 @@ type Device struct {
 	// which task: the device keeps it, so single-reminder throttling needs no
 	// per-device state on the server.
 	LastReminded *Reminder `json:"last_reminded,omitempty"`
+	// For hotpatches, the patch it runs; nil for none.
+	Hotpatch *AppliedPatch `json:"hotpatch,omitempty"`
 }
 
 // Limits on what a device may send; a check body is small and a larger one is
@@ -125,6 +127,9 @@ func (d *Device) Validate() error {
 		if len(f.value) > MaxDeviceField {
 			return Errorf(EINVALID, "%s is longer than %d bytes", f.name, MaxDeviceField)
 		}
+	}
+	if p := d.Hotpatch; p != nil && (p.ID <= 0 || p.PatchVersion <= 0) {
+		return Errorf(EINVALID, "hotpatch: patch_id and patch_version of the applied patch must be positive; send no hotpatch when none is applied")
 	}
 	d.Network = NormalizeNetwork(d.Network)
 	if len(d.Attributes) > MaxAttributes {

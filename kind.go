@@ -16,19 +16,20 @@ import (
 type Kind string
 
 const (
-	KindUpgrade Kind = "upgrade" // a new native app version
+	KindUpgrade  Kind = "upgrade"  // a new native app version
+	KindHotpatch Kind = "hotpatch" // a team-signed patch of exact installed versions
 )
 
 // Kinds lists every kind in the order check answers carry their sections.
-var Kinds = []Kind{KindUpgrade}
+var Kinds = []Kind{KindUpgrade, KindHotpatch}
 
 // Validate reports whether k is a known kind.
 func (k Kind) Validate() error {
 	switch k {
-	case KindUpgrade:
+	case KindUpgrade, KindHotpatch:
 		return nil
 	}
-	return Errorf(EINVALID, "kind %q is not one of upgrade", string(k))
+	return Errorf(EINVALID, "kind %q is not one of upgrade, hotpatch", string(k))
 }
 
 // NewSpec returns an empty artifact spec of kind k, to decode into.
@@ -36,6 +37,8 @@ func (k Kind) NewSpec() (ArtifactSpec, error) {
 	switch k {
 	case KindUpgrade:
 		return &UpgradeSpec{}, nil
+	case KindHotpatch:
+		return &HotpatchSpec{}, nil
 	}
 	return nil, k.Validate()
 }
@@ -45,6 +48,8 @@ func (k Kind) NewPolicy() (TaskPolicy, error) {
 	switch k {
 	case KindUpgrade:
 		return &UpgradePolicy{}, nil
+	case KindHotpatch:
+		return &HotpatchPolicy{}, nil
 	}
 	return nil, k.Validate()
 }

@@ -21,6 +21,7 @@ type Store interface {
 	AppStore
 	BlobRecordStore
 	ArtifactStore
+	TeamKeyStore
 	TaskStore
 	TokenStore
 	RuleSetStore
@@ -68,10 +69,10 @@ type AppStore interface {
 	ListApps(ctx context.Context, p Page) ([]*App, error)
 	// UpdateApp reads app id, lets change modify it (name, slug, platforms,
 	// keys), and saves it. Dropping a platform that a task which is not
-	// stopped delivers to is ECONFLICT.
+	// finished (stopped or rolled back) delivers to is ECONFLICT.
 	UpdateApp(ctx context.Context, id int64, change func(*App) error) (*App, error)
 	// DeleteApp removes an app with everything it holds. An app with a task
-	// that is not stopped is ECONFLICT: stop it first.
+	// that is not finished is ECONFLICT: stop it first.
 	DeleteApp(ctx context.Context, id int64) error
 }
 
@@ -89,8 +90,16 @@ type BlobRecordStore interface {
 // ArtifactStore holds artifacts; they are never changed once created.
 type ArtifactStore interface {
 	// CreateArtifact stores a, which must be valid. A blob it names that its
-	// app did not upload (or of another size) is EINVALID.
-	CreateArtifact(ctx context.Context, a *Artifact) error
+	// app did not upload (or of another size) is EINVALID, unless uploaded
+	// holds it: those are recorded as the app's (by a.CreatedBy) in the same
+	// transaction, so an artifact refused leaves no record of its file. A
+	// hotpatch is refused, in the same transaction, unless the team key
+	// that signed it is registered with the app and not retired
+	// (EINVALID), and unless its patch version is above that of every
+	// hotpatch the app ever had for each app version it patches on its
+	// platform, deleted ones included (ECONFLICT): a device can always
+	// tell newer from older.
+	CreateArtifact(ctx context.Context, a *Artifact, uploaded ...Blob) error
 	FindArtifact(ctx context.Context, appID, id int64) (*Artifact, error)
 	// ListArtifacts lists an app's artifacts of kind ("" for all), newest
 	// first; the cursor is the ID.
@@ -98,6 +107,23 @@ type ArtifactStore interface {
 	// DeleteArtifact removes an artifact no task refers to (ECONFLICT otherwise).
 	DeleteArtifact(ctx context.Context, appID, id int64) error
 }
+
+// TeamKeyStore holds the public keys app teams sign hotpatches with.
+// Keys are not device-visible, so their writes leave the revision alone.
+type TeamKeyStore interface {
+	// AddTeamKey registers k with app k.AppID, setting CreatedAt. A key the
+	// app already has, retired or not, is ECONFLICT; more than
+	// MaxTeamKeys keys is ECONFLICT.
+	AddTeamKey(ctx context.Context, k *TeamKey) error
+	FindTeamKey(ctx context.Context, appID int64, id string) (*TeamKey, error)
+	// ListTeamKeys lists an app's keys, oldest first.
+	ListTeamKeys(ctx context.Context, appID int64) ([]*TeamKey, error)
+	// RetireTeamKey retires key id for good; a retired key is ECONFLICT.
+	RetireTeamKey(ctx context.Context, appID int64, id, actor string) (*TeamKey, error)
+}
+
+// MaxTeamKeys bounds the keys, retired ones included, an app registers.
+const MaxTeamKeys = 100
 
 // TaskStore holds release tasks and their history. Creating or updating a
 // task checks, in the same transaction, that the artifact, rule sets and
@@ -115,7 +141,8 @@ type TaskStore interface {
 	// then saves task and event atomically. An error from change aborts.
 	UpdateTask(ctx context.Context, appID, id int64, actor string, change func(*Task) (event string, err error)) (*Task, error)
 	// DeleteTask removes a draft or stopped task with its history
-	// (ECONFLICT for a live or paused one).
+	// (ECONFLICT for a live, paused or rolled-back one: devices that
+	// applied a rolled-back patch are still told to roll back).
 	DeleteTask(ctx context.Context, appID, id int64) error
 	// TaskEvents returns a task's history, oldest first; the cursor is the
 	// event ID.
@@ -147,7 +174,7 @@ type RuleSetStore interface {
 	ListRuleSets(ctx context.Context, appID int64, p Page) ([]*RuleSet, error)
 	// UpdateRuleSet saves s's name and rules.
 	UpdateRuleSet(ctx context.Context, s *RuleSet) error
-	// DeleteRuleSet removes a rule set no unstopped task refers to (ECONFLICT otherwise).
+	// DeleteRuleSet removes a rule set no unfinished task refers to (ECONFLICT otherwise).
 	DeleteRuleSet(ctx context.Context, appID, id int64) error
 }
 
@@ -168,7 +195,7 @@ type WhitelistStore interface {
 	EditWhitelist(ctx context.Context, appID, id int64, add, remove []string) (*Whitelist, error)
 	// WhitelistEntries lists entries in order, after the given one, at most limit.
 	WhitelistEntries(ctx context.Context, appID, id int64, after string, limit int) ([]string, error)
-	// DeleteWhitelist removes a whitelist no unstopped task refers to (ECONFLICT otherwise).
+	// DeleteWhitelist removes a whitelist no unfinished task refers to (ECONFLICT otherwise).
 	DeleteWhitelist(ctx context.Context, appID, id int64) error
 }
 
@@ -207,7 +234,8 @@ type Admission struct {
 // LiveStore serves the snapshot builder.
 type LiveStore interface {
 	// LoadLive reads, in one consistent view, what a snapshot is compiled
-	// from: every app, every task that can reach a device, the artifacts
+	// from: every app, every task that can reach a device (live, or rolled
+	// back: see Status.Delivered), the artifacts
 	// those tasks deliver, and the rule sets and whitelists (without
 	// entries) of their apps. Given the revision of the snapshot it would
 	// replace (since; 0 for none), it reads only the apps changed after
@@ -232,7 +260,7 @@ type LiveSet struct {
 	Full       bool
 	Changed    []int64
 	Apps       []*App
-	Tasks      []*Task // status live only
+	Tasks      []*Task // of the statuses a snapshot holds (Status.Delivered)
 	Artifacts  []*Artifact
 	RuleSets   []*RuleSet
 	Whitelists []*Whitelist

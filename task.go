@@ -12,7 +12,18 @@ const (
 	StatusLive    Status = "live"    // delivered to the devices it targets
 	StatusPaused  Status = "paused"  // delivered to no one until resumed
 	StatusStopped Status = "stopped" // finished for good
+	// StatusRolledBack is a hotpatch withdrawn from the devices that
+	// applied it: they are told to roll back, until a new release.
+	StatusRolledBack Status = "rolled_back"
 )
+
+// Finished reports whether s is for good: stopped or rolled back. A
+// finished task holds on to no rule set or whitelist and takes no edit.
+func (s Status) Finished() bool { return s == StatusStopped || s == StatusRolledBack }
+
+// Delivered reports whether a snapshot holds tasks of status s: live ones,
+// and rolled-back ones, whose devices are told to roll back.
+func (s Status) Delivered() bool { return s == StatusLive || s == StatusRolledBack }
 
 // Action is a lifecycle command an operator gives a task.
 type Action string
@@ -23,10 +34,13 @@ const (
 	ActionPause   Action = "pause"   // live → paused
 	ActionResume  Action = "resume"  // paused → live
 	ActionStop    Action = "stop"    // draft, live or paused → stopped
+	// ActionRollback withdraws a released hotpatch: live, paused or
+	// stopped → rolled back.
+	ActionRollback Action = "rollback"
 )
 
 // Actions lists the lifecycle commands in the order people meet them.
-var Actions = []Action{ActionRelease, ActionPromote, ActionPause, ActionResume, ActionStop}
+var Actions = []Action{ActionRelease, ActionPromote, ActionPause, ActionResume, ActionStop, ActionRollback}
 
 // Task is a release task: it delivers one artifact of its kind to the
 // devices its targeting admits, through a lifecycle. What every kind shares
@@ -127,7 +141,7 @@ func (t *Task) Apply(a Action) error {
 			return nil
 		}
 	case ActionPromote:
-		if t.Stage == StageGray && t.Status != StatusStopped {
+		if t.Stage == StageGray && !t.Status.Finished() {
 			// The gates are dropped, not kept unused: what the task shows
 			// is what is in force.
 			t.Stage = StageOfficial
@@ -148,12 +162,23 @@ func (t *Task) Apply(a Action) error {
 			return nil
 		}
 	case ActionStop:
-		if t.Status != StatusStopped {
+		if !t.Status.Finished() {
 			t.Status = StatusStopped
 			return nil
 		}
+	case ActionRollback:
+		if t.Kind != KindHotpatch {
+			return Errorf(EINVALID, "task %d delivers %s; only hotpatches roll back (stop the task instead)", t.ID, t.Kind)
+		}
+		if t.Status == StatusDraft {
+			return Errorf(ECONFLICT, "task %d is a draft: no device has its patch; delete or stop it instead", t.ID)
+		}
+		if t.Status != StatusRolledBack {
+			t.Status = StatusRolledBack
+			return nil
+		}
 	default:
-		return Errorf(EINVALID, "action %q is not one of release, promote, pause, resume, stop", a)
+		return Errorf(EINVALID, "action %q is not one of release, promote, pause, resume, stop, rollback", a)
 	}
 	return Errorf(ECONFLICT, "task %d is %s; it cannot %s", t.ID, t.Status, a)
 }

@@ -76,6 +76,8 @@ type Package struct {
 	CreatedAt time.Time     `json:"created_at"`
 	CreatedBy string        `json:"created_by"`
 	*mds.UpgradeSpec
+	// Hotpatch is a hotpatch's spec, what its signed manifest says.
+	Hotpatch *mds.HotpatchSpec `json:"hotpatch,omitempty"`
 }
 
 // NewPackage shows artifact a.
@@ -83,6 +85,7 @@ func NewPackage(a *mds.Artifact) *Package {
 	p := &Package{ID: a.ID, AppID: a.AppID, Kind: a.Kind, Platform: a.Platform, Version: a.Version, Blobs: a.Blobs,
 		CreatedAt: a.CreatedAt, CreatedBy: a.CreatedBy}
 	p.UpgradeSpec, _ = a.Spec.(*mds.UpgradeSpec)
+	p.Hotpatch, _ = a.Spec.(*mds.HotpatchSpec)
 	return p
 }
 
@@ -235,4 +238,28 @@ type PreviewResult struct {
 	Sampled int     `json:"sampled" doc:"Recently seen devices in the sample"`
 	Matched int     `json:"matched"`
 	Share   float64 `json:"share" doc:"matched / sampled; 0 when nothing was sampled"`
+}
+
+// AddTeamKey registers an app team's public key.
+type AddTeamKey struct {
+	PublicKey string `json:"public_key" doc:"The key in PEM (PKIX, \"PUBLIC KEY\"), as mds keys generate writes it: ECDSA P-256 or Ed25519"`
+	Name      string `json:"name,omitempty" doc:"What people call it, e.g. team-2026"`
+}
+
+// TeamKeys lists an app's team keys, oldest first.
+type TeamKeys struct {
+	Keys []*mds.TeamKey `json:"keys"`
+}
+
+// ServerKey is a public key of the deployment, which signs check answers.
+type ServerKey struct {
+	ID        string `json:"id"`
+	Alg       string `json:"alg"`
+	PublicKey string `json:"public_key" doc:"PEM (PKIX)"`
+}
+
+// ServerKeys lists the keys that sign check answers now; devices must
+// trust at least one of them.
+type ServerKeys struct {
+	Keys []ServerKey `json:"keys"`
 }

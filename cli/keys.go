@@ -16,7 +16,7 @@ import (
 // the team's machine alone: the private key is written to a file here and
 // never sent anywhere.
 func keysCmd() *cobra.Command {
-	cmd, _, _ := group("keys", "Generate and manage the signing keys of an app team")
+	cmd, newClient, printer := group("keys", "Generate and register the signing keys of app teams; print the deployment's")
 	var out, alg string
 	generate := &cobra.Command{
 		Use:   "generate --out NAME [--alg ecdsa-p256|ed25519]",
@@ -61,6 +61,7 @@ func keysCmd() *cobra.Command {
 	}
 	generate.Flags().StringVar(&alg, "alg", string(signing.ECDSAP256), "algorithm: "+strings.Join(names, " or "))
 	cmd.AddCommand(generate)
+	cmd.AddCommand(keysServerCmds(newClient, printer)...)
 	return cmd
 }
 

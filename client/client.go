@@ -397,3 +397,40 @@ func (c *Client) Explain(ctx context.Context, app string, in api.Explain) (*api.
 func (c *Client) Preview(ctx context.Context, app string, in api.Preview) (*api.PreviewResult, error) {
 	return send[api.PreviewResult](ctx, c, http.MethodPost, appPath(app, "/preview"), in)
 }
+
+// ---- keys and hotpatches
+
+// AddTeamKey registers a team public key with the app.
+func (c *Client) AddTeamKey(ctx context.Context, app string, in api.AddTeamKey) (*mds.TeamKey, error) {
+	return send[mds.TeamKey](ctx, c, http.MethodPost, appPath(app, "/keys"), in)
+}
+
+// TeamKeys lists the app's team keys.
+func (c *Client) TeamKeys(ctx context.Context, app string) (*api.TeamKeys, error) {
+	return get[api.TeamKeys](ctx, c, appPath(app, "/keys"))
+}
+
+// RetireTeamKey retires a team key for good.
+func (c *Client) RetireTeamKey(ctx context.Context, app, key string) (*mds.TeamKey, error) {
+	return send[mds.TeamKey](ctx, c, http.MethodPost, appPath(app, "/keys/"+url.PathEscape(key)+"/retire"), nil)
+}
+
+// ServerKeys returns the public keys that sign check answers.
+func (c *Client) ServerKeys(ctx context.Context) (*api.ServerKeys, error) {
+	return get[api.ServerKeys](ctx, c, "/api/v1/server-keys")
+}
+
+// PushHotpatch streams size bytes of r, a signed hotpatch file, to the app.
+func (c *Client) PushHotpatch(ctx context.Context, app string, r io.Reader, size int64) (*api.Package, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+appPath(app, "/hotpatches"), r)
+	if err != nil {
+		return nil, err
+	}
+	req.ContentLength = size
+	req.Header.Set("Content-Type", "application/zip")
+	var out api.Package
+	if err := c.send(req, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}

@@ -40,11 +40,15 @@ type Snapshot struct {
 // appState is one app's part of a snapshot: a selector per kind, and what
 // the next compile of the app starts from.
 type appState struct {
-	app     *mds.App
-	upgrade upgrades
-	offers  int
-	blobs   []string             // distinct sha256 its live tasks deliver
-	lists   map[int64]*gray.List // the compiled whitelists its live tasks use
+	app      *mds.App
+	upgrade  upgrades
+	hotpatch hotpatches
+	offers   int
+	// memo is the transport's, as Offer.Memo is, for what it derives from
+	// the app's part as a whole (its signed answers).
+	memo  atomic.Value
+	blobs []string             // distinct sha256 its live tasks deliver
+	lists map[int64]*gray.List // the compiled whitelists its live tasks use
 }
 
 // Offer is one live task compiled with what it delivers.
@@ -118,7 +122,7 @@ func (s *Snapshot) apply(set *mds.LiveSet, lists map[int64]*gray.List) (n *Snaps
 	}
 	catalogs := map[int64]*gray.Catalog{} // per app: shared rules are remembered per check, and a check is of one app
 	for _, t := range set.Tasks {
-		if t.Status != mds.StatusLive {
+		if !t.Status.Delivered() {
 			continue
 		}
 		as, ok := fresh[t.AppID]
@@ -137,6 +141,7 @@ func (s *Snapshot) apply(set *mds.LiveSet, lists map[int64]*gray.List) (n *Snaps
 	}
 	for _, as := range fresh {
 		as.upgrade.finish()
+		as.hotpatch.finish()
 		e.add(as)
 		added = append(added, as)
 	}
@@ -157,6 +162,14 @@ func (as *appState) compile(t *mds.Task, artifacts map[int64]*mds.Artifact, cat 
 		}
 		o.Artifact = a
 	}
+	if t.Status == mds.StatusRolledBack {
+		// Withdrawn: no audience, nothing served; only the devices that
+		// run its patch are told, to go back.
+		if t.Kind != mds.KindHotpatch || o.Artifact == nil {
+			return fmt.Errorf("only hotpatch tasks roll back; it is %s", t.Kind)
+		}
+		return as.hotpatch.withdraw(t, o.Artifact)
+	}
 	var err error
 	if o.audience, err = cat.Compile(t); err != nil {
 		return err
@@ -164,6 +177,8 @@ func (as *appState) compile(t *mds.Task, artifacts map[int64]*mds.Artifact, cat 
 	switch t.Kind {
 	case mds.KindUpgrade:
 		err = as.upgrade.add(o)
+	case mds.KindHotpatch:
+		err = as.hotpatch.add(o)
 	default:
 		err = fmt.Errorf("kind %q has no selector", t.Kind)
 	}
@@ -232,8 +247,12 @@ func (s *Snapshot) list(app, id int64) *gray.List {
 
 // Decision is what a check answers, per kind.
 type Decision struct {
-	App     *mds.App
-	Upgrade UpgradeChoice
+	App *mds.App
+	// Memo is the transport's, kept with the app's part of the snapshot
+	// while the app does not change (see Offer.Memo).
+	Memo     *atomic.Value
+	Upgrade  UpgradeChoice
+	Hotpatch HotpatchChoice
 }
 
 // Evaluate decides what the input's device is offered of every kind. It
@@ -247,11 +266,12 @@ func (s *Snapshot) Evaluate(in *gray.Input, adm gray.Admitter) (Decision, error)
 	if !ok {
 		return Decision{}, &errUnknownApp
 	}
-	dec := Decision{App: as.app}
+	dec := Decision{App: as.app, Memo: &as.memo}
 	if !as.app.HasPlatform(d.Platform) {
 		return dec, &errPlatform
 	}
 	dec.Upgrade = as.upgrade.decide(in, adm)
+	dec.Hotpatch = as.hotpatch.decide(in, adm)
 	return dec, nil
 }
 
@@ -283,6 +303,7 @@ func (s *Snapshot) Explain(in *gray.Input, adm gray.Admitter) ([]Explanation, er
 	}
 	out := []Explanation{}
 	out = append(out, as.upgrade.explain(in, adm)...)
+	out = append(out, as.hotpatch.explain(in, adm)...)
 	return out, nil
 }
 

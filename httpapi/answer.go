@@ -2,129 +2,168 @@ package httpapi
 
 import (
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"io"
+	"maps"
 	"strconv"
+	"strings"
+	"sync"
 	"sync/atomic"
+	"time"
 
+	"github.com/mds-dev/mds"
 	"github.com/mds-dev/mds/delivery"
+	"github.com/mds-dev/mds/signing"
 )
 
-// A check answer is a JSON object with one member per kind, in the order of
-// mds.Kinds; a kind with nothing for the device is null, so SDKs ignore
-// kinds they predate. Each kind's section is encoded once per offer (and
-// variant: an upgrade that reminds or not) and kept with the offer; an
-// answer is its sections written one after another, and its ETag is
-// derived from theirs. So a check encodes nothing, and an answer changes,
-// and with it its ETag, exactly when a section does: an unrelated write
-// leaves a device's answer, and its 304, alone.
+// A check answer is a JSON object: the app key the device sent, the app's
+// version (its revision: it only grows) and an expiry, then one member per
+// kind, in the order of mds.Kinds; a kind with nothing for the device is
+// null, so SDKs ignore kinds they predate. The body is signed by the
+// deployment's keys (the Mds-Signature header), so a device can refuse an
+// answer that is replayed, frozen past its expiry, or not ours.
+//
+// Nothing is encoded or signed per check. Each kind's section is encoded
+// once per offer (and variant: an upgrade that reminds or not) and kept
+// with the offer; each distinct answer, sections framed for an app, is
+// assembled and signed once per signing period and kept with the app's
+// part of the snapshot. Its ETag is a digest of its body, so it changes
+// exactly when what the device is told changes, and once a period, when
+// the answer is signed anew with a later expiry.
 
 // Kinds, as they appear in an answer.
 const (
 	kindUpgrade = iota
+	kindHotpatch
 	kinds
 )
 
 var (
-	answerKeys = [kinds][]byte{kindUpgrade: []byte(`{"upgrade":`)}
+	answerKeys = [kinds][]byte{kindUpgrade: []byte(`"upgrade":`), kindHotpatch: []byte(`,"hotpatch":`)}
 	answerEnd  = []byte("}\n")
 )
 
-// section is one kind's part of an answer: its JSON value and a digest of
-// it. alone is the answer of this section with every other kind null,
-// assembled once: the common case, where a device gets one kind at a time.
+// section is one kind's part of an answer: its JSON value.
 type section struct {
-	body   []byte
-	digest [16]byte
-	alone  answer
+	body []byte
 }
 
-func newSection(kind int, v any) *section {
+func newSection(v any) *section {
 	body, err := json.Marshal(v)
 	if err != nil {
 		panic(err) // plain structs of strings and numbers always encode
 	}
-	s := &section{body: body}
-	sum := sha256.Sum256(body)
-	copy(s.digest[:], sum[:])
-	var parts [kinds]*section
-	for i := range parts {
-		parts[i] = nullSection
-	}
-	parts[kind] = s
-	s.alone.assemble(parts)
-	return s
+	return &section{body: body}
 }
 
-// nullSection is a kind with nothing for the device; nullAnswer is an
-// answer with nothing at all.
-var (
-	nullSection = func() *section {
-		s := &section{body: []byte("null")}
-		sum := sha256.Sum256(s.body)
-		copy(s.digest[:], sum[:])
-		return s
-	}()
-	nullAnswer = func() *answer {
-		a := &answer{}
-		a.assemble([kinds]*section{nullSection})
-		return a
-	}()
-)
+// nullSection is a kind with nothing for the device.
+var nullSection = &section{body: []byte("null")}
 
-// answer is a check answer ready to send, its headers' values too. The
-// header values are in the answer itself, and their bytes in one string:
-// an answer is read on every check, and with thousands of apps it is
-// seldom in a CPU cache, so the fewer places it spans the better. The
-// header values handed to net/http are slices of the answer's own array;
-// an answer is never assembled again once handed out.
+// answer is a signed check answer ready to send, its headers' values too.
+// The header values are one string: an answer is read on every check, and
+// with thousands of apps it is seldom in a CPU cache, so the fewer places
+// it spans the better. The values handed to net/http are slices of the
+// answer's own array; an answer never changes once handed out.
 type answer struct {
-	sections [kinds]*section
-	headers  [2]string // the ETag, the Content-Length
+	body    []byte
+	headers [3]string // the ETag, the Content-Length, the Mds-Signature
 }
 
 // etag is the answer's ETag, quoted.
 func (a *answer) etag() string { return a.headers[0] }
 
-// etagHeader and lengthHeader are header values: capped at one, so that a
-// handler adding a value copies rather than writes into the answer.
-func (a *answer) etagHeader() []string   { return a.headers[:1:1] }
-func (a *answer) lengthHeader() []string { return a.headers[1:2:2] }
+// The header values, capped at one, so that a handler adding a value
+// copies rather than writes into the answer.
+func (a *answer) etagHeader() []string      { return a.headers[:1:1] }
+func (a *answer) lengthHeader() []string    { return a.headers[1:2:2] }
+func (a *answer) signatureHeader() []string { return a.headers[2:3:3] }
 
-// assemble frames sections as a, in place. The ETag hashes the sections'
-// digests, not their bytes: 16 bytes a kind, whatever the answer's size.
-func (a *answer) assemble(sections [kinds]*section) {
-	a.sections = sections
-	var digests [kinds * 16]byte
-	n := len(answerEnd)
+func (a *answer) write(w io.Writer) { w.Write(a.body) }
+
+// newAnswer frames sections after prefix and signs the result.
+func newAnswer(prefix []byte, sections [kinds]*section, sg *signer) *answer {
+	n := len(prefix) + len(answerEnd)
 	for i, s := range sections {
-		copy(digests[16*i:], s.digest[:])
 		n += len(answerKeys[i]) + len(s.body)
 	}
-	sum := sha256.Sum256(digests[:])
+	body := make([]byte, 0, n)
+	body = append(body, prefix...)
+	for i, s := range sections {
+		body = append(append(body, answerKeys[i]...), s.body...)
+	}
+	body = append(body, answerEnd...)
+	sum := sha256.Sum256(body)
 	var tag [2 + 2*16]byte
 	tag[0], tag[len(tag)-1] = '"', '"'
 	hex.Encode(tag[1:len(tag)-1], sum[:16])
-	values := string(strconv.AppendInt(tag[:], int64(n), 10))
-	a.headers = [2]string{values[:len(tag)], values[len(tag):]}
+	length := strconv.Itoa(len(body))
+	values := string(tag[:]) + length + sg.sign(body)
+	a := &answer{body: body}
+	a.headers = [3]string{values[:len(tag)], values[len(tag) : len(tag)+len(length)], values[len(tag)+len(length):]}
+	return a
 }
 
-func (a *answer) write(w io.Writer) {
-	for i, s := range a.sections {
-		w.Write(answerKeys[i])
-		w.Write(s.body)
+// DefaultAnswerTTL is how long a signed answer is valid by default: how
+// long an attacker who holds a device's traffic can freeze it on an old
+// answer.
+const DefaultAnswerTTL = 24 * time.Hour
+
+// signer signs answers with every deployment key: during a rotation
+// devices trust the old key or the new one, and each finds its own.
+// Answers are signed per period of half their lifetime: one signed in
+// period p expires at the end of period p+1, so whatever a device is sent
+// stays valid for at least one more period, and every node sends the
+// same body in a period, since the expiry is a function of the period.
+type signer struct {
+	keys   []*signing.PrivateKey
+	period int64 // seconds
+}
+
+func newSigner(keys []*signing.PrivateKey, ttl time.Duration) *signer {
+	if len(keys) == 0 {
+		panic("httpapi: no answer signing key: Config.AnswerKeys must hold the deployment's key")
 	}
-	w.Write(answerEnd)
+	if ttl <= 0 {
+		ttl = DefaultAnswerTTL
+	}
+	return &signer{keys: keys, period: max(int64(ttl/time.Second)/2, 1)}
+}
+
+// epoch is the signing period now falls in.
+func (sg *signer) epoch(now time.Time) int64 { return now.Unix() / sg.period }
+
+// expires is when answers signed in period epoch expire.
+func (sg *signer) expires(epoch int64) time.Time {
+	return time.Unix((epoch+2)*sg.period, 0).UTC()
+}
+
+// sign returns the Mds-Signature value for body: keyid=<hex>;sig=<base64>
+// per key, comma-separated.
+func (sg *signer) sign(body []byte) string {
+	var b strings.Builder
+	for i, k := range sg.keys {
+		sig, err := k.Sign(body)
+		if err != nil {
+			panic(err) // signing with a valid in-memory key does not fail
+		}
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("keyid=" + k.Public().ID() + ";sig=" + base64.StdEncoding.EncodeToString(sig))
+	}
+	return b.String()
 }
 
 // variants is how many sections an offer may have.
 const variants = 2
 
-// answerSet builds and keeps the sections of offers, for answers that
-// link to URLs on one public URL.
+// answerSet builds and keeps sections and answers, for answers that link
+// to URLs on one public URL.
 type answerSet struct {
-	links *links
+	links  *links
+	signer *signer
 }
 
 // offerSections are the sections of one offer, built lazily, kept in the
@@ -136,10 +175,9 @@ type offerSections struct {
 	sections [variants]atomic.Pointer[section]
 }
 
-// memo returns the section of variant v of offer o, of kind kind, building
-// it once. Racing first calls may both build; one result wins, and both
-// are equal.
-func (set *answerSet) memo(kind int, o *delivery.Offer, v int, build func() any) *section {
+// memo returns the section of variant v of offer o, building it once.
+// Racing first calls may both build; one result wins, and both are equal.
+func (set *answerSet) memo(o *delivery.Offer, v int, build func() any) *section {
 	m, _ := o.Memo.Load().(*offerSections)
 	if m == nil || m.links != set.links {
 		// The first answer of this offer (or one served on another public
@@ -151,27 +189,86 @@ func (set *answerSet) memo(kind int, o *delivery.Offer, v int, build func() any)
 	if s := slot.Load(); s != nil {
 		return s
 	}
-	slot.CompareAndSwap(nil, newSection(kind, build()))
+	slot.CompareAndSwap(nil, newSection(build()))
 	return slot.Load()
 }
 
-// answer returns the answer for a decision.
-func (set *answerSet) answer(dec delivery.Decision) *answer {
-	parts := [kinds]*section{kindUpgrade: set.upgrade(dec.Upgrade)}
-	only := -1
-	for i, s := range parts {
-		if s == nullSection {
-			continue
+// appAnswers are the signed answers of one app's part of a snapshot in
+// one signing period, kept in the part's memo. They are read on every
+// check, so the map is never written: an answer not yet in it is added to
+// a copy, under mu, which replaces it.
+type appAnswers struct {
+	set     *answerSet
+	epoch   int64
+	prefix  [2][]byte // the frame before the sections, for the app's key and its previous key
+	mu      sync.Mutex
+	answers atomic.Pointer[map[answerKey]*answer]
+}
+
+// answerKey is what tells an app's answers apart: the sections, and
+// which of the app's keys the device sent.
+type answerKey struct {
+	sections [kinds]*section
+	previous bool
+}
+
+// answer returns the signed answer for a decision of a device that sent
+// app key key, at now.
+func (set *answerSet) answer(dec delivery.Decision, key string, now time.Time) *answer {
+	k := answerKey{sections: [kinds]*section{
+		kindUpgrade:  set.upgrade(dec.Upgrade),
+		kindHotpatch: set.hotpatch(dec.Hotpatch),
+	}, previous: key != dec.App.Key}
+	epoch := set.signer.epoch(now)
+	cur := dec.Memo.Load()
+	aa, _ := cur.(*appAnswers)
+	if aa == nil || aa.epoch != epoch || aa.set != set {
+		next := set.newAppAnswers(dec.App, epoch)
+		if !dec.Memo.CompareAndSwap(cur, next) {
+			// Another check won; use its answers unless they are of
+			// another period too.
+			if won, _ := dec.Memo.Load().(*appAnswers); won != nil && won.epoch == epoch && won.set == set {
+				next = won
+			}
 		}
-		if only >= 0 {
-			a := &answer{}
-			a.assemble(parts)
-			return a
-		}
-		only = i
+		aa = next
 	}
-	if only < 0 {
-		return nullAnswer
+	if a := (*aa.answers.Load())[k]; a != nil {
+		return a
 	}
-	return &parts[only].alone
+	return aa.add(k)
+}
+
+func (set *answerSet) newAppAnswers(app *mds.App, epoch int64) *appAnswers {
+	aa := &appAnswers{set: set, epoch: epoch}
+	expires := set.signer.expires(epoch).Format(time.RFC3339)
+	frame := func(key string) []byte {
+		k, _ := json.Marshal(key)
+		return []byte(`{"app":` + string(k) + `,"version":` + strconv.FormatInt(app.Revision, 10) + `,"expires":"` + expires + `",`)
+	}
+	aa.prefix[0] = frame(app.Key)
+	if app.PreviousKey != "" {
+		aa.prefix[1] = frame(app.PreviousKey)
+	}
+	aa.answers.Store(&map[answerKey]*answer{})
+	return aa
+}
+
+// add signs the answer k and keeps it.
+func (aa *appAnswers) add(k answerKey) *answer {
+	aa.mu.Lock()
+	defer aa.mu.Unlock()
+	old := *aa.answers.Load()
+	if a := old[k]; a != nil {
+		return a
+	}
+	prefix := aa.prefix[0]
+	if k.previous {
+		prefix = aa.prefix[1]
+	}
+	a := newAnswer(prefix, k.sections, aa.set.signer)
+	next := maps.Clone(old)
+	next[k] = a
+	aa.answers.Store(&next)
+	return a
 }

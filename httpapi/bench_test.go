@@ -16,6 +16,7 @@ import (
 	"github.com/mds-dev/mds/delivery/deliverytest"
 	"github.com/mds-dev/mds/gray"
 	"github.com/mds-dev/mds/httpapi"
+	"github.com/mds-dev/mds/signing"
 )
 
 // bodies encodes devices as check bodies.
@@ -82,7 +83,12 @@ func newCheckRig(tb testing.TB, fixture *deliverytest.Load, bodies [][]byte, eta
 	if err := live.Refresh(context.Background()); err != nil {
 		tb.Fatal(err)
 	}
-	srv := httpapi.New(httpapi.Config{Live: live, Recent: fullSample(tb, fixture, bodies), Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	key, err := signing.Generate(signing.ECDSAP256)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	srv := httpapi.New(httpapi.Config{Live: live, Recent: fullSample(tb, fixture, bodies), AnswerKeys: []*signing.PrivateKey{key},
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	rig := &checkRig{h: srv.DeviceHandler(), bodies: bodies, w: discard{h: http.Header{}}}
 	for _, b := range bodies {
 		rd := bytes.NewReader(b)

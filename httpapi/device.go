@@ -68,7 +68,7 @@ func (s *Server) check(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.recent.Record(dec.App.ID, &st.in)
-	a := s.answers.answer(dec)
+	a := s.answers.answer(dec, dev.AppKey, now)
 	h := w.Header()
 	h["Etag"] = a.etagHeader()
 	// Devices may keep the answer but must revalidate it on every check.
@@ -82,12 +82,16 @@ func (s *Server) check(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	outcome := "none"
-	if dec.Upgrade.Offer != nil {
+	switch {
+	case dec.Upgrade.Offer != nil:
 		outcome = "upgrade"
+	case dec.Hotpatch.Told():
+		outcome = "hotpatch"
 	}
 	s.metrics.check(outcome)
 	h["Content-Type"] = contentJSON
 	h["Content-Length"] = a.lengthHeader()
+	h["Mds-Signature"] = a.signatureHeader()
 	a.write(w)
 }
 

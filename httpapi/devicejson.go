@@ -29,9 +29,11 @@ type deviceDecoder struct {
 	b     []byte
 	i     int
 	attrs map[string]string // lent for Attributes, cleared before use
-	// Where DeviceTime and LastReminded point when the body sets them.
+	// Where DeviceTime, LastReminded and Hotpatch point when the body
+	// sets them.
 	deviceTime time.Time
 	reminded   mds.Reminder
+	patch      mds.AppliedPatch
 
 	typeErr *mds.Error // the first value of the wrong type; syntax errors take precedence
 	depth   int        // objects and arrays open at d.i
@@ -125,6 +127,8 @@ func (d *deviceDecoder) deviceField(key []byte, dev *mds.Device) error {
 		return d.timePointer("device_time", &dev.DeviceTime, &d.deviceTime)
 	case "last_reminded":
 		return d.reminder(dev)
+	case "hotpatch":
+		return d.hotpatch(dev)
 	default:
 		return d.skip()
 	}
@@ -247,6 +251,33 @@ func (d *deviceDecoder) reminder(dev *mds.Device) error {
 		})
 	default:
 		return d.wrongType("last_reminded", "object", c)
+	}
+}
+
+// hotpatch decodes hotpatch, the patch the device runs.
+func (d *deviceDecoder) hotpatch(dev *mds.Device) error {
+	switch c := d.peek(); c {
+	case 'n':
+		dev.Hotpatch = nil
+		return d.literal("null")
+	case '{':
+		if dev.Hotpatch == nil {
+			d.patch = mds.AppliedPatch{}
+			dev.Hotpatch = &d.patch
+		}
+		p := dev.Hotpatch
+		return d.object(func(key []byte) error {
+			var folded [16]byte
+			switch string(foldKey(key, &folded)) {
+			case "patch_id":
+				return d.int("hotpatch.patch_id", &p.ID)
+			case "patch_version":
+				return d.int("hotpatch.patch_version", &p.PatchVersion)
+			}
+			return d.skip()
+		})
+	default:
+		return d.wrongType("hotpatch", "object", c)
 	}
 }
 

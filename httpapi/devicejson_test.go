@@ -31,6 +31,8 @@ var deviceBodies = []string{
 	`{"app_key":7}`, `{"platform":["android"]}`, `{"attributes":{"a":1}}`, `{"attributes":[]}`,
 	`{"device_time":"2026-01-02"}`, `{"device_time":null}`, `{"device_time":5}`, `{"device_time":"2026-01-02T15:04:05\u005a"}`,
 	`{"last_reminded":null}`, `{"last_reminded":"x"}`, `{"last_reminded":{"at":null,"task_id":null}}`,
+	`{"hotpatch":{"patch_id":12,"patch_version":3,"x":[1]}}`, `{"hotpatch":null}`, `{"hotpatch":[1]}`,
+	`{"Hotpatch":{"PATCH_ID":"12"}}`, `{"hotpatch":{"patch_id":1},"hotpatch":{"patch_version":2}}`,
 	`null`, `[1]`, `"x"`, `1`, `true`, ``, ` `, `{`, `{"a"`, `{"a":}`, `{"a":1,}`, `{} {}`, `{}}`, `{}x`,
 	`{"a":"` + "\x01" + `"}`, `{"a":"\x"}`, `{"a":"\u12"}`, `{"a":tru}`, `{"a":-}`, `{"a":1.}`, `{"a":1e}`,
 	`{"a":` + strings.Repeat("[", 10001) + strings.Repeat("]", 10001) + `}`,

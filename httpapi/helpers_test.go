@@ -2,10 +2,12 @@ package httpapi_test
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,6 +15,7 @@ import (
 	"github.com/mds-dev/mds/api"
 	"github.com/mds-dev/mds/httpapi"
 	"github.com/mds-dev/mds/httpapi/httpapitest"
+	"github.com/mds-dev/mds/signing"
 )
 
 // testEnv wraps a test server with request helpers.
@@ -167,6 +170,19 @@ func (e *testEnv) act(app string, task int64, action mds.Action) *taskView {
 
 // answer mirrors the check response.
 type answer struct {
+	App      string    `json:"app"`
+	Version  int64     `json:"version"`
+	Expires  time.Time `json:"expires"`
+	Hotpatch *struct {
+		Action       string `json:"action"`
+		TaskID       int64  `json:"task_id"`
+		PatchID      int64  `json:"patch_id"`
+		PatchVersion int64  `json:"patch_version"`
+		URL          string `json:"url"`
+		SHA256       string `json:"sha256"`
+		Size         int64  `json:"size"`
+		KeyID        string `json:"key_id"`
+	} `json:"hotpatch"`
 	Upgrade *struct {
 		TaskID                int64  `json:"task_id"`
 		PackageID             int64  `json:"package_id"`
@@ -186,7 +202,9 @@ type answer struct {
 	} `json:"upgrade"`
 }
 
-// check posts a device context and decodes a 200 answer.
+// check posts a device context and decodes a 200 answer, after checking
+// what every device checks: the deployment's signature over the body, the
+// app key, and that it has not expired.
 func (e *testEnv) check(dev map[string]any, header ...string) (*http.Response, *answer) {
 	e.t.Helper()
 	resp, b := e.request("POST", "/client/v1/check", "", dev, header...)
@@ -196,11 +214,42 @@ func (e *testEnv) check(dev map[string]any, header ...string) (*http.Response, *
 	if resp.StatusCode != 200 {
 		e.t.Fatalf("check %v: %d %s", dev, resp.StatusCode, b)
 	}
+	e.verifyAnswer(resp, b, e.AnswerKey.Public())
 	var a answer
 	if err := json.Unmarshal(b, &a); err != nil {
 		e.t.Fatalf("check answer %s: %v", b, err)
 	}
+	if a.App != dev["app_key"] {
+		e.t.Errorf("answer for app %q to a device of %q", a.App, dev["app_key"])
+	}
+	if !a.Expires.After(e.Now()) {
+		e.t.Errorf("answer expired at %s, now is %s", a.Expires, e.Now())
+	}
 	return resp, &a
+}
+
+// verifyAnswer checks that key's signature in the Mds-Signature header of
+// resp is over body.
+func (e *testEnv) verifyAnswer(resp *http.Response, body []byte, key *signing.PublicKey) {
+	e.t.Helper()
+	sig, err := answerSignature(resp.Header.Get("Mds-Signature"), key.ID())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if err := key.Verify(body, sig); err != nil {
+		e.t.Fatalf("answer signature: %v", err)
+	}
+}
+
+// answerSignature finds key id's signature in an Mds-Signature value.
+func answerSignature(header, id string) ([]byte, error) {
+	for _, part := range strings.Split(header, ",") {
+		kid, sig, ok := strings.Cut(strings.TrimSpace(part), ";")
+		if ok && kid == "keyid="+id && strings.HasPrefix(sig, "sig=") {
+			return base64.StdEncoding.DecodeString(strings.TrimPrefix(sig, "sig="))
+		}
+	}
+	return nil, fmt.Errorf("Mds-Signature %q has no signature by key %s", header, id)
 }
 
 func device(a *mds.App, platform mds.Platform, version string) map[string]any {

@@ -47,7 +47,7 @@ func newMetrics(live *delivery.Live, recent *delivery.Recent) *metrics {
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 10},
 		}, []string{"route"}),
 		checks: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "mds_checks_total", Help: "Device checks by outcome: upgrade, none, not_modified, unknown_app, invalid, timeout, unavailable.",
+			Name: "mds_checks_total", Help: "Device checks by outcome: upgrade, hotpatch, none, not_modified, unknown_app, invalid, timeout, unavailable.",
 		}, []string{"outcome"}),
 		uploaded: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "mds_upload_bytes_total", Help: "Bytes of package content stored.",
@@ -68,7 +68,7 @@ func newMetrics(live *delivery.Live, recent *delivery.Recent) *metrics {
 		}, func() float64 { return live.BuildTime().Seconds() }),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.outcomes = map[string]prometheus.Counter{}
-	for _, o := range []string{"upgrade", "none", "not_modified", "unknown_app", "invalid", "timeout", "unavailable"} {
+	for _, o := range []string{"upgrade", "hotpatch", "none", "not_modified", "unknown_app", "invalid", "timeout", "unavailable"} {
 		m.outcomes[o] = m.checks.WithLabelValues(o) // also exports zeroes, so rates work from the start
 	}
 	return m

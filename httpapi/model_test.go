@@ -16,6 +16,7 @@ import (
 	"github.com/mds-dev/mds"
 	"github.com/mds-dev/mds/delivery"
 	"github.com/mds-dev/mds/httpapi"
+	"github.com/mds-dev/mds/signing"
 )
 
 // TestBlobsBelongToTheirApp: content is stored once, but only the app that
@@ -188,7 +189,8 @@ func TestSeparateListeners(t *testing.T) {
 	if err := live.Refresh(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	srv := httpapi.New(httpapi.Config{Store: e.Store, Blobs: e.Blobs, Live: live, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	srv := httpapi.New(httpapi.Config{Store: e.Store, Blobs: e.Blobs, Live: live, AnswerKeys: []*signing.PrivateKey{e.AnswerKey},
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	cases := []struct {
 		h              http.Handler
 		path           string

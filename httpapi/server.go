@@ -21,6 +21,7 @@ import (
 
 	"github.com/mds-dev/mds"
 	"github.com/mds-dev/mds/delivery"
+	"github.com/mds-dev/mds/signing"
 )
 
 // Config is what a Server is built from.
@@ -60,6 +61,13 @@ type Config struct {
 	BlobMaxAge time.Duration
 	// Version is reported in the OpenAPI document.
 	Version string
+	// AnswerKeys are the deployment's keys, which sign every check answer;
+	// at least one. Each answer carries a signature by each, so that
+	// devices trusting an old key or a new one both verify it.
+	AnswerKeys []*signing.PrivateKey
+	// AnswerTTL is how long a signed answer stays valid; answers are
+	// signed anew every half of it. Defaults to DefaultAnswerTTL.
+	AnswerTTL time.Duration
 	// BodyTimeout bounds how long a check body may take to arrive and how
 	// long an upload may stall, so slow clients cannot pin connections and
 	// temp files. Defaults to DefaultBodyTimeout.
@@ -109,7 +117,7 @@ func New(cfg Config) *Server {
 		links: links{base: strings.TrimSuffix(cfg.PublicURL, "/")}, proxies: cfg.TrustedProxies, log: cfg.Log, now: cfg.Now,
 		maxUpload: cfg.MaxUpload, spool: cfg.SpoolDir, blobMaxAge: cfg.BlobMaxAge, bodyWait: cfg.BodyTimeout,
 	}
-	s.answers = answerSet{links: &s.links}
+	s.answers = answerSet{links: &s.links, signer: newSigner(cfg.AnswerKeys, cfg.AnswerTTL)}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -152,8 +160,11 @@ func New(cfg Config) *Server {
 	s.registerRules()
 	s.registerWhitelists()
 	s.registerExplain()
+	s.registerKeys()
 	mgmt.HandleFunc("POST /api/v1/apps/{app}/blobs", s.upload)
 	s.documentUpload()
+	mgmt.HandleFunc("POST /api/v1/apps/{app}/hotpatches", s.uploadHotpatch)
+	s.documentHotpatchUpload()
 	mgmt.HandleFunc("PUT /api/v1/apps/{app}/whitelists/{id}/entries", s.replaceWhitelist)
 	s.documentWhitelistUpload()
 	mgmt.Handle("GET /metrics", s.metrics.handler())

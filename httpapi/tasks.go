@@ -15,7 +15,7 @@ func (s *Server) registerTasks() {
 	register(s, op("list-tasks", http.MethodGet, "/api/v1/apps/{app}/tasks", "List an app's tasks, newest first", "tasks", 0), s.listTasks)
 	register(s, op("get-task", http.MethodGet, "/api/v1/apps/{app}/tasks/{id}", "Get a task", "tasks", 0), s.getTask)
 	register(s, op("act-on-task", http.MethodPost, "/api/v1/apps/{app}/tasks/{id}/{action}",
-		"Release, promote (gray to official), pause, resume or stop a task; devices see the change at their next check", "tasks", 0), s.actOnTask)
+		"Release, promote (gray to official), pause, resume or stop a task, or roll back a hotpatch; devices see the change at their next check", "tasks", 0), s.actOnTask)
 	register(s, op("task-history", http.MethodGet, "/api/v1/apps/{app}/tasks/{id}/history", "A task's history, oldest first", "tasks", 0), s.taskHistory)
 	register(s, op("set-targeting", http.MethodPut, "/api/v1/apps/{app}/tasks/{id}/targeting",
 		"Replace a task's targeting; live tasks change at the next check", "tasks", 0), s.setTargeting)
@@ -69,13 +69,18 @@ func newPolicy(kind mds.Kind, b *api.CreateTask) (mds.TaskPolicy, error) {
 	switch kind {
 	case mds.KindUpgrade:
 		return &mds.UpgradePolicy{Mode: b.Mode, RemindInterval: time.Duration(b.RemindIntervalSeconds) * time.Second}, nil
+	case mds.KindHotpatch:
+		if b.Mode != "" || b.RemindIntervalSeconds != 0 {
+			return nil, mds.Errorf(mds.EINVALID, "mode and remind interval are for upgrades; a hotpatch task takes neither")
+		}
+		return &mds.HotpatchPolicy{}, nil
 	}
 	return nil, mds.Errorf(mds.EINVALID, "tasks of kind %s cannot be created here", kind)
 }
 
 type listTasksInput struct {
 	App    string     `path:"app" doc:"App slug"`
-	Status mds.Status `query:"status" enum:"draft,live,paused,stopped" doc:"Only tasks in this status"`
+	Status mds.Status `query:"status" enum:"draft,live,paused,stopped,rolled_back" doc:"Only tasks in this status"`
 	Paging
 }
 
@@ -134,7 +139,7 @@ func (s *Server) taskBody(ctx context.Context, a *mds.App, t *mds.Task) (*taskBo
 type actionInput struct {
 	App    string     `path:"app" doc:"App slug"`
 	ID     int64      `path:"id"`
-	Action mds.Action `path:"action" enum:"release,promote,pause,resume,stop"`
+	Action mds.Action `path:"action" enum:"release,promote,pause,resume,stop,rollback"`
 }
 
 func (s *Server) actOnTask(ctx context.Context, in *actionInput) (*taskBody, error) {
@@ -191,8 +196,8 @@ func (s *Server) setTargeting(ctx context.Context, in *targetingInput) (*taskBod
 	}
 	actor := caller(ctx).Name
 	t, err := s.store.UpdateTask(ctx, a.ID, in.ID, actor, func(t *mds.Task) (string, error) {
-		if t.Status == mds.StatusStopped {
-			return "", mds.Errorf(mds.ECONFLICT, "task %d is stopped; create a new task", t.ID)
+		if t.Status.Finished() {
+			return "", mds.Errorf(mds.ECONFLICT, "task %d is %s; create a new task", t.ID, t.Status)
 		}
 		return "targeting", t.SetTargeting(in.Body)
 	})

@@ -45,7 +45,7 @@ func (set *answerSet) upgrade(c delivery.UpgradeChoice) *section {
 	if c.Remind {
 		v = 1
 	}
-	return set.memo(kindUpgrade, o.Offer, v, func() any {
+	return set.memo(o.Offer, v, func() any {
 		p, a := o.Spec, o.Artifact
 		return &upgradeAnswer{
 			TaskID: o.Task.ID, Stage: o.Task.Stage, PackageID: a.ID, Version: a.Version, Build: p.Build,

@@ -10,7 +10,10 @@ import (
 	"encoding/hex"
 	"encoding/pem"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/mds-dev/mds/signing"
@@ -128,6 +131,75 @@ func TestRefusals(t *testing.T) {
 		}
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: %v; want an error saying %q", c.name, err, c.want)
+		}
+	}
+}
+
+func TestLoadOrCreate(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "answer-key.pem")
+	// Nodes starting together agree on one key.
+	keys := make([]*signing.PrivateKey, 8)
+	created := make([]bool, 8)
+	var wg sync.WaitGroup
+	for i := range keys {
+		wg.Go(func() {
+			var err error
+			if keys[i], created[i], err = signing.LoadOrCreate(path, signing.ECDSAP256); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	n := 0
+	for i, k := range keys {
+		if k == nil || !k.Public().Equal(keys[0].Public()) {
+			t.Fatalf("node %d has another key", i)
+		}
+		if created[i] {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d nodes say they created the key; one did", n)
+	}
+	fi, err := os.Stat(path)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("key file: %v, mode %v; want 0600", err, fi.Mode())
+	}
+	again, made, err := signing.LoadOrCreate(path, signing.Ed25519)
+	if err != nil || made || !again.Public().Equal(keys[0].Public()) {
+		t.Errorf("a restart reads the key it has: %v, created %v", err, made)
+	}
+	entries, _ := os.ReadDir(filepath.Dir(path))
+	if len(entries) != 1 {
+		t.Errorf("left behind: %v", entries)
+	}
+	if err := os.WriteFile(path, []byte("junk"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := signing.LoadOrCreate(path, signing.ECDSAP256); err == nil || !strings.Contains(err.Error(), path) {
+		t.Errorf("a corrupt key file must be refused, naming it: %v", err)
+	}
+}
+
+func TestParsePublicKeysPEM(t *testing.T) {
+	var all []byte
+	var want []string
+	for _, alg := range signing.Algs {
+		k, err := signing.Generate(alg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, k.Public().MarshalPEM()...)
+		want = append(want, k.Public().ID())
+	}
+	keys, err := signing.ParsePublicKeysPEM(all)
+	if err != nil || len(keys) != 2 || keys[0].ID() != want[0] || keys[1].ID() != want[1] {
+		t.Fatalf("two keys in one file: %v, %d keys", err, len(keys))
+	}
+	for name, b := range map[string][]byte{"empty": nil, "junk": []byte("junk"), "junk after": append(all, "x"...)} {
+		if _, err := signing.ParsePublicKeysPEM(b); err == nil {
+			t.Errorf("%s: accepted", name)
 		}
 	}
 }

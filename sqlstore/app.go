@@ -9,7 +9,7 @@ import (
 	"github.com/mds-dev/mds"
 )
 
-const appColumns = `id, slug, name, app_key, previous_key, platforms, created_at`
+const appColumns = `id, slug, name, app_key, previous_key, platforms, created_at, revision`
 
 // CreateApp implements mds.AppStore.
 func (s *Store) CreateApp(ctx context.Context, a *mds.App) error {
@@ -21,7 +21,8 @@ func (s *Store) CreateApp(ctx context.Context, a *mds.App) error {
 		if err != nil {
 			return s.conflict(err, "an app with slug %q or its key already exists", a.Slug)
 		}
-		return s.bump(ctx, tx, a.ID)
+		a.Revision, err = s.bumpApp(ctx, tx, a.ID)
+		return err
 	})
 }
 
@@ -60,7 +61,8 @@ func (s *Store) UpdateApp(ctx context.Context, id int64, change func(*mds.App) e
 			}
 			var task int64
 			err := tx.QueryRowContext(ctx, s.q(`SELECT t.id FROM tasks t JOIN artifacts r ON r.id = t.artifact_id
-				WHERE t.app_id = ? AND t.status <> ? AND r.platform = ? LIMIT 1`), a.ID, mds.StatusStopped, p).Scan(&task)
+				WHERE t.app_id = ? AND t.status NOT IN (`+marks(len(finished))+`) AND r.platform = ? LIMIT 1`),
+				slices.Concat([]any{a.ID}, finished, []any{p})...).Scan(&task)
 			switch {
 			case err == nil:
 				return mds.Errorf(mds.ECONFLICT, "task %d delivers to %s; stop it before dropping the platform", task, p)
@@ -73,7 +75,8 @@ func (s *Store) UpdateApp(ctx context.Context, id int64, change func(*mds.App) e
 		if err != nil {
 			return s.conflict(err, "an app with slug %q already exists", a.Slug)
 		}
-		return s.bump(ctx, tx, a.ID)
+		a.Revision, err = s.bumpApp(ctx, tx, a.ID)
+		return err
 	})
 	if err != nil {
 		return nil, err
@@ -87,7 +90,8 @@ func (s *Store) DeleteApp(ctx context.Context, id int64) error {
 	return s.transact(ctx, func(tx *sql.Tx) error {
 		var task int64
 		var status mds.Status
-		err := tx.QueryRowContext(ctx, s.q(`SELECT id, status FROM tasks WHERE app_id = ? AND status <> ? LIMIT 1`), id, mds.StatusStopped).Scan(&task, &status)
+		err := tx.QueryRowContext(ctx, s.q(`SELECT id, status FROM tasks WHERE app_id = ? AND status NOT IN (`+marks(len(finished))+`) LIMIT 1`),
+			append([]any{id}, finished...)...).Scan(&task, &status)
 		switch {
 		case err == nil:
 			return mds.Errorf(mds.ECONFLICT, "task %d is %s; stop every task of the app before deleting it", task, status)
@@ -96,12 +100,14 @@ func (s *Store) DeleteApp(ctx context.Context, id int64) error {
 		}
 		for _, q := range []string{
 			`DELETE FROM tasks WHERE app_id = ?`,
+			`DELETE FROM hotpatch_versions WHERE app_id = ?`,
 			`DELETE FROM artifacts WHERE app_id = ?`,
 			`DELETE FROM blobs WHERE app_id = ?`,
 			`DELETE FROM whitelist_entries WHERE whitelist_id IN (SELECT id FROM whitelists WHERE app_id = ?)`,
 			`DELETE FROM whitelists WHERE app_id = ?`,
 			`DELETE FROM rule_sets WHERE app_id = ?`,
 			`DELETE FROM token_grants WHERE app_id = ?`,
+			`DELETE FROM team_keys WHERE app_id = ?`,
 		} {
 			if _, err := tx.ExecContext(ctx, s.q(q), id); err != nil {
 				return err
@@ -124,7 +130,7 @@ func scanApp(r scanner) (*mds.App, error) {
 	var platforms string
 	var previous sql.NullString
 	var created int64
-	if err := r.Scan(&a.ID, &a.Slug, &a.Name, &a.Key, &previous, &platforms, &created); err != nil {
+	if err := r.Scan(&a.ID, &a.Slug, &a.Name, &a.Key, &previous, &platforms, &created, &a.Revision); err != nil {
 		return nil, err
 	}
 	a.PreviousKey = previous.String

@@ -13,14 +13,29 @@ import (
 
 const artifactColumns = `id, app_id, kind, platform, version, spec, created_at, created_by`
 
-// CreateArtifact implements mds.ArtifactStore.
-func (s *Store) CreateArtifact(ctx context.Context, a *mds.Artifact) error {
+// CreateArtifact implements mds.ArtifactStore. The uploaded blobs are
+// recorded first, in order of digest, before anything of the kind's that
+// locks the app: a transaction then never waits for a blob while it holds
+// the app, and two that record the same blobs take them in one order.
+func (s *Store) CreateArtifact(ctx context.Context, a *mds.Artifact, uploaded ...mds.Blob) error {
 	a.CreatedAt = s.now()
 	spec, err := json.Marshal(a.Spec)
 	if err != nil {
 		return err
 	}
+	hook := artifactHooks[a.Kind]
+	uploaded = slices.SortedFunc(slices.Values(uploaded), func(x, y mds.Blob) int { return strings.Compare(x.SHA256, y.SHA256) })
 	return s.transact(ctx, func(tx *sql.Tx) error {
+		for _, b := range uploaded {
+			if err := s.addBlob(ctx, tx, a.AppID, b, a.CreatedBy); err != nil {
+				return err
+			}
+		}
+		if hook.check != nil {
+			if err := hook.check(s, ctx, tx, a); err != nil {
+				return err
+			}
+		}
 		err := tx.QueryRowContext(ctx, s.q(`INSERT INTO artifacts (app_id, kind, platform, version, spec, created_at, created_by)
 			VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`),
 			a.AppID, a.Kind, a.Platform, a.Version, string(spec), millis(a.CreatedAt), a.CreatedBy).Scan(&a.ID)
@@ -35,8 +50,23 @@ func (s *Store) CreateArtifact(ctx context.Context, a *mds.Artifact) error {
 				return s.conflict(err, "the artifact names its %s file twice", b.Role)
 			}
 		}
+		if hook.record != nil {
+			return hook.record(s, ctx, tx, a)
+		}
 		return nil
 	})
+}
+
+// artifactHook is what a kind keeps beside its artifacts, in the
+// artifact's transaction: check may refuse the artifact before it is
+// stored, record writes what the kind keeps once the artifact has its ID.
+type artifactHook struct {
+	check, record func(s *Store, ctx context.Context, tx *sql.Tx, a *mds.Artifact) error
+}
+
+// artifactHooks are the kinds that keep anything beside their artifacts.
+var artifactHooks = map[mds.Kind]artifactHook{
+	mds.KindHotpatch: {check: (*Store).checkHotpatch, record: (*Store).recordHotpatch},
 }
 
 // FindArtifact implements mds.ArtifactStore.

@@ -9,11 +9,14 @@ import (
 
 // AddBlob implements mds.BlobRecordStore.
 func (s *Store) AddBlob(ctx context.Context, appID int64, b mds.Blob, actor string) error {
-	return s.transact(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, s.q(`INSERT INTO blobs (app_id, sha256, size, created_at, created_by) VALUES (?, ?, ?, ?, ?)
-			ON CONFLICT (app_id, sha256) DO NOTHING`), appID, b.SHA256, b.Size, millis(s.now()), actor)
-		return s.refused(err, mds.ENOTFOUND, "app %d not found", appID)
-	})
+	return s.transact(ctx, func(tx *sql.Tx) error { return s.addBlob(ctx, tx, appID, b, actor) })
+}
+
+// addBlob records in tx that app appID holds b, keeping an earlier record.
+func (s *Store) addBlob(ctx context.Context, tx *sql.Tx, appID int64, b mds.Blob, actor string) error {
+	_, err := tx.ExecContext(ctx, s.q(`INSERT INTO blobs (app_id, sha256, size, created_at, created_by) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (app_id, sha256) DO NOTHING`), appID, b.SHA256, b.Size, millis(s.now()), actor)
+	return s.refused(err, mds.ENOTFOUND, "app %d not found", appID)
 }
 
 // FindBlob implements mds.BlobRecordStore.

@@ -23,7 +23,7 @@ import (
 var migrationFiles embed.FS
 
 // SchemaVersion is the newest migration.
-const SchemaVersion = 4
+const SchemaVersion = 5
 
 // dialectNames are what templates see of a dialect.
 type dialectNames struct {

@@ -81,7 +81,7 @@ func (s *Store) DeleteRuleSet(ctx context.Context, appID, id int64) error {
 }
 
 // refusedIfUsed fails with ECONFLICT, naming the task, when a task that is
-// not stopped uses object id (a rule set or whitelist) through the join
+// not finished uses object id (a rule set or whitelist) through the join
 // table. The foreign key refuses the delete anyway, also when the use
 // begins concurrently; this says which task.
 func (s *Store) refusedIfUsed(ctx context.Context, tx *sql.Tx, table, column, what string, id int64) error {

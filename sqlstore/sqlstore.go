@@ -122,26 +122,58 @@ func (d Dialect) q(query string) string {
 	return b.String()
 }
 
-// bump increments the revision inside tx and records that the write
-// changed app; call it from every write that can change what devices are
-// told. The log keeps the last changeLog revisions.
+// bump increments the revision inside tx, records that the write changed
+// app, and makes the new revision the app's; call it from every write that
+// can change what devices are told. The log keeps the last changeLog
+// revisions.
 func (s *Store) bump(ctx context.Context, tx *sql.Tx, app int64) error {
+	_, err := s.bumpApp(ctx, tx, app)
+	return err
+}
+
+// bumpApp is bump, returning the new revision.
+func (s *Store) bumpApp(ctx context.Context, tx *sql.Tx, app int64) (int64, error) {
+	// The app's row is locked before meta's, the one row every write
+	// shares: UpdateApp and lockApp hold an app's row while they go on
+	// to write, so taking meta first here would deadlock with them on
+	// PostgreSQL. Whoever waits for the app's row now holds nothing
+	// another writer of the app needs. After DeleteApp there is no row.
+	if _, err := tx.ExecContext(ctx, s.q(`UPDATE apps SET revision = revision WHERE id = ?`), app); err != nil {
+		return 0, fmt.Errorf("lock app: %w", err)
+	}
 	var rev int64
 	if err := tx.QueryRowContext(ctx, `UPDATE meta SET revision = revision + 1 WHERE id = 1 RETURNING revision`).Scan(&rev); err != nil {
-		return fmt.Errorf("bump revision: %w", err)
+		return 0, fmt.Errorf("bump revision: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, s.q(`UPDATE apps SET revision = ? WHERE id = ?`), rev, app); err != nil {
+		return 0, fmt.Errorf("app revision: %w", err)
 	}
 	if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO app_changes (revision, app_id) VALUES (?, ?)`), rev, app); err != nil {
-		return fmt.Errorf("record change: %w", err)
+		return 0, fmt.Errorf("record change: %w", err)
 	}
 	if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM app_changes WHERE revision <= ?`), rev-s.keep.Load()); err != nil {
-		return fmt.Errorf("trim change log: %w", err)
+		return 0, fmt.Errorf("trim change log: %w", err)
 	}
 	if s.d.Notify != "" {
 		if _, err := tx.ExecContext(ctx, s.q(s.d.Notify), FormatChange(mds.Change{Revision: rev, AppID: app})); err != nil {
-			return fmt.Errorf("notify: %w", err)
+			return 0, fmt.Errorf("notify: %w", err)
 		}
 	}
-	return nil
+	return rev, nil
+}
+
+// lockApp locks app id's row for the rest of tx, so that writes which
+// check something of the app before they write (its team keys, its
+// hotpatches' versions) serialise on PostgreSQL; SQLite has one writer.
+// It is an update that changes no key, which PostgreSQL locks FOR NO KEY
+// UPDATE rather than FOR UPDATE: inserting a row that refers to the app (a
+// blob record, an artifact) checks its foreign key FOR KEY SHARE, which
+// FOR UPDATE blocks, so two uploads that had each recorded their blob and
+// then asked for FOR UPDATE would wait for each other. An unknown app is
+// ENOTFOUND.
+func (s *Store) lockApp(ctx context.Context, tx *sql.Tx, id int64) error {
+	res, err := tx.ExecContext(ctx, s.q(`UPDATE apps SET revision = revision WHERE id = ?`), id)
+	return rowsAffected(res, err, "app %d not found", id)
 }
 
 // changeLog is how many of the newest revisions app_changes remembers by
@@ -237,6 +269,9 @@ func namePage(p mds.Page, column string) (string, []any, error) {
 	}
 	return ` AND ` + column + ` > ? ORDER BY ` + column + ` LIMIT ?`, []any{p.After, p.Limit}, nil
 }
+
+// marks is n comma-separated placeholders, for IN lists.
+func marks(n int) string { return strings.Repeat(",?", n)[1:] }
 
 // scanner is what *sql.Row and *sql.Rows share.
 type scanner interface{ Scan(dest ...any) error }

@@ -6,12 +6,19 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
-	"strings"
 
 	"github.com/mds-dev/mds"
 )
 
 const taskColumns = `id, app_id, kind, artifact_id, policy, status, stage, targeting, created_at, updated_at, created_by`
+
+// The statuses, for SQL, of tasks that are finished (mds.Status.Finished:
+// they hold on to nothing and block no delete) and of those a snapshot
+// delivers (mds.Status.Delivered).
+var (
+	finished  = []any{mds.StatusStopped, mds.StatusRolledBack}
+	delivered = []any{mds.StatusLive, mds.StatusRolledBack}
+)
 
 // CreateTask implements mds.TaskStore.
 func (s *Store) CreateTask(ctx context.Context, t *mds.Task, actor string) error {
@@ -100,15 +107,16 @@ func (s *Store) checkRefs(ctx context.Context, tx *sql.Tx, t *mds.Task) error {
 	return nil
 }
 
-// syncRefs records the rule sets and whitelists t uses while it is not
-// stopped; a stopped task holds on to nothing, so what it used may go.
+// syncRefs records the rule sets and whitelists t uses until it is
+// finished; a finished task (stopped or rolled back) holds on to nothing,
+// so what it used may go.
 func (s *Store) syncRefs(ctx context.Context, tx *sql.Tx, t *mds.Task) error {
 	for _, table := range []string{"task_rule_sets", "task_whitelists"} {
 		if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM `+table+` WHERE task_id = ?`), t.ID); err != nil {
 			return err
 		}
 	}
-	if t.Status == mds.StatusStopped {
+	if t.Status.Finished() {
 		return nil
 	}
 	refs := []struct {
@@ -193,7 +201,8 @@ func (s *Store) UpdateTask(ctx context.Context, appID, id int64, actor string, c
 }
 
 // DeleteTask implements mds.TaskStore. A draft or stopped task reaches no
-// device, so deleting it leaves the revision alone.
+// device, so deleting it leaves the revision alone. A rolled-back one is
+// kept: it is what tells the devices that applied its patch to roll back.
 func (s *Store) DeleteTask(ctx context.Context, appID, id int64) error {
 	return s.transact(ctx, func(tx *sql.Tx) error {
 		var status mds.Status
@@ -201,7 +210,11 @@ func (s *Store) DeleteTask(ctx context.Context, appID, id int64) error {
 		if err != nil {
 			return notFound(err, "task %d not found in this app", id)
 		}
-		if status != mds.StatusDraft && status != mds.StatusStopped {
+		switch status {
+		case mds.StatusDraft, mds.StatusStopped:
+		case mds.StatusRolledBack:
+			return mds.Errorf(mds.ECONFLICT, "task %d was rolled back: devices that applied its patch are told to roll back while it exists", id)
+		default:
 			return mds.Errorf(mds.ECONFLICT, "task %d is %s; stop it before deleting it", id, status)
 		}
 		_, err = tx.ExecContext(ctx, s.q(`DELETE FROM tasks WHERE id = ?`), id)
@@ -295,24 +308,25 @@ func (s *Store) LoadLive(ctx context.Context, since int64, again ...int64) (*mds
 		return set, nil
 	}
 	// Everything: rule sets and whitelists are few and small without their
-	// entries, so read those of every app with a live task rather than
-	// parse references. The apps that changed: by app first, which the
-	// indexes serve, and every rule set and whitelist of those apps.
-	live := []any{mds.StatusLive}
-	apps, tasks := where{}, where{`status = ?`, live}
-	artifacts := where{`id IN (SELECT artifact_id FROM tasks WHERE status = ?)`, live}
-	lists := where{`app_id IN (SELECT app_id FROM tasks WHERE status = ?)`, live}
+	// entries, so read those of every app with a delivered task rather
+	// than parse references. The apps that changed: by app first, which
+	// the indexes serve, and every rule set and whitelist of those apps.
+	// tasks_status (status, app_id) serves both: one range per status.
+	status := `status IN (` + marks(len(delivered)) + `)`
+	apps, tasks := where{}, where{status, delivered}
+	artifacts := where{`id IN (SELECT artifact_id FROM tasks WHERE ` + status + `)`, delivered}
+	lists := where{`app_id IN (SELECT app_id FROM tasks WHERE ` + status + `)`, delivered}
 	if !set.Full {
-		marks := strings.Repeat(",?", len(set.Changed))[1:]
+		in := `IN (` + marks(len(set.Changed)) + `)`
 		ids := make([]any, len(set.Changed))
 		for i, id := range set.Changed {
 			ids[i] = id
 		}
-		byApp := `app_id IN (` + marks + `)`
-		apps = where{`id IN (` + marks + `)`, ids}
-		tasks = where{byApp + ` AND status = ?`, append(slices.Clone(ids), live...)}
-		artifacts = where{byApp + ` AND id IN (SELECT artifact_id FROM tasks WHERE ` + byApp + ` AND status = ?)`,
-			slices.Concat(ids, ids, live)}
+		byApp := `app_id ` + in
+		apps = where{`id ` + in, ids}
+		tasks = where{byApp + ` AND ` + status, slices.Concat(ids, delivered)}
+		artifacts = where{byApp + ` AND id IN (SELECT artifact_id FROM tasks WHERE ` + byApp + ` AND ` + status + `)`,
+			slices.Concat(ids, ids, delivered)}
 		lists = where{byApp, ids}
 	}
 	rows, err := tx.QueryContext(ctx, s.q(`SELECT `+appColumns+` FROM apps`+apps.sql()+` ORDER BY slug`), apps.args...)

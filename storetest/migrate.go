@@ -82,6 +82,7 @@ It''s "quick".', 'blob', '` + sum + `', 1234, '', 'shop.ipa', '[{"min":"1.0","ma
 		`INSERT INTO task_admissions (task_id, device, at) VALUES (1, 'd1', 5000), (1, 'd2', 5001)`,
 		`INSERT INTO tokens (name, hash, admin, expires_at, created_at, created_by) VALUES ('ci', 'hash-ci', false, NULL, 1000, 'root')`,
 		`INSERT INTO token_grants (token_id, app_id, role) VALUES (1, 1, 'releaser')`,
+		`UPDATE meta SET revision = 42 WHERE id = 1`,
 	} {
 		if _, err := l.DB.Exec(q); err != nil {
 			t.Fatalf("filling the schema-2 database: %v\n%s", err, q)
@@ -93,6 +94,11 @@ It''s "quick".', 'blob', '` + sum + `', 1234, '', 'shop.ipa', '[{"min":"1.0","ma
 	shop, err := s.FindApp(ctx(), "shop")
 	if err != nil {
 		t.Fatal(err)
+	}
+	// Apps start at the revision of the migration, which no change of
+	// theirs is newer than.
+	if apps, err := s.ListApps(ctx(), mds.Page{}); err != nil || len(apps) != 2 || apps[0].Revision != 42 || apps[1].Revision != 42 {
+		t.Errorf("apps after the migration: %+v, %v; want both at revision 42", apps, err)
 	}
 	ipa, err := s.FindArtifact(ctx(), shop.ID, 1)
 	if err != nil {
@@ -195,6 +201,17 @@ It''s "quick".', 'blob', '` + sum + `', 1234, '', 'shop.ipa', '[{"min":"1.0","ma
 	}
 	if set, err := s.LoadLive(ctx(), before+1); err != nil || set.Full || len(set.Changed) != 1 || set.Changed[0] != blog.ID {
 		t.Errorf("LoadLive past the older node's write: %+v, %v; want blog alone", set, err)
+	}
+	if got, _ := s.FindApp(ctx(), "blog"); got.Revision != revision(t, s) {
+		t.Errorf("blog at revision %d after its write; the store is at %d", got.Revision, revision(t, s))
+	}
+	if got, _ := s.FindApp(ctx(), "shop"); got.Revision <= 42 || got.Revision >= revision(t, s) {
+		t.Errorf("shop at revision %d; want that of its write after the migration", got.Revision)
+	}
+	// Hotpatches land on the migrated schema.
+	hp := MustCreateHotpatch(t, s, shop, 1)
+	if _, err := s.FindArtifact(ctx(), shop.ID, hp.ID); err != nil {
+		t.Errorf("a hotpatch after the migration: %v", err)
 	}
 	if tok, err := s.FindTokenByHash(ctx(), "hash-ci"); err != nil || !tok.Can(shop.ID, mds.RoleReleaser) {
 		t.Errorf("token after the migration: %+v, %v", tok, err)

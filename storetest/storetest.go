@@ -47,6 +47,15 @@ func Run(t *testing.T, open Opener) {
 		{"AdmissionCapIsExact", testAdmissions},
 		{"SealedWindow", testSealedWindow},
 		{"RuleSetsScopedByApp", testRuleSetsScopedByApp},
+		{"AppRevision", testAppRevision},
+		{"TeamKeys", testTeamKeys},
+		{"TeamKeyCap", testTeamKeyCap},
+		{"TeamKeyRace", testTeamKeyRace},
+		{"Hotpatches", testHotpatches},
+		{"UploadedBlobs", testUploadedBlobs},
+		{"HotpatchRace", testHotpatchRace},
+		{"Rollback", testRollback},
+		{"AppWritesRace", testAppWritesRace},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -23,6 +23,7 @@ import (
 	"github.com/mds-dev/mds/httpapi"
 	"github.com/mds-dev/mds/localfs"
 	"github.com/mds-dev/mds/postgres"
+	"github.com/mds-dev/mds/signing"
 	"github.com/mds-dev/mds/sqlite"
 	"github.com/mds-dev/mds/sqlstore"
 )
@@ -42,6 +43,8 @@ type serveConfig struct {
 	logLevel       string
 	logFormat      string
 	proxies        string
+	answerKeys     string
+	answerTTL      string
 	rotateAdmin    bool
 }
 
@@ -80,6 +83,9 @@ internet.`,
 	f.StringVar(&c.logLevel, "log-level", env("MDS_LOG_LEVEL", "info"), "debug, info, warn or error (MDS_LOG_LEVEL)")
 	f.StringVar(&c.logFormat, "log-format", env("MDS_LOG_FORMAT", "text"), "text or json (MDS_LOG_FORMAT)")
 	f.StringVar(&c.proxies, "trusted-proxies", env("MDS_TRUSTED_PROXIES", ""), "comma-separated networks of load balancers whose X-Forwarded-For is believed, e.g. 10.0.0.0/8 (MDS_TRUSTED_PROXIES)")
+	f.StringVar(&c.answerKeys, "answer-keys", env("MDS_ANSWER_KEYS", ""), "comma-separated PEM files of the deployment's private keys, which sign every check answer; "+
+		"all sign, so devices trusting an old or a new key both verify during a rotation; default <data>/answer-key.pem, created on first start (MDS_ANSWER_KEYS)")
+	f.StringVar(&c.answerTTL, "answer-ttl", env("MDS_ANSWER_TTL", "24h"), "how long a signed answer stays valid, which bounds how long a device can be frozen on an old one; re-signed every half of it (MDS_ANSWER_TTL)")
 	f.BoolVar(&c.rotateAdmin, "rotate-admin-token", false, "replace the admin token's secret by MDS_ADMIN_TOKEN; the old one stops working")
 	return cmd
 }
@@ -111,7 +117,15 @@ func serve(ctx context.Context, c serveConfig, adminSecret string, stderr io.Wri
 	if err != nil {
 		return fmt.Errorf("--trusted-proxies: %w", err)
 	}
+	answerTTL, err := time.ParseDuration(c.answerTTL)
+	if err != nil || answerTTL < 2*time.Minute {
+		return fmt.Errorf("--answer-ttl %q: give a duration of at least 2m, like 24h", c.answerTTL)
+	}
 	if err := os.MkdirAll(c.data, 0o750); err != nil {
+		return err
+	}
+	answerKeys, err := loadAnswerKeys(c.answerKeys, c.data, log)
+	if err != nil {
 		return err
 	}
 	store, err := openStore(ctx, c.databaseURL, c.data)
@@ -154,6 +168,7 @@ func serve(ctx context.Context, c serveConfig, adminSecret string, stderr io.Wri
 	}
 	srv := httpapi.New(httpapi.Config{Store: store, Blobs: blobs, Live: live, PublicURL: publicURL, Log: log, Now: now,
 		MaxUpload: maxUpload, SpoolDir: blobs.TempDir(), BlobMaxAge: blobMaxAge, TrustedProxies: proxies, Version: buildVersion,
+		AnswerKeys: answerKeys, AnswerTTL: answerTTL,
 		Recent: delivery.NewRecent(int(sampleBytes), delivery.DefaultSamplePerApp, delivery.DefaultSampleEvery)})
 	refreshFailed := func(err error) { log.Error("snapshot refresh failed; serving the previous one", "err", err) }
 	go live.Run(ctx, poll, refreshFailed)
@@ -392,4 +407,37 @@ func parseSize(s string) (int64, error) {
 		return 0, fmt.Errorf("%q is not a size like 512MiB or 8GiB", s)
 	}
 	return n * mult, nil
+}
+
+// loadAnswerKeys reads the deployment's answer signing keys: the files
+// configured, or the key in the data directory, created on first start.
+// The data directory is where every node of a deployment already reads
+// the blobs from, so nodes sharing it share the key without further
+// setup; a deployment whose nodes do not share a directory, or that keeps
+// keys in a secret store, gives the files instead.
+func loadAnswerKeys(files, data string, log *slog.Logger) ([]*signing.PrivateKey, error) {
+	if files == "" {
+		path := filepath.Join(data, "answer-key.pem")
+		k, created, err := signing.LoadOrCreate(path, signing.ECDSAP256)
+		if err != nil {
+			return nil, fmt.Errorf("answer signing key: %w", err)
+		}
+		if created {
+			log.Info("created the deployment's answer signing key; give app builds its public key (mds keys server-public)", "path", path, "key", k.Public().ID())
+		}
+		return []*signing.PrivateKey{k}, nil
+	}
+	var keys []*signing.PrivateKey
+	for _, path := range strings.Split(files, ",") {
+		b, err := os.ReadFile(strings.TrimSpace(path))
+		if err != nil {
+			return nil, fmt.Errorf("--answer-keys: %w", err)
+		}
+		k, err := signing.ParsePrivateKeyPEM(b)
+		if err != nil {
+			return nil, fmt.Errorf("--answer-keys %s: %w", path, err)
+		}
+		keys = append(keys, k)
+	}
+	return keys, nil
 }

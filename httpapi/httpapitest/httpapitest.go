@@ -18,6 +18,7 @@ import (
 	"github.com/mds-dev/mds/delivery"
 	"github.com/mds-dev/mds/httpapi"
 	"github.com/mds-dev/mds/localfs"
+	"github.com/mds-dev/mds/signing"
 	"github.com/mds-dev/mds/sqlite"
 )
 
@@ -29,6 +30,9 @@ type Server struct {
 	*httptest.Server
 	Store mds.Store
 	Blobs *localfs.BlobStore
+	// AnswerKey is the deployment key that signs answers; a restart or
+	// another node over the same store shares it.
+	AnswerKey *signing.PrivateKey
 	*Clock
 }
 
@@ -59,26 +63,30 @@ func Start(tb testing.TB, opts ...func(*httpapi.Config)) *Server {
 	if err := store.CreateToken(ctx, &mds.Token{Name: "admin", Admin: true, Hash: mds.HashToken(AdminToken)}); err != nil {
 		tb.Fatal(err)
 	}
-	return start(tb, store, blobs, clock, opts)
+	key, err := signing.Generate(signing.ECDSAP256)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return start(tb, store, blobs, key, clock, opts)
 }
 
 // Restart starts a second server over s's store and blobs, on the same
 // clock, with nothing carried over in memory: a restart, or another node.
 func (s *Server) Restart(tb testing.TB, opts ...func(*httpapi.Config)) *Server {
-	return start(tb, s.Store, s.Blobs, s.Clock, opts)
+	return start(tb, s.Store, s.Blobs, s.AnswerKey, s.Clock, opts)
 }
 
-func start(tb testing.TB, store mds.Store, blobs *localfs.BlobStore, clock *Clock, opts []func(*httpapi.Config)) *Server {
+func start(tb testing.TB, store mds.Store, blobs *localfs.BlobStore, key *signing.PrivateKey, clock *Clock, opts []func(*httpapi.Config)) *Server {
 	tb.Helper()
 	ctx := context.Background()
-	s := &Server{Store: store, Blobs: blobs, Clock: clock}
+	s := &Server{Store: store, Blobs: blobs, AnswerKey: key, Clock: clock}
 	s.Server = httptest.NewUnstartedServer(nil)
 	live := delivery.NewLive(store)
 	if err := live.Refresh(ctx); err != nil {
 		tb.Fatal(err)
 	}
 	cfg := httpapi.Config{Store: store, Blobs: blobs, Live: live, Now: clock.Now, PublicURL: "http://" + s.Listener.Addr().String(),
-		SpoolDir: blobs.TempDir(), Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+		SpoolDir: blobs.TempDir(), AnswerKeys: []*signing.PrivateKey{key}, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	for _, o := range opts {
 		o(&cfg)
 	}

@@ -1,0 +1,474 @@
+package hotpatch
+
+import (
+	"archive/zip"
+	"bytes"
+	"compress/flate"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"runtime"
+
+	"github.com/mds-dev/mds"
+	"github.com/mds-dev/mds/signing"
+)
+
+// Entry names of the archive.
+const (
+	ManifestName  = "manifest.json"
+	SignatureName = "manifest.sig"
+	FilesPrefix   = "files/" // + File.Path
+)
+
+// MaxSignature bounds manifest.sig; a DER ECDSA P-256 signature is at most
+// 72 bytes and an Ed25519 one 64.
+const MaxSignature = 1 << 10
+
+// Package is a hotpatch whose structure Open checked. Its manifest is
+// trusted only once Verify passes, and its files once CheckFiles or
+// Extract has read them.
+type Package struct {
+	Manifest      *Manifest
+	ManifestBytes []byte // manifest.json, exactly: what the signature covers
+	Signature     []byte // manifest.sig
+
+	files []*zip.File // the file entries, in the manifest's order
+}
+
+// Open checks the structure of the hotpatch of size bytes in r against
+// lim before anything in it is trusted: the entries, their order, names,
+// kinds, methods and sizes, and the manifest. It reads the archive's
+// directory, manifest.json and manifest.sig, and no file's content.
+// Refusals are EINVALID errors; an error of r itself is returned wrapped.
+func Open(r io.ReaderAt, size int64, lim Limits) (*Package, error) {
+	lim = lim.withDefaults()
+	zr, err := zip.NewReader(&bounded{r: r, size: size}, size)
+	// ErrInsecurePath comes with a usable reader; the names are checked
+	// below, more strictly.
+	if err != nil && !errors.Is(err, zip.ErrInsecurePath) {
+		if malformed(err) {
+			return nil, mds.Errorf(mds.EINVALID, "the file is not a zip archive (%v); a hotpatch is a zip starting with %s", err, ManifestName)
+		}
+		return nil, fmt.Errorf("hotpatch: reading the archive: %w", err)
+	}
+	entries := zr.File
+	if len(entries)-2 > lim.MaxFiles {
+		return nil, mds.Errorf(mds.EINVALID, "the archive has %d entries; at most %d files (besides %s and %s) are accepted", len(entries), lim.MaxFiles, ManifestName, SignatureName)
+	}
+	if err := checkEntries(entries, size, lim); err != nil {
+		return nil, err
+	}
+	if len(entries) == 0 || entries[0].Name != ManifestName {
+		first := "none"
+		if len(entries) > 0 {
+			first = fmt.Sprintf("%q", entries[0].Name)
+		}
+		return nil, mds.Errorf(mds.EINVALID, "the first entry of the archive is %s; a hotpatch starts with %s, then %s", first, ManifestName, SignatureName)
+	}
+	if len(entries) < 2 || entries[1].Name != SignatureName {
+		second := "missing"
+		if len(entries) > 1 {
+			second = fmt.Sprintf("%q", entries[1].Name)
+		}
+		return nil, mds.Errorf(mds.EINVALID, "the second entry of the archive is %s; a hotpatch has %s right after %s: sign the manifest", second, SignatureName, ManifestName)
+	}
+	mb, err := readSmall(entries[0], MaxManifest)
+	if err != nil {
+		return nil, err
+	}
+	m, err := ParseManifest(mb)
+	if err != nil {
+		return nil, err
+	}
+	sig, err := readSmall(entries[1], MaxSignature)
+	if err != nil {
+		return nil, err
+	}
+	if len(sig) == 0 {
+		return nil, mds.Errorf(mds.EINVALID, "%s is empty; sign the manifest", SignatureName)
+	}
+	files := entries[2:]
+	if err := matchFiles(files, m.Files); err != nil {
+		return nil, err
+	}
+	return &Package{Manifest: m, ManifestBytes: mb, Signature: sig, files: files}, nil
+}
+
+// errOutside is what a read outside the archive fails with: the archive
+// points there, so the archive is malformed, whatever r would say.
+var errOutside = errors.New("an offset outside the archive")
+
+// bounded refuses reads outside the size bytes of r.
+type bounded struct {
+	r    io.ReaderAt
+	size int64
+}
+
+func (b *bounded) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 || off > b.size {
+		return 0, errOutside
+	}
+	if rest := b.size - off; int64(len(p)) > rest {
+		n, err := b.r.ReadAt(p[:rest], off)
+		if err == nil {
+			err = io.EOF
+		}
+		return n, err
+	}
+	return b.r.ReadAt(p, off)
+}
+
+// malformed reports whether err says the bytes read are not what they
+// claim to be, as opposed to a failure of the reader.
+func malformed(err error) bool {
+	var corrupt flate.CorruptInputError
+	return errors.Is(err, errOutside) || errors.Is(err, zip.ErrFormat) || errors.Is(err, zip.ErrAlgorithm) || errors.Is(err, zip.ErrChecksum) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || errors.As(err, &corrupt)
+}
+
+// checkEntries checks what the central directory says of every entry,
+// before any is read.
+func checkEntries(entries []*zip.File, size int64, lim Limits) error {
+	seen := make(map[string]bool, len(entries))
+	var total uint64
+	var end int64 // where the previous entry's data ends
+	for i, f := range entries {
+		if seen[f.Name] {
+			return mds.Errorf(mds.EINVALID, "entry %q appears twice in the archive", f.Name)
+		}
+		seen[f.Name] = true
+		if t := f.Mode() & fs.ModeType; t != 0 {
+			return mds.Errorf(mds.EINVALID, "entry %q is %s; a hotpatch holds regular files only", f.Name, describeMode(t))
+		}
+		if f.Flags&0x1 != 0 {
+			return mds.Errorf(mds.EINVALID, "entry %q is encrypted; a hotpatch is signed, not encrypted", f.Name)
+		}
+		switch f.Method {
+		case zip.Deflate:
+		case zip.Store:
+			if f.CompressedSize64 != f.UncompressedSize64 {
+				return mds.Errorf(mds.EINVALID, "entry %q is stored, but its compressed size %d is not its size %d", f.Name, f.CompressedSize64, f.UncompressedSize64)
+			}
+		default:
+			return mds.Errorf(mds.EINVALID, "entry %q uses compression method %d; a hotpatch uses store (0) or deflate (8) only", f.Name, f.Method)
+		}
+		// The first two are manifest.json and manifest.sig, or refused
+		// by name below; readSmall bounds them.
+		if i >= 2 {
+			if f.UncompressedSize64 > uint64(lim.MaxFileSize) {
+				return mds.Errorf(mds.EINVALID, "entry %q is %d bytes uncompressed; at most %d are accepted", f.Name, f.UncompressedSize64, lim.MaxFileSize)
+			}
+			if total += f.UncompressedSize64; total > uint64(lim.MaxTotalSize) {
+				return mds.Errorf(mds.EINVALID, "the files of the archive add up to more than %d bytes uncompressed, the most accepted", lim.MaxTotalSize)
+			}
+		}
+		if lim.bomb(f.UncompressedSize64, f.CompressedSize64) {
+			return mds.Errorf(mds.EINVALID, "entry %q inflates from %d to %d bytes, more than %d times: refused as a zip bomb", f.Name, f.CompressedSize64, f.UncompressedSize64, lim.MaxRatio)
+		}
+		// Entries laid out in directory order without overlapping: a
+		// streaming reader sees the same entries in the same order, and
+		// no bytes count twice (overlapping entries are a known bomb).
+		off, err := f.DataOffset()
+		if err != nil {
+			if malformed(err) {
+				return mds.Errorf(mds.EINVALID, "entry %q has a broken local header: %v", f.Name, err)
+			}
+			return fmt.Errorf("hotpatch: reading the archive: %w", err)
+		}
+		if off < end || off > size || f.CompressedSize64 > uint64(size-off) {
+			return mds.Errorf(mds.EINVALID, "entry %q overlaps another or runs past the end of the archive; its entries must follow each other in directory order", f.Name)
+		}
+		end = off + int64(f.CompressedSize64)
+	}
+	return nil
+}
+
+func describeMode(t fs.FileMode) string {
+	switch {
+	case t&fs.ModeDir != 0:
+		return "a directory"
+	case t&fs.ModeSymlink != 0:
+		return "a symlink"
+	case t&fs.ModeDevice != 0:
+		return "a device"
+	case t&fs.ModeNamedPipe != 0:
+		return "a named pipe"
+	case t&fs.ModeSocket != 0:
+		return "a socket"
+	}
+	return "not a regular file"
+}
+
+// matchFiles checks that the file entries are exactly the manifest's
+// files, in its order, with its sizes.
+func matchFiles(entries []*zip.File, files []File) error {
+	names := make(map[string]bool, len(entries))
+	for _, f := range entries {
+		names[f.Name] = true
+	}
+	listed := make(map[string]bool, len(files))
+	for _, f := range files {
+		name := FilesPrefix + f.Path
+		listed[name] = true
+		if !names[name] {
+			return mds.Errorf(mds.EINVALID, "the archive lacks %s, which the manifest lists", name)
+		}
+	}
+	for _, f := range entries {
+		if !listed[f.Name] {
+			return mds.Errorf(mds.EINVALID, "entry %q is not listed in the manifest; a hotpatch holds only %s, %s and the files its manifest lists", f.Name, ManifestName, SignatureName)
+		}
+	}
+	// Same sets of distinct names, so the counts are equal too.
+	for i, f := range entries {
+		want := files[i]
+		if f.Name != FilesPrefix+want.Path {
+			return mds.Errorf(mds.EINVALID, "entry %d of the archive is %s where the manifest lists %s%s: file entries must follow the manifest's order", i+3, f.Name, FilesPrefix, want.Path)
+		}
+		if f.UncompressedSize64 != uint64(want.Size) {
+			return refuse(ErrCorrupt, nil, "file %s is %d bytes in the archive but the manifest declares %d", want.Path, f.UncompressedSize64, want.Size)
+		}
+	}
+	return nil
+}
+
+// entryReader returns the content of f, decompressed here from its raw
+// bytes so that the bounds and checks on it are this package's.
+func entryReader(f *zip.File) (io.ReadCloser, error) {
+	raw, err := f.OpenRaw()
+	if err != nil {
+		return nil, err
+	}
+	if f.Method == zip.Deflate {
+		return flate.NewReader(raw), nil
+	}
+	return io.NopCloser(raw), nil
+}
+
+// readSmall reads manifest.json or manifest.sig, refusing more than max
+// bytes whatever the header claims.
+func readSmall(f *zip.File, max int64) ([]byte, error) {
+	if f.UncompressedSize64 > uint64(max) {
+		return nil, mds.Errorf(mds.EINVALID, "%s is %d bytes; at most %d", f.Name, f.UncompressedSize64, max)
+	}
+	var buf bytes.Buffer
+	err := copyEntry(&buf, f, f.Name, int64(f.UncompressedSize64), "")
+	if err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// sourceReader keeps the error of reading an entry, to tell it from one
+// of writing its bytes out.
+type sourceReader struct {
+	r   io.Reader
+	err error
+}
+
+func (s *sourceReader) Read(b []byte) (int, error) {
+	n, err := s.r.Read(b)
+	if err != nil && err != io.EOF {
+		s.err = err
+	}
+	return n, err
+}
+
+// copyEntry copies the content of f, which the manifest calls name, to w,
+// reading at most size+1 bytes, and checks that it is size bytes long,
+// has the zip header's CRC-32 (which other zip readers check, so that a
+// package mds accepts is one they read) and, unless sum is "", the SHA-256
+// sum.
+func copyEntry(w io.Writer, f *zip.File, name string, size int64, sum string) error {
+	rc, err := entryReader(f)
+	if err != nil {
+		return readFailure(name, err)
+	}
+	defer rc.Close()
+	src := &sourceReader{r: io.LimitReader(rc, size+1)}
+	h, c := sha256.New(), crc32.NewIEEE()
+	n, err := io.Copy(io.MultiWriter(w, h, c), src)
+	switch {
+	case src.err != nil:
+		return readFailure(name, src.err)
+	case err != nil:
+		return err
+	case n > size:
+		return refuse(ErrCorrupt, nil, "file %s holds more than the %d bytes the manifest declares: the package is corrupt; download or build it again", name, size)
+	case n < size:
+		return refuse(ErrCorrupt, nil, "file %s ends after %d bytes, but the manifest declares %d: the package is corrupt; download or build it again", name, n, size)
+	case c.Sum32() != f.CRC32:
+		return refuse(ErrCorrupt, nil, "file %s does not match the CRC-32 of its zip header: the package is corrupt; download or build it again", name)
+	case sum != "" && hex.EncodeToString(h.Sum(nil)) != sum:
+		return refuse(ErrCorrupt, nil, "file %s does not match its sha256 in the manifest: the package is corrupt or was altered after signing", name)
+	}
+	return nil
+}
+
+func readFailure(name string, err error) error {
+	if malformed(err) {
+		return refuse(ErrCorrupt, nil, "file %s does not decompress (%v): the package is corrupt; download or build it again", name, err)
+	}
+	return fmt.Errorf("hotpatch: reading %s: %w", name, err)
+}
+
+// Verify checks that pub signed the package's manifest. It says nothing
+// of the files: CheckFiles and Extract hold them to the manifest.
+func (p *Package) Verify(pub *signing.PublicKey) error {
+	m := p.Manifest
+	if m.KeyID != pub.ID() || m.Alg != pub.Alg() {
+		return refuse(ErrWrongKey, nil, "the package is signed by key %s (%s), not by this key %s (%s): verify it with the key that signed it, or have the team sign it with one this build trusts", m.KeyID, m.Alg, pub.ID(), pub.Alg())
+	}
+	if err := pub.Verify(p.ManifestBytes, p.Signature); err != nil {
+		return refuse(ErrBadSignature, []error{err}, "signature does not match the manifest: the package was altered or signed by another key")
+	}
+	return nil
+}
+
+// CheckFiles reads every file and checks its size and SHA-256 against the
+// manifest, writing nothing: what the server does on upload.
+func (p *Package) CheckFiles() error {
+	for i, f := range p.Manifest.Files {
+		if err := copyEntry(io.Discard, p.files[i], f.Path, f.Size, f.SHA256); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Extract writes the package's files under dir, which must exist and be
+// empty, and syncs them and the directories it creates to disk. It checks
+// every file's size and SHA-256 as it writes it. On error, what it wrote
+// stays: the caller removes dir.
+func (p *Package) Extract(dir string) error {
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		return mds.Errorf(mds.EINVALID, "cannot extract into %s: it is not a directory; create an empty one", dir)
+	}
+	if des, err := os.ReadDir(dir); err != nil {
+		return fmt.Errorf("hotpatch: reading %s: %w", dir, err)
+	} else if len(des) > 0 {
+		return mds.Errorf(mds.EINVALID, "cannot extract into %s: it is not empty; extract into a new empty directory", dir)
+	}
+	// os.Root keeps every operation inside dir, even through a symlink
+	// something else put there meanwhile.
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return fmt.Errorf("hotpatch: %w", err)
+	}
+	defer root.Close()
+	created := map[string]bool{} // the directories made so far, by slash path
+	var dirs []string            // the same, in the order made
+	for i, f := range p.Manifest.Files {
+		// ValidPath already guarantees it; checked again since a path
+		// that escaped would write anywhere.
+		name := filepath.FromSlash(f.Path)
+		if ValidPath(f.Path) != nil || !filepath.IsLocal(name) {
+			return mds.Errorf(mds.EINVALID, "file path %q is not local to the directory it is extracted to on this system", f.Path)
+		}
+		var missing []string
+		for d := path.Dir(f.Path); d != "." && !created[d]; d = path.Dir(d) {
+			missing = append(missing, d)
+		}
+		for j := len(missing) - 1; j >= 0; j-- {
+			d := missing[j]
+			if err := root.Mkdir(filepath.FromSlash(d), 0o755); err != nil {
+				return fmt.Errorf("hotpatch: creating directory %s: %w", d, err)
+			}
+			created[d] = true
+			dirs = append(dirs, d)
+		}
+		if err := p.extractFile(root, i, name); err != nil {
+			return err
+		}
+	}
+	if runtime.GOOS == "windows" {
+		return nil // directories cannot be opened for syncing there
+	}
+	// The innermost first, each before the directory holding its entry.
+	for i := len(dirs) - 1; i >= -1; i-- {
+		d := "."
+		if i >= 0 {
+			d = filepath.FromSlash(dirs[i])
+		}
+		if err := syncDir(root, d); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (p *Package) extractFile(root *os.Root, i int, name string) error {
+	mf := p.Manifest.Files[i]
+	// O_EXCL: a file already there means two paths met, as on a
+	// case-insensitive file system; never overwrite.
+	out, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return fmt.Errorf("hotpatch: creating %s: %w", mf.Path, err)
+	}
+	err = copyEntry(out, p.files[i], mf.Path, mf.Size, mf.SHA256)
+	if err == nil {
+		err = out.Sync()
+	}
+	if err == nil {
+		var fi os.FileInfo
+		if fi, err = out.Stat(); err == nil && fi.Size() != mf.Size {
+			err = fmt.Errorf("hotpatch: %s is %d bytes on disk after writing %d", mf.Path, fi.Size(), mf.Size)
+		}
+	}
+	if cerr := out.Close(); err == nil && cerr != nil {
+		err = cerr
+	}
+	if err != nil && !isRefusal(err) {
+		return fmt.Errorf("hotpatch: writing %s: %w", mf.Path, err)
+	}
+	return err
+}
+
+func isRefusal(err error) bool {
+	var e *mds.Error
+	return errors.As(err, &e)
+}
+
+func syncDir(root *os.Root, name string) error {
+	d, err := root.Open(name)
+	if err != nil {
+		return fmt.Errorf("hotpatch: syncing %s: %w", name, err)
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("hotpatch: syncing %s: %w", name, err)
+	}
+	return nil
+}
+
+// entryHeader is the header Pack writes for every entry: sizes and CRC in
+// the local header (no data descriptor, which streaming readers such as
+// Java's ZipInputStream cannot take for stored entries), UTF-8 names, a
+// fixed time and mode so that the same input packs to the same bytes.
+func entryHeader(name string, method uint16, crc uint32, size, csize int64) *zip.FileHeader {
+	fh := &zip.FileHeader{
+		Name:               name,
+		Method:             method,
+		Flags:              0x800, // names are UTF-8
+		ReaderVersion:      20,
+		CRC32:              crc,
+		CompressedSize64:   uint64(csize),
+		UncompressedSize64: uint64(size),
+		// CreateRaw writes the MS-DOS fields as they are: 1980-01-01
+		// 00:00, the format's epoch.
+		ModifiedDate: 1<<5 | 1,
+	}
+	fh.SetMode(0o644)
+	fh.CreatorVersion |= 20
+	return fh
+}

@@ -1,0 +1,253 @@
+package hotpatch
+
+import (
+	"bytes"
+	"cmp"
+	"encoding/json"
+	"slices"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/mds-dev/mds"
+	"github.com/mds-dev/mds/signing"
+	"github.com/mds-dev/mds/version"
+)
+
+// Format is the value of every manifest's format field: the name and
+// revision of this protocol.
+const Format = "mds-hotpatch/1"
+
+// Bounds of the manifest's fields.
+const (
+	MaxManifest = 1 << 20 // bytes of manifest.json
+	MaxTargets  = 100     // targets of one manifest
+	MaxAppKey   = 256     // bytes of the app key
+)
+
+// timeLayout is created_at's only accepted shape: UTC, to the second, so
+// that one instant has one spelling.
+const timeLayout = "2006-01-02T15:04:05Z"
+
+// Target is one installed app version a hotpatch patches: the domain's,
+// which the server keeps in the package it stores.
+type Target = mds.HotpatchTarget
+
+// File is one file a hotpatch holds: its path under the patch root, and
+// the size and SHA-256 of its bytes.
+type File struct {
+	Path   string `json:"path"`
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256"` // lowercase hex
+}
+
+// Manifest describes a hotpatch: what it patches and what it holds. Its
+// canonical bytes are what the app team signs. The field order here is the
+// order of the canonical encoding; changing it changes the protocol.
+type Manifest struct {
+	Format       string       `json:"format"`
+	AppKey       string       `json:"app_key"` // the app's device key (mds.App.Key)
+	Platform     mds.Platform `json:"platform"`
+	Targets      []Target     `json:"targets"` // sorted by app version bytewise, then build
+	PatchVersion int64        `json:"patch_version"`
+	Notes        string       `json:"notes"`
+	CreatedAt    string       `json:"created_at"` // RFC 3339 UTC to the second
+	KeyID        string       `json:"key_id"`     // signing.PublicKey.ID of the signing key
+	Alg          signing.Alg  `json:"alg"`
+	Files        []File       `json:"files"` // sorted by path bytewise
+}
+
+// Validate checks every field of m, and the orders the canonical form
+// requires: it does not sort, so that what it accepts encodes as it is.
+func (m *Manifest) Validate() error {
+	if m.Format != Format {
+		return mds.Errorf(mds.EINVALID, "the manifest's format is %q; this version of mds reads %q only", m.Format, Format)
+	}
+	if m.AppKey == "" {
+		return mds.Errorf(mds.EINVALID, "the manifest has no app_key; give the device key of the app the patch is for")
+	}
+	if err := mds.ValidText("app key", m.AppKey, MaxAppKey, false); err != nil {
+		return err
+	}
+	if err := m.Platform.Validate(); err != nil {
+		return err
+	}
+	if err := validTargets(m.Targets); err != nil {
+		return err
+	}
+	if m.PatchVersion < 1 {
+		return mds.Errorf(mds.EINVALID, "patch version %d must be 1 or more", m.PatchVersion)
+	}
+	if err := mds.ValidText("release notes", m.Notes, mds.MaxNotes, true); err != nil {
+		return err
+	}
+	if t, err := time.Parse(time.RFC3339, m.CreatedAt); err != nil || t.UTC().Format(timeLayout) != m.CreatedAt {
+		return mds.Errorf(mds.EINVALID, "created_at %q must be a UTC time to the second, like 2026-12-04T02:00:00Z", m.CreatedAt)
+	}
+	if !mds.ValidSHA256(m.KeyID) {
+		return mds.Errorf(mds.EINVALID, "key_id %q must be 64 lowercase hex digits: the ID of the key that signs the patch", m.KeyID)
+	}
+	if !slices.Contains(signing.Algs, m.Alg) {
+		return mds.Errorf(mds.EINVALID, "alg %q is not one of %s, %s", m.Alg, signing.ECDSAP256, signing.Ed25519)
+	}
+	return validFiles(m.Files)
+}
+
+func compareTargets(a, b Target) int {
+	return cmp.Or(strings.Compare(a.AppVersion, b.AppVersion), cmp.Compare(a.Build, b.Build))
+}
+
+func validTargets(ts []Target) error {
+	if len(ts) == 0 || len(ts) > MaxTargets {
+		return mds.Errorf(mds.EINVALID, "a hotpatch patches 1 to %d app versions; the manifest names %d", MaxTargets, len(ts))
+	}
+	for i, t := range ts {
+		if err := version.Valid(t.AppVersion); err != nil {
+			return mds.Errorf(mds.EINVALID, "target app version: %v", err)
+		}
+		if t.Build < 0 {
+			return mds.Errorf(mds.EINVALID, "target %s has build %d; give a build of 1 or more, or 0 for every build", t.AppVersion, t.Build)
+		}
+		if i == 0 {
+			continue
+		}
+		switch c := compareTargets(ts[i-1], t); {
+		case c == 0:
+			return mds.Errorf(mds.EINVALID, "the manifest names app version %s build %d twice", t.AppVersion, t.Build)
+		case c > 0:
+			return mds.Errorf(mds.EINVALID, "targets must be sorted by app version (bytewise), then build; %s build %d comes after %s build %d", t.AppVersion, t.Build, ts[i-1].AppVersion, ts[i-1].Build)
+		}
+	}
+	return nil
+}
+
+func validFiles(list []File) error {
+	if len(list) == 0 {
+		return mds.Errorf(mds.EINVALID, "the manifest lists no files; a hotpatch holds at least one")
+	}
+	// Keyed by case-folded path: the file systems of iOS and macOS, and
+	// often Android's shared storage, are case-insensitive, where two
+	// such files would overwrite each other.
+	files := make(map[string]string, len(list))
+	dirs := map[string]string{}
+	for i, f := range list {
+		if err := ValidPath(f.Path); err != nil {
+			return err
+		}
+		if i > 0 && list[i-1].Path >= f.Path {
+			if list[i-1].Path == f.Path {
+				return mds.Errorf(mds.EINVALID, "the manifest lists file %q twice", f.Path)
+			}
+			return mds.Errorf(mds.EINVALID, "files must be sorted by path (bytewise); %q comes after %q", f.Path, list[i-1].Path)
+		}
+		if f.Size < 0 {
+			return mds.Errorf(mds.EINVALID, "file %q has a negative size %d", f.Path, f.Size)
+		}
+		if !mds.ValidSHA256(f.SHA256) {
+			return mds.Errorf(mds.EINVALID, "file %q has sha256 %q; it must be 64 lowercase hex digits", f.Path, f.SHA256)
+		}
+		key := fold(f.Path)
+		if other, ok := files[key]; ok {
+			return mds.Errorf(mds.EINVALID, "files %q and %q differ only in case; on a case-insensitive file system they are one file: rename one", other, f.Path)
+		}
+		files[key] = f.Path
+		for j := range len(key) {
+			if key[j] == '/' {
+				dirs[key[:j]] = f.Path
+			}
+		}
+	}
+	// A path that is a file and, for another file, a directory cannot be
+	// extracted; sorting does not put them next to each other ("a",
+	// "a-b", "a/b").
+	for key, p := range files {
+		if other, ok := dirs[key]; ok {
+			return mds.Errorf(mds.EINVALID, "file %q is also a directory holding %q; a path cannot be both", p, other)
+		}
+	}
+	return nil
+}
+
+// fold maps s to a key that two strings share exactly when strings.EqualFold
+// holds: each rune becomes the smallest of its simple case-folding orbit.
+func fold(s string) string {
+	var b strings.Builder
+	b.Grow(len(s))
+	for _, r := range s {
+		least := r
+		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+			least = min(least, f)
+		}
+		b.WriteRune(least)
+	}
+	return b.String()
+}
+
+// Encode validates m and returns its canonical bytes: what the team
+// signs, and what manifest.json holds.
+func (m *Manifest) Encode() ([]byte, error) {
+	if err := m.Validate(); err != nil {
+		return nil, err
+	}
+	b, err := canonical(m)
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > MaxManifest {
+		return nil, mds.Errorf(mds.EINVALID, "the manifest is %d bytes; at most %d: ship fewer files, or shorter paths", len(b), MaxManifest)
+	}
+	return b, nil
+}
+
+// canonical is json.Marshal without HTML escaping, so that "<" in notes
+// stays one byte, which implementations on other platforms write as is.
+func canonical(m *Manifest) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(m); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
+
+// ParseManifest reads manifest.json. It accepts only the canonical
+// encoding of a valid manifest, so that one content has one encoding, and
+// what a verifier checked the signature of is exactly what it parsed.
+func ParseManifest(b []byte) (*Manifest, error) {
+	if len(b) > MaxManifest {
+		return nil, mds.Errorf(mds.EINVALID, "manifest.json is %d bytes; at most %d", len(b), MaxManifest)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	var m Manifest
+	if err := dec.Decode(&m); err != nil {
+		return nil, mds.Errorf(mds.EINVALID, "manifest.json is not a %s manifest: %v", Format, err)
+	}
+	if err := m.Validate(); err != nil {
+		return nil, err
+	}
+	enc, err := canonical(&m)
+	if err != nil {
+		return nil, err
+	}
+	if !bytes.Equal(enc, b) {
+		return nil, mds.Errorf(mds.EINVALID, "manifest is not in canonical form: it must be compact JSON with the fields in protocol order and nothing else, as mds writes it; pack the hotpatch again")
+	}
+	return &m, nil
+}
+
+// Created returns CreatedAt as a time; the zero time if it does not parse.
+func (m *Manifest) Created() time.Time {
+	t, _ := time.Parse(timeLayout, m.CreatedAt)
+	return t
+}
+
+// TotalSize is the sum of the sizes of the manifest's files.
+func (m *Manifest) TotalSize() int64 {
+	var n int64
+	for _, f := range m.Files {
+		n += f.Size
+	}
+	return n
+}

@@ -1,0 +1,136 @@
+package httpapi
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"reflect"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/mds-dev/mds"
+	"github.com/mds-dev/mds/api"
+	"github.com/mds-dev/mds/hotpatch"
+	"github.com/mds-dev/mds/signing"
+)
+
+// uploadHotpatch takes a signed hotpatch file: it spools the body, checks
+// the archive, that it is for this app and one of its platforms, and the
+// team's signature against the app's registered keys, and only then stores
+// the file and the package, in that order, the package with its blob
+// record in one transaction (which checks the key and the patch version
+// again). A refusal stores nothing an app can name.
+func (s *Server) uploadHotpatch(w http.ResponseWriter, r *http.Request) {
+	a, t, ok := s.streamCaller(w, r, mds.RoleReleaser)
+	if !ok {
+		return
+	}
+	body, ok := s.streamBody(w, r, s.maxUpload, "the hotpatch", "MDS_MAX_UPLOAD")
+	if !ok {
+		return
+	}
+	f, err := os.CreateTemp(s.spool, "hotpatch-*")
+	if err != nil {
+		s.writeProblem(w, r, err)
+		return
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	h := sha256.New()
+	size, err := io.Copy(io.MultiWriter(f, h), body)
+	if err != nil {
+		s.streamFailed(w, r, err, a, t, s.maxUpload, "the hotpatch", "MDS_MAX_UPLOAD")
+		return
+	}
+	sum := hex.EncodeToString(h.Sum(nil))
+	art, err := s.checkHotpatch(r, a, f, size, sum)
+	if err != nil {
+		s.writeProblem(w, r, err)
+		return
+	}
+	art.CreatedBy = t.Name
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		s.writeProblem(w, r, err)
+		return
+	}
+	blob, err := s.blobs.Put(r.Context(), f, sum)
+	if err != nil {
+		s.writeProblem(w, r, err)
+		return
+	}
+	if err := s.store.CreateArtifact(r.Context(), art, blob); err != nil {
+		s.writeProblem(w, r, err)
+		return
+	}
+	s.metrics.uploaded.Add(float64(blob.Size))
+	spec := art.Spec.(*mds.HotpatchSpec)
+	s.log.Info("hotpatch stored", "app", a.Slug, "package", art.ID, "platform", art.Platform,
+		"patch_version", spec.PatchVersion, "key", spec.KeyID, "sha256", sum, "by", t.Name)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusCreated)
+	json.NewEncoder(w).Encode(api.NewPackage(art))
+}
+
+// checkHotpatch validates the spooled hotpatch f and returns the package
+// it makes, not yet stored.
+func (s *Server) checkHotpatch(r *http.Request, a *mds.App, f *os.File, size int64, sum string) (*mds.Artifact, error) {
+	pkg, err := hotpatch.Open(f, size, hotpatch.DefaultLimits)
+	if err != nil {
+		return nil, err
+	}
+	m := pkg.Manifest
+	if m.AppKey != a.Key && (a.PreviousKey == "" || m.AppKey != a.PreviousKey) {
+		return nil, mds.Errorf(mds.EINVALID, "the hotpatch was packed for app key %q, not for app %q (key %s); pack it with --app %s",
+			m.AppKey, a.Slug, a.Key, a.Slug)
+	}
+	if !a.HasPlatform(m.Platform) {
+		return nil, mds.Errorf(mds.EINVALID, "the hotpatch is for %s; app %q ships on %s", m.Platform, a.Slug, mds.JoinPlatforms(a.Platforms))
+	}
+	k, err := s.store.FindTeamKey(r.Context(), a.ID, m.KeyID)
+	switch {
+	case mds.ErrorCode(err) == mds.ENOTFOUND:
+		return nil, mds.Errorf(mds.EINVALID, "the hotpatch is signed by key %s, which app %q has not registered; register its public key with `mds keys add --app %s`",
+			m.KeyID, a.Slug, a.Slug)
+	case err != nil:
+		return nil, err
+	case !k.Active():
+		return nil, mds.Errorf(mds.EINVALID, "the hotpatch is signed by key %s, which was retired on %s; sign it with a current key",
+			m.KeyID, k.RetiredAt.UTC().Format(time.DateOnly))
+	}
+	pub, err := signing.ParsePublicKeyPEM([]byte(k.PEM))
+	if err != nil {
+		return nil, err
+	}
+	if err := pkg.Verify(pub); err != nil {
+		return nil, err
+	}
+	if err := pkg.CheckFiles(); err != nil {
+		return nil, err
+	}
+	spec := &mds.HotpatchSpec{PatchVersion: m.PatchVersion, Targets: m.Targets, Notes: m.Notes, KeyID: m.KeyID,
+		SignedAt: m.Created(), Files: len(m.Files), FilesSize: m.TotalSize(), SHA256: sum, Size: size}
+	art := &mds.Artifact{AppID: a.ID, Kind: mds.KindHotpatch, Platform: m.Platform, Spec: spec}
+	if err := art.Validate(); err != nil {
+		return nil, err
+	}
+	return art, nil
+}
+
+// documentHotpatchUpload adds the hotpatch upload to the OpenAPI document.
+func (s *Server) documentHotpatchUpload() {
+	s.documentStream(&huma.Operation{
+		OperationID: "upload-hotpatch",
+		Method:      http.MethodPost,
+		Path:        "/api/v1/apps/{app}/hotpatches",
+		Summary:     "Upload a signed hotpatch file, as mds hotpatch pack writes it",
+		Description: "Checks the archive (paths, entry types, sizes, compression ratio), that it is for this app and one of " +
+			"its platforms, the team signature against the app's registered keys, and that its patch version is above " +
+			"the last of each app version it patches; then stores it as a hotpatch package, to release with a task. " +
+			"A refusal names the problem and stores nothing.",
+		Tags: []string{"packages"},
+	}, "application/zip", reflect.TypeFor[api.Package](), "201")
+}
