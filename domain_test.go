@@ -152,27 +152,38 @@ func TestTaskValidateAndApply(t *testing.T) {
 	if err := gray.Apply(mds.ActionPromote); err != nil || gray.Targeting.HasGates() || len(gray.Targeting.RuleSets) != 1 {
 		t.Errorf("after promote: %+v, %v; want the rule set and no gates", gray.Targeting, err)
 	}
-	// Every (status, action) pair: the allowed ones lead where the lifecycle
-	// says, the rest are conflicts.
+	// Every (kind, status, action): the allowed ones lead where the
+	// lifecycle says, the rest are conflicts; only hotpatches roll back.
 	allowed := map[mds.Status]map[mds.Action]mds.Status{
-		mds.StatusDraft:   {mds.ActionRelease: mds.StatusLive, mds.ActionStop: mds.StatusStopped, mds.ActionPromote: mds.StatusDraft},
-		mds.StatusLive:    {mds.ActionPause: mds.StatusPaused, mds.ActionStop: mds.StatusStopped, mds.ActionPromote: mds.StatusLive},
-		mds.StatusPaused:  {mds.ActionResume: mds.StatusLive, mds.ActionStop: mds.StatusStopped, mds.ActionPromote: mds.StatusPaused},
-		mds.StatusStopped: {},
+		mds.StatusDraft:      {mds.ActionRelease: mds.StatusLive, mds.ActionStop: mds.StatusStopped, mds.ActionPromote: mds.StatusDraft},
+		mds.StatusLive:       {mds.ActionPause: mds.StatusPaused, mds.ActionStop: mds.StatusStopped, mds.ActionPromote: mds.StatusLive},
+		mds.StatusPaused:     {mds.ActionResume: mds.StatusLive, mds.ActionStop: mds.StatusStopped, mds.ActionPromote: mds.StatusPaused},
+		mds.StatusStopped:    {},
+		mds.StatusRolledBack: {},
 	}
-	for from, actions := range allowed {
-		for _, a := range mds.Actions {
-			task := &mds.Task{Status: from, Stage: mds.StageGray}
-			err := task.Apply(a)
-			want, ok := actions[a]
-			switch {
-			case ok && (err != nil || task.Status != want):
-				t.Errorf("%s --%s--> %s, %v; want %s", from, a, task.Status, err, want)
-			case !ok && mds.ErrorCode(err) != mds.ECONFLICT:
-				t.Errorf("%s --%s--> %s, %v; want a conflict", from, a, task.Status, err)
-			}
-			if a == mds.ActionPromote && ok && task.Stage != mds.StageOfficial {
-				t.Errorf("promote from %s left stage %s", from, task.Stage)
+	rollsBack := map[mds.Status]bool{mds.StatusLive: true, mds.StatusPaused: true, mds.StatusStopped: true}
+	for _, kind := range mds.Kinds {
+		for from, actions := range allowed {
+			for _, a := range mds.Actions {
+				task := &mds.Task{Kind: kind, Status: from, Stage: mds.StageGray}
+				err := task.Apply(a)
+				want, ok := actions[a]
+				if a == mds.ActionRollback && kind == mds.KindHotpatch && rollsBack[from] {
+					want, ok = mds.StatusRolledBack, true
+				}
+				switch {
+				case a == mds.ActionRollback && kind != mds.KindHotpatch:
+					if mds.ErrorCode(err) != mds.EINVALID || task.Status != from {
+						t.Errorf("%s %s --rollback--> %s, %v; only hotpatches roll back", kind, from, task.Status, err)
+					}
+				case ok && (err != nil || task.Status != want):
+					t.Errorf("%s %s --%s--> %s, %v; want %s", kind, from, a, task.Status, err, want)
+				case !ok && mds.ErrorCode(err) != mds.ECONFLICT:
+					t.Errorf("%s %s --%s--> %s, %v; want a conflict", kind, from, a, task.Status, err)
+				}
+				if a == mds.ActionPromote && ok && task.Stage != mds.StageOfficial {
+					t.Errorf("promote from %s left stage %s", from, task.Stage)
+				}
 			}
 		}
 	}
@@ -286,5 +297,49 @@ func TestNormalizeNetwork(t *testing.T) {
 	}
 	if n := testing.AllocsPerRun(100, func() { mds.NormalizeNetwork("Wi-Fi") }); n != 0 {
 		t.Errorf("NormalizeNetwork allocates %v times", n)
+	}
+}
+
+func TestHotpatchSpecValidate(t *testing.T) {
+	good := func() (*mds.Artifact, *mds.HotpatchSpec) {
+		spec := &mds.HotpatchSpec{PatchVersion: 3, Targets: []mds.HotpatchTarget{{AppVersion: "2.1.0"}, {AppVersion: "2.1.1", Build: 45}},
+			KeyID: strings.Repeat("ab", 32), SHA256: strings.Repeat("cd", 32), Size: 100, Files: 1}
+		return &mds.Artifact{Kind: mds.KindHotpatch, Platform: mds.Android, Spec: spec}, spec
+	}
+	a, _ := good()
+	if err := a.Validate(); err != nil || a.Version != "3" || len(a.Blobs) != 1 || a.Blobs[0].Role != mds.BlobHotpatch {
+		t.Fatalf("a good hotpatch: %v, version %q, blobs %v", err, a.Version, a.Blobs)
+	}
+	for name, mutate := range map[string]func(*mds.Artifact, *mds.HotpatchSpec){
+		"no platform":       func(a *mds.Artifact, _ *mds.HotpatchSpec) { a.Platform = "" },
+		"patch version 0":   func(_ *mds.Artifact, p *mds.HotpatchSpec) { p.PatchVersion = 0 },
+		"another version":   func(a *mds.Artifact, _ *mds.HotpatchSpec) { a.Version = "4" },
+		"no targets":        func(_ *mds.Artifact, p *mds.HotpatchSpec) { p.Targets = nil },
+		"bad app version":   func(_ *mds.Artifact, p *mds.HotpatchSpec) { p.Targets[0].AppVersion = "x" },
+		"negative build":    func(_ *mds.Artifact, p *mds.HotpatchSpec) { p.Targets[1].Build = -1 },
+		"target twice":      func(_ *mds.Artifact, p *mds.HotpatchSpec) { p.Targets[1] = p.Targets[0] },
+		"bad key id":        func(_ *mds.Artifact, p *mds.HotpatchSpec) { p.KeyID = "k" },
+		"no file":           func(_ *mds.Artifact, p *mds.HotpatchSpec) { p.SHA256 = "" },
+		"no files":          func(_ *mds.Artifact, p *mds.HotpatchSpec) { p.Files = 0 },
+		"binary notes":      func(_ *mds.Artifact, p *mds.HotpatchSpec) { p.Notes = "\x00" },
+		"too many versions": func(_ *mds.Artifact, p *mds.HotpatchSpec) { p.Targets = make([]mds.HotpatchTarget, mds.MaxHotpatchTargets+1) },
+	} {
+		a, p := good()
+		mutate(a, p)
+		if err := a.Validate(); mds.ErrorCode(err) != mds.EINVALID {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	_, p := good()
+	p.Targets = append(p.Targets, mds.HotpatchTarget{AppVersion: "2.1.0", Build: 7})
+	if got := strings.Join(p.AppVersions(), " "); got != "2.1.0 2.1.1" {
+		t.Errorf("app versions %q: each once", got)
+	}
+	if !p.Targets[0].Matches("2.1.0", 99) || !p.Targets[1].Matches("2.1.1", 45) || p.Targets[1].Matches("2.1.1", 46) || p.Targets[0].Matches("2.1", 0) {
+		t.Error("a target matches its exact version, and its build when it names one")
+	}
+	d := mds.Device{AppKey: "k", Platform: mds.Android, AppVersion: "2.1.0", DeviceID: "d", Hotpatch: &mds.AppliedPatch{ID: 1}}
+	if err := d.Validate(); mds.ErrorCode(err) != mds.EINVALID {
+		t.Errorf("an applied patch without its version: %v", err)
 	}
 }
