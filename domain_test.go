@@ -304,7 +304,7 @@ func TestHotpatchSpecValidate(t *testing.T) {
 	good := func() (*mds.Artifact, *mds.HotpatchSpec) {
 		spec := &mds.HotpatchSpec{PatchVersion: 3, Targets: []mds.HotpatchTarget{{AppVersion: "2.1.0"}, {AppVersion: "2.1.1", Build: 45}},
 			KeyID: strings.Repeat("ab", 32), SHA256: strings.Repeat("cd", 32), Size: 100, Files: 1}
-		return &mds.Artifact{Kind: mds.KindHotpatch, Platform: mds.Android, Spec: spec}, spec
+		return &mds.Artifact{Kind: mds.KindHotpatch, Platform: mds.Android, Version: "3", Spec: spec}, spec
 	}
 	a, _ := good()
 	if err := a.Validate(); err != nil || a.Version != "3" || len(a.Blobs) != 1 || a.Blobs[0].Role != mds.BlobHotpatch {

@@ -64,9 +64,6 @@ func (p *HotpatchSpec) Validate(a *Artifact) error {
 	if p.PatchVersion < 1 {
 		return Errorf(EINVALID, "patch version %d must be 1 or more", p.PatchVersion)
 	}
-	if a.Version == "" {
-		a.Version = fmt.Sprint(p.PatchVersion)
-	}
 	if a.Version != fmt.Sprint(p.PatchVersion) {
 		return Errorf(EINVALID, "a hotpatch's version is its patch version %d, not %q", p.PatchVersion, a.Version)
 	}

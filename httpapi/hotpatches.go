@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"reflect"
+	"strconv"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -113,7 +114,7 @@ func (s *Server) checkHotpatch(r *http.Request, a *mds.App, f *os.File, size int
 	}
 	spec := &mds.HotpatchSpec{PatchVersion: m.PatchVersion, Targets: m.Targets, Notes: m.Notes, KeyID: m.KeyID,
 		SignedAt: m.Created(), Files: len(m.Files), FilesSize: m.TotalSize(), SHA256: sum, Size: size}
-	art := &mds.Artifact{AppID: a.ID, Kind: mds.KindHotpatch, Platform: m.Platform, Spec: spec}
+	art := &mds.Artifact{AppID: a.ID, Kind: mds.KindHotpatch, Platform: m.Platform, Version: strconv.FormatInt(m.PatchVersion, 10), Spec: spec}
 	if err := art.Validate(); err != nil {
 		return nil, err
 	}
