@@ -100,6 +100,10 @@ type ArtifactStore interface {
 	// platform, deleted ones included (ECONFLICT): a device can always
 	// tell newer from older.
 	CreateArtifact(ctx context.Context, a *Artifact, uploaded ...Blob) error
+	// CheckHotpatch returns the error CreateArtifact would refuse hotpatch
+	// a with now for its key or patch version, writing nothing: an upload
+	// asks before it stores the file, so that a refusal leaves nothing.
+	CheckHotpatch(ctx context.Context, a *Artifact) error
 	FindArtifact(ctx context.Context, appID, id int64) (*Artifact, error)
 	// ListArtifacts lists an app's artifacts of kind ("" for all), newest
 	// first; the cursor is the ID.

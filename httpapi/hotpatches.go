@@ -20,11 +20,13 @@ import (
 )
 
 // uploadHotpatch takes a signed hotpatch file: it spools the body, checks
-// the archive, that it is for this app and one of its platforms, and the
-// team's signature against the app's registered keys, and only then stores
-// the file and the package, in that order, the package with its blob
-// record in one transaction (which checks the key and the patch version
-// again). A refusal stores nothing an app can name.
+// the archive, that it is for this app and one of its platforms, the
+// team's signature against the app's registered keys, and the patch
+// version, and only then stores the file and the package, in that order,
+// the package with its blob record in one transaction (which checks the
+// key and the patch version again). A refusal stores nothing; losing a
+// race with another upload of the same patch version leaves at most the
+// file, which no app can name.
 func (s *Server) uploadHotpatch(w http.ResponseWriter, r *http.Request) {
 	a, t, ok := s.streamCaller(w, r, mds.RoleReleaser)
 	if !ok {
@@ -118,7 +120,7 @@ func (s *Server) checkHotpatch(r *http.Request, a *mds.App, f *os.File, size int
 	if err := art.Validate(); err != nil {
 		return nil, err
 	}
-	return art, nil
+	return art, s.store.CheckHotpatch(r.Context(), art)
 }
 
 // documentHotpatchUpload adds the hotpatch upload to the OpenAPI document.

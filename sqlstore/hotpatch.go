@@ -116,15 +116,25 @@ func scanTeamKey(r scanner) (*mds.TeamKey, error) {
 // the same patch version; the unique constraint on hotpatch_versions is
 // the backstop.
 func (s *Store) checkHotpatch(ctx context.Context, tx *sql.Tx, a *mds.Artifact) error {
+	if err := s.lockApp(ctx, tx, a.AppID); err != nil {
+		return err
+	}
+	return s.hotpatchRefusal(ctx, tx, a)
+}
+
+// CheckHotpatch implements mds.ArtifactStore.
+func (s *Store) CheckHotpatch(ctx context.Context, a *mds.Artifact) error {
+	return s.hotpatchRefusal(ctx, s.read, a)
+}
+
+// hotpatchRefusal is why CreateArtifact refuses hotpatch a, read through q.
+func (s *Store) hotpatchRefusal(ctx context.Context, q rowQuerier, a *mds.Artifact) error {
 	p, err := hotpatchSpec(a)
 	if err != nil {
 		return err
 	}
-	if err := s.lockApp(ctx, tx, a.AppID); err != nil {
-		return err
-	}
 	var retired sql.NullInt64
-	err = tx.QueryRowContext(ctx, s.q(`SELECT retired_at FROM team_keys WHERE app_id = ? AND id = ?`), a.AppID, p.KeyID).Scan(&retired)
+	err = q.QueryRowContext(ctx, s.q(`SELECT retired_at FROM team_keys WHERE app_id = ? AND id = ?`), a.AppID, p.KeyID).Scan(&retired)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return mds.Errorf(mds.EINVALID, "key %s, which signed the hotpatch, is not registered with this app; register it with `mds keys add` first", p.KeyID)
@@ -136,7 +146,7 @@ func (s *Store) checkHotpatch(ctx context.Context, tx *sql.Tx, a *mds.Artifact) 
 	}
 	for _, v := range p.AppVersions() {
 		var last sql.NullInt64
-		err := tx.QueryRowContext(ctx, s.q(`SELECT MAX(patch_version) FROM hotpatch_versions WHERE app_id = ? AND platform = ? AND app_version = ?`),
+		err := q.QueryRowContext(ctx, s.q(`SELECT MAX(patch_version) FROM hotpatch_versions WHERE app_id = ? AND platform = ? AND app_version = ?`),
 			a.AppID, a.Platform, v).Scan(&last)
 		if err != nil {
 			return err

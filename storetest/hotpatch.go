@@ -341,10 +341,21 @@ func testHotpatches(t *testing.T, s mds.Store) {
 	_, err = s.FindBlob(ctx(), blog.ID, blob.SHA256)
 	wantCode(t, err, mds.ENOTFOUND)
 
+	// CheckHotpatch, which writes nothing, says what CreateArtifact does.
 	create := func(patch int64, versions ...string) error {
 		t.Helper()
 		a, blob := NewHotpatch(t, shop, patch, versions...)
-		return s.CreateArtifact(ctx(), a, blob)
+		before := revision(t, s)
+		_, had := s.FindBlob(ctx(), shop.ID, blob.SHA256)
+		checked := s.CheckHotpatch(ctx(), a)
+		if _, has := s.FindBlob(ctx(), shop.ID, blob.SHA256); (has == nil) != (had == nil) || revision(t, s) != before {
+			t.Errorf("CheckHotpatch wrote: blob %v, revision %d → %d", has, before, revision(t, s))
+		}
+		err := s.CreateArtifact(ctx(), a, blob)
+		if mds.ErrorCode(checked) != mds.ErrorCode(err) || mds.ErrorMessage(checked) != mds.ErrorMessage(err) {
+			t.Errorf("CheckHotpatch said %v, CreateArtifact %v", checked, err)
+		}
+		return err
 	}
 	for _, patch := range []int64{3, 2} {
 		err := create(patch, "2.1.0")

@@ -1,0 +1,198 @@
+// Package hotpatchtest crafts hotpatch files for tests: valid ones, and
+// ones that break any rule of the format (entries out of order, headers
+// that lie about sizes or CRCs, symlinks, signed manifests with paths
+// hotpatch.Manifest.Encode refuses), so that the tests of every reader
+// (package hotpatch, the server's upload, the device SDK) refuse the same
+// archives. Import it from tests only.
+package hotpatchtest
+
+import (
+	"archive/zip"
+	"bytes"
+	"compress/flate"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"hash/crc32"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mds-dev/mds"
+	"github.com/mds-dev/mds/hotpatch"
+	"github.com/mds-dev/mds/signing"
+)
+
+// created is when Manifest says its manifests were made, and when Pack
+// packs: 2026-12-04T02:00:00Z.
+var created = time.Date(2026, 12, 4, 2, 0, 0, 0, time.UTC)
+
+// Entry is an archive entry to craft.
+type Entry struct {
+	Name    string
+	Content []byte
+	Mode    fs.FileMode // 0 for a regular file
+	Method  uint16      // zip.Store (the zero value) or zip.Deflate; any other with Raw
+	// Raw writes the entry with zip.Writer.CreateRaw and no data
+	// descriptor: Content deflated here if Method is zip.Deflate, as is
+	// otherwise, under a header that says what the fields below say.
+	// Without Raw, archive/zip compresses and describes Content
+	// truthfully.
+	Raw bool
+	// DeclaredSize, with Raw, is the uncompressed size the header
+	// declares; nil declares len(Content). A header can so lie about its
+	// size: new(int64(2)) for three bytes of content.
+	DeclaredSize *int64
+	BadCRC       bool   // with Raw, the header's CRC-32 is Content's plus one
+	Flags        uint16 // the header's general purpose flags: 0x1 claims encryption
+}
+
+// File is the entry of the file at path p of a package (under
+// hotpatch.FilesPrefix): deflated, and truthful.
+func File(p string, content []byte) Entry {
+	return Entry{Name: hotpatch.FilesPrefix + p, Content: content, Method: zip.Deflate}
+}
+
+// BuildZip returns a ZIP archive of entries, in their order, whatever
+// they are: nothing here checks them against the hotpatch format.
+func BuildZip(tb testing.TB, entries []Entry) []byte {
+	tb.Helper()
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	for _, e := range entries {
+		if !e.Raw && (e.DeclaredSize != nil || e.BadCRC) {
+			tb.Fatalf("entry %q: DeclaredSize and BadCRC need Raw", e.Name)
+		}
+		fh := &zip.FileHeader{Name: e.Name, Method: e.Method, Flags: e.Flags}
+		if e.Mode != 0 {
+			fh.SetMode(e.Mode)
+		}
+		var w io.Writer
+		var err error
+		if !e.Raw {
+			if w, err = zw.CreateHeader(fh); err == nil {
+				_, err = w.Write(e.Content)
+			}
+			if err != nil {
+				tb.Fatal(err)
+			}
+			continue
+		}
+		data := e.Content
+		if e.Method == zip.Deflate {
+			var c bytes.Buffer
+			fw, _ := flate.NewWriter(&c, flate.DefaultCompression) // the level is valid
+			fw.Write(e.Content)
+			fw.Close()
+			data = c.Bytes()
+		}
+		fh.CRC32 = crc32.ChecksumIEEE(e.Content)
+		if e.BadCRC {
+			fh.CRC32++
+		}
+		fh.CompressedSize64 = uint64(len(data))
+		fh.UncompressedSize64 = uint64(len(e.Content))
+		if e.DeclaredSize != nil {
+			fh.UncompressedSize64 = uint64(*e.DeclaredSize)
+		}
+		if w, err = zw.CreateRaw(fh); err == nil {
+			_, err = w.Write(data)
+		}
+		if err != nil {
+			tb.Fatal(err)
+		}
+	}
+	if err := zw.Close(); err != nil {
+		tb.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// Manifest is a manifest of the given fields, signed (as it says) by key,
+// created at 2026-12-04T02:00:00Z, without notes, listing files with
+// their paths (their names without hotpatch.FilesPrefix), sizes and
+// SHA-256 sums. It keeps targets and files in the order given and checks
+// nothing, so that tests can change it before EncodeRaw.
+func Manifest(key *signing.PrivateKey, appKey string, platform mds.Platform, patchVersion int64, targets []mds.HotpatchTarget, files ...Entry) hotpatch.Manifest {
+	m := hotpatch.Manifest{
+		Format:       hotpatch.Format,
+		AppKey:       appKey,
+		Platform:     platform,
+		Targets:      targets,
+		PatchVersion: patchVersion,
+		CreatedAt:    created.Format(time.RFC3339),
+		KeyID:        key.Public().ID(),
+		Alg:          key.Public().Alg(),
+	}
+	for _, f := range files {
+		sum := sha256.Sum256(f.Content)
+		m.Files = append(m.Files, hotpatch.File{Path: strings.TrimPrefix(f.Name, hotpatch.FilesPrefix), Size: int64(len(f.Content)), SHA256: hex.EncodeToString(sum[:])})
+	}
+	return m
+}
+
+// EncodeRaw is m in the canonical encoding hotpatch.Manifest.Encode
+// writes (compact JSON in field order, HTML characters not escaped), but
+// without validation: for manifests Encode refuses, such as one with a
+// ".." path, to sign with Package.
+func EncodeRaw(tb testing.TB, m *hotpatch.Manifest) []byte {
+	tb.Helper()
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(m); err != nil {
+		tb.Fatal(err)
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+}
+
+// Package returns the archive of manifest.json holding manifestBytes,
+// manifest.sig holding key's signature of them (both stored), then
+// entries. key need not be the one the manifest names.
+func Package(tb testing.TB, manifestBytes []byte, key *signing.PrivateKey, entries ...Entry) []byte {
+	tb.Helper()
+	sig, err := key.Sign(manifestBytes)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	head := []Entry{
+		{Name: hotpatch.ManifestName, Content: manifestBytes, Method: zip.Store},
+		{Name: hotpatch.SignatureName, Content: sig, Method: zip.Store},
+	}
+	return BuildZip(tb, append(head, entries...))
+}
+
+// WriteFiles writes files, keyed by slash-separated paths relative to
+// dir, under dir, making the directories they need.
+func WriteFiles(tb testing.TB, dir string, files map[string][]byte) {
+	tb.Helper()
+	for p, b := range files {
+		name := filepath.Join(dir, filepath.FromSlash(p))
+		if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
+			tb.Fatal(err)
+		}
+		if err := os.WriteFile(name, b, 0o644); err != nil {
+			tb.Fatal(err)
+		}
+	}
+}
+
+// Pack returns the hotpatch hotpatch.Pack makes of files (as WriteFiles
+// takes them, written to a new temporary directory) with m's app key,
+// platform, targets, patch version and notes, signed by key at
+// 2026-12-04T02:00:00Z: a valid package, the same bytes for the same
+// arguments when key is Ed25519.
+func Pack(tb testing.TB, files map[string][]byte, m hotpatch.Manifest, key *signing.PrivateKey) []byte {
+	tb.Helper()
+	src := tb.TempDir()
+	WriteFiles(tb, src, files)
+	var buf bytes.Buffer
+	if _, err := hotpatch.Pack(&buf, m, src, key, created); err != nil {
+		tb.Fatal(err)
+	}
+	return buf.Bytes()
+}
