@@ -311,18 +311,20 @@ func TestHotpatchSpecValidate(t *testing.T) {
 		t.Fatalf("a good hotpatch: %v, version %q, blobs %v", err, a.Version, a.Blobs)
 	}
 	for name, mutate := range map[string]func(*mds.Artifact, *mds.HotpatchSpec){
-		"no platform":       func(a *mds.Artifact, _ *mds.HotpatchSpec) { a.Platform = "" },
-		"patch version 0":   func(_ *mds.Artifact, p *mds.HotpatchSpec) { p.PatchVersion = 0 },
-		"another version":   func(a *mds.Artifact, _ *mds.HotpatchSpec) { a.Version = "4" },
-		"no targets":        func(_ *mds.Artifact, p *mds.HotpatchSpec) { p.Targets = nil },
-		"bad app version":   func(_ *mds.Artifact, p *mds.HotpatchSpec) { p.Targets[0].AppVersion = "x" },
-		"negative build":    func(_ *mds.Artifact, p *mds.HotpatchSpec) { p.Targets[1].Build = -1 },
-		"target twice":      func(_ *mds.Artifact, p *mds.HotpatchSpec) { p.Targets[1] = p.Targets[0] },
-		"bad key id":        func(_ *mds.Artifact, p *mds.HotpatchSpec) { p.KeyID = "k" },
-		"no file":           func(_ *mds.Artifact, p *mds.HotpatchSpec) { p.SHA256 = "" },
-		"no files":          func(_ *mds.Artifact, p *mds.HotpatchSpec) { p.Files = 0 },
-		"binary notes":      func(_ *mds.Artifact, p *mds.HotpatchSpec) { p.Notes = "\x00" },
-		"too many versions": func(_ *mds.Artifact, p *mds.HotpatchSpec) { p.Targets = make([]mds.HotpatchTarget, mds.MaxHotpatchTargets+1) },
+		"no platform":     func(a *mds.Artifact, _ *mds.HotpatchSpec) { a.Platform = "" },
+		"patch version 0": func(_ *mds.Artifact, p *mds.HotpatchSpec) { p.PatchVersion = 0 },
+		"another version": func(a *mds.Artifact, _ *mds.HotpatchSpec) { a.Version = "4" },
+		"no targets":      func(_ *mds.Artifact, p *mds.HotpatchSpec) { p.Targets = nil },
+		"bad app version": func(_ *mds.Artifact, p *mds.HotpatchSpec) { p.Targets[0].AppVersion = "x" },
+		"negative build":  func(_ *mds.Artifact, p *mds.HotpatchSpec) { p.Targets[1].Build = -1 },
+		"target twice":    func(_ *mds.Artifact, p *mds.HotpatchSpec) { p.Targets[1] = p.Targets[0] },
+		"bad key id":      func(_ *mds.Artifact, p *mds.HotpatchSpec) { p.KeyID = "k" },
+		"no file":         func(_ *mds.Artifact, p *mds.HotpatchSpec) { p.SHA256 = "" },
+		"no files":        func(_ *mds.Artifact, p *mds.HotpatchSpec) { p.Files = 0 },
+		"binary notes":    func(_ *mds.Artifact, p *mds.HotpatchSpec) { p.Notes = "\x00" },
+		"too many versions": func(_ *mds.Artifact, p *mds.HotpatchSpec) {
+			p.Targets = make([]mds.HotpatchTarget, mds.MaxHotpatchTargets+1)
+		},
 	} {
 		a, p := good()
 		mutate(a, p)
