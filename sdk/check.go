@@ -1,0 +1,349 @@
+package sdk
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/mds-dev/mds"
+)
+
+// Answer is a verified check answer: signed by a trusted server key, for
+// this app, not older than any this device accepted, not expired.
+type Answer struct {
+	App     string    `json:"app"`     // the app key the answer is for
+	Version int64     `json:"version"` // grows with every change of what the server answers
+	Expires time.Time `json:"expires"` // the answer stands until then, on the device's clock
+	// Upgrade is the app upgrade offered; nil for none.
+	Upgrade *Upgrade `json:"upgrade"`
+	// Hotpatch is what the device should do about hotpatches; nil for
+	// nothing.
+	Hotpatch *HotpatchInstruction `json:"hotpatch"`
+	// NotModified: the server answered 304 and this is the stored answer.
+	NotModified bool `json:"not_modified"`
+	// ETag is the answer's ETag, sent back as If-None-Match.
+	ETag string `json:"etag,omitempty"`
+	// Body is the signed document, exactly as the server sent it.
+	Body []byte `json:"-"`
+
+	// verified marks an Answer that Check returned: Apply follows no
+	// other, so that an answer cannot skip verification by being built
+	// by hand or decoded from somewhere.
+	verified bool
+}
+
+// Upgrade is an upgrade offer; see docs/protocol.md for each member.
+type Upgrade struct {
+	TaskID                int64  `json:"task_id"`
+	Stage                 string `json:"stage"`
+	PackageID             int64  `json:"package_id"`
+	Version               string `json:"version"`
+	Build                 int64  `json:"build,omitempty"`
+	Mode                  string `json:"mode"` // single, multiple or force
+	Remind                bool   `json:"remind"`
+	RemindIntervalSeconds int64  `json:"remind_interval_seconds,omitempty"`
+	Notes                 string `json:"notes"`
+	Source                string `json:"source"` // blob, url or store
+	URL                   string `json:"url"`
+	PackageURL            string `json:"package_url,omitempty"`
+	Size                  int64  `json:"size,omitempty"`
+	SHA256                string `json:"sha256,omitempty"`
+	Network               string `json:"network"` // any or wifi
+	Silent                bool   `json:"silent"`
+}
+
+// Hotpatch actions.
+const (
+	// ActionApply: the device should run patch PatchID.
+	ActionApply = "apply"
+	// ActionRollback: the patch the device runs is withdrawn; it should
+	// go back to PatchID, or to no patch when PatchID is 0.
+	ActionRollback = "rollback"
+)
+
+// HotpatchInstruction is the hotpatch section of an answer. Apply follows
+// it; an action this SDK does not know is ignored, as unknown members are.
+type HotpatchInstruction struct {
+	Action       string `json:"action"`
+	TaskID       int64  `json:"task_id,omitempty"`
+	Stage        string `json:"stage,omitempty"` // gray or official
+	PatchID      int64  `json:"patch_id"`        // 0 only in a rollback to no patch
+	PatchVersion int64  `json:"patch_version,omitempty"`
+	Notes        string `json:"notes,omitempty"`
+	URL          string `json:"url,omitempty"`    // the hotpatch file
+	SHA256       string `json:"sha256,omitempty"` // of the hotpatch file, lowercase hex
+	Size         int64  `json:"size,omitempty"`   // of the hotpatch file
+	KeyID        string `json:"key_id,omitempty"` // the team key that signed it
+}
+
+// document is the signed answer as it is on the wire; pointers tell a
+// member that is absent from a zero.
+type document struct {
+	App      string          `json:"app"`
+	Version  *int64          `json:"version"`
+	Expires  *time.Time      `json:"expires"`
+	Upgrade  json.RawMessage `json:"upgrade"`
+	Hotpatch json.RawMessage `json:"hotpatch"`
+}
+
+// maxAnswerBody bounds the bytes read of a check answer: a few kilobytes
+// in practice, so much more is not an answer.
+const maxAnswerBody = 1 << 20
+
+// signatureHeader carries the answer's signatures.
+const signatureHeader = "Mds-Signature"
+
+// Check asks the server what this device should do, and returns the
+// verified answer: the new one on 200 (then stored), or on 304 the stored
+// one while it has not expired. The state changes only when an answer is
+// accepted, and then only its record of the answer.
+//
+// A 200 is verified in this order, the first failure refusing it: the
+// signature (ErrUntrustedAnswer, ErrBadAnswerSignature), the document's
+// form (ErrMalformedAnswer), the app (ErrWrongApp), the version
+// (ErrReplay), the expiry (ErrExpired).
+func (c *Client) Check(ctx context.Context) (*Answer, error) {
+	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
+	defer cancel()
+	c.mu.Lock()
+	dev := c.cfg.Device
+	if p := c.st.Current; p != nil {
+		dev.Hotpatch = &mds.AppliedPatch{ID: p.ID, PatchVersion: p.PatchVersion}
+	}
+	now := c.now()
+	dev.DeviceTime = &now
+	// The ETag goes only with a stored answer that could be reused: after
+	// it expires, or once the build no longer trusts what signed it, the
+	// server must send a fresh one, and a 304 is refused.
+	etag := ""
+	if s := c.st.Answer; s != nil && s.ETag != "" {
+		if _, err := c.verify(s.Body, s.Signature, now, false); err == nil {
+			etag = s.ETag
+		}
+	}
+	c.mu.Unlock()
+
+	body, err := json.Marshal(&dev)
+	if err != nil {
+		return nil, err
+	}
+	u, err := c.resolve("client/v1/check")
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json")
+	if etag != "" {
+		req.Header.Set("If-None-Match", etag)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("cannot reach the mds server: %w", err)
+	}
+	defer resp.Body.Close()
+
+	switch {
+	case resp.StatusCode == http.StatusNotModified:
+		io.Copy(io.Discard, io.LimitReader(resp.Body, maxAnswerBody))
+		return c.notModified()
+	case resp.StatusCode == http.StatusOK:
+		b, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswerBody+1))
+		if err != nil {
+			return nil, fmt.Errorf("reading the server's answer: %w", err)
+		}
+		if len(b) > maxAnswerBody {
+			return nil, refusal(ErrMalformedAnswer, "the answer is longer than %d bytes", maxAnswerBody)
+		}
+		return c.accept(b, strings.Join(resp.Header.Values(signatureHeader), ","), resp.Header.Get("ETag"))
+	case resp.StatusCode >= 400:
+		return nil, readProblem(resp, c.now())
+	default:
+		return nil, refusal(ErrMalformedAnswer, "a check answered %d %s", resp.StatusCode, http.StatusText(resp.StatusCode))
+	}
+}
+
+// notModified answers a 304: the stored answer, if it still stands. A
+// check without If-None-Match means the stored answer could not be
+// reused; a 304 to it is refused for the reason it could not.
+func (c *Client) notModified() (*Answer, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := c.st.Answer
+	if s == nil || s.ETag == "" {
+		return nil, refusal(ErrMalformedAnswer, "304 Not Modified to a check that sent no ETag: there is no answer to reuse")
+	}
+	a, err := c.verify(s.Body, s.Signature, c.now(), false)
+	if err != nil {
+		return nil, fmt.Errorf("304 Not Modified, but the stored answer no longer stands: %w", err)
+	}
+	a.ETag, a.NotModified = s.ETag, true
+	return a, nil
+}
+
+// accept verifies a 200's answer and, if it passes, stores it.
+func (c *Client) accept(body []byte, sig, etag string) (*Answer, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	a, err := c.verify(body, sig, c.now(), true)
+	if err != nil {
+		return nil, err
+	}
+	a.ETag = etag
+	next := c.st.clone()
+	next.Answer = &storedAnswer{Version: a.Version, Expires: a.Expires, ETag: etag, Body: body, Signature: sig}
+	if err := c.commit(next); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// verify runs the checks of an answer in order, the first failure
+// refusing it: the signature, the document's form, the app, the version
+// (when replay is set: a stored answer is the highest accepted by
+// construction), the expiry. The caller holds mu.
+func (c *Client) verify(body []byte, sig string, now time.Time, replay bool) (*Answer, error) {
+	if err := c.verifySignature(body, sig); err != nil {
+		return nil, err
+	}
+	a, err := c.parse(body)
+	if err != nil {
+		return nil, err
+	}
+	if a.App != c.cfg.Device.AppKey {
+		return nil, refusal(ErrWrongApp, "it is for app %q, this device is app %q", a.App, c.cfg.Device.AppKey)
+	}
+	if s := c.st.Answer; replay && s != nil && a.Version < s.Version {
+		return nil, refusal(ErrReplay, "version %d is lower than version %d accepted before: a replayed answer or a server node behind the others; the device keeps its state, check again later", a.Version, s.Version)
+	}
+	if !a.Expires.After(now) {
+		return nil, refusal(ErrExpired, "it expired at %s and the device's clock says %s: the server signs answers afresh before they expire, so this one was held back, or the device's clock is wrong", a.Expires.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
+	}
+	return a, nil
+}
+
+// signature is one entry of an Mds-Signature header.
+type signature struct {
+	keyID string
+	sig   []byte // nil when it is not valid base64
+}
+
+// parseSignatures reads Mds-Signature: comma-separated entries of
+// semicolon-separated parameters, keyid=<64 hex> and sig=<standard
+// base64>. Parameters it does not know are ignored, so that a server may
+// add some; an entry without a keyid cannot be attributed and is skipped.
+// Neither separator occurs in base64, so splitting is exact.
+func parseSignatures(h string) []signature {
+	var out []signature
+	for entry := range strings.SplitSeq(h, ",") {
+		var s signature
+		for param := range strings.SplitSeq(entry, ";") {
+			k, v, _ := strings.Cut(strings.TrimSpace(param), "=")
+			switch strings.TrimSpace(k) {
+			case "keyid":
+				s.keyID = strings.TrimSpace(v)
+			case "sig":
+				if b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(v)); err == nil {
+					s.sig = b
+				}
+			}
+		}
+		if s.keyID != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// verifySignature checks that a trusted server key signed body. One valid
+// signature by a trusted key suffices: during a rotation the server signs
+// with the old key and the new, and a build trusts one or both. An
+// attacker without a trusted private key can make none, and a signature
+// by an untrusted key is no evidence either way.
+func (c *Client) verifySignature(body []byte, h string) error {
+	trusted := false
+	sigs := parseSignatures(h)
+	for _, s := range sigs {
+		k := c.serverKeys[s.keyID]
+		if k == nil {
+			continue
+		}
+		trusted = true
+		if s.sig != nil && k.Verify(body, s.sig) == nil {
+			return nil
+		}
+	}
+	if !trusted {
+		if h == "" {
+			return refusal(ErrUntrustedAnswer, "it has no %s header: something other than the mds server answered, or the server has no signing key configured", signatureHeader)
+		}
+		ids := make([]string, len(sigs))
+		for i, s := range sigs {
+			ids[i] = s.keyID
+		}
+		if len(ids) == 0 {
+			return refusal(ErrUntrustedAnswer, "its %s header names no key", signatureHeader)
+		}
+		return refusal(ErrUntrustedAnswer, "it is signed by %s, which this build does not trust: build the app with the deployment's keys (mds keys server-public)", strings.Join(ids, " and "))
+	}
+	return refusal(ErrBadAnswerSignature, "the signature by the trusted key does not match the body")
+}
+
+// parse reads a signed document.
+func (c *Client) parse(body []byte) (*Answer, error) {
+	var d document
+	if err := json.Unmarshal(body, &d); err != nil {
+		return nil, refusal(ErrMalformedAnswer, "the signed answer is not the check document: %v", err)
+	}
+	if d.App == "" || d.Version == nil || *d.Version < 0 || d.Expires == nil {
+		return nil, refusal(ErrMalformedAnswer, "the signed answer lacks app, version or expires")
+	}
+	a := &Answer{App: d.App, Version: *d.Version, Expires: *d.Expires, Body: body, verified: true}
+	if isJSONValue(d.Upgrade) {
+		a.Upgrade = new(Upgrade)
+		if err := json.Unmarshal(d.Upgrade, a.Upgrade); err != nil {
+			return nil, refusal(ErrMalformedAnswer, "the upgrade section: %v", err)
+		}
+	}
+	if isJSONValue(d.Hotpatch) {
+		a.Hotpatch = new(HotpatchInstruction)
+		if err := json.Unmarshal(d.Hotpatch, a.Hotpatch); err != nil {
+			return nil, refusal(ErrMalformedAnswer, "the hotpatch section: %v", err)
+		}
+	}
+	return a, nil
+}
+
+// isJSONValue reports whether a member was given a value other than null.
+func isJSONValue(raw json.RawMessage) bool {
+	return len(raw) > 0 && string(raw) != "null"
+}
+
+// readProblem reads an error answer's problem document. What does not
+// parse as one becomes its detail, truncated, so that a proxy's error page
+// still says something.
+func readProblem(resp *http.Response, now time.Time) *ServerError {
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	e := &ServerError{}
+	if json.Unmarshal(b, e) != nil {
+		e = &ServerError{Detail: strings.TrimSpace(string(b))}
+		if len(e.Detail) > 512 {
+			e.Detail = e.Detail[:512] + "…"
+		}
+	}
+	e.Status = resp.StatusCode
+	if e.Title == "" {
+		e.Title = http.StatusText(resp.StatusCode)
+	}
+	e.RetryAfter = retryAfter(resp.Header.Get("Retry-After"), now)
+	return e
+}

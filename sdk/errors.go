@@ -1,0 +1,117 @@
+package sdk
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Refusals. Each error the SDK returns for a refused answer, download or
+// patch matches exactly one of these with errors.Is, and says in its
+// message what was wrong. A refusal never changes the state: the device
+// keeps running what it ran.
+var (
+	// ErrUntrustedAnswer: the answer carries no Mds-Signature by a server
+	// key this build trusts. Either something between device and server
+	// answered (a captive portal, a proxy), or the deployment signs with a
+	// key the build does not know: ship a build that trusts the new key
+	// before the server signs with it alone.
+	ErrUntrustedAnswer = errors.New("the answer is not signed by a server key this app trusts")
+	// ErrBadAnswerSignature: a trusted key's signature is there but does
+	// not verify: the answer was altered on the way.
+	ErrBadAnswerSignature = errors.New("the answer's signature does not verify: it was altered after the server signed it")
+	// ErrWrongApp: the answer is signed but is for another app: a valid
+	// answer replayed across apps of one deployment.
+	ErrWrongApp = errors.New("the answer is for another app")
+	// ErrReplay: the answer's version is lower than one this device
+	// already accepted. An attacker replaying an old answer looks like
+	// this, and so does a server node lagging behind the others: the state
+	// is kept and a later check sorts it out.
+	ErrReplay = errors.New("the answer is older than one this device already accepted")
+	// ErrExpired: the answer's expiry is not after the device's clock, or
+	// the server answered 304 while the stored answer has expired. A 304
+	// forever would freeze the device on old instructions.
+	ErrExpired = errors.New("the answer has expired")
+	// ErrMalformedAnswer: the server broke the protocol: an answer that is
+	// not the document described, a status a check never has, a 304 to a
+	// check that sent no ETag, or an instruction missing what it needs.
+	ErrMalformedAnswer = errors.New("the server's answer does not follow the protocol")
+
+	// ErrTooLong: a download has more bytes than the answer's size (or the
+	// answer's size is more than Config.MaxPatchSize): an endless-data
+	// attack, or a server serving another file.
+	ErrTooLong = errors.New("the download is larger than allowed")
+	// ErrHashMismatch: the downloaded file is not the one the answer names
+	// by SHA-256: a file swapped for another.
+	ErrHashMismatch = errors.New("the downloaded file does not match the answer's sha256")
+
+	// ErrUnknownTeamKey: the hotpatch is signed by a key that is not one
+	// of the team keys this build trusts.
+	ErrUnknownTeamKey = errors.New("the hotpatch is signed by a key this app does not trust")
+	// ErrBadPatchSignature: the hotpatch's manifest does not verify with
+	// the trusted team key it names: it was altered after signing. Errors
+	// that match it match hotpatch.ErrBadSignature (or ErrWrongKey) too.
+	ErrBadPatchSignature = errors.New("the hotpatch's team signature does not verify")
+	// ErrBadPatch: the hotpatch file is not a well-formed hotpatch, or a
+	// file in it does not match its signed manifest (then the error
+	// matches hotpatch.ErrCorrupt too).
+	ErrBadPatch = errors.New("the hotpatch file is not a valid hotpatch")
+	// ErrPatchMismatch: the hotpatch is validly signed but not for this
+	// device: another app, platform or installed version, or another patch
+	// version than the answer names (a signed patch swapped for another).
+	ErrPatchMismatch = errors.New("the hotpatch is not for this app version")
+)
+
+// ServerError is an error answer of the server: an RFC 9457 problem
+// document, or what could be read of one.
+type ServerError struct {
+	Status int    `json:"status"`
+	Type   string `json:"type,omitempty"`
+	Title  string `json:"title"`
+	Detail string `json:"detail,omitempty"`
+	Code   string `json:"code,omitempty"` // mds's error code: invalid, not_found, unavailable...
+	// RetryAfter is the Retry-After header's delay, 0 when absent: a
+	// server that is starting says when to come back.
+	RetryAfter time.Duration `json:"-"`
+}
+
+func (e *ServerError) Error() string {
+	msg := fmt.Sprintf("the server answered %d %s", e.Status, e.Title)
+	if e.Detail != "" {
+		msg += ": " + e.Detail
+	}
+	if e.RetryAfter > 0 {
+		msg += fmt.Sprintf(" (retry after %s)", e.RetryAfter)
+	}
+	return msg
+}
+
+// Retryable reports whether the same request may succeed later: 5xx and
+// 408. Retry those with exponential backoff and jitter, no sooner than
+// RetryAfter; other 4xx need a changed request.
+func (e *ServerError) Retryable() bool {
+	return e.Status >= 500 || e.Status == http.StatusRequestTimeout
+}
+
+// retryAfter reads a Retry-After header: seconds, or an HTTP date.
+func retryAfter(h string, now time.Time) time.Duration {
+	h = strings.TrimSpace(h)
+	if h == "" {
+		return 0
+	}
+	if s, err := strconv.ParseInt(h, 10, 64); err == nil && s > 0 {
+		return time.Duration(min(s, 86400)) * time.Second
+	}
+	if t, err := http.ParseTime(h); err == nil && t.After(now) {
+		return min(t.Sub(now), 24*time.Hour)
+	}
+	return 0
+}
+
+// refusal wraps kind with what exactly was wrong.
+func refusal(kind error, format string, args ...any) error {
+	return fmt.Errorf("%w: %s", kind, fmt.Sprintf(format, args...))
+}
