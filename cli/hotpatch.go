@@ -94,10 +94,11 @@ The app's key is read from the server by --app, or given offline with --app-key.
 			if err != nil {
 				return fmt.Errorf("--pub %s: %w", pubFile, err)
 			}
-			pkg, err := openHotpatch(args[0])
+			pkg, closeFile, err := openHotpatch(args[0])
 			if err != nil {
 				return err
 			}
+			defer closeFile()
 			if err := pkg.Verify(pub); err != nil {
 				return err
 			}
@@ -219,22 +220,21 @@ func writeHotpatch(cmd *cobra.Command, path string, m hotpatch.Manifest, src str
 	return nil
 }
 
-func openHotpatch(path string) (*hotpatch.Package, error) {
+// openHotpatch opens and checks the hotpatch file at path; close closes it.
+func openHotpatch(path string) (pkg *hotpatch.Package, close func() error, err error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	st, err := f.Stat()
+	if err == nil {
+		pkg, err = hotpatch.Open(f, st.Size(), hotpatch.DefaultLimits)
+	}
 	if err != nil {
 		f.Close()
-		return nil, err
+		return nil, nil, err
 	}
-	pkg, err := hotpatch.Open(f, st.Size(), hotpatch.DefaultLimits)
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	return pkg, nil
+	return pkg, f.Close, nil
 }
 
 func printManifest(w io.Writer, m *hotpatch.Manifest) {

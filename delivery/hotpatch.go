@@ -38,6 +38,7 @@ type HotpatchOffer struct {
 // withdrawal is a patch a rolled-back task withdrew.
 type withdrawal struct {
 	artifact, task, patch int64
+	targets               []mds.HotpatchTarget
 }
 
 // HotpatchChoice is what a device is told of hotpatches.
@@ -52,6 +53,9 @@ type HotpatchChoice struct {
 // Told reports whether the choice tells the device anything at all.
 func (c HotpatchChoice) Told() bool { return c.Offer != nil || c.Rollback }
 
+// add adds a live task's patch, unless a rolled-back task withdrew that
+// patch: a withdrawal is of the patch, whichever task delivers it, and
+// snapshots compile withdrawals first.
 func (h *hotpatches) add(o *Offer) error {
 	spec, ok := o.Artifact.Spec.(*mds.HotpatchSpec)
 	if !ok || o.Task.Policy.Kind() != mds.KindHotpatch {
@@ -60,6 +64,9 @@ func (h *hotpatches) add(o *Offer) error {
 	i := o.Artifact.Platform.Index()
 	if i < 0 {
 		return fmt.Errorf("hotpatch %d has unknown platform %q", o.Artifact.ID, o.Artifact.Platform)
+	}
+	if w := h.withdrew(i, o.Artifact.ID); w != nil {
+		return fmt.Errorf("its patch %d was rolled back by task %d; release a new patch version instead", o.Artifact.ID, w.task)
 	}
 	h.byPlatform[i] = append(h.byPlatform[i], HotpatchOffer{Offer: o, Spec: spec, targets: spec.Targets,
 		patch: spec.PatchVersion, task: o.Task.ID, everyone: o.audience.Everyone()})
@@ -73,7 +80,7 @@ func (h *hotpatches) withdraw(t *mds.Task, a *mds.Artifact) error {
 	if !ok || i < 0 {
 		return fmt.Errorf("rolled-back task %d does not deliver a hotpatch", t.ID)
 	}
-	h.withdrawn[i] = append(h.withdrawn[i], withdrawal{artifact: a.ID, task: t.ID, patch: spec.PatchVersion})
+	h.withdrawn[i] = append(h.withdrawn[i], withdrawal{artifact: a.ID, task: t.ID, patch: spec.PatchVersion, targets: spec.Targets})
 	return nil
 }
 
@@ -89,9 +96,11 @@ func (h *hotpatches) finish() {
 	}
 }
 
-// targets reports whether the offer patches the device's installed build.
-func (o *HotpatchOffer) patches(d *mds.Device) bool {
-	for _, t := range o.targets {
+// patches reports whether the offer patches the device's installed build.
+func (o *HotpatchOffer) patches(d *mds.Device) bool { return patches(o.targets, d) }
+
+func patches(targets []mds.HotpatchTarget, d *mds.Device) bool {
+	for _, t := range targets {
 		if t.Matches(d.AppVersion, d.Build) {
 			return true
 		}
@@ -111,7 +120,19 @@ func (h *hotpatches) decide(in *gray.Input, adm gray.Admitter) HotpatchChoice {
 			break
 		}
 	}
+	return h.resolve(i, cur, d)
+}
+
+// resolve says what a device of platform i is told, given cur, its
+// current patch (nil for none), and the patch it reports running.
+func (h *hotpatches) resolve(i int, cur *HotpatchOffer, d *mds.Device) HotpatchChoice {
 	run := d.Hotpatch
+	if run != nil && h.foreign(i, run.ID, d) {
+		// A patch of another app version: the app was upgraded under it,
+		// and it does not run; patch versions of different app versions
+		// do not compare.
+		run = nil
+	}
 	switch {
 	case run == nil || cur != nil && cur.Artifact.ID == run.ID:
 		return HotpatchChoice{Offer: cur}
@@ -129,6 +150,20 @@ func (h *hotpatches) decide(in *gray.Input, adm gray.Admitter) HotpatchChoice {
 	return HotpatchChoice{}
 }
 
+// foreign reports whether patch id, known to the snapshot, does not patch
+// the device's app version and build.
+func (h *hotpatches) foreign(i int, id int64, d *mds.Device) bool {
+	for j := range h.byPlatform[i] {
+		if o := &h.byPlatform[i][j]; o.Artifact.ID == id {
+			return !o.patches(d)
+		}
+	}
+	if w := h.withdrew(i, id); w != nil {
+		return !patches(w.targets, d)
+	}
+	return false
+}
+
 // withdrew returns the withdrawal of patch id on platform i, if any.
 func (h *hotpatches) withdrew(i int, id int64) *withdrawal {
 	for j := range h.withdrawn[i] {
@@ -139,10 +174,13 @@ func (h *hotpatches) withdrew(i int, id int64) *withdrawal {
 	return nil
 }
 
+// explain explains every live patch of the device's platform, and what
+// the device is told, by the same resolve as decide.
 func (h *hotpatches) explain(in *gray.Input, adm gray.Admitter) []Explanation {
 	d := in.Device
 	var out []Explanation
-	chosen := false
+	var cur *HotpatchOffer
+	curAt := -1
 	for i, offers := range h.byPlatform {
 		for j := range offers {
 			o := &offers[j]
@@ -161,20 +199,35 @@ func (h *hotpatches) explain(in *gray.Input, adm gray.Admitter) []Explanation {
 				e.Matched, steps = o.audience.Explain(in, adm)
 				e.Steps = append(e.Steps, steps...)
 			}
-			if e.Matched && !chosen {
-				e.Chosen, chosen = true, true
+			if e.Matched && cur == nil {
+				cur, curAt = o, len(out)
 			}
 			out = append(out, e)
 		}
 	}
-	if run := d.Hotpatch; run != nil {
-		if i := d.Platform.Index(); i >= 0 {
-			if w := h.withdrew(i, run.ID); w != nil {
-				out = append(out, Explanation{Kind: mds.KindHotpatch, TaskID: w.task, ArtifactID: w.artifact,
-					Version: fmt.Sprint(w.patch), Stage: "", Matched: true, Chosen: true, Steps: []gray.Step{{What: "rollback",
-						Detail: fmt.Sprintf("the device runs patch %d, which task %d rolled back: it is told to go back", w.patch, w.task), Passed: true}}})
-			}
+	i := d.Platform.Index()
+	if i < 0 {
+		return out
+	}
+	c := h.resolve(i, cur, d)
+	if c.Offer != nil {
+		out[curAt].Chosen = true
+	}
+	run := d.Hotpatch
+	switch {
+	case c.Rollback:
+		w := h.withdrew(i, run.ID)
+		to := "no patch"
+		if c.Offer != nil {
+			to = fmt.Sprintf("patch %d", c.Offer.patch)
 		}
+		// Chosen when nothing else is: going back to no patch.
+		out = append(out, Explanation{Kind: mds.KindHotpatch, TaskID: w.task, ArtifactID: w.artifact, Version: fmt.Sprint(w.patch),
+			Matched: true, Chosen: c.Offer == nil, Steps: []gray.Step{{What: "rollback",
+				Detail: fmt.Sprintf("the device runs patch %d, which task %d rolled back: it is told to go back to %s", w.patch, w.task, to), Passed: true}}})
+	case c.Offer == nil && cur != nil && run != nil:
+		out[curAt].Steps = append(out[curAt].Steps, gray.Step{What: "hotpatch",
+			Detail: fmt.Sprintf("the device runs patch %d, which is not withdrawn and not older: it keeps it", run.PatchVersion), Passed: false})
 	}
 	return out
 }

@@ -59,7 +59,7 @@ func TestHotpatchChoice(t *testing.T) {
 	nobody := mds.Targeting{Rollout: &mds.Rollout{Percent: 0.01}, Rules: []mds.Rule{{Field: "model", Operator: "IN", Values: []string{"none"}}}}
 	p1 := f.patch(shop, 1, mds.StatusLive, mds.Targeting{}, v210)
 	p2 := f.patch(shop, 2, mds.StatusLive, mds.Targeting{}, v210, mds.HotpatchTarget{AppVersion: "2.1.1", Build: 45})
-	p3 := f.patch(shop, 3, mds.StatusRolledBack, mds.Targeting{}, v210)
+	p3 := f.patch(shop, 3, mds.StatusRolledBack, mds.Targeting{}, v210, mds.HotpatchTarget{AppVersion: "2.2.0"})
 	p4 := f.patch(shop, 4, mds.StatusLive, nobody, v210)             // gray, admitting no one
 	p5 := f.patch(shop, 5, mds.StatusStopped, mds.Targeting{}, v210) // stopped: devices that run it keep it
 	s := f.compile(t)
@@ -86,6 +86,8 @@ func TestHotpatchChoice(t *testing.T) {
 		{"and no other build", "2.1.1", 46, nil, "nothing"},
 		{"another app version gets nothing", "2.2.0", 0, nil, "nothing"},
 		{"a withdrawn patch of a version with no live patch goes back to none", "2.2.0", 0, ran(p3, 3), "rollback to none"},
+		{"a patch of the version the app was upgraded from is not running", "2.2.0", 0, ran(p2, 2), "nothing"},
+		{"nor is a withdrawn one, which it is not told to roll back", "3.0.0", 0, ran(p3, 3), "nothing"},
 	} {
 		d := device("shop", mds.Android, c.version)
 		d.Build, d.Hotpatch = c.build, c.runs
@@ -149,10 +151,34 @@ func TestHotpatchExplain(t *testing.T) {
 	want := []string{
 		"3 matched=false chosen=false patch 3 patches 2.2.0; the device runs 2.1.0 build 0",
 		"1 matched=true chosen=true patch 1 patches 2.1.0 build 0",
-		fmt.Sprintf("2 matched=true chosen=true the device runs patch 2, which task %d rolled back: it is told to go back", w.ID),
+		fmt.Sprintf("2 matched=true chosen=false the device runs patch 2, which task %d rolled back: it is told to go back to patch 1", w.ID),
 	}
 	if strings.Join(lines, "\n") != strings.Join(want, "\n") {
 		t.Errorf("explain:\n%s\nwant\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// TestHotpatchWithdrawalIsOfThePatch: a patch rolled back by one task is
+// withdrawn whichever task delivers it.
+func TestHotpatchWithdrawalIsOfThePatch(t *testing.T) {
+	var f fixture
+	shop := f.app("shop", mds.Android)
+	v210 := mds.HotpatchTarget{AppVersion: "2.1.0"}
+	live := f.patch(shop, 1, mds.StatusLive, mds.Targeting{}, v210)
+	w := f.patch(shop, 1, mds.StatusRolledBack, mds.Targeting{}, v210)
+	w.ArtifactID = live.ArtifactID // two tasks of one patch: the live one first
+	f.set.Artifacts = f.set.Artifacts[:1]
+	s := f.compile(t)
+	if len(s.Problems) != 1 || !strings.Contains(s.Problems[0].Error(), "rolled back by task") {
+		t.Errorf("problems: %v", s.Problems)
+	}
+	d := device("shop", mds.Android, "2.1.0")
+	if got := say(hotpatchOf(t, s, d)); got != "nothing" {
+		t.Errorf("a fresh device is offered a withdrawn patch: %q", got)
+	}
+	d.Hotpatch = &mds.AppliedPatch{ID: live.ArtifactID, PatchVersion: 1}
+	if got := say(hotpatchOf(t, s, d)); got != "rollback to none" {
+		t.Errorf("a device running it: %q", got)
 	}
 }
 

@@ -14,6 +14,7 @@
 package delivery
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"sync/atomic"
@@ -121,7 +122,12 @@ func (s *Snapshot) apply(set *mds.LiveSet, lists map[int64]*gray.List) (n *Snaps
 		ruleSets[rs.ID] = rs
 	}
 	catalogs := map[int64]*gray.Catalog{} // per app: shared rules are remembered per check, and a check is of one app
-	for _, t := range set.Tasks {
+	// Rolled-back tasks first: what they withdrew no live task delivers.
+	tasks := slices.Clone(set.Tasks)
+	slices.SortStableFunc(tasks, func(a, b *mds.Task) int {
+		return cmp.Compare(boolInt(a.Status != mds.StatusRolledBack), boolInt(b.Status != mds.StatusRolledBack))
+	})
+	for _, t := range tasks {
 		if !t.Status.Delivered() {
 			continue
 		}
@@ -146,6 +152,13 @@ func (s *Snapshot) apply(set *mds.LiveSet, lists map[int64]*gray.List) (n *Snaps
 		added = append(added, as)
 	}
 	return n, added, dropped
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func (n *Snapshot) skip(t *mds.Task, format string, args ...any) {

@@ -19,9 +19,13 @@ import (
 )
 
 // A check answer is a JSON object: the app key the device sent, the app's
-// version (its revision: it only grows) and an expiry, then one member per
-// kind, in the order of mds.Kinds; a kind with nothing for the device is
-// null, so SDKs ignore kinds they predate. The body is signed by the
+// version (its revision: it only grows), an expiry, and the state of the
+// device it was computed for (platform, app version, build, the hotpatch
+// it runs), then one member per kind, in the order of mds.Kinds; a kind
+// with nothing for the device is null, so SDKs ignore kinds they predate.
+// The device's state is there so that an answer made for one device
+// state cannot be passed off as another's: a device refuses an answer
+// that does not echo what it sent. The body is signed by the
 // deployment's keys (the Mds-Signature header), so a device can refuse an
 // answer that is replayed, frozen past its expiry, or not ours.
 //
@@ -41,9 +45,43 @@ const (
 )
 
 var (
+	deviceKey  = []byte(`"device":`)
 	answerKeys = [kinds][]byte{kindUpgrade: []byte(`"upgrade":`), kindHotpatch: []byte(`,"hotpatch":`)}
 	answerEnd  = []byte("}\n")
 )
+
+// deviceState is what of a device's check its answer depends on besides
+// its audience, and echoes: platform, app version, build, and the patch it
+// runs (zero for none). Its strings point into the check's body until the
+// answer is kept, when they are cloned.
+type deviceState struct {
+	platform   mds.Platform
+	appVersion string
+	build      int64
+	patch      mds.AppliedPatch
+}
+
+func stateOf(d *mds.Device) deviceState {
+	s := deviceState{platform: d.Platform, appVersion: d.AppVersion, build: d.Build}
+	if d.Hotpatch != nil {
+		s.patch = *d.Hotpatch
+	}
+	return s
+}
+
+// echo is the answer's "device" member.
+func (s deviceState) echo() any {
+	e := struct {
+		Platform   mds.Platform      `json:"platform"`
+		AppVersion string            `json:"app_version"`
+		Build      int64             `json:"build"`
+		Hotpatch   *mds.AppliedPatch `json:"hotpatch"`
+	}{s.platform, s.appVersion, s.build, nil}
+	if s.patch.ID != 0 {
+		e.Hotpatch = &s.patch
+	}
+	return &e
+}
 
 // section is one kind's part of an answer: its JSON value.
 type section struct {
@@ -82,14 +120,20 @@ func (a *answer) signatureHeader() []string { return a.headers[2:3:3] }
 
 func (a *answer) write(w io.Writer) { w.Write(a.body) }
 
-// newAnswer frames sections after prefix and signs the result.
-func newAnswer(prefix []byte, sections [kinds]*section, sg *signer) *answer {
-	n := len(prefix) + len(answerEnd)
+// newAnswer frames sections after prefix and the device's state, and
+// signs the result.
+func newAnswer(prefix []byte, dev deviceState, sections [kinds]*section, sg *signer) *answer {
+	echo, err := json.Marshal(dev.echo())
+	if err != nil {
+		panic(err) // strings and numbers always encode
+	}
+	n := len(prefix) + len(deviceKey) + len(echo) + 1 + len(answerEnd)
 	for i, s := range sections {
 		n += len(answerKeys[i]) + len(s.body)
 	}
 	body := make([]byte, 0, n)
 	body = append(body, prefix...)
+	body = append(append(append(body, deviceKey...), echo...), ',')
 	for i, s := range sections {
 		body = append(append(body, answerKeys[i]...), s.body...)
 	}
@@ -205,20 +249,26 @@ type appAnswers struct {
 	answers atomic.Pointer[map[answerKey]*answer]
 }
 
-// answerKey is what tells an app's answers apart: the sections, and
-// which of the app's keys the device sent.
+// answerKey is what tells an app's answers apart: the sections, which of
+// the app's keys the device sent, and the device state echoed.
 type answerKey struct {
 	sections [kinds]*section
 	previous bool
+	device   deviceState
 }
 
-// answer returns the signed answer for a decision of a device that sent
-// app key key, at now.
-func (set *answerSet) answer(dec delivery.Decision, key string, now time.Time) *answer {
+// maxAppAnswers bounds the answers kept for one app in one period: the
+// distinct combinations of offers and device states (app versions and
+// builds in use, patches run) seen. Past it the app's answers start over,
+// so that devices sending ever new states cost signatures, not memory.
+const maxAppAnswers = 4096
+
+// answer returns the signed answer for a decision of device d, at now.
+func (set *answerSet) answer(dec delivery.Decision, d *mds.Device, now time.Time) *answer {
 	k := answerKey{sections: [kinds]*section{
 		kindUpgrade:  set.upgrade(dec.Upgrade),
 		kindHotpatch: set.hotpatch(dec.Hotpatch),
-	}, previous: key != dec.App.Key}
+	}, previous: d.AppKey != dec.App.Key, device: stateOf(d)}
 	epoch := set.signer.epoch(now)
 	cur := dec.Memo.Load()
 	aa, _ := cur.(*appAnswers)
@@ -266,8 +316,14 @@ func (aa *appAnswers) add(k answerKey) *answer {
 	if k.previous {
 		prefix = aa.prefix[1]
 	}
-	a := newAnswer(prefix, k.sections, aa.set.signer)
-	next := maps.Clone(old)
+	// The key outlives the check whose body its strings point into.
+	k.device.platform = mds.Platform(strings.Clone(string(k.device.platform)))
+	k.device.appVersion = strings.Clone(k.device.appVersion)
+	a := newAnswer(prefix, k.device, k.sections, aa.set.signer)
+	next := map[answerKey]*answer{}
+	if len(old) < maxAppAnswers {
+		next = maps.Clone(old)
+	}
 	next[k] = a
 	aa.answers.Store(&next)
 	return a

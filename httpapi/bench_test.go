@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -174,12 +175,44 @@ func TestCheckDoesNotAllocate(t *testing.T) {
 	if raceEnabled {
 		t.Skip("allocation counts mean nothing under the race detector")
 	}
-	var devices []*mds.Device
+	var devices, patched []*mds.Device
+	hotpatched := deliverytest.Hotpatched(100, 20)
 	for i := range 64 {
 		devices = append(devices, deliverytest.RefDevice(i, 100))
+		patched = append(patched, deliverytest.HotpatchedDevice(hotpatched, i, 100))
 	}
-	for _, etags := range []bool{false, true} {
-		rig := newCheckRig(t, deliverytest.Reference(100, 20), bodies(devices), etags)
+	for _, c := range []struct {
+		load    *deliverytest.Load
+		devices []*mds.Device
+		etags   bool
+	}{
+		{deliverytest.Reference(100, 20), devices, false},
+		{deliverytest.Reference(100, 20), devices, true},
+		{hotpatched, patched, false},
+		{hotpatched, patched, true},
+	} {
+		etags := c.etags
+		if c.load == hotpatched {
+			// The devices are told to apply patches and to roll back.
+			told := map[string]int{}
+			snap := delivery.Compile(c.load.Set, nil)
+			for _, d := range c.devices {
+				in := gray.NewInput(d, netip.Addr{}, time.Now())
+				dec, err := snap.Evaluate(&in, nil)
+				switch {
+				case err != nil:
+					t.Fatal(err)
+				case dec.Hotpatch.Rollback:
+					told["rollback"]++
+				case dec.Hotpatch.Offer != nil:
+					told["apply"]++
+				}
+			}
+			if told["rollback"] == 0 || told["apply"] == 0 {
+				t.Fatalf("the hotpatched load tells %v", told)
+			}
+		}
+		rig := newCheckRig(t, c.load, bodies(c.devices), etags)
 		for i := range rig.reqs { // the first check of an offer encodes its section
 			rig.serve(i)
 		}

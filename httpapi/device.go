@@ -68,7 +68,7 @@ func (s *Server) check(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.recent.Record(dec.App.ID, &st.in)
-	a := s.answers.answer(dec, dev.AppKey, now)
+	a := s.answers.answer(dec, dev, now)
 	h := w.Header()
 	h["Etag"] = a.etagHeader()
 	// Devices may keep the answer but must revalidate it on every check.

@@ -173,6 +173,15 @@ type answer struct {
 	App      string    `json:"app"`
 	Version  int64     `json:"version"`
 	Expires  time.Time `json:"expires"`
+	Device   struct {
+		Platform   string `json:"platform"`
+		AppVersion string `json:"app_version"`
+		Build      int64  `json:"build"`
+		Hotpatch   *struct {
+			ID           int64 `json:"patch_id"`
+			PatchVersion int64 `json:"patch_version"`
+		} `json:"hotpatch"`
+	} `json:"device"`
 	Hotpatch *struct {
 		Action       string `json:"action"`
 		TaskID       int64  `json:"task_id"`
@@ -221,6 +230,14 @@ func (e *testEnv) check(dev map[string]any, header ...string) (*http.Response, *
 	}
 	if a.App != dev["app_key"] {
 		e.t.Errorf("answer for app %q to a device of %q", a.App, dev["app_key"])
+	}
+	if fmt.Sprint(a.Device.Platform) != fmt.Sprint(dev["platform"]) || a.Device.AppVersion != dev["app_version"] {
+		e.t.Errorf("answer for a device %+v, asked by %v %v", a.Device, dev["platform"], dev["app_version"])
+	}
+	if h, ok := dev["hotpatch"].(map[string]any); ok && (a.Device.Hotpatch == nil || fmt.Sprint(a.Device.Hotpatch.ID) != fmt.Sprint(h["patch_id"])) {
+		e.t.Errorf("answer for a device running %+v, asked by one running %v", a.Device.Hotpatch, h)
+	} else if !ok && a.Device.Hotpatch != nil {
+		e.t.Errorf("answer for a device running %+v, asked by one running none", a.Device.Hotpatch)
 	}
 	if !a.Expires.After(e.Now()) {
 		e.t.Errorf("answer expired at %s, now is %s", a.Expires, e.Now())

@@ -83,7 +83,7 @@ func (e *testEnv) stored(app string, file []byte) bool {
 func TestHotpatchUploadRefusals(t *testing.T) {
 	e := newEnv(t)
 	shop := e.createApp("shop", mds.Android)
-	blog := e.createApp("blog", mds.Android, mds.IOS)
+	e.createApp("blog", mds.Android, mds.IOS)
 	key := e.team("shop", signing.ECDSAP256)
 	stranger, _ := signing.Generate(signing.ECDSAP256)
 	retired := e.team("shop", signing.Ed25519)
@@ -108,7 +108,7 @@ func TestHotpatchUploadRefusals(t *testing.T) {
 		return hotpatchtest.Package(t, hotpatchtest.EncodeRaw(t, &m), key, files...)
 	}
 	var ios hotpatch.Manifest
-	ios = hotpatch.Manifest{AppKey: blog.Key, Platform: mds.IOS, PatchVersion: 1, Targets: []mds.HotpatchTarget{{AppVersion: "1.0"}}}
+	ios = hotpatch.Manifest{AppKey: shop.Key, Platform: mds.IOS, PatchVersion: 1, Targets: []mds.HotpatchTarget{{AppVersion: "1.0"}}}
 	symlink := entry("files/a", "target")
 	symlink.Mode = fs.ModeSymlink | 0o777
 	lying := entry("files/a", strings.Repeat("x", 5000))
@@ -129,11 +129,11 @@ func TestHotpatchUploadRefusals(t *testing.T) {
 		{"unsigned", "shop", hotpatchtest.BuildZip(t, []hotpatchtest.Entry{entry("manifest.json", "{}")}), 400, "manifest.sig"},
 		{"one byte changed in the manifest", "shop", tampered(good, bytes.Index(good, []byte(`"patch 3"`))+2), 400, "corrupt"},
 		{"a manifest changed after signing", "shop", resigned(t, key, shop), 400, "signature does not match"},
-		{"one byte changed in a file", "shop", tampered(pack(t, shop, key, 4, map[string][]byte{"a.txt": bytes.Repeat([]byte("a"), 100)}, "2.1.0"), 0), 400, ""},
+		{"a file that is not the one signed", "shop", unlike(t, key, shop), 400, "does not match"},
 		{"signed by an unknown key", "shop", pack(t, shop, stranger, 4, files, "2.1.0"), 400, "has not registered"},
 		{"signed by a retired key", "shop", pack(t, shop, retired, 4, files, "2.1.0"), 400, "retired"},
 		{"for another app", "blog", pack(t, shop, key, 4, files, "2.1.0"), 400, "packed for app key"},
-		{"for another platform", "shop", hotpatchtest.Pack(t, files, ios, key), 400, ""},
+		{"for another platform", "shop", hotpatchtest.Pack(t, files, ios, key), 400, "ships on android"},
 		{"a patch version not above the last", "shop", pack(t, shop, key, 3, files, "2.1.0"), 409, "not above 3"},
 		{"an absolute path", "shop", crafted(entry("files//etc/passwd", "x")), 400, "path"},
 		{"a path with ..", "shop", crafted(entry("files/../../evil", "x")), 400, ".."},
@@ -184,6 +184,14 @@ func resigned(t *testing.T, key *signing.PrivateKey, a *mds.App) []byte {
 		{Name: hotpatch.ManifestName, Content: hotpatchtest.EncodeRaw(t, &m)}, {Name: hotpatch.SignatureName, Content: sig}, f})
 }
 
+// unlike is a well-formed, signed hotpatch whose one file differs by a
+// byte from what the manifest says: only reading the files finds it.
+func unlike(t *testing.T, key *signing.PrivateKey, a *mds.App) []byte {
+	signed := hotpatchtest.File("a.txt", []byte("aaaa"))
+	m := hotpatchtest.Manifest(key, a.Key, mds.Android, 5, []mds.HotpatchTarget{{AppVersion: "2.1.0"}}, signed)
+	return hotpatchtest.Package(t, hotpatchtest.EncodeRaw(t, &m), key, hotpatchtest.File("a.txt", []byte("aaab")))
+}
+
 // TestHotpatchReleaseAndRollback: a gray patch reaches its audience, then
 // everyone; a device that runs it is told exactly; a rollback sends every
 // device that runs it back to the previous live patch, or to none, and
@@ -195,6 +203,12 @@ func TestHotpatchReleaseAndRollback(t *testing.T) {
 	files := map[string][]byte{"fix.js": []byte("console.log('fixed')")}
 	p1 := e.mustPush("shop", pack(t, shop, key, 1, files, "2.1.0"))
 	p2 := e.mustPush("shop", pack(t, shop, key, 2, files, "2.1.0", "2.2.0"))
+	e.createPackage("shop", e.admin, map[string]any{"platform": "android", "version": "3.0", "source": "url", "url": "https://cdn.example.com/s.apk"})
+	var listed api.Packages
+	e.call("GET", "/api/v1/apps/shop/packages?kind=hotpatch", e.admin, nil, 200, &listed)
+	if len(listed.Packages) != 2 || listed.Packages[0].ID != p2.ID || listed.Packages[0].Hotpatch == nil {
+		t.Errorf("hotpatches listed: %+v", listed.Packages)
+	}
 	t1 := e.hotpatchTask("shop", p1.ID, nil)
 	wl := e.createWhitelist("shop", "testers", "device", "tester\n")
 	t2 := e.hotpatchTask("shop", p2.ID, map[string]any{"whitelists": []int64{wl.ID}})

@@ -4,8 +4,10 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/mds-dev/mds"
 )
@@ -32,6 +34,11 @@ func (s *Store) CreateTask(ctx context.Context, t *mds.Task, actor string) error
 	return s.transact(ctx, func(tx *sql.Tx) error {
 		if err := s.checkRefs(ctx, tx, t); err != nil {
 			return err
+		}
+		if t.Status == mds.StatusLive {
+			if err := s.checkRelease(ctx, tx, t); err != nil {
+				return err
+			}
 		}
 		err = tx.QueryRowContext(ctx, s.q(`INSERT INTO tasks (app_id, kind, artifact_id, policy, status, stage, targeting,
 			created_at, updated_at, created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`),
@@ -169,12 +176,18 @@ func (s *Store) UpdateTask(ctx context.Context, appID, id int64, actor string, c
 		if err != nil {
 			return notFound(err, "task %d not found in this app", id)
 		}
+		was := t.Status
 		event, err := change(t)
 		if err != nil {
 			return err
 		}
 		if err := s.checkRefs(ctx, tx, t); err != nil {
 			return err
+		}
+		if was != mds.StatusLive && t.Status == mds.StatusLive {
+			if err := s.checkRelease(ctx, tx, t); err != nil {
+				return err
+			}
 		}
 		policy, targeting, err := encodeTask(t)
 		if err != nil {
@@ -395,4 +408,43 @@ func (s *Store) changedSince(ctx context.Context, tx *sql.Tx, since, rev int64) 
 		return nil, err
 	}
 	return apps, nil // not empty: the log holds rev-since > 0 rows
+}
+
+// checkRelease refuses to make task t live when what it delivers may no
+// longer go out: a hotpatch a rolled-back task withdrew (withdrawn for
+// good: a fix is a new patch version), or one signed by a key the app has
+// retired since it was uploaded. Tasks already live keep running: a
+// retired key is the normal end of a rotation, and devices check the
+// keys their build trusts.
+func (s *Store) checkRelease(ctx context.Context, tx *sql.Tx, t *mds.Task) error {
+	if t.Kind != mds.KindHotpatch {
+		return nil
+	}
+	var by int64
+	err := tx.QueryRowContext(ctx, s.q(`SELECT id FROM tasks WHERE app_id = ? AND artifact_id = ? AND status = ? LIMIT 1`),
+		t.AppID, t.ArtifactID, mds.StatusRolledBack).Scan(&by)
+	switch {
+	case err == nil:
+		return mds.Errorf(mds.ECONFLICT, "package %d was rolled back by task %d and is withdrawn for good; pack the fix as a new patch version", t.ArtifactID, by)
+	case !errors.Is(err, sql.ErrNoRows):
+		return err
+	}
+	as, err := s.artifacts(ctx, tx, `WHERE app_id = ? AND id = ?`, t.AppID, t.ArtifactID)
+	if err != nil || len(as) == 0 {
+		return err // checkRefs said it exists; the foreign key keeps it
+	}
+	p, ok := as[0].Spec.(*mds.HotpatchSpec)
+	if !ok {
+		return nil
+	}
+	var retired sql.NullInt64
+	err = tx.QueryRowContext(ctx, s.q(`SELECT retired_at FROM team_keys WHERE app_id = ? AND id = ?`), t.AppID, p.KeyID).Scan(&retired)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return err
+	}
+	if retired.Valid {
+		return mds.Errorf(mds.ECONFLICT, "package %d is signed by key %s, retired on %s: it is not released again; sign the patch with a current key",
+			t.ArtifactID, p.KeyID, fromMillis(retired.Int64).Format(time.DateOnly))
+	}
+	return nil
 }

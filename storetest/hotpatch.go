@@ -692,3 +692,58 @@ func testAppWritesRace(t *testing.T, s mds.Store) {
 		t.Errorf("after racing writes the app is at revision %d, the store at %d", got.Revision, rev)
 	}
 }
+
+// testNoRelease: a withdrawn patch, or one signed by a key retired since,
+// is not made live again, by a new task or by releasing or resuming one;
+// what is live keeps running.
+func testNoRelease(t *testing.T, s mds.Store) {
+	shop := MustCreateApp(t, s, "shop")
+	p := MustCreateHotpatch(t, s, shop, 1)
+	rolled := NewHotpatchTask(t, p, mds.Targeting{})
+	rolled.Status = mds.StatusLive
+	draft := NewHotpatchTask(t, p, mds.Targeting{})
+	for _, task := range []*mds.Task{rolled, draft} {
+		if err := s.CreateTask(ctx(), task, "test"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := apply(s, rolled, mds.ActionRollback); err != nil {
+		t.Fatal(err)
+	}
+	again := NewHotpatchTask(t, p, mds.Targeting{})
+	again.Status = mds.StatusLive
+	err := s.CreateTask(ctx(), again, "test")
+	wantCode(t, err, mds.ECONFLICT)
+	wantMessage(t, err, "rolled back by task", "new patch version")
+	_, err = apply(s, draft, mds.ActionRelease)
+	wantCode(t, err, mds.ECONFLICT)
+	if _, err := apply(s, draft, mds.ActionStop); err != nil {
+		t.Errorf("stopping a task of a withdrawn patch: %v", err)
+	}
+
+	// Another key: a live task keeps running once its key is retired, and
+	// cannot be resumed after a pause; a draft cannot be released.
+	blog := MustCreateApp(t, s, "blog")
+	q := MustCreateHotpatch(t, s, blog, 1)
+	live, waiting := NewHotpatchTask(t, q, mds.Targeting{}), NewHotpatchTask(t, q, mds.Targeting{})
+	live.Status = mds.StatusLive
+	for _, task := range []*mds.Task{live, waiting} {
+		if err := s.CreateTask(ctx(), task, "test"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.RetireTeamKey(ctx(), blog.ID, TestKeyID, "test"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = apply(s, waiting, mds.ActionRelease)
+	wantCode(t, err, mds.ECONFLICT)
+	wantMessage(t, err, "retired")
+	if _, err := apply(s, live, mds.ActionPause); err != nil {
+		t.Fatal(err)
+	}
+	_, err = apply(s, live, mds.ActionResume)
+	wantCode(t, err, mds.ECONFLICT)
+	if got, err := s.FindTask(ctx(), blog.ID, live.ID); err != nil || got.Status != mds.StatusPaused {
+		t.Errorf("a refused resume changed the task: %+v, %v", got, err)
+	}
+}

@@ -55,6 +55,7 @@ func Run(t *testing.T, open Opener) {
 		{"UploadedBlobs", testUploadedBlobs},
 		{"HotpatchRace", testHotpatchRace},
 		{"Rollback", testRollback},
+		{"NoRelease", testNoRelease},
 		{"AppWritesRace", testAppWritesRace},
 	}
 	for _, tt := range tests {

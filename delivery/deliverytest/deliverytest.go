@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -212,7 +213,62 @@ func GrayDevice(user int, appVersion string) *mds.Device {
 // RefDevice returns device i of a Reference load of apps apps; most get an upgrade.
 func RefDevice(i, apps int) *mds.Device {
 	return &mds.Device{AppKey: RefKey(i % apps), Platform: mds.Platforms[i%3],
-		AppVersion: fmt.Sprintf("%d.%d.%d", 1+i%4, i%7, i%3), Build: int64(100 + i%50), DeviceID: fmt.Sprintf("device-%08d", i*7919),
+		AppVersion: refVersion(i), Build: int64(100 + i%50), DeviceID: fmt.Sprintf("device-%08d", i*7919),
 		UserID: fmt.Sprintf("user-%d", i), Model: "Pixel 9", Brand: "Google", OSVersion: "15", Network: "wifi",
 		Region: "CN-31", City: "Shanghai", Channel: "xiaomi", Language: "zh-CN", Attributes: map[string]string{"tier": "gold"}}
 }
+
+// Hotpatched is a Reference load whose apps also have hotpatches: per
+// app and platform, a live patch of every app version RefDevice gives
+// that platform, another one newer, gray to 50%, and a withdrawn one.
+// HotpatchedDevice i runs, in turn, none of them, the live one, or the
+// withdrawn one.
+func Hotpatched(apps, tasksPerApp int) *Load {
+	l := Reference(apps, tasksPerApp)
+	id := int64(len(l.Set.Artifacts)*2 + len(l.Set.Apps) + 1)
+	for _, a := range slices.Clone(l.Set.Apps) {
+		for pi, p := range mds.Platforms {
+			var targets []mds.HotpatchTarget
+			for i := pi; i < 84; i += 3 {
+				targets = append(targets, mds.HotpatchTarget{AppVersion: refVersion(i)})
+			}
+			slices.SortFunc(targets, func(x, y mds.HotpatchTarget) int { return strings.Compare(x.AppVersion, y.AppVersion) })
+			targets = slices.Compact(targets)
+			for n, status := range []mds.Status{mds.StatusLive, mds.StatusLive, mds.StatusRolledBack} {
+				id += 2
+				spec := &mds.HotpatchSpec{PatchVersion: int64(n + 1), Targets: targets, Notes: "Fixes the crash at checkout.",
+					KeyID: strings.Repeat("ab", 32), SHA256: fmt.Sprintf("%064x", id), Size: 512 << 10, Files: 3, FilesSize: 1 << 20}
+				art := &mds.Artifact{ID: id, AppID: a.ID, Kind: mds.KindHotpatch, Platform: p, Version: fmt.Sprint(n + 1), Spec: spec}
+				art.Blobs = spec.Blobs()
+				tg, stage := mds.Targeting{}, mds.StageOfficial
+				if n == 1 {
+					tg, stage = mds.Targeting{Rollout: &mds.Rollout{Percent: 50, Stickiness: mds.StickyDevice}, Salt: "half"}, mds.StageGray
+				}
+				l.Set.Artifacts = append(l.Set.Artifacts, art)
+				l.Set.Tasks = append(l.Set.Tasks, &mds.Task{ID: id + 1, AppID: a.ID, Kind: mds.KindHotpatch, ArtifactID: id,
+					Policy: &mds.HotpatchPolicy{}, Status: status, Stage: stage, Targeting: tg, CreatedAt: time.Unix(1_780_000_000, 0)})
+			}
+		}
+	}
+	return l
+}
+
+// HotpatchedDevice is RefDevice i running, by i, no patch, patch 1 (live)
+// or patch 3 (withdrawn) of a Hotpatched load of apps apps.
+func HotpatchedDevice(l *Load, i, apps int) *mds.Device {
+	d := RefDevice(i, apps)
+	n := i % 3
+	if n == 0 {
+		return d
+	}
+	version := int64(1 + 2*(n-1)) // 1 or 3
+	for _, a := range l.Set.Artifacts {
+		if a.Kind == mds.KindHotpatch && a.AppID == l.Set.Apps[i%apps].ID && a.Platform == d.Platform && a.Version == fmt.Sprint(version) {
+			d.Hotpatch = &mds.AppliedPatch{ID: a.ID, PatchVersion: version}
+		}
+	}
+	return d
+}
+
+// refVersion is the app version RefDevice i runs.
+func refVersion(i int) string { return fmt.Sprintf("%d.%d.%d", 1+i%4, i%7, i%3) }
