@@ -170,10 +170,10 @@ func (e *testEnv) act(app string, task int64, action mds.Action) *taskView {
 
 // answer mirrors the check response.
 type answer struct {
-	App      string    `json:"app"`
-	Version  int64     `json:"version"`
-	Expires  time.Time `json:"expires"`
-	Device   struct {
+	App     string    `json:"app"`
+	Version int64     `json:"version"`
+	Expires time.Time `json:"expires"`
+	Device  struct {
 		Platform   string `json:"platform"`
 		AppVersion string `json:"app_version"`
 		Build      int64  `json:"build"`
