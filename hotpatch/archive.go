@@ -43,13 +43,28 @@ type Package struct {
 }
 
 // Open checks the structure of the hotpatch of size bytes in r against
-// lim before anything in it is trusted: the entries, their order, names,
-// kinds, methods and sizes, and the manifest. It reads the archive's
-// directory, manifest.json and manifest.sig, and no file's content.
+// lim before anything in it is trusted: its size, its layout (entries
+// from the first byte on, each local header saying what the central
+// directory says, no gaps, data descriptors, comments or zip64), the
+// entries, their order, names, kinds, methods and sizes, and the manifest.
+// It reads the archive's end record first, and refuses too many entries
+// before reading their records; then the directory, the local headers,
+// manifest.json and manifest.sig, and no file's content.
 // Refusals are EINVALID errors; an error of r itself is returned wrapped.
 func Open(r io.ReaderAt, size int64, lim Limits) (*Package, error) {
 	lim = lim.withDefaults()
-	zr, err := zip.NewReader(&bounded{r: r, size: size}, size)
+	if size > lim.MaxArchive {
+		return nil, mds.Errorf(mds.EINVALID, "the file is %d bytes; a hotpatch file is at most %d", size, lim.MaxArchive)
+	}
+	br := &bounded{r: r, size: size}
+	recs, dirOffset, err := readDirectory(br, size, lim)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkLayout(br, recs, dirOffset); err != nil {
+		return nil, err
+	}
+	zr, err := zip.NewReader(br, size)
 	// ErrInsecurePath comes with a usable reader; the names are checked
 	// below, more strictly.
 	if err != nil && !errors.Is(err, zip.ErrInsecurePath) {
@@ -59,10 +74,10 @@ func Open(r io.ReaderAt, size int64, lim Limits) (*Package, error) {
 		return nil, fmt.Errorf("hotpatch: reading the archive: %w", err)
 	}
 	entries := zr.File
-	if len(entries)-2 > lim.MaxFiles {
-		return nil, mds.Errorf(mds.EINVALID, "the archive has %d entries; at most %d files (besides %s and %s) are accepted", len(entries), lim.MaxFiles, ManifestName, SignatureName)
+	if err := sameAsRead(entries, recs); err != nil {
+		return nil, err
 	}
-	if err := checkEntries(entries, size, lim); err != nil {
+	if err := checkEntries(entries, lim); err != nil {
 		return nil, err
 	}
 	if len(entries) == 0 || entries[0].Name != ManifestName {
@@ -134,11 +149,10 @@ func malformed(err error) bool {
 }
 
 // checkEntries checks what the central directory says of every entry,
-// before any is read.
-func checkEntries(entries []*zip.File, size int64, lim Limits) error {
+// before any is read; checkLayout checked where they are.
+func checkEntries(entries []*zip.File, lim Limits) error {
 	seen := make(map[string]bool, len(entries))
 	var total uint64
-	var end int64 // where the previous entry's data ends
 	for i, f := range entries {
 		if seen[f.Name] {
 			return mds.Errorf(mds.EINVALID, "entry %q appears twice in the archive", f.Name)
@@ -147,7 +161,7 @@ func checkEntries(entries []*zip.File, size int64, lim Limits) error {
 		if t := f.Mode() & fs.ModeType; t != 0 {
 			return mds.Errorf(mds.EINVALID, "entry %q is %s; a hotpatch holds regular files only", f.Name, describeMode(t))
 		}
-		if f.Flags&0x1 != 0 {
+		if f.Flags&flagEncrypt != 0 {
 			return mds.Errorf(mds.EINVALID, "entry %q is encrypted; a hotpatch is signed, not encrypted", f.Name)
 		}
 		switch f.Method {
@@ -172,20 +186,6 @@ func checkEntries(entries []*zip.File, size int64, lim Limits) error {
 		if lim.bomb(f.UncompressedSize64, f.CompressedSize64) {
 			return mds.Errorf(mds.EINVALID, "entry %q inflates from %d to %d bytes, more than %d times: refused as a zip bomb", f.Name, f.CompressedSize64, f.UncompressedSize64, lim.MaxRatio)
 		}
-		// Entries laid out in directory order without overlapping: a
-		// streaming reader sees the same entries in the same order, and
-		// no bytes count twice (overlapping entries are a known bomb).
-		off, err := f.DataOffset()
-		if err != nil {
-			if malformed(err) {
-				return mds.Errorf(mds.EINVALID, "entry %q has a broken local header: %v", f.Name, err)
-			}
-			return fmt.Errorf("hotpatch: reading the archive: %w", err)
-		}
-		if off < end || off > size || f.CompressedSize64 > uint64(size-off) {
-			return mds.Errorf(mds.EINVALID, "entry %q overlaps another or runs past the end of the archive; its entries must follow each other in directory order", f.Name)
-		}
-		end = off + int64(f.CompressedSize64)
 	}
 	return nil
 }

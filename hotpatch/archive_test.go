@@ -113,6 +113,15 @@ func TestOpenRefuses(t *testing.T) {
 		{"too many files", valid(a, b, hotpatchtest.File("c", nil)), hotpatch.Limits{MaxFiles: 2}, "the archive has 5 entries; at most 2 files", nil},
 		{"file too large", valid(a, b), hotpatch.Limits{MaxFileSize: 4}, `entry "files/a" is 5 bytes uncompressed; at most 4`, nil},
 		{"total too large", valid(a, b), hotpatch.Limits{MaxTotalSize: 9}, "more than 9 bytes", nil},
+		{"total over the default", func() []byte {
+			// Three files of 180 MiB by their headers, 2 MiB deflated each
+			// (less than 100 times: no bomb), 540 MiB in all.
+			var big []hotpatchtest.Entry
+			for _, name := range []string{"files/x", "files/y", "files/z"} {
+				big = append(big, hotpatchtest.Entry{Name: name, Content: randomBytes(2 << 20), Method: zip.Deflate, Raw: true, DeclaredSize: new(int64(180 << 20))})
+			}
+			return valid(big...)
+		}(), hotpatch.Limits{}, "more than 536870912 bytes", nil},
 		{"header size differs from the manifest", withManifest([]hotpatchtest.Entry{a}, func(m *hotpatch.Manifest) { m.Files[0].Size = 4 }, a), hotpatch.Limits{}, "file a is 5 bytes in the archive but the manifest declares 4", hotpatch.ErrCorrupt},
 		{"manifest.sig too large", func() []byte {
 			m := craftManifest(key, a)
@@ -191,21 +200,31 @@ func TestOpenAcceptsCrafted(t *testing.T) {
 }
 
 // TestOpenOutsideArchive: an end record whose directory offset is too
-// large makes archive/zip place the first entry before the start of the
-// file; bytes.Reader's error for that is not an EOF, and still the archive
-// is what is wrong (found by FuzzOpen).
+// large made archive/zip place the first entry before the start of the
+// file, and bytes.Reader's error for that is not an EOF (found by
+// FuzzOpen); one whose offset is too small makes archive/zip guess a
+// prefix. Either way the archive is what is wrong, and the end record
+// says so before any entry is read.
 func TestOpenOutsideArchive(t *testing.T) {
 	key := newKey(t, signing.Ed25519)
 	a := hotpatchtest.File("a", []byte("alpha"))
 	m := craftManifest(key, a)
-	archive := hotpatchtest.Package(t, hotpatchtest.EncodeRaw(t, &m), key, a)
-	end := archive[len(archive)-22:] // no comment: the end record is last
-	if binary.LittleEndian.Uint32(end) != 0x06054b50 {
-		t.Fatal("no end record")
+	for _, tt := range []struct {
+		shift int64
+		want  string
+	}{
+		{1000, "runs past its end record"},
+		{-1, "unexpected 1 bytes between the central directory and its end record"},
+	} {
+		archive := hotpatchtest.Package(t, hotpatchtest.EncodeRaw(t, &m), key, a)
+		end := archive[len(archive)-22:] // no comment: the end record is last
+		if binary.LittleEndian.Uint32(end) != 0x06054b50 {
+			t.Fatal("no end record")
+		}
+		binary.LittleEndian.PutUint32(end[16:], uint32(int64(binary.LittleEndian.Uint32(end[16:]))+tt.shift))
+		_, err := openBytes(archive, hotpatch.DefaultLimits)
+		wantRefusal(t, err, tt.want, nil)
 	}
-	binary.LittleEndian.PutUint32(end[16:], binary.LittleEndian.Uint32(end[16:])+1000)
-	_, err := openBytes(archive, hotpatch.DefaultLimits)
-	wantRefusal(t, err, `entry "manifest.json" has a broken local header`, nil)
 }
 
 // TestOpenOverlap: two directory entries sharing one entry's bytes (how
@@ -465,6 +484,11 @@ func FuzzOpen(f *testing.F) {
 	m := craftManifest(key, a)
 	f.Add(hotpatchtest.Package(f, hotpatchtest.EncodeRaw(f, &m), key, a))
 	f.Add([]byte("PK\x05\x06" + strings.Repeat("\x00", 18)))
+	// Layouts Open refuses: a data descriptor, a gap.
+	dd, gap := a, a
+	dd.DataDescriptor, gap.Before = true, []byte("gap")
+	f.Add(hotpatchtest.Package(f, hotpatchtest.EncodeRaw(f, &m), key, dd))
+	f.Add(hotpatchtest.Package(f, hotpatchtest.EncodeRaw(f, &m), key, gap))
 	lim := hotpatch.Limits{MaxFiles: 100, MaxFileSize: 1 << 20, MaxTotalSize: 4 << 20}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		p, err := openBytes(b, lim)

@@ -7,3 +7,6 @@ var Refuse = refuse
 
 // FileEntries is how many file entries Open kept of p.
 func FileEntries(p *Package) int { return len(p.files) }
+
+// PackLimits is Pack for packages within other limits than DefaultLimits.
+var PackLimits = pack

@@ -8,9 +8,12 @@
 // else: manifest.json (the manifest's canonical bytes), manifest.sig (the
 // team's signature over exactly those bytes, as signing.PrivateKey.Sign
 // makes it), then files/<path> for every file the manifest lists, in the
-// manifest's order. Entries are stored or deflated regular files. Readers
-// in other languages implement the same rules; docs/protocol.md states
-// them.
+// manifest's order. Entries are stored or deflated regular files, laid
+// out from the first byte to the central directory without gaps, each
+// local header saying what the central directory says, without data
+// descriptors, comments or zip64, so that a streaming reader sees what
+// Open checked. Readers in other languages implement the same rules;
+// docs/protocol.md states them.
 package hotpatch
 
 import (
@@ -70,6 +73,9 @@ func refuse(kind error, also []error, format string, args ...any) error {
 // memory, disk or time of whoever reads it. A zero or negative field
 // means its DefaultLimits value.
 type Limits struct {
+	// MaxArchive bounds the hotpatch file itself, in bytes: Open checks
+	// it first, before reading anything.
+	MaxArchive   int64
 	MaxFiles     int   // files, not counting manifest.json and manifest.sig
 	MaxFileSize  int64 // bytes of one file, uncompressed
 	MaxTotalSize int64 // bytes of all files, uncompressed
@@ -78,12 +84,20 @@ type Limits struct {
 	MaxRatio int64
 }
 
+// DefaultMaxArchive is the size of the largest hotpatch file, compressed,
+// as uploaded, downloaded and opened: 512 MiB. It is DefaultLimits'
+// MaxArchive, and the number the server's upload limit for hotpatches and
+// the device SDK's download limit use, so that a file one accepts the
+// others do too.
+const DefaultMaxArchive = 512 << 20
+
 // DefaultLimits are the limits of the server and the SDK unless configured
 // otherwise, and the ones Pack makes packages for.
 var DefaultLimits = Limits{
+	MaxArchive:   DefaultMaxArchive,
 	MaxFiles:     10_000,
 	MaxFileSize:  256 << 20,
-	MaxTotalSize: 1 << 30,
+	MaxTotalSize: 512 << 20,
 	MaxRatio:     100,
 }
 
@@ -92,6 +106,9 @@ var DefaultLimits = Limits{
 const bombFloor = 1 << 20
 
 func (l Limits) withDefaults() Limits {
+	if l.MaxArchive <= 0 {
+		l.MaxArchive = DefaultLimits.MaxArchive
+	}
 	if l.MaxFiles <= 0 {
 		l.MaxFiles = DefaultLimits.MaxFiles
 	}
@@ -187,10 +204,17 @@ type source struct {
 // and notes; it fills in the rest: format, files, key ID, algorithm and
 // created_at (now, to the second). It reads every file twice, once for the
 // manifest, which comes first, and once to copy it, and fails if a file
-// changed in between. Packing the same files at the same now writes the
-// same bytes. On error, what reached w is not a package. It returns the
-// manifest it signed.
+// changed in between. It refuses files beyond DefaultLimits, and a
+// package that would be larger than DefaultMaxArchive. Packing the same
+// files at the same now writes the same bytes. On error, what reached w
+// is not a package. It returns the manifest it signed.
 func Pack(w io.Writer, m Manifest, src string, key *signing.PrivateKey, now time.Time) (*Manifest, error) {
+	return pack(w, m, src, key, now, DefaultLimits)
+}
+
+// pack is Pack for packages within lim.
+func pack(w io.Writer, m Manifest, src string, key *signing.PrivateKey, now time.Time, lim Limits) (*Manifest, error) {
+	lim = lim.withDefaults()
 	if key == nil {
 		return nil, mds.Errorf(mds.EINVALID, "packing a hotpatch needs the team's private key to sign it")
 	}
@@ -199,7 +223,6 @@ func Pack(w io.Writer, m Manifest, src string, key *signing.PrivateKey, now time
 		return nil, err
 	}
 	defer closeSrc()
-	lim := DefaultLimits
 	if len(sources) > lim.MaxFiles {
 		return nil, mds.Errorf(mds.EINVALID, "%s holds %d files; a hotpatch holds at most %d", src, len(sources), lim.MaxFiles)
 	}
@@ -234,6 +257,16 @@ func Pack(w io.Writer, m Manifest, src string, key *signing.PrivateKey, now time
 		return nil, fmt.Errorf("hotpatch: signing the manifest: %w", err)
 	}
 
+	// Known before anything is written: entryHeader adds no extra
+	// fields, and the archive no comment.
+	size := int64(endLen) + archived(ManifestName, int64(len(mb))) + archived(SignatureName, int64(len(sig)))
+	for _, s := range sources {
+		size += archived(FilesPrefix+s.path, s.csize)
+	}
+	if size > lim.MaxArchive {
+		return nil, mds.Errorf(mds.EINVALID, "the files of %s make a hotpatch file of %d bytes; a hotpatch file is at most %d: ship fewer or smaller files", src, size, lim.MaxArchive)
+	}
+
 	zw := zip.NewWriter(w)
 	for _, e := range []struct {
 		name string
@@ -257,6 +290,12 @@ func Pack(w io.Writer, m Manifest, src string, key *signing.PrivateKey, now time
 		return nil, err
 	}
 	return &m, nil
+}
+
+// archived is how many bytes an entry of csize bytes of data named name
+// takes in a package: its local header, data and central directory record.
+func archived(name string, csize int64) int64 {
+	return localHeaderLen + dirHeaderLen + 2*int64(len(name)) + csize
 }
 
 // collect lists the files of src, sorted by path, refusing anything but

@@ -32,7 +32,9 @@ func (s *Server) uploadHotpatch(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	body, ok := s.streamBody(w, r, s.maxUpload, "the hotpatch", "MDS_MAX_UPLOAD")
+	// No device downloads a hotpatch larger than the format allows.
+	limit := min(s.maxUpload, hotpatch.DefaultMaxArchive)
+	body, ok := s.streamBody(w, r, limit, "the hotpatch", "MDS_MAX_UPLOAD, and the hotpatch format's 512 MiB")
 	if !ok {
 		return
 	}
@@ -46,7 +48,7 @@ func (s *Server) uploadHotpatch(w http.ResponseWriter, r *http.Request) {
 	h := sha256.New()
 	size, err := io.Copy(io.MultiWriter(f, h), body)
 	if err != nil {
-		s.streamFailed(w, r, err, a, t, s.maxUpload, "the hotpatch", "MDS_MAX_UPLOAD")
+		s.streamFailed(w, r, err, a, t, limit, "the hotpatch", "MDS_MAX_UPLOAD, and the hotpatch format's 512 MiB")
 		return
 	}
 	sum := hex.EncodeToString(h.Sum(nil))

@@ -1,9 +1,10 @@
 // Package hotpatchtest crafts hotpatch files for tests: valid ones, and
 // ones that break any rule of the format (entries out of order, headers
 // that lie about sizes or CRCs, symlinks, signed manifests with paths
-// hotpatch.Manifest.Encode refuses), so that the tests of every reader
-// (package hotpatch, the server's upload, the device SDK) refuse the same
-// archives. Import it from tests only.
+// hotpatch.Manifest.Encode refuses, data descriptors, bytes before or
+// between entries), so that the tests of every reader (package hotpatch,
+// the server's upload, the device SDK) refuse the same archives. Import
+// it from tests only.
 package hotpatchtest
 
 import (
@@ -21,6 +22,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/mds-dev/mds"
 	"github.com/mds-dev/mds/hotpatch"
@@ -31,17 +33,20 @@ import (
 // packs: 2026-12-04T02:00:00Z.
 var created = time.Date(2026, 12, 4, 2, 0, 0, 0, time.UTC)
 
-// Entry is an archive entry to craft.
+// Entry is an archive entry to craft. Every entry is written with
+// zip.Writer.CreateRaw, its CRC-32 and sizes in its local header and no
+// data descriptor unless DataDescriptor says otherwise, as
+// hotpatch.Pack writes them, so that an archive of truthful entries
+// follows the hotpatch layout rules.
 type Entry struct {
 	Name    string
 	Content []byte
 	Mode    fs.FileMode // 0 for a regular file
 	Method  uint16      // zip.Store (the zero value) or zip.Deflate; any other with Raw
-	// Raw writes the entry with zip.Writer.CreateRaw and no data
-	// descriptor: Content deflated here if Method is zip.Deflate, as is
-	// otherwise, under a header that says what the fields below say.
-	// Without Raw, archive/zip compresses and describes Content
-	// truthfully.
+	// Raw lets the header lie: Content is deflated here if Method is
+	// zip.Deflate and written as is otherwise, under a header that says
+	// what the fields below say. Without Raw, the header describes
+	// Content truthfully.
 	Raw bool
 	// DeclaredSize, with Raw, is the uncompressed size the header
 	// declares; nil declares len(Content). A header can so lie about its
@@ -49,6 +54,20 @@ type Entry struct {
 	DeclaredSize *int64
 	BadCRC       bool   // with Raw, the header's CRC-32 is Content's plus one
 	Flags        uint16 // the header's general purpose flags: 0x1 claims encryption
+	// DataDescriptor writes the entry as zip.Writer.CreateHeader does:
+	// general purpose flag 0x8, zeros for the CRC-32 and sizes in the
+	// local header, and a data descriptor holding them after the data.
+	DataDescriptor bool
+	// Before is bytes written right before the entry's local header: on
+	// the first entry, a prefix to the archive (which the central
+	// directory's offsets count, as a self-extracting archive's do); on
+	// another, a gap after the previous entry, which must then not use
+	// a data descriptor.
+	Before []byte
+	// After is bytes written right after the entry's data: a gap before
+	// the next entry or, after the last, before the central directory.
+	// Not with DataDescriptor.
+	After []byte
 }
 
 // File is the entry of the file at path p of a package (under
@@ -62,25 +81,34 @@ func File(p string, content []byte) Entry {
 func BuildZip(tb testing.TB, entries []Entry) []byte {
 	tb.Helper()
 	var buf bytes.Buffer
+	if len(entries) > 0 {
+		buf.Write(entries[0].Before)
+	}
 	zw := zip.NewWriter(&buf)
-	for _, e := range entries {
-		if !e.Raw && (e.DeclaredSize != nil || e.BadCRC) {
-			tb.Fatalf("entry %q: DeclaredSize and BadCRC need Raw", e.Name)
+	zw.SetOffset(int64(buf.Len()))
+	var last io.Writer // the previous entry's, for the gap after it
+	for i, e := range entries {
+		if !e.Raw && (e.DeclaredSize != nil || e.BadCRC || e.Method != zip.Store && e.Method != zip.Deflate) {
+			tb.Fatalf("entry %q: DeclaredSize, BadCRC and methods other than store and deflate need Raw", e.Name)
 		}
-		fh := &zip.FileHeader{Name: e.Name, Method: e.Method, Flags: e.Flags}
+		if i > 0 && len(e.Before) > 0 {
+			if entries[i-1].DataDescriptor {
+				tb.Fatalf("entry %q: Before after an entry with a data descriptor", e.Name)
+			}
+			if _, err := last.Write(e.Before); err != nil {
+				tb.Fatalf("entry %q: Before: %v", e.Name, err)
+			}
+		}
+		fh := &zip.FileHeader{Name: e.Name, Method: e.Method, Flags: e.Flags, ReaderVersion: 20}
 		if e.Mode != 0 {
 			fh.SetMode(e.Mode)
 		}
-		var w io.Writer
-		var err error
-		if !e.Raw {
-			if w, err = zw.CreateHeader(fh); err == nil {
-				_, err = w.Write(e.Content)
-			}
-			if err != nil {
-				tb.Fatal(err)
-			}
-			continue
+		fh.CreatorVersion |= 20
+		if !isASCII(e.Name) && utf8.ValidString(e.Name) {
+			fh.Flags |= 0x800 // what CreateHeader sets for such names
+		}
+		if e.DataDescriptor {
+			fh.Flags |= 0x8
 		}
 		data := e.Content
 		if e.Method == zip.Deflate {
@@ -99,17 +127,34 @@ func BuildZip(tb testing.TB, entries []Entry) []byte {
 		if e.DeclaredSize != nil {
 			fh.UncompressedSize64 = uint64(*e.DeclaredSize)
 		}
-		if w, err = zw.CreateRaw(fh); err == nil {
+		w, err := zw.CreateRaw(fh)
+		if err == nil {
 			_, err = w.Write(data)
 		}
-		if err != nil {
-			tb.Fatal(err)
+		if err == nil && len(e.After) > 0 {
+			if e.DataDescriptor {
+				tb.Fatalf("entry %q: After with a data descriptor", e.Name)
+			}
+			_, err = w.Write(e.After)
 		}
+		if err != nil {
+			tb.Fatalf("entry %q: %v", e.Name, err)
+		}
+		last = w
 	}
 	if err := zw.Close(); err != nil {
 		tb.Fatal(err)
 	}
 	return buf.Bytes()
+}
+
+func isASCII(s string) bool {
+	for i := range len(s) {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
 }
 
 // Manifest is a manifest of the given fields, signed (as it says) by key,
