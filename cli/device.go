@@ -1,24 +1,22 @@
 package cli
 
 import (
-	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/mds-dev/mds"
+	"github.com/mds-dev/mds/atomicfile"
 	"github.com/mds-dev/mds/sdk"
 	"github.com/mds-dev/mds/signing"
 )
@@ -61,6 +59,7 @@ replace the whole list). Without --device-id a random one is made once.`,
 			if err != nil {
 				return err
 			}
+			defer c.Close()
 			a, err := c.Check(cmd.Context())
 			if err != nil {
 				return err
@@ -77,6 +76,7 @@ replace the whole list). Without --device-id a random one is made once.`,
 			if err != nil {
 				return err
 			}
+			defer c.Close()
 			a, err := c.Check(cmd.Context())
 			if err != nil {
 				return err
@@ -97,6 +97,7 @@ replace the whole list). Without --device-id a random one is made once.`,
 			if err != nil {
 				return err
 			}
+			defer c.Close()
 			st, err := c.Start()
 			if err != nil {
 				return err
@@ -118,6 +119,7 @@ replace the whole list). Without --device-id a random one is made once.`,
 			if err != nil {
 				return err
 			}
+			defer c.Close()
 			st := c.Status()
 			return out.print(cmd, st, func(w io.Writer) { printStatus(w, st, f.saved) })
 		},
@@ -131,15 +133,20 @@ replace the whole list). Without --device-id a random one is made once.`,
 			if err != nil {
 				return err
 			}
+			defer c.Close()
 			before := c.Status()
 			if err := c.MarkHealthy(); err != nil {
 				return err
 			}
 			st := c.Status()
 			return out.print(cmd, st, func(w io.Writer) {
-				if before.Pending {
+				switch {
+				case before.Pending && !st.Pending:
 					fmt.Fprintf(w, "%s marked healthy\n", patchName(st.Current))
-				} else {
+				case st.Pending:
+					fmt.Fprintf(w, "%s is applied and not started, so not confirmed: the app runs %s; mds device start runs it, then confirm it\n",
+						patchName(st.Current), patchName(st.Running))
+				default:
 					fmt.Fprintf(w, "nothing pending: running %s\n", patchName(st.Current))
 				}
 			})
@@ -197,7 +204,8 @@ func (f *deviceFlags) register(cmd *cobra.Command) {
 }
 
 // open merges the flags given into DIR/device.json, saves it if they
-// changed it, and opens the SDK client it describes.
+// changed it, and opens the SDK client it describes, which holds the
+// directory until it is closed.
 func (f *deviceFlags) open(cmd *cobra.Command) (*sdk.Client, error) {
 	if f.state == "" {
 		return nil, errors.New("give the device's state directory with --state DIR; it is created if needed and remembers the device")
@@ -230,7 +238,7 @@ func (f *deviceFlags) open(cmd *cobra.Command) (*sdk.Client, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := writeFileAtomic(f.state, deviceFileName, append(b, '\n')); err != nil {
+		if err := atomicfile.WriteFile(path, append(b, '\n'), 0o600); err != nil {
 			return nil, fmt.Errorf("saving %s: %w", path, err)
 		}
 	}
@@ -314,27 +322,22 @@ func (f *deviceFlags) merge(cmd *cobra.Command, df *deviceFile) (bool, error) {
 	return string(before) != string(after), nil
 }
 
-// readKeys reads the public keys of a PEM file, one or more: mds keys
-// server-public prints every deployment key, two during a rotation.
+// readKeys reads the public keys of a PEM file, one or more (mds keys
+// server-public prints every deployment key, two during a rotation), and
+// returns each in PEM. Anything in the file that is not a public key is
+// an error, not the end of the keys.
 func readKeys(file string) ([]string, error) {
 	b, err := os.ReadFile(file)
 	if err != nil {
 		return nil, err
 	}
-	var pems []string
-	for rest := b; len(bytes.TrimSpace(rest)) > 0; {
-		var block *pem.Block
-		if block, rest = pem.Decode(rest); block == nil {
-			break
-		}
-		one := pem.EncodeToMemory(block)
-		if _, err := signing.ParsePublicKeyPEM(one); err != nil {
-			return nil, err
-		}
-		pems = append(pems, string(one))
+	keys, err := signing.ParsePublicKeysPEM(b)
+	if err != nil {
+		return nil, err
 	}
-	if len(pems) == 0 {
-		return nil, errors.New("not a PEM file: expected a block starting -----BEGIN PUBLIC KEY-----")
+	pems := make([]string, len(keys))
+	for i, k := range keys {
+		pems[i] = string(k.MarshalPEM())
 	}
 	return pems, nil
 }
@@ -349,38 +352,6 @@ func parseKeys(pems []string, path, field string) ([]*signing.PublicKey, error) 
 		keys = append(keys, k)
 	}
 	return keys, nil
-}
-
-// writeFileAtomic writes name in dir whole or not at all: a temporary
-// file synced, renamed over name, and dir synced.
-func writeFileAtomic(dir, name string, b []byte) error {
-	tmp, err := os.CreateTemp(dir, "."+name+"-*")
-	if err != nil {
-		return err
-	}
-	_, err = tmp.Write(b)
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), filepath.Join(dir, name))
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	if runtime.GOOS == "windows" {
-		return nil // a directory cannot be synced there
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 func patchName(p *sdk.Patch) string {
@@ -417,15 +388,21 @@ func printAnswer(w io.Writer, a *sdk.Answer, st sdk.Status) {
 	if h := a.Hotpatch; h != nil && h.Notes != "" {
 		fmt.Fprintf(w, "notes\t%s\n", strings.ReplaceAll(h.Notes, "\n", "\n\t"))
 	}
-	fmt.Fprintf(w, "running\t%s\n", patchName(st.Current))
+	fmt.Fprintf(w, "running\t%s\n", patchName(st.Running))
 }
 
 // describeInstruction says what a hotpatch instruction asks, and whether
-// it asks anything of this device.
+// it asks anything of this device. The answer is for the patch that runs,
+// which differs from the current one while that is staged: applied, and
+// not yet started.
 func describeInstruction(h *sdk.HotpatchInstruction, st sdk.Status) string {
-	runs := func(id int64) bool { return st.Current != nil && st.Current.ID == id || st.Current == nil && id == 0 }
+	runs := func(id int64) bool { return st.Running != nil && st.Running.ID == id || st.Running == nil && id == 0 }
+	staged := st.Current != nil && (st.Running == nil || st.Running.ID != st.Current.ID)
 	switch {
 	case h == nil:
+		if staged {
+			return fmt.Sprintf("nothing to do: keep running %s, and not %s, applied and not started", patchName(st.Running), patchName(st.Current))
+		}
 		return "nothing to do"
 	case h.Action == sdk.ActionApply:
 		s := fmt.Sprintf("apply patch %d (v%d), %d bytes, from task %d (%s)", h.PatchID, h.PatchVersion, h.Size, h.TaskID, h.Stage)
@@ -434,6 +411,8 @@ func describeInstruction(h *sdk.HotpatchInstruction, st sdk.Status) string {
 			s += ": bad on this device, it will be skipped"
 		case runs(h.PatchID):
 			s += ": running it already"
+		case staged && st.Current.ID == h.PatchID:
+			s += ": applied already, it runs from the next start"
 		}
 		return s
 	case h.Action == sdk.ActionRollback:
@@ -469,6 +448,8 @@ func describeResult(r sdk.Result) string {
 		return s
 	case sdk.OutcomeSkippedBad:
 		return fmt.Sprintf("skipped bad patch %d: it was reverted on this device before; running %s", r.Bad, patchName(r.Patch))
+	case sdk.OutcomeCancelled:
+		return fmt.Sprintf("cancelled %s, applied and never started: the answer is to keep running %s", patchName(r.From), patchName(r.Patch))
 	}
 	return "nothing to do: running " + patchName(r.Patch)
 }
@@ -501,6 +482,7 @@ func printStatus(w io.Writer, st sdk.Status, df *deviceFile) {
 		previous += "\t" + st.Previous.Dir
 	}
 	fmt.Fprintf(w, "previous\t%s\n", previous)
+	fmt.Fprintf(w, "running\t%s\n", patchName(st.Running))
 	bad := "none"
 	if len(st.Bad) > 0 {
 		ids := make([]string, len(st.Bad))

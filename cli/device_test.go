@@ -52,8 +52,16 @@ func newSignedServer(t *testing.T) *signedServer {
 		var d mds.Device
 		json.NewDecoder(r.Body).Decode(&d)
 		s.seen = append(s.seen, d)
-		body, _ := json.Marshal(map[string]any{"app": "ak_shop", "version": s.version,
-			"expires": time.Now().Add(time.Hour).UTC().Truncate(time.Second), "upgrade": nil, "hotpatch": s.hot})
+		// The device state the answer is for, echoed as the server does.
+		echo := map[string]any{"platform": d.Platform, "app_version": d.AppVersion, "build": d.Build, "hotpatch": d.Hotpatch}
+		body, _ := json.Marshal(struct {
+			App      string    `json:"app"`
+			Version  int64     `json:"version"`
+			Expires  time.Time `json:"expires"`
+			Device   any       `json:"device"`
+			Upgrade  any       `json:"upgrade"`
+			Hotpatch any       `json:"hotpatch"`
+		}{"ak_shop", s.version, time.Now().Add(time.Hour).UTC().Truncate(time.Second), echo, nil, s.hot})
 		body = append(body, '\n')
 		signer := s.key
 		if s.sign != nil {
@@ -176,10 +184,16 @@ func TestDeviceCommands(t *testing.T) {
 		t.Errorf("the patch's file holds %q", b)
 	}
 	out = mustDevice(t, "status", "--state", state)
-	for _, want := range []string{"current   patch 12 (v1)", "(pending: not launched yet)", "previous  no patch", "bad       none", "answer    version 1", "device    d1, android 2.0.0 build 200, app ak_shop"} {
+	for _, want := range []string{"current   patch 12 (v1)", "(pending: not launched yet)", "previous  no patch", "running   no patch", "bad       none", "answer    version 1", "device    d1, android 2.0.0 build 200, app ak_shop"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("status printed no %q:\n%s", want, out)
 		}
+	}
+	if out := mustDevice(t, "check", "--state", state); !strings.Contains(out, "applied already, it runs from the next start") || !strings.Contains(out, "running   no patch") {
+		t.Errorf("check of the patch applied and not started:\n%s", out)
+	}
+	if out := mustDevice(t, "mark-healthy", "--state", state); !strings.Contains(out, "not started, so not confirmed") {
+		t.Errorf("mark-healthy before a start:\n%s", out)
 	}
 	if out := mustDevice(t, "start", "--state", state); !strings.Contains(out, "running patch 12 (v1) from") || !strings.Contains(out, "pending") {
 		t.Errorf("first start:\n%s", out)
@@ -274,4 +288,20 @@ func TestDeviceErrors(t *testing.T) {
 	if out, err := device(t, "check", "--state", state, "--server-key", both); err != nil {
 		t.Errorf("two keys in one file: %v\n%s", err, out)
 	}
+	// A key followed by something else is refused, not read up to it.
+	junk := writePEM(t, keys, "junk.pem", append(srv.key.Public().MarshalPEM(), "not a key\n"...))
+	if _, err := device(t, "check", "--state", state, "--server-key", junk); err == nil || !strings.Contains(err.Error(), "not PEM") {
+		t.Errorf("a key and junk: %v", err)
+	}
+	// The state directory is the SDK client's while it is open.
+	c, err := sdk.Open(state, sdk.Config{Server: srv.url, ServerKeys: []*signing.PublicKey{srv.key.Public()},
+		Device: mds.Device{AppKey: "ak_shop", Platform: mds.Android, AppVersion: "2.0.0", DeviceID: "d"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := device(t, "status", "--state", state); err == nil || !strings.Contains(err.Error(), "is in use by another process") {
+		t.Errorf("a state directory in use: %v", err)
+	}
+	c.Close()
+	mustDevice(t, "status", "--state", state)
 }

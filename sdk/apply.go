@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/mds-dev/mds/atomicfile"
 	"github.com/mds-dev/mds/hotpatch"
 )
 
@@ -25,6 +26,11 @@ type Status struct {
 	// Current is the patch to run, nil for none: the app loads its files
 	// from Current.Dir.
 	Current *Patch `json:"current"`
+	// Running is the patch the app runs now, which checks report: Current
+	// once a launch (Start) has run it, but while Current was applied
+	// since this launch and is pending (not Launched), the Previous one,
+	// which the running app loaded.
+	Running *Patch `json:"running"`
 	// Previous is the patch that ran before Current and is kept
 	// installed, for a revert or a rollback without network; nil for none.
 	Previous *Patch `json:"previous"`
@@ -62,6 +68,12 @@ const (
 	// OutcomeSkippedBad: the patch to apply was reverted on this device
 	// before, and is not applied again.
 	OutcomeSkippedBad Outcome = "skipped_bad"
+	// OutcomeCancelled: a patch applied and not yet launched is dropped
+	// before it ever runs, because the answer (computed for the patch
+	// that runs) no longer says to run it: it was withdrawn, paused, or
+	// its audience no longer holds the device. The running patch stays
+	// current.
+	OutcomeCancelled Outcome = "cancelled"
 )
 
 // Result is what Apply did, and what runs now.
@@ -77,31 +89,47 @@ type Result struct {
 	Bad int64 `json:"bad,omitempty"`
 }
 
-// Apply follows the answer's hotpatch instruction:
+// Apply follows the answer's hotpatch instruction. The answer was
+// computed for the patch the app runs (R, Status.Running), which may
+// differ from the current one: a patch applied since the app started is
+// staged, current and pending but not launched, and runs from the next
+// launch.
 //
 //   - apply X: skipped if X is bad on this device; nothing if X is
-//     current already; otherwise X is taken from the kept previous patch
-//     if it is X, or downloaded, verified and extracted. X becomes
-//     current and pending, and the patch the app runs now becomes the
-//     previous one: the current patch, but when that is pending and not
-//     launched yet (it never ran), the previous patch stays and the
-//     current one is removed.
-//   - rollback to Y (0 for none): nothing if Y runs already; otherwise Y
-//     (taken from the previous patch, or downloaded) becomes current, not
-//     pending, with no previous; the withdrawn patch is removed. A Y that
-//     is bad on this device is not run: the rollback goes to no patch.
+//     current already (running or staged). If X is R, a staged patch is
+//     cancelled (OutcomeCancelled): R stays current. Otherwise X must be
+//     above R in patch_version (ErrDowngrade: only a rollback goes back;
+//     every installed patch patches this app version, so versions
+//     compare), and is taken from the kept previous patch if it is X, or
+//     downloaded, verified and extracted. X becomes current and pending,
+//     R becomes the previous patch, and a staged patch, which never ran,
+//     is removed.
+//   - rollback to Y (0 for none): R is withdrawn. Nothing if Y is R
+//     (but a staged patch is cancelled). If Y is the staged patch, it
+//     stays staged, with no previous. Otherwise Y (taken from the
+//     previous patch, or downloaded) becomes current, not pending, with
+//     no previous. A Y that is bad on this device is not run: the
+//     rollback goes to no patch. R's files stay, retired, until the next
+//     Start, since the running app may still load them; it never becomes
+//     current or previous again.
+//   - no instruction: R is what the device should keep running: a
+//     staged patch is cancelled. An action this SDK does not know is
+//     ignored.
 //
-// A patch is verified in this order, the first failure refusing it: the
-// answer's key_id is a trusted team key (ErrUnknownTeamKey, before
-// anything is downloaded), the download (ErrTooLong, ErrHashMismatch),
-// the archive's structure (ErrBadPatch), the manifest's key is a trusted
-// team key (ErrUnknownTeamKey), its signature (ErrBadPatchSignature), its
-// app, platform, targets and patch version (ErrPatchMismatch), and every
-// file as it is extracted (ErrBadPatch, matching hotpatch.ErrCorrupt). A
+// A patch is verified in this order, the first failure refusing it: its
+// version against R's (ErrDowngrade), the answer's key_id is a trusted
+// team key (ErrUnknownTeamKey, before anything is downloaded), the
+// download (ErrTooLong, ErrHashMismatch), the archive's structure
+// (ErrBadPatch), the manifest's key is a trusted team key
+// (ErrUnknownTeamKey), its signature (ErrBadPatchSignature), its app,
+// platform, targets and patch version (ErrPatchMismatch), and every file
+// as it is extracted (ErrBadPatch, matching hotpatch.ErrCorrupt). A
 // refusal or an error leaves the state as it was.
 //
-// Apply follows only answers Check returned, and only while they stand
-// (ErrExpired) and no newer one was accepted since (ErrReplay).
+// Apply follows only answers Check returned, only for the device's state
+// now (ErrNotForDevice: it ran, or stopped running, a patch since the
+// check), and only while they stand (ErrExpired) and no newer one was
+// accepted since (ErrReplay).
 func (c *Client) Apply(ctx context.Context, a *Answer) (Result, error) {
 	if a == nil || !a.verified {
 		return Result{}, refusal(ErrUntrustedAnswer, "Apply follows only answers that Check returned")
@@ -111,7 +139,12 @@ func (c *Client) Apply(ctx context.Context, a *Answer) (Result, error) {
 	c.mu.Lock()
 	st := c.st.clone()
 	now := c.now()
+	dev := c.cfg.Device
+	dev.Hotpatch = c.reported()
 	c.mu.Unlock()
+	if want := boundTo(&dev); !a.Device.equal(&want) {
+		return Result{}, refusal(ErrNotForDevice, "the answer was computed for %s, and the device is %s now: check again", &a.Device, &want)
+	}
 	if s := st.Answer; s != nil && a.Version < s.Version {
 		return Result{}, refusal(ErrReplay, "the answer is version %d, and version %d was accepted since: check again", a.Version, s.Version)
 	}
@@ -121,6 +154,9 @@ func (c *Client) Apply(ctx context.Context, a *Answer) (Result, error) {
 	nothing := Result{Outcome: OutcomeNothing, Patch: c.public(st.Current), From: c.public(st.Current)}
 	h := a.Hotpatch
 	if h == nil {
+		if st.staged() {
+			return c.cancel(st.running())
+		}
 		return nothing, nil
 	}
 	switch h.Action {
@@ -145,26 +181,31 @@ func (c *Client) applyPatch(ctx context.Context, h *HotpatchInstruction, st *sta
 	if st.Current != nil && st.Current.ID == h.PatchID {
 		return nothing, nil
 	}
-	p, err := c.obtain(ctx, h, st.Previous)
+	run := st.running()
+	if run != nil && run.ID == h.PatchID {
+		// The device should run what it runs: the staged patch (Current
+		// is not X) is not to run.
+		if run.PatchVersion != h.PatchVersion {
+			return Result{}, refusal(ErrMalformedAnswer, "apply names patch %d version %d, and the device runs version %d of it", h.PatchID, h.PatchVersion, run.PatchVersion)
+		}
+		return c.cancel(run)
+	}
+	// Every patch the state names patches this app version and build
+	// (others are dropped at Open), as must X, so their versions compare.
+	if run != nil && h.PatchVersion <= run.PatchVersion {
+		return Result{}, refusal(ErrDowngrade, "apply names patch %d version %d, and the app runs patch %d version %d of the same app version: only a rollback goes back", h.PatchID, h.PatchVersion, run.ID, run.PatchVersion)
+	}
+	p, err := c.obtain(ctx, h, st)
 	if err != nil {
 		return Result{}, err
 	}
 	var res Result
-	err = c.finish(p, func(next *state) {
+	err = c.finish(p, run, func(next *state) {
 		res.From = c.public(next.Current)
 		// The patch the app runs now is kept: its files must not go
-		// from under a running process. That is the current patch,
-		// unless it is pending and no launch has run it yet: then every
-		// running process started with the previous one, and the
-		// current, never run, is dropped.
-		prev := next.Current
-		if next.Pending && !next.Launched {
-			prev = next.Previous
-		}
-		if prev != nil && prev.ID == p.rec.ID {
-			prev = nil
-		}
-		next.Current, next.Previous = p.rec, prev
+		// from under a running process. A staged current patch, which
+		// no process ran, is dropped.
+		next.Current, next.Previous = p.rec, next.running()
 		next.Pending, next.Launched = true, false
 		res.Patch = c.public(next.Current)
 	})
@@ -184,11 +225,32 @@ func (c *Client) rollback(ctx context.Context, h *HotpatchInstruction, st *state
 		target, bad = 0, target
 	}
 	nothing.Bad = bad
+	// The answer withdraws the patch the app runs.
+	run := st.running()
 	switch {
-	case target == 0 && st.Current == nil:
+	case target == 0 && run == nil, target > 0 && run != nil && run.ID == target:
+		// The device runs the target already: anything staged is not
+		// to run.
+		if st.staged() {
+			res, err := c.cancel(run)
+			res.Bad = bad
+			return res, err
+		}
 		return nothing, nil
 	case target > 0 && st.Current != nil && st.Current.ID == target:
-		return nothing, nil
+		// The target is the staged patch, which runs from the next
+		// launch; what runs now is retired, and is no longer the patch
+		// a revert goes back to.
+		res := Result{Outcome: OutcomeRolledBack, From: c.public(run), Bad: bad}
+		err := c.finish(prepared{}, run, func(next *state) {
+			next.retire(next.Previous)
+			next.Previous = nil
+			res.Patch = c.public(next.Current)
+		})
+		if err != nil {
+			return Result{}, err
+		}
+		return res, nil
 	}
 	var p prepared
 	if target > 0 {
@@ -196,13 +258,16 @@ func (c *Client) rollback(ctx context.Context, h *HotpatchInstruction, st *state
 			return Result{}, refusal(ErrMalformedAnswer, "rollback to patch %d names no patch_version", target)
 		}
 		var err error
-		if p, err = c.obtain(ctx, h, st.Previous); err != nil {
+		if p, err = c.obtain(ctx, h, st); err != nil {
 			return Result{}, err
 		}
 	}
-	res := Result{Outcome: OutcomeRolledBack, Downloaded: p.tmp != "", Bad: bad}
-	err := c.finish(p, func(next *state) {
-		res.From = c.public(next.Current)
+	res := Result{Outcome: OutcomeRolledBack, Downloaded: p.tmp != "", Bad: bad, From: c.public(run)}
+	err := c.finish(p, run, func(next *state) {
+		// The withdrawn patch's files stay until the next Start: the
+		// running app may still load them. A staged patch never ran,
+		// and goes.
+		next.retire(next.running())
 		next.Current, next.Previous = p.rec, nil
 		next.Pending, next.Launched = false, false
 		res.Patch = c.public(next.Current)
@@ -210,6 +275,24 @@ func (c *Client) rollback(ctx context.Context, h *HotpatchInstruction, st *state
 	if err != nil {
 		return Result{}, err
 	}
+	return res, nil
+}
+
+// cancel drops the staged current patch, which never ran, and makes run,
+// the patch that runs, current again: what the answer, computed for run,
+// says to keep.
+func (c *Client) cancel(run *patchRecord) (Result, error) {
+	var res Result
+	err := c.finish(prepared{}, run, func(next *state) {
+		res.From = c.public(next.Current)
+		next.Current, next.Previous = next.running(), nil
+		next.Pending, next.Launched = false, false
+		res.Patch = c.public(next.Current)
+	})
+	if err != nil {
+		return Result{}, err
+	}
+	res.Outcome = OutcomeCancelled
 	return res, nil
 }
 
@@ -223,9 +306,13 @@ type prepared struct {
 
 // obtain makes the patch h names ready to become current: the kept
 // previous patch if it is that patch, else downloaded, verified and
-// extracted. The caller holds install.
-func (c *Client) obtain(ctx context.Context, h *HotpatchInstruction, prev *patchRecord) (prepared, error) {
-	if prev != nil && prev.ID == h.PatchID && prev.PatchVersion == h.PatchVersion {
+// extracted. A retired patch is neither: its directory is in use by the
+// running app. The caller holds install.
+func (c *Client) obtain(ctx context.Context, h *HotpatchInstruction, st *state) (prepared, error) {
+	if st.isRetired(h.PatchID) {
+		return prepared{}, fmt.Errorf("sdk: patch %d was rolled back while the app ran it, and its files stay until the next launch (Start): it cannot be installed before", h.PatchID)
+	}
+	if prev := st.Previous; prev != nil && prev.ID == h.PatchID && prev.PatchVersion == h.PatchVersion {
 		if fi, err := os.Stat(c.path(prev.Dir)); err == nil && fi.IsDir() {
 			return prepared{rec: prev}, nil
 		}
@@ -277,7 +364,7 @@ func (c *Client) extract(path string, h *HotpatchInstruction) (prepared, error) 
 		}
 		return prepared{}, fmt.Errorf("sdk: extracting patch %d: %w", h.PatchID, err)
 	}
-	return prepared{rec: newRecord(h.PatchID, h.PatchVersion), tmp: tmp}, nil
+	return prepared{rec: newRecord(h.PatchID, h.PatchVersion, pkg.Manifest.Targets), tmp: tmp}, nil
 }
 
 // abandon removes an extraction that will not be installed.
@@ -319,10 +406,15 @@ func (c *Client) checkPatch(pkg *hotpatch.Package, h *HotpatchInstruction) error
 // extracted patch's directory is renamed into place (and the rename
 // synced) before the state names it, and patch directories the new state
 // no longer names are removed after. A crash anywhere leaves a state
-// naming only complete directories.
-func (c *Client) finish(p prepared, change func(next *state)) error {
+// naming only complete directories. run is the patch that ran when Apply
+// began, which the answer was computed for: if a launch or a revert
+// changed it meanwhile, nothing is done (ErrNotForDevice).
+func (c *Client) finish(p prepared, run *patchRecord, change func(next *state)) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if now := c.st.running(); !samePatch(now, run) {
+		return refusal(ErrNotForDevice, "the patch the app runs changed while the answer was followed: check again")
+	}
 	if p.tmp != "" {
 		defer func() {
 			os.RemoveAll(p.tmp) // gone once renamed
@@ -344,10 +436,14 @@ func (c *Client) finish(p prepared, change func(next *state)) error {
 // place renames an extracted patch to its directory. A directory already
 // there is a leftover the state does not name, but for a kept previous
 // patch of the same ID and another version, which the state stops naming
-// first. The caller holds mu.
+// first. The directory of a patch the app runs, current or retired, is
+// never replaced. The caller holds mu.
 func (c *Client) place(p prepared) error {
 	if cur := c.st.Current; cur != nil && cur.ID == p.rec.ID {
 		return fmt.Errorf("sdk: patch %d became current while it was being installed; apply again", p.rec.ID)
+	}
+	if run := c.st.running(); run != nil && run.ID == p.rec.ID || c.st.isRetired(p.rec.ID) {
+		return fmt.Errorf("sdk: the directory of patch %d is in use by the running app; apply after the next launch", p.rec.ID)
 	}
 	if prev := c.st.Previous; prev != nil && prev.ID == p.rec.ID {
 		next := c.st.clone()
@@ -363,7 +459,7 @@ func (c *Client) place(p prepared) error {
 	if err := os.Rename(p.tmp, final); err != nil {
 		return fmt.Errorf("sdk: installing patch %d: %w", p.rec.ID, err)
 	}
-	return syncDir(c.path(patchesDir))
+	return atomicfile.SyncDir(c.path(patchesDir))
 }
 
 // tidy removes what a committed state change left unused: patch
@@ -385,42 +481,53 @@ func (c *Client) tidy() {
 // is its first launch, and it runs; if it was launched before and the app
 // never called MarkHealthy, that launch failed: Start reverts to the
 // previous patch, remembers the pending one as bad, and never applies it
-// again (Status.Reverted says which).
+// again (Status.Reverted says which). The process that ran before is
+// gone, so the files of patches rolled back while it ran them (retired)
+// are removed; and patches that do not patch the configured app version
+// and build are dropped, as at Open.
 func (c *Client) Start() (Status, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.st.Pending {
-		return c.status(), nil
-	}
 	next := c.st.clone()
+	changed := c.dropForeign(&next)
+	if len(next.Retired) > 0 {
+		next.Retired, changed = nil, true
+	}
 	var reverted *Patch
-	if !next.Launched {
-		next.Launched = true
-	} else {
+	switch {
+	case !next.Pending || next.Current == nil:
+	case !next.Launched:
+		next.Launched, changed = true, true
+	default:
 		reverted = c.public(next.Current)
-		if next.Current != nil && !next.isBad(next.Current.ID) {
+		if !next.isBad(next.Current.ID) {
 			next.Bad = append(next.Bad, next.Current.ID)
 		}
 		next.Current, next.Previous = next.Previous, nil
 		next.Pending, next.Launched = false, false
+		changed = true
+	}
+	if !changed {
+		return c.status(), nil
 	}
 	if err := c.commit(next); err != nil {
 		return c.status(), err
 	}
-	if reverted != nil {
-		c.prunePatches()
-	}
+	c.prunePatches()
 	st := c.status()
 	st.Reverted = reverted
 	return st, nil
 }
 
-// MarkHealthy confirms the current patch: the app runs well with it. It
-// is no longer pending, and a later launch does not revert it.
+// MarkHealthy confirms the patch the app runs: the app runs well with it.
+// A pending current patch that a launch ran is no longer pending, and a
+// later launch does not revert it. A patch applied since this launch is
+// not what the app runs, and is not confirmed: the launch that runs it
+// confirms it.
 func (c *Client) MarkHealthy() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.st.Pending {
+	if !c.st.Pending || c.st.staged() {
 		return nil
 	}
 	next := c.st.clone()
@@ -438,6 +545,7 @@ func (c *Client) Status() Status {
 func (c *Client) status() Status {
 	s := Status{
 		Current:  c.public(c.st.Current),
+		Running:  c.public(c.st.running()),
 		Previous: c.public(c.st.Previous),
 		Pending:  c.st.Pending,
 		Launched: c.st.Launched,

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/mds-dev/mds/hotpatch"
+	"github.com/mds-dev/mds/hotpatch/hotpatchtest"
 	"github.com/mds-dev/mds/signing"
 )
 
@@ -29,13 +30,29 @@ func TestApply(t *testing.T) {
 		t.Errorf("PatchDir %q", e.c.PatchDir())
 	}
 	st := e.c.Status()
-	if !st.Pending || st.Launched || st.Current.ID != 12 || st.Previous != nil {
+	if !st.Pending || st.Launched || st.Current.ID != 12 || st.Previous != nil || st.Running != nil {
 		t.Errorf("status %+v", st)
 	}
 	if entries, _ := os.ReadDir(filepath.Join(e.dir, "downloads")); len(entries) != 0 {
 		t.Errorf("downloads kept after the apply: %v", entries)
 	}
-	// Every check reports the patch the device runs.
+	// Every check reports the patch the app runs: until a launch runs
+	// patch 12, none.
+	e.check()
+	if p := e.srv.lastCheck().device.Hotpatch; p != nil {
+		t.Errorf("the check reported %+v before any launch ran it", p)
+	}
+	// MarkHealthy confirms what runs, not a patch no launch ran.
+	if err := e.c.MarkHealthy(); err != nil {
+		t.Fatal(err)
+	}
+	if st := e.c.Status(); !st.Pending {
+		t.Errorf("MarkHealthy confirmed a patch no launch ran: %+v", st)
+	}
+	e.launch()
+	if st := e.c.Status(); st.Running == nil || st.Running.ID != 12 {
+		t.Errorf("launched: %+v", st)
+	}
 	e.check()
 	if p := e.srv.lastCheck().device.Hotpatch; p == nil || p.ID != 12 || p.PatchVersion != 1 {
 		t.Errorf("the check reported %+v", p)
@@ -50,7 +67,7 @@ func TestApply(t *testing.T) {
 	}
 	// The state survives a restart.
 	e.c = e.open()
-	if st := e.c.Status(); st.Current == nil || st.Current.ID != 12 || !st.Pending {
+	if st := e.c.Status(); st.Current == nil || st.Current.ID != 12 || !st.Pending || !st.Launched {
 		t.Errorf("after reopening: %+v", st)
 	}
 }
@@ -108,10 +125,7 @@ func TestDownloadTooLong(t *testing.T) {
 	// before anything is downloaded.
 	cfg := e.config()
 	cfg.MaxPatchSize = h.Size - 1
-	c, err := Open(e.dir, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := e.openWith(cfg)
 	gets := e.srv.getCount()
 	if _, err := c.Download(t.Context(), h); !errors.Is(err, ErrTooLong) || e.srv.getCount() != gets {
 		t.Fatalf("over the cap: %v", err)
@@ -258,15 +272,14 @@ func TestTamperedPatchRefused(t *testing.T) {
 }
 
 // rezip rewrites a zip with edit applied to each entry's content, the
-// CRCs computed afresh.
+// CRCs computed afresh, each entry's sizes in its local header.
 func rezip(t *testing.T, data []byte, edit func(name string, b []byte) []byte) []byte {
 	t.Helper()
 	zr, err := zip.NewReader(bytes.NewReader(data), int64(len(data)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out bytes.Buffer
-	zw := zip.NewWriter(&out)
+	var entries []hotpatchtest.Entry
 	for _, f := range zr.File {
 		rc, err := f.Open()
 		if err != nil {
@@ -274,16 +287,9 @@ func rezip(t *testing.T, data []byte, edit func(name string, b []byte) []byte) [
 		}
 		b, _ := io.ReadAll(rc)
 		rc.Close()
-		w, err := zw.CreateHeader(&zip.FileHeader{Name: f.Name, Method: zip.Store})
-		if err != nil {
-			t.Fatal(err)
-		}
-		w.Write(edit(f.Name, b))
+		entries = append(entries, hotpatchtest.Entry{Name: f.Name, Content: edit(f.Name, b), Method: zip.Store})
 	}
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return out.Bytes()
+	return hotpatchtest.BuildZip(t, entries)
 }
 
 func TestPatchMismatchRefused(t *testing.T) {
@@ -312,16 +318,17 @@ func TestPatchMismatchRefused(t *testing.T) {
 func TestRollbackToPrevious(t *testing.T) {
 	e := newEnv(t)
 	one, files1 := e.patch(1)
-	two, _ := e.patch(2)
+	two, files2 := e.patch(2)
 	e.mustFollow(e.srv.instruction(ActionApply, 1, 1, one, ""))
-	e.c.MarkHealthy()
-	r := e.mustFollow(e.srv.instruction(ActionApply, 2, 1, two, ""))
+	e.runsHealthy()
+	r := e.mustFollow(e.srv.instruction(ActionApply, 2, 2, two, ""))
 	if r.From == nil || r.From.ID != 1 || r.Patch.ID != 2 {
 		t.Fatalf("apply 2: %+v", r)
 	}
 	if st := e.c.Status(); st.Previous == nil || st.Previous.ID != 1 {
 		t.Fatalf("previous after apply 2: %+v", st)
 	}
+	e.runsHealthy()
 	gets := e.srv.getCount()
 	rb := e.srv.instruction(ActionRollback, 1, 1, one, "")
 	r = e.mustFollow(rb)
@@ -330,19 +337,67 @@ func TestRollbackToPrevious(t *testing.T) {
 	}
 	assertFiles(t, r.Patch.Dir, files1)
 	st := e.c.Status()
-	if st.Pending || st.Previous != nil || st.Current.ID != 1 {
+	if st.Pending || st.Previous != nil || st.Current.ID != 1 || st.Running.ID != 1 {
 		t.Errorf("after rollback: %+v", st)
 	}
-	if _, err := os.Stat(filepath.Join(e.dir, "patches", "2")); !os.IsNotExist(err) {
-		t.Error("the withdrawn patch's directory is still there")
+	// The app may still load the withdrawn patch's files until it
+	// restarts: they stay, also across a crash, until the next Start.
+	assertFiles(t, filepath.Join(e.dir, "patches", "2"), files2)
+	e.c = e.open()
+	assertFiles(t, filepath.Join(e.dir, "patches", "2"), files2)
+	if st := e.launch(); st.Current.ID != 1 {
+		t.Fatalf("launch after the rollback: %+v", st)
 	}
+	assertPatchDirs(t, e.dir, "1")
+
 	// A rollback to a patch not kept downloads it.
-	e.mustFollow(e.srv.instruction(ActionApply, 2, 1, two, ""))
-	e.c.MarkHealthy()
-	e.mustFollow(e.srv.instruction(ActionApply, 3, 1, one, ""))
+	e.mustFollow(e.srv.instruction(ActionApply, 2, 2, two, ""))
+	e.runsHealthy()
+	three, _ := e.patch(3)
+	e.mustFollow(e.srv.instruction(ActionApply, 3, 3, three, ""))
+	e.launch()
 	r = e.mustFollow(e.srv.instruction(ActionRollback, 1, 1, one, ""))
-	if r.Outcome != OutcomeRolledBack || r.Patch.ID != 1 || !r.Downloaded {
+	if r.Outcome != OutcomeRolledBack || r.Patch.ID != 1 || !r.Downloaded || r.From.ID != 3 {
 		t.Fatalf("rollback to a patch not kept: %+v", r)
+	}
+	assertPatchDirs(t, e.dir, "1", "3")
+	e.launch()
+	assertPatchDirs(t, e.dir, "1")
+}
+
+// TestRetiredNeverRuns: a patch rolled back from while it ran is neither
+// reinstalled over its own files, nor taken back by a rollback or a
+// revert, before the next launch removes it.
+func TestRetiredNeverRuns(t *testing.T) {
+	e := newEnv(t)
+	one, _ := e.patch(1)
+	two, files2 := e.patch(2)
+	three, _ := e.patch(3)
+	e.mustFollow(e.srv.instruction(ActionApply, 1, 1, one, ""))
+	e.runsHealthy()
+	e.mustFollow(e.srv.instruction(ActionApply, 2, 2, two, ""))
+	e.runsHealthy()
+	e.mustFollow(e.srv.instruction(ActionRollback, 1, 1, one, ""))
+	// The server (or one holding its key) names patch 2 again.
+	for _, h := range []*HotpatchInstruction{
+		e.srv.instruction(ActionApply, 2, 2, two, ""),
+		e.srv.instruction(ActionRollback, 2, 2, two, ""),
+	} {
+		e.srv.answer(h)
+		a := e.check()
+		before := e.snapshot()
+		if _, err := e.c.Apply(t.Context(), a); err == nil || !strings.Contains(err.Error(), "until the next launch") {
+			t.Errorf("%s of the retired patch: %v", h.Action, err)
+		}
+		e.assertUnchanged(before)
+	}
+	assertFiles(t, filepath.Join(e.dir, "patches", "2"), files2)
+	// A patch applied now, launched and never confirmed, reverts to
+	// patch 1, the one that ran when it was applied: never to patch 2.
+	e.mustFollow(e.srv.instruction(ActionApply, 3, 3, three, ""))
+	e.launch()
+	if st := e.launch(); st.Reverted == nil || st.Current == nil || st.Current.ID != 1 {
+		t.Fatalf("revert: %+v", st)
 	}
 	assertPatchDirs(t, e.dir, "1")
 }
@@ -352,8 +407,9 @@ func TestRollbackToNone(t *testing.T) {
 	one, _ := e.patch(1)
 	two, _ := e.patch(2)
 	e.mustFollow(e.srv.instruction(ActionApply, 1, 1, one, ""))
-	e.c.MarkHealthy()
-	e.mustFollow(e.srv.instruction(ActionApply, 2, 1, two, ""))
+	e.runsHealthy()
+	e.mustFollow(e.srv.instruction(ActionApply, 2, 2, two, ""))
+	e.launch()
 	r := e.mustFollow(&HotpatchInstruction{Action: ActionRollback, PatchID: 0})
 	if r.Outcome != OutcomeRolledBack || r.Patch != nil || r.From.ID != 2 {
 		t.Fatalf("rollback to none: %+v", r)
@@ -361,7 +417,7 @@ func TestRollbackToNone(t *testing.T) {
 	if st := e.c.Status(); st.Current != nil || st.Previous != nil || st.Pending || e.c.PatchDir() != "" {
 		t.Errorf("after: %+v", st)
 	}
-	assertPatchDirs(t, e.dir)
+	assertPatchDirs(t, e.dir, "2") // until the next launch
 	e.check()
 	if p := e.srv.lastCheck().device.Hotpatch; p != nil {
 		t.Errorf("the check still reports patch %+v", p)
@@ -391,8 +447,8 @@ func TestRevertOfUnconfirmedPatch(t *testing.T) {
 	one, files1 := e.patch(1)
 	two, _ := e.patch(2)
 	e.mustFollow(e.srv.instruction(ActionApply, 1, 1, one, ""))
-	e.c.MarkHealthy()
-	e.mustFollow(e.srv.instruction(ActionApply, 2, 1, two, ""))
+	e.runsHealthy()
+	e.mustFollow(e.srv.instruction(ActionApply, 2, 2, two, ""))
 
 	e.c = e.open()
 	st, err := e.c.Start()
@@ -412,13 +468,15 @@ func TestRevertOfUnconfirmedPatch(t *testing.T) {
 		t.Fatalf("third launch: %+v", st)
 	}
 	gets := e.srv.getCount()
-	r := e.mustFollow(e.srv.instruction(ActionApply, 2, 1, two, ""))
+	r := e.mustFollow(e.srv.instruction(ActionApply, 2, 2, two, ""))
 	if r.Outcome != OutcomeSkippedBad || r.Bad != 2 || r.Patch.ID != 1 || e.srv.getCount() != gets {
 		t.Fatalf("apply of the bad patch: %+v", r)
 	}
 	// A rollback to the bad patch goes to no patch instead.
-	e.mustFollow(e.srv.instruction(ActionApply, 3, 1, one, ""))
-	r = e.mustFollow(e.srv.instruction(ActionRollback, 2, 1, two, ""))
+	three, _ := e.patch(3)
+	e.mustFollow(e.srv.instruction(ActionApply, 3, 3, three, ""))
+	e.launch()
+	r = e.mustFollow(e.srv.instruction(ActionRollback, 2, 2, two, ""))
 	if r.Outcome != OutcomeRolledBack || r.Patch != nil || r.Bad != 2 {
 		t.Fatalf("rollback to the bad patch: %+v", r)
 	}
@@ -453,9 +511,9 @@ func TestApplyWhilePending(t *testing.T) {
 	three, _ := e.patch(3)
 	four, _ := e.patch(4)
 	e.mustFollow(e.srv.instruction(ActionApply, 1, 1, one, ""))
-	e.c.MarkHealthy()
-	e.mustFollow(e.srv.instruction(ActionApply, 2, 1, two, ""))
-	r := e.mustFollow(e.srv.instruction(ActionApply, 3, 1, three, ""))
+	e.runsHealthy()
+	e.mustFollow(e.srv.instruction(ActionApply, 2, 2, two, ""))
+	r := e.mustFollow(e.srv.instruction(ActionApply, 3, 3, three, ""))
 	if r.From.ID != 2 || r.Patch.ID != 3 {
 		t.Fatalf("%+v", r)
 	}
@@ -467,7 +525,7 @@ func TestApplyWhilePending(t *testing.T) {
 
 	// Launched: this process runs patch 3, whose files must stay.
 	e.c.Start()
-	e.mustFollow(e.srv.instruction(ActionApply, 4, 1, four, ""))
+	e.mustFollow(e.srv.instruction(ActionApply, 4, 4, four, ""))
 	st = e.c.Status()
 	if st.Previous == nil || st.Previous.ID != 3 || st.Current.ID != 4 || !st.Pending || st.Launched {
 		t.Fatalf("over a launched patch: %+v", st)
@@ -511,15 +569,17 @@ func TestStateFileFormat(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{`"format": 1`, `"version": 2`, `"etag": "\"`, `"signature": "keyid=`,
-		`"current": {`, `"patch_id": 12`, `"dir": "patches/12"`, `"previous": null`, `"pending": true`, `"launched": false`, `"bad": null`} {
+	for _, want := range []string{`"format": 2`, `"version": 2`, `"etag": "\"`, `"signature": "keyid=`,
+		`"current": {`, `"patch_id": 12`, `"dir": "patches/12"`, `"targets": [`, `"app_version": "2.0.0"`,
+		`"previous": null`, `"pending": true`, `"launched": false`, `"bad": null`, `"retired": null`} {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("state.json lacks %s:\n%s", want, b)
 		}
 	}
 	// A state naming a directory outside patches/ is refused.
 	os.WriteFile(filepath.Join(e.dir, "state.json"), bytes.Replace(b, []byte(`"patches/12"`), []byte(`"../x"`), 1), 0o600)
-	if _, err := Open(e.dir, e.config()); err == nil {
-		t.Error("opened a state naming ../x")
+	e.c.Close()
+	if _, err := Open(e.dir, e.config()); err == nil || !strings.Contains(err.Error(), "patches/<patch_id>") {
+		t.Errorf("opened a state naming ../x: %v", err)
 	}
 }

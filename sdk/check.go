@@ -15,11 +15,21 @@ import (
 )
 
 // Answer is a verified check answer: signed by a trusted server key, for
-// this app, not older than any this device accepted, not expired.
+// this app and this device's state, not older than any this device
+// accepted, not expired.
 type Answer struct {
-	App     string    `json:"app"`     // the app key the answer is for
-	Version int64     `json:"version"` // grows with every change of what the server answers
+	App string `json:"app"` // the app key the answer is for
+	// Version is the app's revision on the server when the answer was
+	// made. It never goes down, and an answer below the highest accepted
+	// is refused (ErrReplay); but answers at one version can differ (a
+	// ramp moving, a time window opening, a new signing period), so an
+	// equal version says nothing of whether the answer changed.
+	Version int64     `json:"version"`
 	Expires time.Time `json:"expires"` // the answer stands until then, on the device's clock
+	// Device is the device state the answer was computed for, which the
+	// server echoes from the check: it is what this device sent, or the
+	// answer is refused (ErrNotForDevice).
+	Device AnswerDevice `json:"device"`
 	// Upgrade is the app upgrade offered; nil for none.
 	Upgrade *Upgrade `json:"upgrade"`
 	// Hotpatch is what the device should do about hotpatches; nil for
@@ -36,6 +46,38 @@ type Answer struct {
 	// other, so that an answer cannot skip verification by being built
 	// by hand or decoded from somewhere.
 	verified bool
+}
+
+// AnswerDevice is the part of a check's device context that an answer is
+// bound to: the server signs it into the answer, so that an answer fetched
+// for one device's state cannot be served to a device in another (a
+// rollback withheld or forced, a patch downgraded). Platform and
+// AppVersion are exactly as the check sent them, Build is 0 when it sent
+// none, and Hotpatch is the patch it reported running, nil for none.
+type AnswerDevice struct {
+	Platform   mds.Platform      `json:"platform"`
+	AppVersion string            `json:"app_version"`
+	Build      int64             `json:"build"`
+	Hotpatch   *mds.AppliedPatch `json:"hotpatch"`
+}
+
+func (d *AnswerDevice) equal(o *AnswerDevice) bool {
+	return d.Platform == o.Platform && d.AppVersion == o.AppVersion && d.Build == o.Build &&
+		(d.Hotpatch == nil && o.Hotpatch == nil || d.Hotpatch != nil && o.Hotpatch != nil && *d.Hotpatch == *o.Hotpatch)
+}
+
+func (d *AnswerDevice) String() string {
+	s := fmt.Sprintf("%s %s build %d, ", d.Platform, d.AppVersion, d.Build)
+	if d.Hotpatch == nil {
+		return s + "running no patch"
+	}
+	return s + fmt.Sprintf("running patch %d v%d", d.Hotpatch.ID, d.Hotpatch.PatchVersion)
+}
+
+// boundTo is what an answer for a check of dev must say in its device
+// member.
+func boundTo(dev *mds.Device) AnswerDevice {
+	return AnswerDevice{Platform: dev.Platform, AppVersion: dev.AppVersion, Build: dev.Build, Hotpatch: dev.Hotpatch}
 }
 
 // Upgrade is an upgrade offer; see docs/protocol.md for each member.
@@ -88,6 +130,7 @@ type document struct {
 	App      string          `json:"app"`
 	Version  *int64          `json:"version"`
 	Expires  *time.Time      `json:"expires"`
+	Device   json.RawMessage `json:"device"`
 	Upgrade  json.RawMessage `json:"upgrade"`
 	Hotpatch json.RawMessage `json:"hotpatch"`
 }
@@ -106,24 +149,30 @@ const signatureHeader = "Mds-Signature"
 //
 // A 200 is verified in this order, the first failure refusing it: the
 // signature (ErrUntrustedAnswer, ErrBadAnswerSignature), the document's
-// form (ErrMalformedAnswer), the app (ErrWrongApp), the version
-// (ErrReplay), the expiry (ErrExpired).
+// form (ErrMalformedAnswer), the app (ErrWrongApp), the device state it
+// was computed for (ErrNotForDevice), the version (ErrReplay), the expiry
+// (ErrExpired). A 304 reuses the stored answer only if it passes the same
+// checks but the version, its device against what this check sent.
+//
+// The check reports the patch the app actually runs (Status.Running): the
+// current one, but while a patch applied since the app started waits for
+// the next launch, the one running until then.
 func (c *Client) Check(ctx context.Context) (*Answer, error) {
 	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
 	defer cancel()
 	c.mu.Lock()
 	dev := c.cfg.Device
-	if p := c.st.Current; p != nil {
-		dev.Hotpatch = &mds.AppliedPatch{ID: p.ID, PatchVersion: p.PatchVersion}
-	}
+	dev.Hotpatch = c.reported()
 	now := c.now()
 	dev.DeviceTime = &now
+	sent := boundTo(&dev)
 	// The ETag goes only with a stored answer that could be reused: after
-	// it expires, or once the build no longer trusts what signed it, the
-	// server must send a fresh one, and a 304 is refused.
+	// it expires, once the build no longer trusts what signed it, or once
+	// the device's state is not the one it was computed for, the server
+	// must send a fresh one, and a 304 is refused.
 	etag := ""
 	if s := c.st.Answer; s != nil && s.ETag != "" {
-		if _, err := c.verify(s.Body, s.Signature, now, false); err == nil {
+		if _, err := c.verify(s.Body, s.Signature, now, false, &sent); err == nil {
 			etag = s.ETag
 		}
 	}
@@ -155,7 +204,7 @@ func (c *Client) Check(ctx context.Context) (*Answer, error) {
 	switch {
 	case resp.StatusCode == http.StatusNotModified:
 		io.Copy(io.Discard, io.LimitReader(resp.Body, maxAnswerBody))
-		return c.notModified()
+		return c.notModified(&sent)
 	case resp.StatusCode == http.StatusOK:
 		b, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswerBody+1))
 		if err != nil {
@@ -164,7 +213,7 @@ func (c *Client) Check(ctx context.Context) (*Answer, error) {
 		if len(b) > maxAnswerBody {
 			return nil, refusal(ErrMalformedAnswer, "the answer is longer than %d bytes", maxAnswerBody)
 		}
-		return c.accept(b, strings.Join(resp.Header.Values(signatureHeader), ","), resp.Header.Get("ETag"))
+		return c.accept(b, strings.Join(resp.Header.Values(signatureHeader), ","), resp.Header.Get("ETag"), &sent)
 	case resp.StatusCode >= 400:
 		return nil, readProblem(resp, c.now())
 	default:
@@ -172,17 +221,29 @@ func (c *Client) Check(ctx context.Context) (*Answer, error) {
 	}
 }
 
-// notModified answers a 304: the stored answer, if it still stands. A
-// check without If-None-Match means the stored answer could not be
-// reused; a 304 to it is refused for the reason it could not.
-func (c *Client) notModified() (*Answer, error) {
+// reported is what a check reports of the hotpatch kind: the patch the
+// app runs, nil for none, and never one that does not patch the app's
+// version and build. The caller holds mu.
+func (c *Client) reported() *mds.AppliedPatch {
+	p := c.st.running()
+	if p == nil || !p.patches(c.cfg.Device.AppVersion, c.cfg.Device.Build) {
+		return nil
+	}
+	return &mds.AppliedPatch{ID: p.ID, PatchVersion: p.PatchVersion}
+}
+
+// notModified answers a 304: the stored answer, if it still stands for
+// the device state sent. A check without If-None-Match means the stored
+// answer could not be reused; a 304 to it is refused for the reason it
+// could not.
+func (c *Client) notModified(sent *AnswerDevice) (*Answer, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	s := c.st.Answer
 	if s == nil || s.ETag == "" {
 		return nil, refusal(ErrMalformedAnswer, "304 Not Modified to a check that sent no ETag: there is no answer to reuse")
 	}
-	a, err := c.verify(s.Body, s.Signature, c.now(), false)
+	a, err := c.verify(s.Body, s.Signature, c.now(), false, sent)
 	if err != nil {
 		return nil, fmt.Errorf("304 Not Modified, but the stored answer no longer stands: %w", err)
 	}
@@ -191,10 +252,10 @@ func (c *Client) notModified() (*Answer, error) {
 }
 
 // accept verifies a 200's answer and, if it passes, stores it.
-func (c *Client) accept(body []byte, sig, etag string) (*Answer, error) {
+func (c *Client) accept(body []byte, sig, etag string, sent *AnswerDevice) (*Answer, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	a, err := c.verify(body, sig, c.now(), true)
+	a, err := c.verify(body, sig, c.now(), true, sent)
 	if err != nil {
 		return nil, err
 	}
@@ -208,10 +269,10 @@ func (c *Client) accept(body []byte, sig, etag string) (*Answer, error) {
 }
 
 // verify runs the checks of an answer in order, the first failure
-// refusing it: the signature, the document's form, the app, the version
-// (when replay is set: a stored answer is the highest accepted by
-// construction), the expiry. The caller holds mu.
-func (c *Client) verify(body []byte, sig string, now time.Time, replay bool) (*Answer, error) {
+// refusing it: the signature, the document's form, the app, the device
+// state against sent, the version (when replay is set: a stored answer is
+// the highest accepted by construction), the expiry. The caller holds mu.
+func (c *Client) verify(body []byte, sig string, now time.Time, replay bool, sent *AnswerDevice) (*Answer, error) {
 	if err := c.verifySignature(body, sig); err != nil {
 		return nil, err
 	}
@@ -221,6 +282,9 @@ func (c *Client) verify(body []byte, sig string, now time.Time, replay bool) (*A
 	}
 	if a.App != c.cfg.Device.AppKey {
 		return nil, refusal(ErrWrongApp, "it is for app %q, this device is app %q", a.App, c.cfg.Device.AppKey)
+	}
+	if !a.Device.equal(sent) {
+		return nil, refusal(ErrNotForDevice, "it was computed for %s, and this device is %s: an answer fetched for another device state; the device keeps its state", &a.Device, sent)
 	}
 	if s := c.st.Answer; replay && s != nil && a.Version < s.Version {
 		return nil, refusal(ErrReplay, "version %d is lower than version %d accepted before: a replayed answer or a server node behind the others; the device keeps its state, check again later", a.Version, s.Version)
@@ -307,7 +371,13 @@ func (c *Client) parse(body []byte) (*Answer, error) {
 	if d.App == "" || d.Version == nil || *d.Version < 0 || d.Expires == nil {
 		return nil, refusal(ErrMalformedAnswer, "the signed answer lacks app, version or expires")
 	}
+	if !isJSONValue(d.Device) {
+		return nil, refusal(ErrMalformedAnswer, "the signed answer names no device it was computed for: a server older than this SDK, which must be upgraded")
+	}
 	a := &Answer{App: d.App, Version: *d.Version, Expires: *d.Expires, Body: body, verified: true}
+	if err := json.Unmarshal(d.Device, &a.Device); err != nil {
+		return nil, refusal(ErrMalformedAnswer, "the device section: %v", err)
+	}
 	if isJSONValue(d.Upgrade) {
 		a.Upgrade = new(Upgrade)
 		if err := json.Unmarshal(d.Upgrade, a.Upgrade); err != nil {

@@ -197,10 +197,7 @@ func TestTrustChangeStopsReuse(t *testing.T) {
 	e.check()
 	cfg := e.config()
 	cfg.ServerKeys = []*signing.PublicKey{mustKey(t, signing.ECDSAP256).Public()}
-	c, err := Open(e.dir, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := e.openWith(cfg)
 	e.srv.set(func(f *fakeServer) { f.force = http.StatusNotModified })
 	if _, err := c.Check(t.Context()); !errors.Is(err, ErrUntrustedAnswer) {
 		t.Fatalf("304 reusing an answer the build no longer trusts: %v", err)
@@ -223,12 +220,9 @@ func TestServerError(t *testing.T) {
 	defer srv.Close()
 	cfg := e.config()
 	cfg.Server = srv.URL
-	c, err := Open(e.dir, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := e.openWith(cfg)
 	before := e.snapshot()
-	_, err = c.Check(t.Context())
+	_, err := c.Check(t.Context())
 	var se *ServerError
 	if !errors.As(err, &se) || se.Status != 503 || se.Code != "unavailable" || se.RetryAfter != 5*time.Second || !se.Retryable() {
 		t.Fatalf("503: %#v", err)

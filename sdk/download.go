@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/mds-dev/mds"
+	"github.com/mds-dev/mds/atomicfile"
 )
 
 // Download fetches the hotpatch file h names into the state directory and
@@ -129,7 +130,7 @@ func (c *Client) download(ctx context.Context, h *HotpatchInstruction) (string, 
 		return "", err
 	}
 	keep = true
-	if err := syncDir(c.path(downloadsDir)); err != nil {
+	if err := atomicfile.SyncDir(c.path(downloadsDir)); err != nil {
 		return "", err
 	}
 	return final, nil

@@ -26,6 +26,14 @@ var (
 	// ErrWrongApp: the answer is signed but is for another app: a valid
 	// answer replayed across apps of one deployment.
 	ErrWrongApp = errors.New("the answer is for another app")
+	// ErrNotForDevice: the answer is signed and for this app, but was
+	// computed for another device state than this device's: another
+	// platform, app version or build, or another running patch than it
+	// reported. A proxy serving an answer fetched for another state looks
+	// like this (to withhold or force a rollback, or to downgrade), and so
+	// does applying an answer after the device's state changed: check
+	// again.
+	ErrNotForDevice = errors.New("the answer was computed for another device state")
 	// ErrReplay: the answer's version is lower than one this device
 	// already accepted. An attacker replaying an old answer looks like
 	// this, and so does a server node lagging behind the others: the state
@@ -63,6 +71,11 @@ var (
 	// device: another app, platform or installed version, or another patch
 	// version than the answer names (a signed patch swapped for another).
 	ErrPatchMismatch = errors.New("the hotpatch is not for this app version")
+	// ErrDowngrade: an apply names a patch whose patch_version is not
+	// above the running patch's, which patches the same app version: a
+	// replayed or forged instruction to go back to an older patch. Only a
+	// rollback takes a device back.
+	ErrDowngrade = errors.New("the hotpatch is older than the one the app runs")
 )
 
 // ServerError is an error answer of the server: an RFC 9457 problem

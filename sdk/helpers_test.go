@@ -55,6 +55,9 @@ type fakeServer struct {
 	cut int
 	// ignoreRange serves files whole whatever Range asks.
 	ignoreRange bool
+	// bind makes the answer's device member from the check's device; nil
+	// echoes it, as the server does (echo).
+	bind func(d mds.Device) any
 
 	checks []seenCheck // every check received
 	gets   []seenGet   // every file request received
@@ -65,8 +68,23 @@ type answerDoc struct {
 	App      string    `json:"app"`
 	Version  int64     `json:"version"`
 	Expires  time.Time `json:"expires"`
+	Device   any       `json:"device"`
 	Upgrade  any       `json:"upgrade"`
 	Hotpatch any       `json:"hotpatch"`
+}
+
+// echoed is the device member of an answer, as the protocol has it.
+type echoed struct {
+	Platform   mds.Platform      `json:"platform"`
+	AppVersion string            `json:"app_version"`
+	Build      int64             `json:"build"`
+	Hotpatch   *mds.AppliedPatch `json:"hotpatch"`
+}
+
+// echo is the device member the server signs into an answer to a check
+// of d.
+func echo(d mds.Device) any {
+	return echoed{Platform: d.Platform, AppVersion: d.AppVersion, Build: d.Build, Hotpatch: d.Hotpatch}
 }
 
 type seenCheck struct {
@@ -109,8 +127,15 @@ func signatureOf(t testing.TB, key *signing.PrivateKey, body []byte) string {
 	return "keyid=" + key.Public().ID() + ";sig=" + base64.StdEncoding.EncodeToString(sig)
 }
 
-func (f *fakeServer) body() []byte {
-	b, err := json.Marshal(f.doc)
+// body is the answer to a check of d.
+func (f *fakeServer) body(d mds.Device) []byte {
+	doc := f.doc
+	if f.bind != nil {
+		doc.Device = f.bind(d)
+	} else {
+		doc.Device = echo(d)
+	}
+	b, err := json.Marshal(doc)
 	if err != nil {
 		f.t.Error(err)
 	}
@@ -129,7 +154,7 @@ func (f *fakeServer) check(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(f.force)
 		return
 	}
-	body := f.body()
+	body := f.body(d)
 	sum := sha256.Sum256(body)
 	etag := `"` + hex.EncodeToString(sum[:16]) + `"`
 	w.Header().Set("ETag", etag)
@@ -303,13 +328,25 @@ func (e *env) config() Config {
 }
 
 // open opens the env's state directory afresh, as a new launch of the
-// app does.
+// app does: the client open before is closed first.
 func (e *env) open() *Client {
 	e.t.Helper()
-	c, err := Open(e.dir, e.config())
+	return e.openWith(e.config())
+}
+
+// openWith closes the env's client and opens its directory with cfg.
+func (e *env) openWith(cfg Config) *Client {
+	e.t.Helper()
+	if e.c != nil {
+		if err := e.c.Close(); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+	c, err := Open(e.dir, cfg)
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	e.t.Cleanup(func() { c.Close() })
 	return c
 }
 
@@ -369,7 +406,7 @@ func pack(t testing.TB, key *signing.PrivateKey, version int64, files patchFiles
 	return buf.Bytes()
 }
 
-// patch is a small patch of version 1 signed by the env's team key, its
+// patch is a small patch of version n signed by the env's team key, its
 // content depending on n.
 func (e *env) patch(n int) ([]byte, patchFiles) {
 	files := patchFiles{
@@ -377,7 +414,28 @@ func (e *env) patch(n int) ([]byte, patchFiles) {
 		"lib/arm64/libfix.so": []byte(fmt.Sprintf("so %d", n)),
 		"assets/config.json":  []byte(fmt.Sprintf(`{"patch":%d}`, n)),
 	}
-	return pack(e.t, e.team, 1, files), files
+	return pack(e.t, e.team, int64(n), files), files
+}
+
+// launch is a new launch of the app: the directory opened afresh, and
+// Start.
+func (e *env) launch() Status {
+	e.t.Helper()
+	e.c = e.open()
+	st, err := e.c.Start()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return st
+}
+
+// runsHealthy launches the app and confirms the patch it runs.
+func (e *env) runsHealthy() {
+	e.t.Helper()
+	e.launch()
+	if err := e.c.MarkHealthy(); err != nil {
+		e.t.Fatal(err)
+	}
 }
 
 // assertFiles checks that dir holds exactly files.

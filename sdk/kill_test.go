@@ -28,12 +28,12 @@ import (
 const (
 	bigFiles    = 200
 	bigFileSize = 100_000
-	bigPatches  = 3 // a patch's ID picks its file: patch-<id % 3>.zip
+	bigPatches  = 3 // a patch's version picks its file: patch-<version>.zip
 )
 
-// bigPatch packs a 20 MB patch for the test device, its bytes drawn from
-// seed.
-func bigPatch(tb testing.TB, key *signing.PrivateKey, seed uint64) []byte {
+// bigPatch packs a 20 MB patch of version for the test device, its bytes
+// drawn from seed.
+func bigPatch(tb testing.TB, key *signing.PrivateKey, seed uint64, version int64) []byte {
 	tb.Helper()
 	rng := rand.NewChaCha8([32]byte{byte(seed), 1})
 	files := patchFiles{}
@@ -42,7 +42,7 @@ func bigPatch(tb testing.TB, key *signing.PrivateKey, seed uint64) []byte {
 		rng.Read(b)
 		files[fmt.Sprintf("dir%02d/file%03d.bin", i%10, i)] = b
 	}
-	return pack(tb, key, 1, files)
+	return pack(tb, key, version, files)
 }
 
 // killEnv names the environment variable that makes TestKillChild the
@@ -56,7 +56,8 @@ const (
 	fixtureState     = "state"
 )
 
-func fixturePatch(i int64) string { return fmt.Sprintf("patch-%d.zip", i%bigPatches) }
+// fixturePatch is the file of the patches of version v, 1 to bigPatches.
+func fixturePatch(v int64) string { return fmt.Sprintf("patch-%d.zip", v) }
 
 // TestKillDuringApply kills, with SIGKILL, a child process applying 20 MB
 // patches in a loop over one state directory, at moments chosen to hit
@@ -78,15 +79,15 @@ func TestKillDuringApply(t *testing.T) {
 	}
 	writeFile(t, filepath.Join(fx, fixtureServerKey), pem)
 	writeFile(t, filepath.Join(fx, fixtureTeamKey), team.Public().MarshalPEM())
-	manifests := make([]*hotpatch.Manifest, bigPatches)
-	for i := range int64(bigPatches) {
-		data := bigPatch(t, team, uint64(i))
-		writeFile(t, filepath.Join(fx, fixturePatch(i)), data)
+	manifests := map[int64]*hotpatch.Manifest{} // by patch version
+	for v := int64(1); v <= bigPatches; v++ {
+		data := bigPatch(t, team, uint64(v), v)
+		writeFile(t, filepath.Join(fx, fixturePatch(v)), data)
 		pkg, err := hotpatch.Open(bytes.NewReader(data), int64(len(data)), hotpatch.DefaultLimits)
 		if err != nil {
 			t.Fatal(err)
 		}
-		manifests[i] = pkg.Manifest
+		manifests[v] = pkg.Manifest
 	}
 	state := filepath.Join(fx, fixtureState)
 	cfg := Config{
@@ -139,22 +140,25 @@ func TestKillDuringApply(t *testing.T) {
 			t.Fatalf("round %d: after the kill the state does not open: %v", round, err)
 		}
 		st := c.Status()
-		for _, p := range []*Patch{st.Current, st.Previous} {
+		named := []*Patch{st.Current, st.Previous}
+		for _, p := range c.st.Retired {
+			named = append(named, c.public(p))
+		}
+		var want []string
+		for _, p := range named {
 			if p != nil {
-				checkAgainstManifest(t, p.Dir, manifests[p.ID%bigPatches])
+				checkAgainstManifest(t, p.Dir, manifests[p.PatchVersion])
+				want = append(want, fmt.Sprint(p.ID))
 			}
 		}
 		if st.Pending && st.Current == nil {
 			t.Fatalf("round %d: pending with no current patch", round)
 		}
-		var want []string
-		for _, p := range []*Patch{st.Current, st.Previous} {
-			if p != nil {
-				want = append(want, fmt.Sprint(p.ID))
-			}
-		}
 		assertPatchDirs(t, state, want...)
-		t.Logf("round %d: current %v, previous %v, pending %v", round, st.Current, st.Previous, st.Pending)
+		t.Logf("round %d: current %v, previous %v, pending %v, %d retired", round, st.Current, st.Previous, st.Pending, len(c.st.Retired))
+		if err := c.Close(); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if applied == 0 || duringExtraction == 0 {
 		t.Fatalf("the kills hit %d extractions after %d applies: the test tested nothing", duringExtraction, applied)
@@ -251,12 +255,12 @@ func TestKillChild(t *testing.T) {
 		t.Fatal(err)
 	}
 	patches := map[string][]byte{}
-	shaOf := make([]string, bigPatches)
-	for i := range int64(bigPatches) {
-		b := read(fixturePatch(i))
+	shaOf := map[int64]string{} // by patch version
+	for v := int64(1); v <= bigPatches; v++ {
+		b := read(fixturePatch(v))
 		sum := sha256.Sum256(b)
-		shaOf[i] = hex.EncodeToString(sum[:])
-		patches[shaOf[i]] = b
+		shaOf[v] = hex.EncodeToString(sum[:])
+		patches[shaOf[v]] = b
 	}
 
 	var mu sync.Mutex
@@ -267,6 +271,9 @@ func TestKillChild(t *testing.T) {
 		// Versions from the wall clock grow across children too.
 		doc := answerDoc{App: testApp, Version: time.Now().UnixNano(), Expires: time.Now().Add(time.Hour), Hotpatch: hot}
 		mu.Unlock()
+		var d mds.Device
+		json.NewDecoder(r.Body).Decode(&d)
+		doc.Device = echo(d)
 		body, _ := json.Marshal(doc)
 		w.Header().Set("Mds-Signature", signatureOf(t, server, body))
 		w.Write(body)
@@ -286,20 +293,26 @@ func TestKillChild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	instruction := func(action string, id int64) *HotpatchInstruction {
-		sha := shaOf[id%bigPatches]
-		return &HotpatchInstruction{Action: action, PatchID: id, PatchVersion: 1, URL: "/client/v1/blobs/" + sha,
+	instruction := func(action string, id, version int64) *HotpatchInstruction {
+		sha := shaOf[version]
+		return &HotpatchInstruction{Action: action, PatchID: id, PatchVersion: version, URL: "/client/v1/blobs/" + sha,
 			SHA256: sha, Size: int64(len(patches[sha])), KeyID: team.ID()}
 	}
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(os.Getpid())))
 	for start := time.Now(); time.Since(start) < time.Minute; {
 		st := c.Status()
+		// Applies go up in patch version from the running patch's, and
+		// when they cannot, a rollback starts over.
+		next := int64(1)
+		if st.Running != nil {
+			next = st.Running.PatchVersion + 1
+		}
 		var h *HotpatchInstruction
 		switch r := rng.IntN(10); {
-		case r < 7:
-			h = instruction(ActionApply, time.Now().UnixMicro())
+		case r < 7 && next <= bigPatches:
+			h = instruction(ActionApply, time.Now().UnixMicro(), next)
 		case r < 9 && st.Previous != nil:
-			h = instruction(ActionRollback, st.Previous.ID)
+			h = instruction(ActionRollback, st.Previous.ID, st.Previous.PatchVersion)
 		default:
 			h = &HotpatchInstruction{Action: ActionRollback}
 		}
@@ -335,7 +348,7 @@ func TestKillChild(t *testing.T) {
 // committing the state and removing the patch it replaces.
 func BenchmarkApply20MB(b *testing.B) {
 	team := mustKey(b, signing.Ed25519)
-	data := bigPatch(b, team, 1)
+	data := bigPatch(b, team, 1, 1)
 	sum := sha256.Sum256(data)
 	sha := hex.EncodeToString(sum[:])
 	now := time.Date(2026, 12, 4, 0, 0, 0, 0, time.UTC)
@@ -360,7 +373,10 @@ func BenchmarkApply20MB(b *testing.B) {
 			b.Fatal(err)
 		}
 		h := &HotpatchInstruction{Action: ActionApply, PatchID: id, PatchVersion: 1, URL: "/x", SHA256: sha, Size: int64(len(data)), KeyID: team.Public().ID()}
-		a := &Answer{App: testApp, Version: 1, Expires: now.Add(time.Hour), Hotpatch: h, verified: true}
+		// Each patch is applied over one no launch ran, and the app runs
+		// none: the answer is for a device running none.
+		a := &Answer{App: testApp, Version: 1, Expires: now.Add(time.Hour), Hotpatch: h, verified: true,
+			Device: AnswerDevice{Platform: mds.Android, AppVersion: testAppVersion}}
 		b.StartTimer()
 		if r, err := c.Apply(b.Context(), a); err != nil || r.Outcome != OutcomeApplied {
 			b.Fatal(r, err)

@@ -11,23 +11,34 @@
 // choose among patches the team signed, never older answers than the
 // device already saw (ErrReplay), never a frozen one (ErrExpired).
 //
-// All state lives in one directory the app gives Open: state.json, the
-// extracted patches, and downloads in progress. Every change is written so
-// that a crash or power loss at any instant leaves the previous patch
-// usable: state.json is replaced atomically and only ever names complete,
-// synced patch directories.
+// Every answer is also bound to the device state it was computed for
+// (platform, app version, build, running patch), so that an answer
+// fetched for one state cannot be served to a device in another
+// (ErrNotForDevice), and an apply never goes below the running patch's
+// version (ErrDowngrade): only a rollback goes back.
+//
+// All state lives in one directory the app gives Open, which locks it
+// until Close: state.json, the extracted patches, and downloads in
+// progress. Every change is written so that a crash or power loss at any
+// instant leaves the previous patch usable: state.json is replaced
+// atomically and only ever names complete, synced patch directories.
 //
 // A launch goes:
 //
 //	c, err := sdk.Open(dir, cfg)
+//	defer c.Close()
 //	st, err := c.Start()      // once per launch: run st.Current.Dir, if any
 //	... when the app is up and healthy: c.MarkHealthy()
 //	a, err := c.Check(ctx)    // now and then
 //	res, err := c.Apply(ctx, a)
 //
-// A patch Apply installs is pending until MarkHealthy: if the app launches
-// twice without confirming it (it crashed, or hung and was killed), Start
-// reverts to the patch before and never applies that one again.
+// A patch Apply installs runs from the next launch, and until then the
+// app runs, and checks report, the patch it started with
+// (Status.Running). It is pending until MarkHealthy after a launch ran
+// it: if the app launches twice without confirming it (it crashed, or
+// hung and was killed), Start reverts to the patch before and never
+// applies that one again. A patch is for the installed versions its
+// manifest targets: after an app upgrade to another, it is dropped.
 package sdk
 
 import (
@@ -91,8 +102,9 @@ const (
 )
 
 // Client is one device's view of mds, over one state directory. Its
-// methods are safe for concurrent use; one Client at a time may use a
-// directory (two would overwrite each other's state).
+// methods are safe for concurrent use. One Client at a time may use a
+// directory (two would overwrite each other's state): Open locks it, and
+// Close gives it up.
 type Client struct {
 	dir        string
 	cfg        Config
@@ -115,13 +127,20 @@ type Client struct {
 	// an Apply is extracting into, which pruning must leave alone; "" for
 	// none. Guarded by mu.
 	extracting string
+	// lock holds the directory's lock (lockFile) until Close; closed is
+	// set by Close, after which nothing is committed. Guarded by mu.
+	lock   *os.File
+	closed bool
 }
 
 // Open opens the state directory dir, creating it if needed, with the
-// build's configuration. It loads the state and removes what an
-// interrupted apply left (temporary patch directories, directories of
-// patches the state no longer names); partial downloads stay, to be
-// resumed.
+// build's configuration, and locks it: a second Open of the directory, by
+// this process or another, fails until Close. It loads the state, drops
+// the patches that do not patch the configured app version and build (the
+// app was upgraded under them: they are never run nor reported again),
+// and removes what an interrupted apply left (temporary patch
+// directories, directories of patches the state no longer names); partial
+// downloads stay, to be resumed.
 func Open(dir string, cfg Config) (*Client, error) {
 	c := &Client{cfg: cfg, now: cfg.Now, http: cfg.HTTPClient, maxPatch: cfg.MaxPatchSize}
 	if err := c.configure(); err != nil {
@@ -137,15 +156,35 @@ func Open(dir string, cfg Config) (*Client, error) {
 			return nil, fmt.Errorf("sdk: cannot create the state directory: %w", err)
 		}
 	}
-	st, err := loadState(c.dir)
-	if err != nil {
+	if c.lock, err = lockDir(c.dir); err != nil {
 		return nil, err
 	}
-	c.st = st
-	if err := c.recover(); err != nil {
+	st, err := loadState(c.dir)
+	if err == nil {
+		c.st = st
+		err = c.recover()
+	}
+	if err != nil {
+		c.Close()
 		return nil, err
 	}
 	return c, nil
+}
+
+// Close gives up the state directory, for another Open to take. A state
+// change asked after Close fails; Status still answers. Close does not
+// wait for a Download or Apply in progress, which then fails rather than
+// commit. Closing twice is harmless.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.closed = true
+	if c.lock == nil {
+		return nil
+	}
+	err := c.lock.Close() // closing the descriptor releases the lock
+	c.lock = nil
+	return err
 }
 
 // configure checks the configuration and fills its defaults.

@@ -7,16 +7,19 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/mds-dev/mds"
+	"github.com/mds-dev/mds/atomicfile"
 )
 
 // The layout of a state directory.
 const (
 	stateFile    = "state.json"
+	lockFile     = ".lock"     // flocked by the one Client using the directory
 	patchesDir   = "patches"   // patches/<patch_id>/: one extracted patch each
 	downloadsDir = "downloads" // downloads/<sha256>[.part]
 	tmpPrefix    = ".tmp-"     // patches/.tmp-<patch_id>-<random>/, being extracted
@@ -25,8 +28,10 @@ const (
 
 // stateFormat is the revision of state.json this SDK writes. Open refuses
 // a higher one: an older SDK must not rewrite what a newer one wrote, and
-// lose what it does not know (an app downgrade).
-const stateFormat = 1
+// lose what it does not know (an app downgrade). Format 2 added each
+// patch's targets and the retired patches; a format 1 state is read, and
+// its patches, whose targets it does not record, are dropped at Open.
+const stateFormat = 2
 
 // state is state.json. Every field a device needs to resume after any
 // crash is here, and nothing else: what was accepted from the server
@@ -37,10 +42,11 @@ type state struct {
 	// Answer is the last accepted answer; its version is the highest this
 	// device ever accepted, since a lower one is never accepted.
 	Answer *storedAnswer `json:"answer"`
-	// Current is the patch the app runs; nil for none. Previous is the
-	// one the app ran when Current was applied, kept installed so that a
-	// revert or a rollback to it needs no network, and so that a running
-	// app's files never go from under it.
+	// Current is the patch the app runs, or, while it is pending and not
+	// launched, will run from the next launch; nil for none. Previous is
+	// the one the app ran when Current was applied, kept installed so
+	// that a revert or a rollback to it needs no network, and so that a
+	// running app's files never go from under it. See running.
 	Current  *patchRecord `json:"current"`
 	Previous *patchRecord `json:"previous"`
 	// Pending: Current was applied and the app has not yet called
@@ -50,6 +56,12 @@ type state struct {
 	// Bad are the IDs of patches reverted because the app did not
 	// confirm them: never applied again.
 	Bad []int64 `json:"bad"`
+	// Retired are patches a rollback took away while the app ran them:
+	// the running process may still load their files, so their
+	// directories stay until the next Start, when that process is gone.
+	// They are recorded so that a crash before then does not leak them,
+	// and they never become Current or Previous again.
+	Retired []*patchRecord `json:"retired"`
 }
 
 // storedAnswer is an accepted answer, exactly as it came, so that a 304
@@ -64,15 +76,19 @@ type storedAnswer struct {
 
 // patchRecord is an installed patch. Dir is relative to the state
 // directory, slash-separated, and always patches/<patch_id>: a state
-// directory can move, and a state file cannot point outside it.
+// directory can move, and a state file cannot point outside it. Targets
+// are its manifest's, the installed versions it patches: a patch is
+// dropped once the app's version and build are none of them (the app was
+// upgraded under it).
 type patchRecord struct {
-	ID           int64  `json:"patch_id"`
-	PatchVersion int64  `json:"patch_version"`
-	Dir          string `json:"dir"`
+	ID           int64                `json:"patch_id"`
+	PatchVersion int64                `json:"patch_version"`
+	Dir          string               `json:"dir"`
+	Targets      []mds.HotpatchTarget `json:"targets"`
 }
 
-func newRecord(id, version int64) *patchRecord {
-	return &patchRecord{ID: id, PatchVersion: version, Dir: patchDir(id)}
+func newRecord(id, version int64, targets []mds.HotpatchTarget) *patchRecord {
+	return &patchRecord{ID: id, PatchVersion: version, Dir: patchDir(id), Targets: slices.Clone(targets)}
 }
 
 func patchDir(id int64) string { return patchesDir + "/" + strconv.FormatInt(id, 10) }
@@ -81,11 +97,58 @@ func (p *patchRecord) valid() bool {
 	return p.ID > 0 && p.PatchVersion > 0 && p.Dir == patchDir(p.ID)
 }
 
+// patches reports whether p patches an app of version v and build b. A
+// record without targets (format 1) patches nothing that is known.
+func (p *patchRecord) patches(v string, b int64) bool {
+	return slices.ContainsFunc(p.Targets, func(t mds.HotpatchTarget) bool { return t.Matches(v, b) })
+}
+
+func (p *patchRecord) clone() *patchRecord {
+	if p == nil {
+		return nil
+	}
+	n := *p
+	n.Targets = slices.Clone(p.Targets)
+	return &n
+}
+
 func sameRecord(a, b *patchRecord) bool {
-	return a == nil && b == nil || a != nil && b != nil && *a == *b
+	return a == nil && b == nil || a != nil && b != nil &&
+		a.ID == b.ID && a.PatchVersion == b.PatchVersion && a.Dir == b.Dir && slices.Equal(a.Targets, b.Targets)
+}
+
+// samePatch reports whether a and b are the same patch, or both none.
+func samePatch(a, b *patchRecord) bool {
+	return a == nil && b == nil || a != nil && b != nil && a.ID == b.ID && a.PatchVersion == b.PatchVersion
 }
 
 func (s *state) isBad(id int64) bool { return slices.Contains(s.Bad, id) }
+
+func (s *state) isRetired(id int64) bool {
+	return slices.ContainsFunc(s.Retired, func(p *patchRecord) bool { return p.ID == id })
+}
+
+// staged reports whether Current is applied and not yet launched: every
+// process of the app started before it was applied, so none runs it.
+func (s *state) staged() bool { return s.Current != nil && s.Pending && !s.Launched }
+
+// running is the patch the app actually runs: Current, but while Current
+// is staged, the Previous patch that was running when it was applied. It
+// is what a check reports, what an answer is computed for, and what a
+// rollback withdraws.
+func (s *state) running() *patchRecord {
+	if s.staged() {
+		return s.Previous
+	}
+	return s.Current
+}
+
+// retire records p among the retired patches, unless it is none.
+func (s *state) retire(p *patchRecord) {
+	if p != nil && !s.isRetired(p.ID) {
+		s.Retired = append(s.Retired, p)
+	}
+}
 
 // loadState reads dir's state.json; a directory without one starts empty.
 // A state.json that does not parse is an error rather than a fresh start:
@@ -103,10 +166,11 @@ func loadState(dir string) (state, error) {
 	if err := json.Unmarshal(b, &st); err != nil {
 		return state{}, fmt.Errorf("sdk: %s does not parse (%v); it is only ever replaced whole, so the storage is damaged: remove the state directory to start over", filepath.Join(dir, stateFile), err)
 	}
+	invalid := func(p *patchRecord) bool { return p != nil && !p.valid() }
 	switch {
 	case st.Format > stateFormat:
 		return state{}, fmt.Errorf("sdk: %s is of format %d, written by a newer SDK; this one reads format %d", filepath.Join(dir, stateFile), st.Format, stateFormat)
-	case st.Current != nil && !st.Current.valid(), st.Previous != nil && !st.Previous.valid():
+	case invalid(st.Current), invalid(st.Previous), slices.ContainsFunc(st.Retired, func(p *patchRecord) bool { return p == nil || !p.valid() }):
 		return state{}, fmt.Errorf("sdk: %s names a patch directory that is not patches/<patch_id>: the file was edited; remove the state directory to start over", filepath.Join(dir, stateFile))
 	}
 	st.Format = stateFormat
@@ -120,15 +184,22 @@ func saveState(dir string, st *state) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(dir, stateFile, append(b, '\n')); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(dir, stateFile), append(b, '\n'), 0o600); err != nil {
 		return fmt.Errorf("sdk: saving the state: %w", err)
 	}
 	return nil
 }
 
+// errClosed: a state change asked of a Client after Close, which gave up
+// the directory's lock.
+var errClosed = errors.New("sdk: the client is closed")
+
 // commit makes next the state, in memory only once it is on disk, so that
 // st is always what state.json holds. The caller holds mu.
 func (c *Client) commit(next state) error {
+	if c.closed {
+		return errClosed
+	}
 	if err := saveState(c.dir, &next); err != nil {
 		return err
 	}
@@ -143,105 +214,86 @@ func (s *state) clone() state {
 		a := *s.Answer
 		n.Answer = &a
 	}
-	if s.Current != nil {
-		p := *s.Current
-		n.Current = &p
-	}
-	if s.Previous != nil {
-		p := *s.Previous
-		n.Previous = &p
-	}
+	n.Current, n.Previous = s.Current.clone(), s.Previous.clone()
 	n.Bad = slices.Clone(s.Bad)
+	n.Retired = nil
+	for _, p := range s.Retired {
+		n.Retired = append(n.Retired, p.clone())
+	}
 	return n
 }
 
-// writeFileAtomic writes name in dir: a temporary file in dir, synced,
-// renamed over name, and dir synced so that the rename itself survives a
-// power loss.
-func writeFileAtomic(dir, name string, data []byte) error {
-	f, err := os.CreateTemp(dir, "."+name+"-*")
-	if err != nil {
-		return err
+// dropForeign drops from st the patches that do not patch the configured
+// app version and build: the app was upgraded (or downgraded) under them,
+// and a patch is made for the exact native code it patches. What is
+// dropped is never reported nor run; with Current dropped, nothing runs
+// and nothing is pending, and a Previous that does patch this version is
+// kept only as a copy for a rollback. It reports whether it dropped
+// anything. Retired patches are left to the next Start.
+func (c *Client) dropForeign(st *state) bool {
+	d := &c.cfg.Device
+	dropped := false
+	if st.Previous != nil && !st.Previous.patches(d.AppVersion, d.Build) {
+		st.Previous, dropped = nil, true
 	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
+	if st.Current != nil && !st.Current.patches(d.AppVersion, d.Build) {
+		st.Current, dropped = nil, true
+		st.Pending, st.Launched = false, false
 	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, filepath.Join(dir, name))
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return syncDir(dir)
+	return dropped
 }
 
-// syncDir makes the entries of dir (files created, renamed, removed in it)
-// durable. Windows cannot sync a directory, and makes renames durable
-// without.
-func syncDir(dir string) error {
-	if runtime.GOOS == "windows" {
-		return nil
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
-
-// recover brings the directory in line with the state after a crash, at
-// Open: it removes temporary files and patch directories the state does
-// not name. A named patch whose directory has gone (removed behind the
-// SDK's back) is forgotten, falling back to the previous one, so that the
-// app is never told to run files that are not there.
+// recover brings the directory in line with the state and the build, at
+// Open: it drops patches that do not patch the configured app version and
+// build (dropForeign), and removes temporary files and patch directories
+// the state does not name. A named patch whose directory has gone
+// (removed behind the SDK's back) is forgotten, falling back to the
+// previous one, so that the app is never told to run files that are not
+// there.
 func (c *Client) recover() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	next := c.st.clone()
+	changed := c.dropForeign(&next)
 	exists := func(p *patchRecord) bool {
 		fi, err := os.Stat(c.path(p.Dir))
 		return err == nil && fi.IsDir()
 	}
 	if next.Previous != nil && !exists(next.Previous) {
-		next.Previous = nil
+		next.Previous, changed = nil, true
 	}
 	if next.Current != nil && !exists(next.Current) {
 		next.Current, next.Previous = next.Previous, nil
 		next.Pending, next.Launched = false, false
+		changed = true
 	}
-	if !sameRecord(next.Current, c.st.Current) || !sameRecord(next.Previous, c.st.Previous) {
+	if n := len(next.Retired); n > 0 {
+		next.Retired = slices.DeleteFunc(next.Retired, func(p *patchRecord) bool { return !exists(p) })
+		changed = changed || len(next.Retired) != n
+	}
+	if changed {
 		if err := c.commit(next); err != nil {
 			return err
 		}
 	}
-	if err := removeTemps(c.dir, "."+stateFile+"-"); err != nil {
+	if err := atomicfile.RemoveTemps(c.dir, stateFile); err != nil {
 		return err
 	}
 	return c.prunePatches()
 }
 
 // prunePatches removes every entry of patches/ but the directories of the
-// current and the previous patch: temporary extractions, and patches the
-// state stopped naming before a crash let them be removed. The extraction
-// an Apply is running is spared. The caller holds mu, and has committed
-// the state that names what stays.
+// current, the previous and the retired patches: temporary extractions,
+// and patches the state stopped naming before a crash let them be
+// removed. The extraction an Apply is running is spared. The caller holds
+// mu, and has committed the state that names what stays.
 func (c *Client) prunePatches() error {
 	entries, err := os.ReadDir(c.path(patchesDir))
 	if err != nil {
 		return err
 	}
 	keep := map[string]bool{}
-	for _, p := range []*patchRecord{c.st.Current, c.st.Previous} {
+	for _, p := range append([]*patchRecord{c.st.Current, c.st.Previous}, c.st.Retired...) {
 		if p != nil {
 			keep[strings.TrimPrefix(p.Dir, patchesDir+"/")] = true
 		}
@@ -257,24 +309,7 @@ func (c *Client) prunePatches() error {
 		removed = true
 	}
 	if removed {
-		return syncDir(c.path(patchesDir))
-	}
-	return nil
-}
-
-// removeTemps removes dir's files whose names start with prefix: the
-// temporary files of writes a crash interrupted.
-func removeTemps(dir, prefix string) error {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return err
-	}
-	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), prefix) {
-			if err := os.Remove(filepath.Join(dir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return err
-			}
-		}
+		return atomicfile.SyncDir(c.path(patchesDir))
 	}
 	return nil
 }
