@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -214,10 +215,10 @@ func writeHotpatch(cmd *cobra.Command, path string, m hotpatch.Manifest, src str
 	if err := os.Rename(tmp.Name(), path); err != nil {
 		return err
 	}
-	fmt.Fprintf(cmd.OutOrStdout(), "wrote\t%s\n", path)
-	tw := cmd.OutOrStdout()
+	tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "wrote\t%s\n", path)
 	printManifest(tw, final)
-	return nil
+	return tw.Flush()
 }
 
 // openHotpatch opens and checks the hotpatch file at path; close closes it.

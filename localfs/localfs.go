@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/mds-dev/mds"
+	"github.com/mds-dev/mds/atomicfile"
 )
 
 // BlobStore implements mds.BlobStore over a directory. Several processes
@@ -180,12 +181,7 @@ func (b *BlobStore) Put(ctx context.Context, r io.Reader, want string) (blob mds
 
 // syncDir makes a rename into dir durable.
 func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("localfs: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
+	if err := atomicfile.SyncDir(dir); err != nil {
 		return fmt.Errorf("localfs: sync dir: %w", err)
 	}
 	return nil
