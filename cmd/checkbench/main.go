@@ -29,6 +29,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
@@ -61,6 +62,8 @@ func main() {
 	flag.DurationVar(&cfg.duration, "duration", 10*time.Second, "length of one wrk run, in whole seconds")
 	flag.IntVar(&cfg.bodies, "bodies", 4096, "different device bodies the load cycles through")
 	flag.StringVar(&cfg.mds, "mds", "", "mds binary to measure; default: built from this tree")
+	flag.StringVar(&cfg.baseline, "baseline", "", "another mds binary (say, built before a change) measured in the same interleaved rounds, on a copy of the same store: "+
+		"its ratio to bare, and mds's to it, are printed too; on a noisy machine the only fair comparison of two builds")
 	flag.BoolVar(&cfg.checks, "checks", true, "run the check rounds (false: only the writes)")
 	flag.IntVar(&cfg.edits, "edits", 200, "task edits through the API after the check rounds, timed one by one")
 	flag.IntVar(&cfg.loadApps, "load-apps", 100, "apps of -tasks tasks then loaded through the API, timed as a whole")
@@ -76,7 +79,7 @@ type config struct {
 	apps, conns                               string
 	tasks, whitelist, threads, rounds, bodies int
 	duration                                  time.Duration
-	mds                                       string
+	mds, baseline                             string
 	checks                                    bool
 	edits, loadApps, soak                     int
 }
@@ -107,8 +110,12 @@ func run(ctx context.Context, cfg config) error {
 		}
 	}
 	fmt.Printf("wrk -t%d, %s per run, %d rounds, %d device bodies; medians over rounds\n\n", cfg.threads, cfg.duration, cfg.rounds, cfg.bodies)
-	fmt.Printf("%-5s %-6s %-5s %9s %9s %6s %17s %17s %10s %10s %9s\n", "apps", "answer", "conns", "bare r/s", "mds r/s", "ratio",
+	fmt.Printf("%-5s %-6s %-5s %9s %9s %6s %17s %17s %10s %10s %9s", "apps", "answer", "conns", "bare r/s", "mds r/s", "ratio",
 		"bare p50/p99 ms", "mds p50/p99 ms", "bare µs/ck", "mds µs/ck", "mds B/ans")
+	if cfg.baseline != "" {
+		fmt.Printf(" %9s %6s %8s %10s %9s", "base r/s", "ratio", "mds/base", "base µs/ck", "base B")
+	}
+	fmt.Println()
 	for _, n := range apps {
 		if err := measure(ctx, cfg, work, n, conns); err != nil {
 			return fmt.Errorf("%d apps: %w", n, err)
@@ -128,6 +135,15 @@ func measure(ctx context.Context, cfg config, work string, apps int, conns []int
 		return fmt.Errorf("seed: %w", err)
 	}
 	fmt.Fprintf(os.Stderr, "%d apps: seeded in %s\n", apps, time.Since(seeded).Round(time.Millisecond))
+	var based string
+	if cfg.baseline != "" {
+		// A copy of the store, so that each node bootstraps its own admin
+		// token and neither sees the other's writes.
+		based = dir + "-baseline"
+		if err := copyStore(dir, based); err != nil {
+			return err
+		}
+	}
 	node, err := startMDS(cfg.mds, dir)
 	if err != nil {
 		return err
@@ -141,44 +157,69 @@ func measure(ctx context.Context, cfg config, work string, apps int, conns []int
 		return err
 	}
 	defer bare.stop()
+	// Each mds node in the rounds has scripts of its own: full answers,
+	// and 304s with the ETags it gave.
+	type measured struct {
+		*server
+		full, cached string
+	}
 	bodies := deviceBodies(apps, cfg.bodies)
-	etags, upgrades, err := fetchETags(node.url, bodies)
+	prepare := func(n *server, name string) (measured, error) {
+		etags, upgrades, err := fetchETags(n.url, bodies)
+		if err != nil {
+			return measured{}, err
+		}
+		if upgrades < len(bodies)/5 {
+			return measured{}, fmt.Errorf("only %d of %d device bodies get an upgrade from %s: the fixture is off", upgrades, len(bodies), name)
+		}
+		m := measured{server: n}
+		if m.full, err = writeScript(filepath.Join(dir, name+"-full.lua"), bodies, nil); err != nil {
+			return m, err
+		}
+		if m.cached, err = writeScript(filepath.Join(dir, name+"-304.lua"), bodies, etags); err != nil {
+			return m, err
+		}
+		return m, warmUp(n, m.full, cfg.threads)
+	}
+	mdsNode, err := prepare(node, "mds")
 	if err != nil {
 		return err
 	}
-	if upgrades < len(bodies)/5 {
-		return fmt.Errorf("only %d of %d device bodies get an upgrade: the fixture is off", upgrades, len(bodies))
-	}
-	full, err := writeScript(filepath.Join(dir, "full.lua"), bodies, nil)
-	if err != nil {
-		return err
-	}
-	cached, err := writeScript(filepath.Join(dir, "304.lua"), bodies, etags)
-	if err != nil {
-		return err
-	}
-	if err := warmUp(node, full, cfg.threads); err != nil {
-		return err
+	servers := []measured{{server: bare, full: mdsNode.full, cached: mdsNode.cached}, mdsNode}
+	if based != "" {
+		base, err := startMDS(cfg.baseline, based)
+		if err != nil {
+			return err
+		}
+		defer base.stop()
+		baseNode, err := prepare(base, "baseline")
+		if err != nil {
+			return err
+		}
+		servers = append(servers, baseNode)
 	}
 
 	type key struct {
-		script string
+		cached bool
 		conns  int
 	}
-	results := map[key][2][]wrkResult{} // bare, mds
+	results := map[key][][]wrkResult{} // per server: bare, mds, baseline
 	var rss []string
 	for round := range cfg.rounds {
-		for _, script := range []string{full, cached} {
+		for _, cached := range []bool{false, true} {
 			for _, c := range conns {
-				k := key{script, c}
-				servers := [2]*server{bare, node}
-				order := []int{0, 1}
-				if round%2 == 1 {
-					order = []int{1, 0} // interleave: neither always goes first
-				}
+				k := key{cached, c}
 				r := results[k]
-				for _, i := range order {
-					res, err := runWrk(servers[i], script, cfg.threads, c, cfg.duration)
+				if r == nil {
+					r = make([][]wrkResult, len(servers))
+				}
+				for j := range servers {
+					i := (j + round) % len(servers) // interleave: none always goes first
+					script := servers[i].full
+					if cached {
+						script = servers[i].cached
+					}
+					res, err := runWrk(servers[i].server, script, cfg.threads, c, cfg.duration)
 					if err != nil {
 						return err
 					}
@@ -189,27 +230,64 @@ func measure(ctx context.Context, cfg config, work string, apps int, conns []int
 		}
 		rss = append(rss, fmt.Sprintf("%.0f MB", float64(node.rss())/1e6))
 	}
-	for _, script := range []string{full, cached} {
+	for _, cached := range []bool{false, true} {
 		answer := "full"
-		if script == cached {
+		if cached {
 			answer = "304"
 		}
 		for _, c := range conns {
-			r := results[key{script, c}]
-			var ratios []float64
-			for i := range r[0] {
-				ratios = append(ratios, r[1][i].rps/r[0][i].rps)
+			r := results[key{cached, c}]
+			ratio := func(i, over int) float64 {
+				var v []float64
+				for k := range r[0] {
+					v = append(v, r[i][k].rps/r[over][k].rps)
+				}
+				return median(v)
 			}
 			b, m := summarize(r[0]), summarize(r[1])
-			fmt.Printf("%-5d %-6s %-5d %9.0f %9.0f %6.2f %8.2f/%-8.2f %8.2f/%-8.2f %10.1f %10.1f %9.0f\n", apps, answer, c,
-				b.rps, m.rps, median(ratios), b.p50, b.p99, m.p50, m.p99, b.cpu, m.cpu, m.bytes)
+			fmt.Printf("%-5d %-6s %-5d %9.0f %9.0f %6.2f %8.2f/%-8.2f %8.2f/%-8.2f %10.1f %10.1f %9.0f", apps, answer, c,
+				b.rps, m.rps, ratio(1, 0), b.p50, b.p99, m.p50, m.p99, b.cpu, m.cpu, m.bytes)
+			if len(r) > 2 {
+				base := summarize(r[2])
+				fmt.Printf(" %9.0f %6.2f %8.3f %10.1f %9.0f", base.rps, ratio(2, 0), ratio(1, 2), base.cpu, base.bytes)
+			}
+			fmt.Println()
 		}
 	}
 	fmt.Printf("      mds RSS after each round: %s\n", strings.Join(rss, ", "))
-	if err := soak(node, full, cfg.threads, cfg.soak); err != nil {
+	if err := soak(node, mdsNode.full, cfg.threads, cfg.soak); err != nil {
 		return err
 	}
 	return measureWrites(ctx, node, apps, cfg.edits, cfg.loadApps, cfg.tasks)
+}
+
+// copyStore copies the SQLite files of the store in dir to a new
+// directory to.
+func copyStore(dir, to string) error {
+	if err := os.MkdirAll(to, 0o750); err != nil {
+		return err
+	}
+	for _, name := range []string{"mds.db", "mds.db-wal"} {
+		src, err := os.Open(filepath.Join(dir, name))
+		if errors.Is(err, fs.ErrNotExist) && name != "mds.db" {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		dst, err := os.Create(filepath.Join(to, name))
+		if err == nil {
+			_, err = io.Copy(dst, src)
+			if cerr := dst.Close(); err == nil {
+				err = cerr
+			}
+		}
+		src.Close()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // soak checks node n more times, in runs of 30 s, and prints its RSS
