@@ -54,29 +54,19 @@ replace the whole list). Without --device-id a random one is made once.`,
 		Use:   "check --state DIR",
 		Short: "Check once and print what the verified answer says",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := f.open(cmd)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
+		RunE: f.run(func(cmd *cobra.Command, c *sdk.Client) error {
 			a, err := c.Check(cmd.Context())
 			if err != nil {
 				return err
 			}
 			return out.print(cmd, a, func(w io.Writer) { printAnswer(w, a, c.Status()) })
-		},
+		}),
 	}
 	apply := &cobra.Command{
 		Use:   "apply --state DIR",
 		Short: "Check, then follow the answer's hotpatch instruction: apply, roll back, or nothing",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := f.open(cmd)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
+		RunE: f.run(func(cmd *cobra.Command, c *sdk.Client) error {
 			a, err := c.Check(cmd.Context())
 			if err != nil {
 				return err
@@ -86,18 +76,13 @@ replace the whole list). Without --device-id a random one is made once.`,
 				return err
 			}
 			return out.print(cmd, r, func(w io.Writer) { fmt.Fprintln(w, describeResult(r)) })
-		},
+		}),
 	}
 	start := &cobra.Command{
 		Use:   "start --state DIR",
 		Short: "Launch the app: say which patch runs, reverting one launched before and never marked healthy",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := f.open(cmd)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
+		RunE: f.run(func(cmd *cobra.Command, c *sdk.Client) error {
 			st, err := c.Start()
 			if err != nil {
 				return err
@@ -108,32 +93,22 @@ replace the whole list). Without --device-id a random one is made once.`,
 				}
 				fmt.Fprintln(w, describeRunning(st))
 			})
-		},
+		}),
 	}
 	status := &cobra.Command{
 		Use:   "status --state DIR",
 		Short: "Print the device's state: its patches, bad patches, the last answer",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := f.open(cmd)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
+		RunE: f.run(func(cmd *cobra.Command, c *sdk.Client) error {
 			st := c.Status()
 			return out.print(cmd, st, func(w io.Writer) { printStatus(w, st, f.saved) })
-		},
+		}),
 	}
 	healthy := &cobra.Command{
 		Use:   "mark-healthy --state DIR",
 		Short: "Confirm the current patch: the app runs well with it, so no launch reverts it",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := f.open(cmd)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
+		RunE: f.run(func(cmd *cobra.Command, c *sdk.Client) error {
 			before := c.Status()
 			if err := c.MarkHealthy(); err != nil {
 				return err
@@ -150,7 +125,7 @@ replace the whole list). Without --device-id a random one is made once.`,
 					fmt.Fprintf(w, "nothing pending: running %s\n", patchName(st.Current))
 				}
 			})
-		},
+		}),
 	}
 	cmd.AddCommand(check, apply, start, status, healthy)
 	return cmd
@@ -206,6 +181,18 @@ func (f *deviceFlags) register(cmd *cobra.Command) {
 // open merges the flags given into DIR/device.json, saves it if they
 // changed it, and opens the SDK client it describes, which holds the
 // directory until it is closed.
+// run makes a RunE that opens the device, runs fn with it, and closes it.
+func (f *deviceFlags) run(fn func(cmd *cobra.Command, c *sdk.Client) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, _ []string) error {
+		c, err := f.open(cmd)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		return fn(cmd, c)
+	}
+}
+
 func (f *deviceFlags) open(cmd *cobra.Command) (*sdk.Client, error) {
 	if f.state == "" {
 		return nil, errors.New("give the device's state directory with --state DIR; it is created if needed and remembers the device")
