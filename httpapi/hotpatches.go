@@ -9,7 +9,6 @@ import (
 	"os"
 	"reflect"
 	"strconv"
-	"time"
 
 	"github.com/danielgtaylor/huma/v2"
 
@@ -20,9 +19,9 @@ import (
 )
 
 // uploadHotpatch takes a signed hotpatch file: it spools the body, checks
-// the archive, that it is for this app and one of its platforms, the
-// team's signature against the app's registered keys, and the patch
-// version, and only then stores the file and the package, in that order,
+// the archive, that it is for this app and one of its platforms, that the
+// store would take it (key registered and active, patch version new), the
+// team's signature and every file, and only then stores the file and the package, in that order,
 // the package with its blob record in one transaction (which checks the
 // key and the patch version again). A refusal stores nothing; losing a
 // race with another upload of the same patch version leaves at most the
@@ -95,16 +94,20 @@ func (s *Server) checkHotpatch(r *http.Request, a *mds.App, f *os.File, size int
 	if !a.HasPlatform(m.Platform) {
 		return nil, mds.Errorf(mds.EINVALID, "the hotpatch is for %s; app %q ships on %s", m.Platform, a.Slug, mds.JoinPlatforms(a.Platforms))
 	}
-	k, err := s.store.FindTeamKey(r.Context(), a.ID, m.KeyID)
-	switch {
-	case mds.ErrorCode(err) == mds.ENOTFOUND:
-		return nil, mds.Errorf(mds.EINVALID, "the hotpatch is signed by key %s, which app %q has not registered; register its public key with `mds keys add --app %s`",
-			m.KeyID, a.Slug, a.Slug)
-	case err != nil:
+	spec := &mds.HotpatchSpec{PatchVersion: m.PatchVersion, Targets: m.Targets, Notes: m.Notes, KeyID: m.KeyID,
+		SignedAt: m.Created(), Files: len(m.Files), FilesSize: m.TotalSize(), SHA256: sum, Size: size}
+	art := &mds.Artifact{AppID: a.ID, Kind: mds.KindHotpatch, Platform: m.Platform, Version: strconv.FormatInt(m.PatchVersion, 10), Spec: spec}
+	if err := art.Validate(); err != nil {
 		return nil, err
-	case !k.Active():
-		return nil, mds.Errorf(mds.EINVALID, "the hotpatch is signed by key %s, which was retired on %s; sign it with a current key",
-			m.KeyID, k.RetiredAt.UTC().Format(time.DateOnly))
+	}
+	// The store says whether the key is the app's and active, and the
+	// patch version new, as it will again when the package is created.
+	if err := s.store.CheckHotpatch(r.Context(), art); err != nil {
+		return nil, err
+	}
+	k, err := s.store.FindTeamKey(r.Context(), a.ID, m.KeyID)
+	if err != nil {
+		return nil, err
 	}
 	pub, err := signing.ParsePublicKeyPEM([]byte(k.PEM))
 	if err != nil {
@@ -116,13 +119,7 @@ func (s *Server) checkHotpatch(r *http.Request, a *mds.App, f *os.File, size int
 	if err := pkg.CheckFiles(); err != nil {
 		return nil, err
 	}
-	spec := &mds.HotpatchSpec{PatchVersion: m.PatchVersion, Targets: m.Targets, Notes: m.Notes, KeyID: m.KeyID,
-		SignedAt: m.Created(), Files: len(m.Files), FilesSize: m.TotalSize(), SHA256: sum, Size: size}
-	art := &mds.Artifact{AppID: a.ID, Kind: mds.KindHotpatch, Platform: m.Platform, Version: strconv.FormatInt(m.PatchVersion, 10), Spec: spec}
-	if err := art.Validate(); err != nil {
-		return nil, err
-	}
-	return art, s.store.CheckHotpatch(r.Context(), art)
+	return art, nil
 }
 
 // documentHotpatchUpload adds the hotpatch upload to the OpenAPI document.

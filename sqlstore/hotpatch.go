@@ -137,7 +137,7 @@ func (s *Store) hotpatchRefusal(ctx context.Context, q rowQuerier, a *mds.Artifa
 	err = q.QueryRowContext(ctx, s.q(`SELECT retired_at FROM team_keys WHERE app_id = ? AND id = ?`), a.AppID, p.KeyID).Scan(&retired)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
-		return mds.Errorf(mds.EINVALID, "key %s, which signed the hotpatch, is not registered with this app; register it with `mds keys add` first", p.KeyID)
+		return mds.Errorf(mds.EINVALID, "key %s, which signed the hotpatch, is one this app has not registered; register its public key with `mds keys add` first", p.KeyID)
 	case err != nil:
 		return err
 	case retired.Valid:
