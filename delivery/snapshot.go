@@ -14,7 +14,6 @@
 package delivery
 
 import (
-	"cmp"
 	"fmt"
 	"slices"
 	"sync/atomic"
@@ -123,26 +122,24 @@ func (s *Snapshot) apply(set *mds.LiveSet, lists map[int64]*gray.List) (n *Snaps
 	}
 	catalogs := map[int64]*gray.Catalog{} // per app: shared rules are remembered per check, and a check is of one app
 	// Rolled-back tasks first: what they withdrew no live task delivers.
-	tasks := slices.Clone(set.Tasks)
-	slices.SortStableFunc(tasks, func(a, b *mds.Task) int {
-		return cmp.Compare(boolInt(a.Status != mds.StatusRolledBack), boolInt(b.Status != mds.StatusRolledBack))
-	})
-	for _, t := range tasks {
-		if !t.Status.Delivered() {
-			continue
-		}
-		as, ok := fresh[t.AppID]
-		if !ok {
-			n.skip(t, "it belongs to unknown app %d", t.AppID)
-			continue
-		}
-		cat, ok := catalogs[t.AppID]
-		if !ok {
-			cat = gray.NewCatalog(ruleSets, lists)
-			catalogs[t.AppID] = cat
-		}
-		if err := as.compile(t, artifacts, cat, lists); err != nil {
-			n.skip(t, "%v", err)
+	for _, withdrawals := range []bool{true, false} {
+		for _, t := range set.Tasks {
+			if !t.Status.Delivered() || (t.Status == mds.StatusRolledBack) != withdrawals {
+				continue
+			}
+			as, ok := fresh[t.AppID]
+			if !ok {
+				n.skip(t, "it belongs to unknown app %d", t.AppID)
+				continue
+			}
+			cat, ok := catalogs[t.AppID]
+			if !ok {
+				cat = gray.NewCatalog(ruleSets, lists)
+				catalogs[t.AppID] = cat
+			}
+			if err := as.compile(t, artifacts, cat, lists); err != nil {
+				n.skip(t, "%v", err)
+			}
 		}
 	}
 	for _, as := range fresh {
@@ -152,13 +149,6 @@ func (s *Snapshot) apply(set *mds.LiveSet, lists map[int64]*gray.List) (n *Snaps
 		added = append(added, as)
 	}
 	return n, added, dropped
-}
-
-func boolInt(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 func (n *Snapshot) skip(t *mds.Task, format string, args ...any) {
