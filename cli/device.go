@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -127,7 +128,30 @@ replace the whole list). Without --device-id a random one is made once.`,
 			})
 		}),
 	}
-	cmd.AddCommand(check, apply, start, status, healthy)
+	watch := &cobra.Command{
+		Use:   "watch --state DIR",
+		Short: "Watch for changes and follow each answer as apply does, until interrupted",
+		Long: `Keep a watch open and, each time the server sends this device a new answer,
+follow its hotpatch instruction as apply does, printing what was done. A rollback
+reaches the device within a second of the release being rolled back, without a
+check. When the node cannot stream, the device checks instead and watches again
+later; it reconnects by itself after a failure or a node shutting down.`,
+		Args: cobra.NoArgs,
+		RunE: f.run(func(cmd *cobra.Command, c *sdk.Client) error {
+			err := c.Watch(cmd.Context(), sdk.WatchConfig{}, func(a *sdk.Answer) error {
+				r, err := c.Apply(cmd.Context(), a)
+				if err != nil {
+					return err
+				}
+				return out.print(cmd, r, func(w io.Writer) { fmt.Fprintln(w, describeResult(r)) })
+			}, func(err error) { fmt.Fprintln(cmd.ErrOrStderr(), "mds device watch:", err) })
+			if errors.Is(err, context.Canceled) {
+				return nil // interrupted
+			}
+			return err
+		}),
+	}
+	cmd.AddCommand(check, apply, start, status, healthy, watch)
 	return cmd
 }
 

@@ -7,7 +7,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/mds-dev/mds/api"
 	"github.com/mds-dev/mds/cli"
@@ -96,5 +98,72 @@ func TestCLIHotpatchFlow(t *testing.T) {
 	keys, err := signing.ParsePublicKeysPEM([]byte(b.String()))
 	if err != nil || len(keys) != 1 || !keys[0].Equal(srv.AnswerKey.Public()) {
 		t.Errorf("server-public printed %q: %v", b.String(), err)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a command writing while the test
+// reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestDeviceWatchCommand: mds device watch follows a release as it
+// happens, and its rollback, with no command in between.
+func TestDeviceWatchCommand(t *testing.T) {
+	srv := httpapitest.Start(t)
+	srv.Advance(time.Since(srv.Now())) // the device runs on the real clock
+	url := srv.URL
+	dir := t.TempDir()
+	at := func(name string) string { return filepath.Join(dir, name) }
+	mustCLI(t, url, cliAdmin, "app", "create", "shop", "--platform", "android")
+	appKey := strings.TrimSpace(mustCLI(t, url, cliAdmin, "app", "show", "shop", "--field", "key"))
+	mustCLI(t, url, cliAdmin, "keys", "generate", "--out", at("team"))
+	mustCLI(t, url, cliAdmin, "keys", "add", "--app", "shop", at("team.pub.pem"))
+	os.WriteFile(at("deploy.pub.pem"), srv.AnswerKey.Public().MarshalPEM(), 0o644)
+	src := at("patch")
+	os.MkdirAll(src, 0o755)
+	os.WriteFile(filepath.Join(src, "fix.js"), []byte("fixed"), 0o644)
+	mustCLI(t, url, cliAdmin, "hotpatch", "pack", src, "--key", at("team.pem"), "--app", "shop", "--platform", "android",
+		"--app-version", "2.1.0", "--patch-version", "1", "--out", at("fix-1.zip"))
+	mustCLI(t, url, cliAdmin, "hotpatch", "push", at("fix-1.zip"), "--app", "shop")
+
+	ctx, cancel := context.WithCancel(context.Background())
+	out := &syncBuffer{}
+	done := make(chan error, 1)
+	go func() {
+		done <- cli.Run(ctx, []string{"device", "watch", "--state", at("dev"), "--server", url, "--app-key", appKey, "--platform", "android",
+			"--app-version", "2.1.0", "--device-id", "d1", "--server-key", at("deploy.pub.pem"), "--team-key", at("team.pub.pem")}, out, out)
+	}()
+	waitFor := func(want string) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for !strings.Contains(out.String(), want) {
+			if time.Now().After(deadline) {
+				t.Fatalf("device watch printed no %q:\n%s", want, out.String())
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	waitFor("nothing to do: running no patch")
+	mustCLI(t, url, cliAdmin, "task", "create", "--app", "shop", "--package", "1", "--release")
+	waitFor("applied patch 1 (v1)")
+	mustCLI(t, url, cliAdmin, "hotpatch", "rollback", "--app", "shop", "1")
+	waitFor("cancelled patch 1 (v1), applied and never started")
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("device watch, interrupted: %v\n%s", err, out.String())
 	}
 }

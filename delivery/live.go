@@ -20,6 +20,12 @@ type Live struct {
 	// OnProblem hears of tasks a rebuild had to leave out; set it before
 	// the first Refresh.
 	OnProblem func(error)
+	// OnSwap hears, after each new snapshot is in use, the IDs of the
+	// apps whose part it changed, added or removed; all is set when every
+	// app's part may have (a full load). It is called with the rebuild's
+	// lock held, so it must return at once: it hands the news on. Set it
+	// before the first Refresh.
+	OnSwap func(apps []int64, all bool)
 
 	src  mds.LiveStore
 	cur  atomic.Pointer[Snapshot]
@@ -167,6 +173,14 @@ func (l *Live) Refresh(ctx context.Context) error {
 	l.cur.Store(s)
 	l.count(dropped, -1)
 	l.took.Store(int64(time.Since(start)))
+	if l.OnSwap != nil {
+		ids := make([]int64, 0, len(added)+len(dropped))
+		for _, as := range slices.Concat(added, dropped) {
+			ids = append(ids, as.app.ID)
+		}
+		slices.Sort(ids)
+		l.OnSwap(slices.Compact(ids), set.Full || cur == nil)
+	}
 	return nil
 }
 

@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
-	"io"
 	"maps"
 	"strconv"
 	"strings"
@@ -100,13 +99,23 @@ func newSection(v any) *section {
 var nullSection = &section{body: []byte("null")}
 
 // answer is a signed check answer ready to send, its headers' values too.
-// The header values are one string: an answer is read on every check, and
-// with thousands of apps it is seldom in a CPU cache, so the fewer places
-// it spans the better. The values handed to net/http are slices of the
-// answer's own array; an answer never changes once handed out.
+// Its body is not kept whole: the frame and the device's echo (its head)
+// are kept once per device state, and the sections once per offer, so
+// that an app's answers for many device states share their largest parts
+// and a check reads few bytes that other checks do not also read. The
+// header values are one string: with thousands of apps an answer is
+// seldom in a CPU cache, so the fewer places it spans the better. The
+// values handed to net/http are slices of the answer's own array; an
+// answer never changes once handed out.
 type answer struct {
-	body    []byte
-	headers [3]string // the ETag, the Content-Length, the Mds-Signature
+	head     []byte
+	sections [kinds]*section
+	headers  [3]string // the ETag, the Content-Length, the Mds-Signature
+	// content tells apart what answers say to the device, leaving out
+	// the app's version and the expiry: a watcher is sent an answer
+	// whose content changed, not one that was only signed anew.
+	content [16]byte
+	epoch   int64 // the signing period it was signed in
 }
 
 // etag is the answer's ETag, quoted.
@@ -118,33 +127,50 @@ func (a *answer) etagHeader() []string      { return a.headers[:1:1] }
 func (a *answer) lengthHeader() []string    { return a.headers[1:2:2] }
 func (a *answer) signatureHeader() []string { return a.headers[2:3:3] }
 
-func (a *answer) write(w io.Writer) { w.Write(a.body) }
+// outcome is the check metric's outcome of the answer.
+func (a *answer) outcome() string {
+	switch {
+	case a.sections[kindUpgrade] != nullSection:
+		return "upgrade"
+	case a.sections[kindHotpatch] != nullSection:
+		return "hotpatch"
+	}
+	return "none"
+}
 
-// newAnswer frames sections after prefix and the device's state, and
-// signs the result.
-func newAnswer(prefix []byte, dev deviceState, sections [kinds]*section, sg *signer) *answer {
+// appendBody appends the answer's body to buf.
+func (a *answer) appendBody(buf []byte) []byte {
+	buf = append(buf, a.head...)
+	for i, s := range a.sections {
+		buf = append(append(buf, answerKeys[i]...), s.body...)
+	}
+	return append(buf, answerEnd...)
+}
+
+// head is the start of a device's answers: prefix, then the device's
+// state.
+func head(prefix []byte, dev deviceState) []byte {
 	echo, err := json.Marshal(dev.echo())
 	if err != nil {
 		panic(err) // strings and numbers always encode
 	}
-	n := len(prefix) + len(deviceKey) + len(echo) + 1 + len(answerEnd)
-	for i, s := range sections {
-		n += len(answerKeys[i]) + len(s.body)
-	}
-	body := make([]byte, 0, n)
-	body = append(body, prefix...)
-	body = append(append(append(body, deviceKey...), echo...), ',')
-	for i, s := range sections {
-		body = append(append(body, answerKeys[i]...), s.body...)
-	}
-	body = append(body, answerEnd...)
+	h := make([]byte, 0, len(prefix)+len(deviceKey)+len(echo)+1)
+	return append(append(append(append(h, prefix...), deviceKey...), echo...), ',')
+}
+
+// newAnswer frames sections after head, whose first framed bytes are
+// the frame, and signs the result.
+func newAnswer(head []byte, framed int, sections [kinds]*section, epoch int64, sg *signer) *answer {
+	a := &answer{head: head, sections: sections, epoch: epoch}
+	body := a.appendBody(nil)
+	content := sha256.Sum256(body[framed:])
+	copy(a.content[:], content[:])
 	sum := sha256.Sum256(body)
 	var tag [2 + 2*16]byte
 	tag[0], tag[len(tag)-1] = '"', '"'
 	hex.Encode(tag[1:len(tag)-1], sum[:16])
 	length := strconv.Itoa(len(body))
 	values := string(tag[:]) + length + sg.sign(body)
-	a := &answer{body: body}
 	a.headers = [3]string{values[:len(tag)], values[len(tag) : len(tag)+len(length)], values[len(tag)+len(length):]}
 	return a
 }
@@ -240,21 +266,37 @@ func (set *answerSet) memo(o *delivery.Offer, v int, build func() any) *section 
 // appAnswers are the signed answers of one app's part of a snapshot in
 // one signing period, kept in the part's memo. They are read on every
 // check, so the map is never written: an answer not yet in it is added to
-// a copy, under mu, which replaces it.
+// a copy, under mu, which replaces it. The heads its answers share are
+// only read under mu.
 type appAnswers struct {
 	set     *answerSet
 	epoch   int64
-	prefix  [2][]byte // the frame before the sections, for the app's key and its previous key
+	prefix  [2][]byte // the frame before the device's state, for the app's key and its previous key
 	mu      sync.Mutex
+	heads   map[headKey]*stateHead
 	answers atomic.Pointer[map[answerKey]*answer]
 }
 
-// answerKey is what tells an app's answers apart: the sections, which of
-// the app's keys the device sent, and the device state echoed.
-type answerKey struct {
-	sections [kinds]*section
+// headKey tells apart the heads of an app's answers: which of the app's
+// keys the device sent, and the device state echoed.
+type headKey struct {
 	previous bool
 	device   deviceState
+}
+
+// stateHead is a head and the key it is kept under, whose strings are the
+// head's own.
+type stateHead struct {
+	key    headKey
+	body   []byte
+	framed int // bytes of the frame that body starts with
+}
+
+// answerKey is what tells an app's answers apart: the head and the
+// sections.
+type answerKey struct {
+	headKey
+	sections [kinds]*section
 }
 
 // maxAppAnswers bounds the answers kept for one app in one period: the
@@ -265,10 +307,10 @@ const maxAppAnswers = 4096
 
 // answer returns the signed answer for a decision of device d, at now.
 func (set *answerSet) answer(dec delivery.Decision, d *mds.Device, now time.Time) *answer {
-	k := answerKey{sections: [kinds]*section{
+	k := answerKey{headKey{previous: d.AppKey != dec.App.Key, device: stateOf(d)}, [kinds]*section{
 		kindUpgrade:  set.upgrade(dec.Upgrade),
 		kindHotpatch: set.hotpatch(dec.Hotpatch),
-	}, previous: d.AppKey != dec.App.Key, device: stateOf(d)}
+	}}
 	epoch := set.signer.epoch(now)
 	cur := dec.Memo.Load()
 	aa, _ := cur.(*appAnswers)
@@ -290,7 +332,7 @@ func (set *answerSet) answer(dec delivery.Decision, d *mds.Device, now time.Time
 }
 
 func (set *answerSet) newAppAnswers(app *mds.App, epoch int64) *appAnswers {
-	aa := &appAnswers{set: set, epoch: epoch}
+	aa := &appAnswers{set: set, epoch: epoch, heads: map[headKey]*stateHead{}}
 	expires := set.signer.expires(epoch).Format(time.RFC3339)
 	frame := func(key string) []byte {
 		k, _ := json.Marshal(key)
@@ -312,18 +354,27 @@ func (aa *appAnswers) add(k answerKey) *answer {
 	if a := old[k]; a != nil {
 		return a
 	}
-	prefix := aa.prefix[0]
-	if k.previous {
-		prefix = aa.prefix[1]
-	}
-	// The key outlives the check whose body its strings point into.
-	k.device.platform = mds.Platform(strings.Clone(string(k.device.platform)))
-	k.device.appVersion = strings.Clone(k.device.appVersion)
-	a := newAnswer(prefix, k.device, k.sections, aa.set.signer)
 	next := map[answerKey]*answer{}
 	if len(old) < maxAppAnswers {
 		next = maps.Clone(old)
+	} else {
+		clear(aa.heads)
 	}
+	h := aa.heads[k.headKey]
+	if h == nil {
+		prefix := aa.prefix[0]
+		if k.previous {
+			prefix = aa.prefix[1]
+		}
+		// The key outlives the check whose body its strings point into.
+		hk := k.headKey
+		hk.device.platform = mds.Platform(strings.Clone(string(hk.device.platform)))
+		hk.device.appVersion = strings.Clone(hk.device.appVersion)
+		h = &stateHead{key: hk, body: head(prefix, hk.device), framed: len(prefix)}
+		aa.heads[hk] = h
+	}
+	k.headKey = h.key
+	a := newAnswer(h.body, h.framed, k.sections, aa.epoch, aa.set.signer)
 	next[k] = a
 	aa.answers.Store(&next)
 	return a

@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"bytes"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -122,5 +123,25 @@ func TestAnswerKeyRotation(t *testing.T) {
 	resp, _ = e.request("GET", "/api/v1/server-keys", "", nil)
 	if resp.StatusCode != http.StatusUnauthorized {
 		t.Errorf("server keys without a token: %d", resp.StatusCode)
+	}
+}
+
+// TestAnswerLength: every answer has a Content-Length and is never
+// chunked, short or long (net/http measures short ones itself).
+func TestAnswerLength(t *testing.T) {
+	e := newEnv(t)
+	app := e.createApp("shop", mds.Android)
+	d := device(app, mds.Android, "1.0")
+	for _, notes := range []string{"short", strings.Repeat("Fixes and more. ", mds.MaxNotes/16)} {
+		pkg := e.createPackage("shop", e.admin, map[string]any{"platform": "android", "version": fmt.Sprintf("2.%d", len(notes)),
+			"url": "https://example.com/2.apk", "notes": notes})
+		e.createTask("shop", e.admin, pkg.ID, mds.ModeSingle, true)
+		resp, b := e.request("POST", "/client/v1/check", "", d)
+		if resp.StatusCode != 200 || resp.ContentLength != int64(len(b)) || len(resp.TransferEncoding) > 0 {
+			t.Errorf("answer of %d bytes: %d, Content-Length %d, Transfer-Encoding %v", len(b), resp.StatusCode, resp.ContentLength, resp.TransferEncoding)
+		}
+		if len(notes) > 100 && len(b) < 2048 {
+			t.Errorf("the long answer is %d bytes: the test wants one past net/http's buffer", len(b))
+		}
 	}
 }

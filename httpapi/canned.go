@@ -104,6 +104,10 @@ func (c *problemConn) ReadFrom(r io.Reader) (int64, error) {
 	return io.Copy(struct{ io.Writer }{c.Conn}, r)
 }
 
+// NetConn is the connection wrapped, for a handler that takes the
+// connection over (a watch stream) and tunes its socket.
+func (c *problemConn) NetConn() net.Conn { return c.Conn }
+
 // CloseWrite lets net/http half-close after a 431, so the client reads the
 // answer before the connection is reset.
 func (c *problemConn) CloseWrite() error {

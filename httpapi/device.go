@@ -16,59 +16,25 @@ import (
 	"time"
 
 	"github.com/mds-dev/mds"
+	"github.com/mds-dev/mds/delivery"
 	"github.com/mds-dev/mds/gray"
 )
 
 // check answers a device: read and validate its context, evaluate it
-// against the snapshot, answer with an ETag. It touches the store only to
+// against the snapshot, answer with an ETag; when the answer is the one
+// the device has and it prefers to wait (Prefer: wait=N), hold the
+// request until the answer changes (watch.go). It touches the store only to
 // admit a device to an open capped window, through the Admissions in
 // front of it. In the steady state it allocates nothing (see
 // BenchmarkCheckHandler): the body, the device decoded from it and the
 // answer's bytes are all reused.
 func (s *Server) check(w http.ResponseWriter, r *http.Request) {
-	now := requestTime(w)
-	// The whole body must arrive within the body timeout; the server resets
-	// the deadline for the next request on the connection.
-	http.NewResponseController(w).SetReadDeadline(now.Add(s.bodyWait))
 	st := checkStates.Get().(*checkState)
 	defer st.release()
-	dev := &st.dev
-	if err := s.decodeCheck(w, r, st); err != nil {
-		s.metrics.check(outcomeOf(err))
-		s.writeProblem(w, r, err)
+	dec, a, ok := s.evaluateCheck(w, r, st)
+	if !ok {
 		return
 	}
-	if err := dev.Validate(); err != nil {
-		s.metrics.check("invalid")
-		s.writeProblem(w, r, err)
-		return
-	}
-	snap := s.live.Current()
-	if snap == nil {
-		s.metrics.check("unavailable")
-		w.Header().Set("Retry-After", "5")
-		s.writeProblem(w, r, mds.Errorf(mds.EUNAVAILABLE, "starting up: no release snapshot loaded yet; retry shortly"))
-		return
-	}
-	if !s.realClock {
-		now = s.now()
-	}
-	st.in = gray.NewInput(dev, clientIP(r, s.proxies), now)
-	dec, err := snap.Evaluate(&st.in, s.admit)
-	if err != nil {
-		outcome := "invalid"
-		switch mds.ErrorCode(err) {
-		case mds.ENOTFOUND:
-			outcome = "unknown_app"
-		case mds.EINVALID:
-			err = mds.Errorf(mds.EINVALID, "this app ships on %s, not on %s", mds.JoinPlatforms(dec.App.Platforms), dev.Platform)
-		}
-		s.metrics.check(outcome)
-		s.writeProblem(w, r, err)
-		return
-	}
-	s.recent.Record(dec.App.ID, &st.in)
-	a := s.answers.answer(dec, dev, now)
 	h := w.Header()
 	h["Etag"] = a.etagHeader()
 	// Devices may keep the answer but must revalidate it on every check.
@@ -77,23 +43,94 @@ func (s *Server) check(w http.ResponseWriter, r *http.Request) {
 	// result with 304, as GET would: the SDK sends If-None-Match with the
 	// last ETag and skips parsing when nothing changed.
 	if etagMatch(r.Header.Get("If-None-Match"), a.etag()) {
+		if wait, ok := preferWait(r.Header.Get("Prefer")); ok {
+			s.longPoll(w, r, st, dec.App.ID, a, wait)
+			return
+		}
 		s.metrics.check("not_modified")
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
-	outcome := "none"
-	switch {
-	case dec.Upgrade.Offer != nil:
-		outcome = "upgrade"
-	case dec.Hotpatch.Told():
-		outcome = "hotpatch"
-	}
-	s.metrics.check(outcome)
-	h["Content-Type"] = contentJSON
-	h["Content-Length"] = a.lengthHeader()
-	h["Mds-Signature"] = a.signatureHeader()
-	a.write(w)
+	s.writeAnswer(w, st, a)
 }
+
+// evaluateCheck reads, validates and evaluates the device context of a
+// check (or a watch) into st, and returns its decision and answer; or it
+// answers with a problem and returns false.
+func (s *Server) evaluateCheck(w http.ResponseWriter, r *http.Request, st *checkState) (delivery.Decision, *answer, bool) {
+	now := requestTime(w)
+	// The whole body must arrive within the body timeout; the server resets
+	// the deadline for the next request on the connection.
+	http.NewResponseController(w).SetReadDeadline(now.Add(s.bodyWait))
+	dev := &st.dev
+	if err := s.decodeCheck(w, r, st); err != nil {
+		s.metrics.check(outcomeOf(err))
+		s.writeProblem(w, r, err)
+		return delivery.Decision{}, nil, false
+	}
+	if err := dev.Validate(); err != nil {
+		s.metrics.check("invalid")
+		s.writeProblem(w, r, err)
+		return delivery.Decision{}, nil, false
+	}
+	snap := s.live.Current()
+	if snap == nil {
+		s.metrics.check("unavailable")
+		w.Header().Set("Retry-After", "5")
+		s.writeProblem(w, r, mds.Errorf(mds.EUNAVAILABLE, "starting up: no release snapshot loaded yet; retry shortly"))
+		return delivery.Decision{}, nil, false
+	}
+	if !s.realClock {
+		now = s.now()
+	}
+	st.ip = clientIP(r, s.proxies)
+	st.in = gray.NewInput(dev, st.ip, now)
+	dec, err := snap.Evaluate(&st.in, s.admit)
+	if err != nil {
+		s.metrics.check(evaluationOutcome(err))
+		s.writeProblem(w, r, evaluationProblem(err, dec, dev))
+		return delivery.Decision{}, nil, false
+	}
+	s.recent.Record(dec.App.ID, &st.in)
+	return dec, s.answers.answer(dec, dev, now), true
+}
+
+// evaluationOutcome is the check metric's outcome for a device the
+// snapshot refused.
+func evaluationOutcome(err error) string {
+	if mds.ErrorCode(err) == mds.ENOTFOUND {
+		return "unknown_app"
+	}
+	return "invalid"
+}
+
+// evaluationProblem is what a device the snapshot refused is told.
+func evaluationProblem(err error, dec delivery.Decision, dev *mds.Device) error {
+	if mds.ErrorCode(err) == mds.EINVALID {
+		return mds.Errorf(mds.EINVALID, "this app ships on %s, not on %s", mds.JoinPlatforms(dec.App.Platforms), dev.Platform)
+	}
+	return err
+}
+
+// writeAnswer sends answer a, whose ETag header is set, in full.
+func (s *Server) writeAnswer(w http.ResponseWriter, st *checkState, a *answer) {
+	s.metrics.check(a.outcome())
+	h := w.Header()
+	h["Content-Type"] = contentJSON
+	h["Mds-Signature"] = a.signatureHeader()
+	st.out = a.appendBody(st.out[:0])
+	// net/http sets the Content-Length of a body written whole before the
+	// handler returns, on a path cheaper than the header map's, as long
+	// as the body fits its buffer before chunking (2 KiB in Go 1.26);
+	// a longer one is given it here, so that no answer is chunked.
+	if len(st.out) >= netHTTPBuffered {
+		h["Content-Length"] = a.lengthHeader()
+	}
+	w.Write(st.out)
+}
+
+// netHTTPBuffered is net/http's bufferBeforeChunkingSize.
+const netHTTPBuffered = 2048
 
 var (
 	cacheRevalidate = []string{"private, no-cache"}
@@ -110,16 +147,19 @@ func outcomeOf(err error) string {
 
 // checkState is what one check needs, recycled from check to check: the
 // body, the device decoded from it (whose strings point into the body),
-// its targeting input, and the decoder with the attribute map it lends.
+// its targeting input, the decoder with the attribute map it lends, and
+// the answer's body, assembled from its parts.
 type checkState struct {
 	body []byte
 	dev  mds.Device
+	ip   netip.Addr
 	in   gray.Input
 	dec  deviceDecoder
+	out  []byte
 }
 
 var checkStates = sync.Pool{New: func() any {
-	return &checkState{body: make([]byte, 0, 2048), dec: deviceDecoder{attrs: map[string]string{}}}
+	return &checkState{body: make([]byte, 0, 2048), dec: deviceDecoder{attrs: map[string]string{}}, out: make([]byte, 0, 2048)}
 }}
 
 // release returns st to the pool, without what an oversized body grew.
@@ -127,10 +167,13 @@ func (st *checkState) release() {
 	if cap(st.body) > 16<<10 {
 		st.body = make([]byte, 0, 2048)
 	}
+	if cap(st.out) > 16<<10 {
+		st.out = make([]byte, 0, 2048)
+	}
 	if len(st.dec.attrs) > mds.MaxAttributes {
 		st.dec.attrs = map[string]string{}
 	}
-	st.dev, st.in, st.dec.b = mds.Device{}, gray.Input{}, nil
+	st.dev, st.ip, st.in, st.dec.b = mds.Device{}, netip.Addr{}, gray.Input{}, nil
 	checkStates.Put(st)
 }
 

@@ -24,6 +24,9 @@ type metrics struct {
 	outcomes  map[string]prometheus.Counter // the checks counter of each outcome, resolved once
 	byRequest sync.Map                      // seriesKey → *series
 	uploaded  prometheus.Counter
+	passes    prometheus.Histogram // watch evaluation passes
+	passed    prometheus.Counter   // watchers evaluated
+	dropped   prometheus.Counter   // watchers dropped as too slow
 }
 
 // newMetrics registers the collectors; the snapshot gauges read live at
@@ -52,8 +55,18 @@ func newMetrics(live *delivery.Live, recent *delivery.Recent) *metrics {
 		uploaded: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "mds_upload_bytes_total", Help: "Bytes of package content stored.",
 		}),
+		passes: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "mds_watch_pass_seconds", Help: "Time to evaluate the watchers a snapshot change or sweep concerns.",
+			Buckets: []float64{.0001, .001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+		}),
+		passed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "mds_watch_evaluations_total", Help: "Watchers evaluated, on snapshot changes and sweeps.",
+		}),
+		dropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "mds_watch_dropped_total", Help: "Watchers dropped because their connection did not take an event in time.",
+		}),
 	}
-	m.registry.MustRegister(m.requests, m.latency, m.checks, m.uploaded,
+	m.registry.MustRegister(m.requests, m.latency, m.checks, m.uploaded, m.passes, m.passed, m.dropped,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "mds_snapshot_revision", Help: "Store revision of the snapshot that checks are answered from.",
 		}, snapshot(func(s *delivery.Snapshot) float64 { return float64(s.Revision) })),
@@ -73,6 +86,28 @@ func newMetrics(live *delivery.Live, recent *delivery.Recent) *metrics {
 	}
 	return m
 }
+
+// watching registers the gauges read off the hub.
+func (m *metrics) watching(hub interface {
+	Len() int
+	Sent() int64
+}) {
+	m.registry.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "mds_watchers", Help: "Devices watching this node for changes.",
+		}, func() float64 { return float64(hub.Len()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "mds_watch_events_total", Help: "Answers sent to watchers because theirs changed.",
+		}, func() float64 { return float64(hub.Sent()) }))
+}
+
+// watchPass records one evaluation pass of watchers.
+func (m *metrics) watchPass(d time.Duration, evaluated int) {
+	m.passes.Observe(d.Seconds())
+	m.passed.Add(float64(evaluated))
+}
+
+func (m *metrics) watchDropped() { m.dropped.Inc() }
 
 // check counts a check by its outcome.
 func (m *metrics) check(outcome string) { m.outcomes[outcome].Inc() }

@@ -14,6 +14,8 @@ import (
 	"net/netip"
 	"path"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -22,6 +24,7 @@ import (
 	"github.com/mds-dev/mds"
 	"github.com/mds-dev/mds/delivery"
 	"github.com/mds-dev/mds/signing"
+	"github.com/mds-dev/mds/watch"
 )
 
 // Config is what a Server is built from.
@@ -29,7 +32,8 @@ type Config struct {
 	Store mds.Store
 	Blobs mds.BlobStore
 	// Live holds the snapshot that checks are answered from; the server
-	// refreshes it after each write it makes.
+	// refreshes it after each write it makes, and hears of its swaps
+	// (Live.OnSwap, which New sets) to tell watchers of their changes.
 	Live *delivery.Live
 	// PublicURL is where devices reach the device API, without a trailing
 	// slash, e.g. "https://mds.example.com": download links and install
@@ -72,6 +76,13 @@ type Config struct {
 	// long an upload may stall, so slow clients cannot pin connections and
 	// temp files. Defaults to DefaultBodyTimeout.
 	BodyTimeout time.Duration
+	// Watch tunes the watchers of this node (watch.Config: how many, how
+	// often swept, heartbeats); its Now and callbacks are the server's.
+	Watch watch.Config
+	// WatchWriteTimeout is how long a watcher's connection may take to
+	// accept one event before the watcher is dropped as too slow.
+	// Defaults to DefaultWatchWriteTimeout.
+	WatchWriteTimeout time.Duration
 }
 
 // Defaults.
@@ -79,6 +90,9 @@ const (
 	DefaultBodyTimeout = 30 * time.Second
 	DefaultMaxUpload   = 8 << 30
 	DefaultBlobMaxAge  = time.Hour
+	// DefaultWatchWriteTimeout: an event is a few kilobytes, which a
+	// connection's buffers take at once unless its device stopped reading.
+	DefaultWatchWriteTimeout = 5 * time.Second
 	// MaxHeaderBytes bounds a request's headers; give it to http.Server
 	// and WrapListener.
 	MaxHeaderBytes = 64 << 10
@@ -108,6 +122,11 @@ type Server struct {
 	api        huma.API
 	device     http.Handler
 	management http.Handler
+	watchers   *watch.Hub[watchMsg]
+	watchWrite time.Duration
+	draining   atomic.Bool
+	stop       chan struct{} // closed by Close
+	stopped    sync.WaitGroup
 }
 
 // New builds a Server and its routes.
@@ -116,6 +135,7 @@ func New(cfg Config) *Server {
 		store: cfg.Store, blobs: cfg.Blobs, live: cfg.Live, admit: cfg.Admissions, recent: cfg.Recent,
 		links: links{base: strings.TrimSuffix(cfg.PublicURL, "/")}, proxies: cfg.TrustedProxies, log: cfg.Log, now: cfg.Now,
 		maxUpload: cfg.MaxUpload, spool: cfg.SpoolDir, blobMaxAge: cfg.BlobMaxAge, bodyWait: cfg.BodyTimeout,
+		watchWrite: cfg.WatchWriteTimeout, stop: make(chan struct{}),
 	}
 	s.answers = answerSet{links: &s.links, signer: newSigner(cfg.AnswerKeys, cfg.AnswerTTL)}
 	if s.log == nil {
@@ -133,6 +153,9 @@ func New(cfg Config) *Server {
 	if s.blobMaxAge <= 0 {
 		s.blobMaxAge = DefaultBlobMaxAge
 	}
+	if s.watchWrite <= 0 {
+		s.watchWrite = DefaultWatchWriteTimeout
+	}
 	if s.admit == nil {
 		s.admit = delivery.NewAdmissions(s.store, s.now, func(err error) { s.log.Error("window admission failed", "err", err) })
 	}
@@ -141,9 +164,20 @@ func New(cfg Config) *Server {
 	}
 
 	s.metrics = newMetrics(s.live, s.recent)
+	s.watchers = s.newWatchers(cfg.Watch)
+	s.metrics.watching(s.watchers)
+	s.live.OnSwap = func(apps []int64, all bool) {
+		if all {
+			s.watchers.Changed()
+		} else if len(apps) > 0 {
+			s.watchers.Changed(apps...)
+		}
+	}
+	s.stopped.Go(func() { s.watchers.Run(s.stop) })
 
 	device := http.NewServeMux()
 	device.HandleFunc("POST /client/v1/check", s.check)
+	device.HandleFunc("POST /client/v1/watch", s.watch)
 	device.HandleFunc("GET /client/v1/blobs/{sha256}", s.blob)
 	device.HandleFunc("GET /client/v1/manifests/{appkey}/{file}", s.manifest)
 	s.health(device)
@@ -172,6 +206,17 @@ func New(cfg Config) *Server {
 	mgmt.Handle("/", s.unmatched(mgmt))
 	s.management = s.canonical(s.metrics.instrument(mgmt))
 	return s
+}
+
+// Close stops the server's background work: evaluating and writing to
+// watchers. Call it after the HTTP servers serving it have shut down.
+func (s *Server) Close() {
+	select {
+	case <-s.stop:
+	default:
+		close(s.stop)
+	}
+	s.stopped.Wait()
 }
 
 // DeviceHandler serves the device API, health and readiness only: what
@@ -288,6 +333,10 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 // A node whose store is down keeps answering checks from its snapshot, but
 // should not take management traffic, hence not ready.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	if s.draining.Load() {
+		s.writeProblem(w, r, mds.Errorf(mds.EUNAVAILABLE, "this node is shutting down"))
+		return
+	}
 	if s.live.Current() == nil {
 		s.writeProblem(w, r, mds.Errorf(mds.EUNAVAILABLE, "no release snapshot loaded yet"))
 		return

@@ -160,41 +160,11 @@ const signatureHeader = "Mds-Signature"
 func (c *Client) Check(ctx context.Context) (*Answer, error) {
 	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
 	defer cancel()
-	c.mu.Lock()
-	dev := c.cfg.Device
-	dev.Hotpatch = c.reported()
-	now := c.now()
-	dev.DeviceTime = &now
-	sent := boundTo(&dev)
-	// The ETag goes only with a stored answer that could be reused: after
-	// it expires, once the build no longer trusts what signed it, or once
-	// the device's state is not the one it was computed for, the server
-	// must send a fresh one, and a 304 is refused.
-	etag := ""
-	if s := c.st.Answer; s != nil && s.ETag != "" {
-		if _, err := c.verify(s.Body, s.Signature, now, false, &sent); err == nil {
-			etag = s.ETag
-		}
-	}
-	c.mu.Unlock()
-
-	body, err := json.Marshal(&dev)
+	req, sent, err := c.newRequest(ctx, "client/v1/check")
 	if err != nil {
 		return nil, err
 	}
-	u, err := c.resolve("client/v1/check")
-	if err != nil {
-		return nil, err
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json")
-	if etag != "" {
-		req.Header.Set("If-None-Match", etag)
-	}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("cannot reach the mds server: %w", err)
@@ -219,6 +189,47 @@ func (c *Client) Check(ctx context.Context) (*Answer, error) {
 	default:
 		return nil, refusal(ErrMalformedAnswer, "a check answered %d %s", resp.StatusCode, http.StatusText(resp.StatusCode))
 	}
+}
+
+// newRequest builds a POST of the device context to path, with the ETag
+// of the stored answer in If-None-Match when it could be reused, and
+// returns it with the device state it binds answers to.
+func (c *Client) newRequest(ctx context.Context, path string) (*http.Request, AnswerDevice, error) {
+	c.mu.Lock()
+	dev := c.cfg.Device
+	dev.Hotpatch = c.reported()
+	now := c.now()
+	dev.DeviceTime = &now
+	sent := boundTo(&dev)
+	// The ETag goes only with a stored answer that could be reused: after
+	// it expires, once the build no longer trusts what signed it, or once
+	// the device's state is not the one it was computed for, the server
+	// must send a fresh one, and a 304 is refused.
+	etag := ""
+	if s := c.st.Answer; s != nil && s.ETag != "" {
+		if _, err := c.verify(s.Body, s.Signature, now, false, &sent); err == nil {
+			etag = s.ETag
+		}
+	}
+	c.mu.Unlock()
+
+	body, err := json.Marshal(&dev)
+	if err != nil {
+		return nil, sent, err
+	}
+	u, err := c.resolve(path)
+	if err != nil {
+		return nil, sent, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
+	if err != nil {
+		return nil, sent, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if etag != "" {
+		req.Header.Set("If-None-Match", etag)
+	}
+	return req, sent, nil
 }
 
 // reported is what a check reports of the hotpatch kind: the patch the

@@ -47,12 +47,12 @@ type world struct {
 	team  *signing.PrivateKey
 }
 
-func newWorld(t *testing.T) *world {
+func newWorld(t *testing.T, opts ...func(*httpapi.Config)) *world {
 	p := &proxy{}
 	front := httptest.NewServer(p)
 	t.Cleanup(front.Close)
 	p.front = front.URL
-	srv := httpapitest.Start(t, func(c *httpapi.Config) { c.PublicURL = front.URL })
+	srv := httpapitest.Start(t, append([]func(*httpapi.Config){func(c *httpapi.Config) { c.PublicURL = front.URL }}, opts...)...)
 	target, _ := url.Parse(srv.URL)
 	p.rp = httputil.NewSingleHostReverseProxy(target)
 	w := &world{t: t, srv: srv, proxy: p, mgmt: client.New(srv.URL, httpapitest.AdminToken)}
@@ -467,8 +467,8 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	change := func(resp *http.Response) error {
-		if resp.StatusCode != http.StatusOK {
-			return nil
+		if resp.StatusCode != http.StatusOK || strings.HasSuffix(r.URL.Path, "/watch") {
+			return nil // a stream passes through as it comes
 		}
 		body, err := io.ReadAll(resp.Body)
 		if err != nil {

@@ -67,6 +67,7 @@ func main() {
 	flag.BoolVar(&cfg.checks, "checks", true, "run the check rounds (false: only the writes)")
 	flag.IntVar(&cfg.edits, "edits", 200, "task edits through the API after the check rounds, timed one by one")
 	flag.IntVar(&cfg.loadApps, "load-apps", 100, "apps of -tasks tasks then loaded through the API, timed as a whole")
+	flag.IntVar(&cfg.instructions, "instructions", 0, "instead of the wrk rounds, count the servers' instructions per check under valgrind's callgrind over this many checks of each answer (instr.go)")
 	flag.IntVar(&cfg.soak, "soak", 0, "after the rounds, this many more full checks (c64) against mds alone, with its RSS every 30 s")
 	flag.Parse()
 	if err := run(context.Background(), cfg); err != nil {
@@ -81,7 +82,7 @@ type config struct {
 	duration                                  time.Duration
 	mds, baseline                             string
 	checks                                    bool
-	edits, loadApps, soak                     int
+	edits, loadApps, soak, instructions       int
 }
 
 func run(ctx context.Context, cfg config) error {
@@ -93,7 +94,7 @@ func run(ctx context.Context, cfg config) error {
 	if err != nil {
 		return fmt.Errorf("-conns: %w", err)
 	}
-	if _, err := exec.LookPath("wrk"); err != nil {
+	if _, err := exec.LookPath("wrk"); err != nil && cfg.instructions == 0 {
 		return errors.New("wrk is not on PATH: run scripts/bench-check, which installs it")
 	}
 	work, err := os.MkdirTemp("", "checkbench-")
@@ -109,19 +110,32 @@ func run(ctx context.Context, cfg config) error {
 			return fmt.Errorf("build mds: %w", err)
 		}
 	}
-	fmt.Printf("wrk -t%d, %s per run, %d rounds, %d device bodies; medians over rounds\n\n", cfg.threads, cfg.duration, cfg.rounds, cfg.bodies)
-	fmt.Printf("%-5s %-6s %-5s %9s %9s %6s %17s %17s %10s %10s %9s", "apps", "answer", "conns", "bare r/s", "mds r/s", "ratio",
-		"bare p50/p99 ms", "mds p50/p99 ms", "bare µs/ck", "mds µs/ck", "mds B/ans")
-	if cfg.baseline != "" {
-		fmt.Printf(" %9s %6s %8s %10s %9s", "base r/s", "ratio", "mds/base", "base µs/ck", "base B")
+	if cfg.instructions > 0 {
+		fmt.Printf("callgrind, %d checks of each answer over 4 connections, %d device bodies; server instructions per check\n\n", cfg.instructions, cfg.bodies)
+		fmt.Printf("%-5s %-6s %12s %12s %6s", "apps", "answer", "bare", "mds", "ratio")
+		if cfg.baseline != "" {
+			fmt.Printf(" %12s %6s %8s", "base", "ratio", "mds/base")
+		}
+		fmt.Println()
+	} else {
+		fmt.Printf("wrk -t%d, %s per run, %d rounds, %d device bodies; medians over rounds\n\n", cfg.threads, cfg.duration, cfg.rounds, cfg.bodies)
+		printHeader(cfg)
 	}
-	fmt.Println()
 	for _, n := range apps {
 		if err := measure(ctx, cfg, work, n, conns); err != nil {
 			return fmt.Errorf("%d apps: %w", n, err)
 		}
 	}
 	return nil
+}
+
+func printHeader(cfg config) {
+	fmt.Printf("%-5s %-6s %-5s %9s %9s %6s %17s %17s %10s %10s %9s", "apps", "answer", "conns", "bare r/s", "mds r/s", "ratio",
+		"bare p50/p99 ms", "mds p50/p99 ms", "bare µs/ck", "mds µs/ck", "mds B/ans")
+	if cfg.baseline != "" {
+		fmt.Printf(" %9s %6s %8s %10s %9s", "base r/s", "ratio", "mds/base", "base µs/ck", "base B")
+	}
+	fmt.Println()
 }
 
 // measure runs every round for one deployment size and prints its rows.
@@ -143,6 +157,9 @@ func measure(ctx context.Context, cfg config, work string, apps int, conns []int
 		if err := copyStore(dir, based); err != nil {
 			return err
 		}
+	}
+	if cfg.instructions > 0 {
+		return measureInstructions(cfg, dir, based, apps, cfg.instructions, deviceBodies(apps, cfg.bodies))
 	}
 	node, err := startMDS(cfg.mds, dir)
 	if err != nil {
@@ -447,7 +464,22 @@ type server struct {
 	cmd   *exec.Cmd
 }
 
-func startMDS(bin, dir string) (*server, error) {
+func startMDS(bin, dir string) (*server, error) { return startMDSWrapped(nil, bin, dir) }
+
+// command runs argv, after wrap (a program that runs it, as valgrind
+// does) when given. Go programs under valgrind run without asynchronous
+// preemption, whose signals callgrind does not follow.
+func command(wrap []string, argv ...string) *exec.Cmd {
+	cmd := exec.Command(argv[0], argv[1:]...)
+	if len(wrap) > 0 {
+		cmd = exec.Command(wrap[0], append(wrap[1:], argv...)...)
+		cmd.Env = append(os.Environ(), "GODEBUG=asyncpreemptoff=1")
+	}
+	return cmd
+}
+
+// startMDSWrapped is startMDS run after wrap.
+func startMDSWrapped(wrap []string, bin, dir string) (*server, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
@@ -455,15 +487,22 @@ func startMDS(bin, dir string) (*server, error) {
 	secret := make([]byte, 24)
 	rand.Read(secret)
 	token := hex.EncodeToString(secret)
-	cmd := exec.Command(bin, "serve", "--data", dir, "--addr", port, "--log-level", "warn")
-	cmd.Env = append(os.Environ(), "MDS_ADMIN_TOKEN="+token)
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	cmd := command(wrap, bin, "serve", "--data", dir, "--addr", port, "--log-level", "warn")
+	if cmd.Env == nil {
+		cmd.Env = os.Environ()
+	}
+	cmd.Env = append(cmd.Env, "MDS_ADMIN_TOKEN="+token)
+	if len(wrap) > 0 {
+		cmd.Stderr = io.Discard // valgrind's banner
+	} else {
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	}
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
 	s := &server{name: "mds", url: "http://" + port, token: token, cmd: cmd}
 	started := time.Now()
-	for time.Since(started) < time.Minute {
+	for time.Since(started) < 5*time.Minute {
 		if resp, err := http.Get(s.url + "/readyz"); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -474,20 +513,26 @@ func startMDS(bin, dir string) (*server, error) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	s.stop()
-	return nil, errors.New("mds did not become ready within a minute")
+	return nil, errors.New("mds did not become ready within 5 minutes")
 }
 
-func startBare() (*server, error) {
+func startBare() (*server, error) { return startBareWrapped(nil) }
+
+// startBareWrapped is startBare run after wrap.
+func startBareWrapped(wrap []string) (*server, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(self, "bare")
+	cmd := command(wrap, self, "bare")
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, err
 	}
 	cmd.Stderr = os.Stderr
+	if len(wrap) > 0 {
+		cmd.Stderr = io.Discard // valgrind's banner
+	}
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}

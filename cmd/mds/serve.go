@@ -26,6 +26,7 @@ import (
 	"github.com/mds-dev/mds/signing"
 	"github.com/mds-dev/mds/sqlite"
 	"github.com/mds-dev/mds/sqlstore"
+	"github.com/mds-dev/mds/watch"
 )
 
 // serveConfig is everything `mds serve` is configured with. Each field has a
@@ -45,6 +46,10 @@ type serveConfig struct {
 	proxies        string
 	answerKeys     string
 	answerTTL      string
+	maxWatchers    int
+	watchSweep     string
+	drainDelay     string
+	drainSpread    string
 	rotateAdmin    bool
 }
 
@@ -86,11 +91,23 @@ internet.`,
 	f.StringVar(&c.answerKeys, "answer-keys", env("MDS_ANSWER_KEYS", ""), "comma-separated PEM files of the deployment's private keys, which sign every check answer; "+
 		"all sign, so devices trusting an old or a new key both verify during a rotation; default <data>/answer-key.pem, created on first start (MDS_ANSWER_KEYS)")
 	f.StringVar(&c.answerTTL, "answer-ttl", env("MDS_ANSWER_TTL", "24h"), "how long a signed answer stays valid, which bounds how long a device can be frozen on an old one; re-signed every half of it (MDS_ANSWER_TTL)")
+	f.IntVar(&c.maxWatchers, "max-watchers", envInt("MDS_MAX_WATCHERS", 0), "devices that may watch this node at once; default: what the process's open-file limit leaves room for (MDS_MAX_WATCHERS)")
+	f.StringVar(&c.watchSweep, "watch-sweep", env("MDS_WATCH_SWEEP", "10s"), "how often every watcher is evaluated, for what time alone changes (ramp steps, windows) (MDS_WATCH_SWEEP)")
+	f.StringVar(&c.drainDelay, "drain-delay", env("MDS_DRAIN_DELAY", "0s"), "on SIGTERM, how long readyz reports not ready before watchers are told to reconnect; set it to what your load balancer takes to notice (MDS_DRAIN_DELAY)")
+	f.StringVar(&c.drainSpread, "drain-spread", env("MDS_DRAIN_SPREAD", "10s"), "on SIGTERM, the span over which watchers are told to reconnect, each at a random moment, so they spread over the other nodes (MDS_DRAIN_SPREAD)")
 	f.BoolVar(&c.rotateAdmin, "rotate-admin-token", false, "replace the admin token's secret by MDS_ADMIN_TOKEN; the old one stops working")
 	return cmd
 }
 
 var env = cli.Env
+
+// envInt is the integer in environment variable key, or def.
+func envInt(key string, def int) int {
+	if n, err := strconv.Atoi(os.Getenv(key)); err == nil {
+		return n
+	}
+	return def
+}
 
 func serve(ctx context.Context, c serveConfig, adminSecret string, stderr io.Writer) error {
 	log, err := newLogger(c.logLevel, c.logFormat, stderr)
@@ -120,6 +137,25 @@ func serve(ctx context.Context, c serveConfig, adminSecret string, stderr io.Wri
 	answerTTL, err := time.ParseDuration(c.answerTTL)
 	if err != nil || answerTTL < 2*time.Minute {
 		return fmt.Errorf("--answer-ttl %q: give a duration of at least 2m, like 24h", c.answerTTL)
+	}
+	watchSweep, err := time.ParseDuration(c.watchSweep)
+	if err != nil || watchSweep < 100*time.Millisecond {
+		return fmt.Errorf("--watch-sweep %q: give a duration of at least 100ms, like 10s", c.watchSweep)
+	}
+	drainDelay, err := time.ParseDuration(c.drainDelay)
+	if err != nil || drainDelay < 0 {
+		return fmt.Errorf("--drain-delay %q: give a duration, like 5s", c.drainDelay)
+	}
+	drainSpread, err := time.ParseDuration(c.drainSpread)
+	if err != nil || drainSpread < 0 {
+		return fmt.Errorf("--drain-spread %q: give a duration, like 10s", c.drainSpread)
+	}
+	maxWatchers := c.maxWatchers
+	if maxWatchers < 0 {
+		return fmt.Errorf("--max-watchers %d: give a positive number, or 0 for what the open-file limit leaves room for", maxWatchers)
+	}
+	if maxWatchers == 0 {
+		maxWatchers = watcherRoom()
 	}
 	if err := os.MkdirAll(c.data, 0o750); err != nil {
 		return err
@@ -168,7 +204,7 @@ func serve(ctx context.Context, c serveConfig, adminSecret string, stderr io.Wri
 	}
 	srv := httpapi.New(httpapi.Config{Store: store, Blobs: blobs, Live: live, PublicURL: publicURL, Log: log, Now: now,
 		MaxUpload: maxUpload, SpoolDir: blobs.TempDir(), BlobMaxAge: blobMaxAge, TrustedProxies: proxies, Version: buildVersion,
-		AnswerKeys: answerKeys, AnswerTTL: answerTTL,
+		AnswerKeys: answerKeys, AnswerTTL: answerTTL, Watch: watch.Config{Max: maxWatchers, Sweep: watchSweep},
 		Recent: delivery.NewRecent(int(sampleBytes), delivery.DefaultSamplePerApp, delivery.DefaultSampleEvery)})
 	refreshFailed := func(err error) { log.Error("snapshot refresh failed; serving the previous one", "err", err) }
 	go live.Run(ctx, poll, refreshFailed)
@@ -212,7 +248,11 @@ func serve(ctx context.Context, c serveConfig, adminSecret string, stderr io.Wri
 		return err
 	case <-ctx.Done():
 	}
-	log.Info("shutting down")
+	// readyz fails first, so load balancers stop sending; then every
+	// watcher is told to reconnect, spread over the drain spread, to the
+	// other nodes; then the HTTP servers finish what they are serving.
+	log.Info("shutting down", "watchers", srv.Watchers())
+	srv.Drain(drainDelay, drainSpread)
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for _, hs := range servers {
@@ -220,6 +260,7 @@ func serve(ctx context.Context, c serveConfig, adminSecret string, stderr io.Wri
 			return err
 		}
 	}
+	srv.Close()
 	return nil
 }
 

@@ -33,6 +33,10 @@ type Server struct {
 	// AnswerKey is the deployment key that signs answers; a restart or
 	// another node over the same store shares it.
 	AnswerKey *signing.PrivateKey
+	// API is the server's handler, for what tests do beside HTTP (Drain).
+	API *httpapi.Server
+	// Live is the node's snapshot, for tests of changes made elsewhere.
+	Live *delivery.Live
 	*Clock
 }
 
@@ -90,7 +94,9 @@ func start(tb testing.TB, store mds.Store, blobs *localfs.BlobStore, key *signin
 	for _, o := range opts {
 		o(&cfg)
 	}
-	s.Config.Handler = httpapi.New(cfg)
+	s.API, s.Live = httpapi.New(cfg), live
+	tb.Cleanup(s.API.Close) // after the HTTP server: cleanups run last first
+	s.Config.Handler = s.API
 	s.Server.Start()
 	tb.Cleanup(s.Close)
 	return s
