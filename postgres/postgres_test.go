@@ -2,52 +2,15 @@ package postgres_test
 
 import (
 	"context"
-	"crypto/rand"
-	"database/sql"
-	"net/url"
-	"os"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/mds-dev/mds"
 	"github.com/mds-dev/mds/delivery"
 	"github.com/mds-dev/mds/postgres"
+	"github.com/mds-dev/mds/postgres/pgtest"
 	"github.com/mds-dev/mds/storetest"
 )
-
-// defaultURL is the local test server the README and CI describe.
-const defaultURL = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-
-// server returns the URL of the test server, or skips the test when it is
-// unreachable, or fails it when MDS_TEST_REQUIRE_POSTGRES=1 (set by CI).
-// The variables are read inside the test so that go test keys its cache on
-// them.
-func server(tb testing.TB) string {
-	tb.Helper()
-	url := os.Getenv("MDS_TEST_POSTGRES_URL")
-	if url == "" {
-		url = defaultURL
-	}
-	if err := ping(url); err != nil {
-		if os.Getenv("MDS_TEST_REQUIRE_POSTGRES") == "1" {
-			tb.Fatalf("PostgreSQL suite required but %s is unreachable: %v", url, err)
-		}
-		tb.Skipf("PostgreSQL suite skipped: %s is unreachable (%v); set MDS_TEST_POSTGRES_URL", url, err)
-	}
-	return url
-}
-
-func ping(url string) error {
-	db, err := sql.Open("pgx", url)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	return db.PingContext(ctx)
-}
 
 // MustOpen opens a store in a fresh schema of the test database and drops
 // the schema when the test ends.
@@ -60,7 +23,7 @@ func MustOpen(tb testing.TB) mds.Store {
 // second node to connect to.
 func openSchema(tb testing.TB) (mds.Store, string) {
 	tb.Helper()
-	u := newSchema(tb)
+	u := pgtest.Schema(tb)
 	s, err := postgres.Open(context.Background(), u)
 	if err != nil {
 		tb.Fatal(err)
@@ -68,37 +31,8 @@ func openSchema(tb testing.TB) (mds.Store, string) {
 	return s, u
 }
 
-// newSchema makes a fresh schema of the test database, dropped when the
-// test ends, and returns the URL that uses it.
-func newSchema(tb testing.TB) string {
-	tb.Helper()
-	baseURL := server(tb)
-	admin, err := sql.Open("pgx", baseURL)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { admin.Close() })
-	schema := "mdstest_" + strings.ToLower(rand.Text()[:12])
-	if _, err := admin.Exec(`CREATE SCHEMA ` + schema); err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() {
-		if _, err := admin.Exec(`DROP SCHEMA ` + schema + ` CASCADE`); err != nil {
-			tb.Errorf("drop test schema: %v", err)
-		}
-	})
-	u, err := url.Parse(baseURL)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
-}
-
 func TestStore(t *testing.T) {
-	server(t) // skip or fail once, before the subtests
+	pgtest.Server(t) // skip or fail once, before the subtests
 	storetest.Run(t, MustOpen)
 }
 
@@ -172,7 +106,7 @@ func TestListenTellsOtherNodes(t *testing.T) {
 // TestMigrateFromV2 carries a populated schema-2 database forward.
 func TestMigrateFromV2(t *testing.T) {
 	storetest.RunMigration(t, func(t testing.TB) storetest.Legacy {
-		u := newSchema(t)
+		u := pgtest.Schema(t)
 		db, err := postgres.OpenAt(context.Background(), u, 2)
 		if err != nil {
 			t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -23,7 +24,9 @@ import (
 // the real server in a child process and kill it.
 func TestMain(m *testing.M) {
 	if os.Getenv("MDS_TEST_CHILD") == "serve" {
-		if err := run(context.Background(), []string{"serve"}, os.Stdout, os.Stderr); err != nil {
+		// As main does: SIGTERM and interrupts shut the server down.
+		ctx, _ := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		if err := run(ctx, []string{"serve"}, os.Stdout, os.Stderr); err != nil {
 			fmt.Fprintln(os.Stderr, "child:", err)
 			os.Exit(1)
 		}
