@@ -42,6 +42,7 @@ import (
 
 	"github.com/mds-dev/mds"
 	"github.com/mds-dev/mds/delivery/deliverytest"
+	"github.com/mds-dev/mds/internal/proc"
 )
 
 func main() {
@@ -103,11 +104,8 @@ func run(ctx context.Context, cfg config) error {
 	}
 	defer os.RemoveAll(work)
 	if cfg.mds == "" {
-		cfg.mds = filepath.Join(work, "mds")
-		build := exec.Command("go", "build", "-o", cfg.mds, "./cmd/mds")
-		build.Stdout, build.Stderr = os.Stderr, os.Stderr
-		if err := build.Run(); err != nil {
-			return fmt.Errorf("build mds: %w", err)
+		if cfg.mds, err = proc.BuildMDS(work); err != nil {
+			return err
 		}
 	}
 	if cfg.instructions > 0 {
@@ -557,34 +555,10 @@ func (s *server) stop() {
 }
 
 // cpu is the process's user and system CPU time so far.
-func (s *server) cpu() (time.Duration, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.cmd.Process.Pid))
-	if err != nil {
-		return 0, err
-	}
-	// Fields after the command name, which is in parentheses and may hold
-	// spaces: state is the first, utime and stime the 12th and 13th.
-	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
-	utime, _ := strconv.ParseInt(f[11], 10, 64)
-	stime, _ := strconv.ParseInt(f[12], 10, 64)
-	const userHZ = 100 // clock ticks per second of /proc on Linux
-	return time.Duration(utime+stime) * time.Second / userHZ, nil
-}
+func (s *server) cpu() (time.Duration, error) { return proc.CPU(s.cmd.Process.Pid) }
 
 // rss is the process's resident memory in bytes.
-func (s *server) rss() int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
-	if err != nil {
-		return 0
-	}
-	for line := range strings.Lines(string(b)) {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
-}
+func (s *server) rss() int64 { return proc.RSS(s.cmd.Process.Pid) }
 
 // metric reads one gauge from the node's /metrics.
 func (s *server) metric(name string) (float64, error) {

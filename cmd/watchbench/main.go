@@ -46,6 +46,7 @@ import (
 	"github.com/mds-dev/mds/api"
 	"github.com/mds-dev/mds/client"
 	"github.com/mds-dev/mds/hotpatch"
+	"github.com/mds-dev/mds/internal/proc"
 	"github.com/mds-dev/mds/signing"
 )
 
@@ -90,11 +91,8 @@ func run(cfg config) error {
 	}
 	defer os.RemoveAll(work)
 	if cfg.mds == "" {
-		cfg.mds = filepath.Join(work, "mds")
-		build := exec.Command("go", "build", "-o", cfg.mds, "./cmd/mds")
-		build.Stdout, build.Stderr = os.Stderr, os.Stderr
-		if err := build.Run(); err != nil {
-			return fmt.Errorf("build mds: %w", err)
+		if cfg.mds, err = proc.BuildMDS(work); err != nil {
+			return err
 		}
 	}
 	node, err := startNode(cfg.mds, filepath.Join(work, "data"))
@@ -306,28 +304,10 @@ func (n *node) stop() {
 }
 
 // rss is the node's resident memory in bytes.
-func (n *node) rss() int64 {
-	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", n.cmd.Process.Pid))
-	for line := range strings.Lines(string(b)) {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
-}
+func (n *node) rss() int64 { return proc.RSS(n.cmd.Process.Pid) }
 
 // cpu is the node's user and system CPU time so far.
-func (n *node) cpu() (time.Duration, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", n.cmd.Process.Pid))
-	if err != nil {
-		return 0, err
-	}
-	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-	utime, _ := strconv.ParseInt(f[11], 10, 64)
-	stime, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(utime+stime) * 10 * time.Millisecond, nil // 100 ticks a second
-}
+func (n *node) cpu() (time.Duration, error) { return proc.CPU(n.cmd.Process.Pid) }
 
 // metric reads one sample of the node's /metrics.
 func (n *node) metric(name string) (float64, error) {
