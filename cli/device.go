@@ -138,6 +138,8 @@ check. When the node cannot stream, the device checks instead and watches again
 later; it reconnects by itself after a failure or a node shutting down.`,
 		Args: cobra.NoArgs,
 		RunE: f.run(func(cmd *cobra.Command, c *sdk.Client) error {
+			// An apply that fails is reported, and the answer handed again
+			// after a backoff: the watch goes on.
 			err := c.Watch(cmd.Context(), sdk.WatchConfig{}, func(a *sdk.Answer) error {
 				r, err := c.Apply(cmd.Context(), a)
 				if err != nil {

@@ -24,7 +24,8 @@ type Live struct {
 	// apps whose part it changed, added or removed; all is set when every
 	// app's part may have (a full load). It is called with the rebuild's
 	// lock held, so it must return at once: it hands the news on. Set it
-	// before the first Refresh.
+	// before Refresh may run concurrently (httpapi.New sets it, before the
+	// node polls or listens).
 	OnSwap func(apps []int64, all bool)
 
 	src  mds.LiveStore

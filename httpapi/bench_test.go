@@ -90,6 +90,7 @@ func newCheckRig(tb testing.TB, fixture *deliverytest.Load, bodies [][]byte, eta
 	}
 	srv := httpapi.New(httpapi.Config{Live: live, Recent: fullSample(tb, fixture, bodies), AnswerKeys: []*signing.PrivateKey{key},
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	tb.Cleanup(srv.Close)
 	rig := &checkRig{h: srv.DeviceHandler(), bodies: bodies, w: discard{h: http.Header{}}}
 	for _, b := range bodies {
 		rd := bytes.NewReader(b)

@@ -191,6 +191,7 @@ func TestSeparateListeners(t *testing.T) {
 	}
 	srv := httpapi.New(httpapi.Config{Store: e.Store, Blobs: e.Blobs, Live: live, AnswerKeys: []*signing.PrivateKey{e.AnswerKey},
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	t.Cleanup(srv.Close)
 	cases := []struct {
 		h              http.Handler
 		path           string

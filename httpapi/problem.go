@@ -55,7 +55,9 @@ func init() {
 func (s *Server) errorFor(op string, err error) *problem {
 	code := mds.ErrorCode(err)
 	st := api.Status(code)
-	if st >= 500 {
+	// A node that is starting, full or shutting down says so: expected,
+	// not a fault to log.
+	if st >= 500 && code != mds.EUNAVAILABLE {
 		s.log.Error("request failed", "op", op, "err", err)
 	}
 	p := newProblem(st, mds.ErrorMessage(err))

@@ -126,6 +126,7 @@ type Server struct {
 	watchWrite time.Duration
 	draining   atomic.Bool
 	stop       chan struct{} // closed by Close
+	closing    sync.Once
 	stopped    sync.WaitGroup
 }
 
@@ -211,11 +212,7 @@ func New(cfg Config) *Server {
 // Close stops the server's background work: evaluating and writing to
 // watchers. Call it after the HTTP servers serving it have shut down.
 func (s *Server) Close() {
-	select {
-	case <-s.stop:
-	default:
-		close(s.stop)
-	}
+	s.closing.Do(func() { close(s.stop) })
 	s.stopped.Wait()
 }
 

@@ -65,14 +65,20 @@ type watchState struct {
 	ended bool          // a problem ended the watch
 }
 
-// newWatchState copies the device context of st, which goes back to its
-// pool when the request ends, for a watcher that outlives it.
-func (s *Server) newWatchState(st *checkState, held *answer, now time.Time) *watchState {
-	ws := &watchState{body: append([]byte(nil), st.body...), ip: st.ip, since: now, held: held,
+// newWatchState is a watcher's state from the device context of st and
+// the answer the device holds. A stream outlives its request, whose st
+// goes back to its pool, so it copies the context (own); a long poll's
+// request waits for it, so it shares st's.
+func (s *Server) newWatchState(st *checkState, held *answer, now time.Time, own bool) *watchState {
+	ws := &watchState{dev: st.dev, ip: st.ip, since: now, held: held,
 		phase: time.Duration(rand.Int64N(s.answers.signer.period*int64(time.Second)/2 + 1))}
-	dec := deviceDecoder{attrs: map[string]string{}}
-	if err := dec.decode(ws.body, &ws.dev); err != nil {
-		panic(err) // the same bytes decoded a moment ago
+	if own {
+		ws.body = append([]byte(nil), st.body...)
+		dec := deviceDecoder{attrs: map[string]string{}}
+		ws.dev = mds.Device{}
+		if err := dec.decode(ws.body, &ws.dev); err != nil {
+			panic(err) // the same bytes decoded a moment ago
+		}
 	}
 	if ws.dev.DeviceTime != nil {
 		ws.clock = *ws.dev.DeviceTime
@@ -138,6 +144,10 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	if len(st.body) > maxWatchBody {
+		s.writeProblem(w, r, mds.Errorf(mds.ETOOLARGE, "a watch body is at most %d bytes, as a watcher keeps it while it watches; send the device context without padding", maxWatchBody))
+		return
+	}
 	if err := s.watchers.Room(); err != nil {
 		s.refuseWatcher(w, r, err)
 		return
@@ -161,13 +171,17 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request) {
 		conn.Close()
 		return
 	}
-	wt := &watcher{App: dec.App.ID, Sink: sink, State: s.newWatchState(st, held, s.now())}
+	wt := &watcher{App: dec.App.ID, Sink: sink, State: s.newWatchState(st, held, s.now(), true)}
 	if err := s.watchers.Add(wt); err != nil {
 		sink.end(problemEvent(s.errorFor("watch", watchRefusal(err))))
 		return
 	}
 	go s.awaitHangUp(wt, conn)
 }
+
+// maxWatchBody bounds the device context a watcher keeps: a real one is
+// well under 2 KiB, and the node holds one per watcher.
+const maxWatchBody = 8 << 10
 
 // sseStart opens an event stream. It has no length, so the stream ends
 // when the connection does; the retry field is how long an EventSource
@@ -196,17 +210,13 @@ func boundSendBuffer(conn net.Conn) {
 }
 
 // awaitHangUp reads the watcher's connection until the device closes it,
-// then forgets the watcher. Devices send nothing on a stream; whatever
-// they send is dropped.
+// then forgets the watcher. Devices send nothing on a stream: one that
+// does is not speaking the protocol, and is hung up on.
 func (s *Server) awaitHangUp(w *watcher, conn net.Conn) {
-	var b [64]byte
-	for {
-		if _, err := conn.Read(b[:]); err != nil {
-			s.watchers.Remove(w)
-			conn.Close()
-			return
-		}
-	}
+	var b [1]byte
+	conn.Read(b[:])
+	s.watchers.Remove(w)
+	conn.Close()
 }
 
 // Room errors of the hub, as problems.
@@ -224,7 +234,10 @@ func watchRefusal(err error) error {
 // Retry-After is spread over a few seconds, so that refused devices do
 // not all come back at once.
 func (s *Server) refuseWatcher(w http.ResponseWriter, r *http.Request, err error) {
-	w.Header().Set("Retry-After", strconv.Itoa(1+rand.IntN(5)))
+	h := w.Header()
+	delete(h, "Etag") // a long poll's: the problem is no answer
+	delete(h, "Cache-Control")
+	h.Set("Retry-After", strconv.Itoa(1+rand.IntN(5)))
 	s.writeProblem(w, r, watchRefusal(err))
 }
 
@@ -360,13 +373,7 @@ func (k *pollSink) Close() {}
 // request keeps until the watcher is removed.
 func (s *Server) longPoll(w http.ResponseWriter, r *http.Request, st *checkState, app int64, a *answer, wait time.Duration) {
 	sink := &pollSink{msgs: make(chan *watchMsg, 1), drain: make(chan time.Duration, 1)}
-	now := s.now()
-	ws := &watchState{dev: st.dev, ip: st.ip, since: now, held: a}
-	if st.dev.DeviceTime != nil {
-		ws.clock = *st.dev.DeviceTime
-	}
-	ws.phase = time.Duration(rand.Int64N(s.answers.signer.period*int64(time.Second)/2 + 1))
-	wt := &watcher{App: app, Sink: sink, State: ws}
+	wt := &watcher{App: app, Sink: sink, State: s.newWatchState(st, a, s.now(), false)}
 	if err := s.watchers.Add(wt); err != nil {
 		s.refuseWatcher(w, r, err)
 		return
@@ -378,6 +385,8 @@ func (s *Server) longPoll(w http.ResponseWriter, r *http.Request, st *checkState
 	select {
 	case m := <-sink.msgs:
 		if m.problem != nil {
+			delete(w.Header(), "Etag")
+			delete(w.Header(), "Cache-Control")
 			writeProblemDoc(w, m.problem)
 			return
 		}
@@ -387,7 +396,10 @@ func (s *Server) longPoll(w http.ResponseWriter, r *http.Request, st *checkState
 		s.metrics.check("not_modified")
 		w.WriteHeader(http.StatusNotModified)
 	case after := <-sink.drain:
-		w.Header().Set("Retry-After", strconv.Itoa(int(max(after.Round(time.Second), time.Second)/time.Second)))
+		h := w.Header()
+		delete(h, "Etag")
+		delete(h, "Cache-Control")
+		h.Set("Retry-After", strconv.Itoa(int(max(after.Round(time.Second), time.Second)/time.Second)))
 		s.writeProblem(w, r, watchRefusal(watch.ErrDraining))
 	case <-r.Context().Done():
 	}

@@ -452,6 +452,19 @@ func TestWatchRefusals(t *testing.T) {
 	if r.StatusCode != 404 {
 		t.Errorf("watch of an unknown app: %d %s", r.StatusCode, b)
 	}
+	padded := device(app, mds.Android, "1.0")
+	attrs := map[string]string{}
+	for i := range 40 {
+		attrs[fmt.Sprintf("a%03d%s", i, strings.Repeat("n", 100))] = strings.Repeat("v", 200)
+	}
+	padded["attributes"] = attrs
+	r = e.openWatch(padded)
+	b, _ = io.ReadAll(r.Body)
+	r.Body.Close()
+	e.wantProblem(r, b, 413, "a watch body is at most 8192 bytes, as a watcher keeps it while it watches; send the device context without padding")
+	if resp, _ := e.request("POST", "/client/v1/check", "", padded); resp.StatusCode != 200 {
+		t.Errorf("the same body checked: %d, want 200", resp.StatusCode)
+	}
 	r = e.openWatch(d, "Accept", "application/json")
 	b, _ = io.ReadAll(r.Body)
 	r.Body.Close()

@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -40,36 +41,37 @@ const (
 const maxEvent = maxAnswerBody + 4<<10
 
 // Watch keeps a watch open and calls handle with every answer the server
-// sends, verified as Check verifies a 200 (and stored), until ctx ends or
-// handle returns an error, which Watch returns. An answer usually comes
-// first, then one each time the device's answer changes; the caller acts
-// on it as after a check (Apply). When the device state the watch was
-// opened with changes (a patch applied and launched, a rollback), Watch
-// opens a new one with the new state.
+// sends, verified as Check verifies a 200 (and stored), until ctx ends.
+// The current answer comes first, then one each time the device's answer
+// changes; the caller acts on it as after a check (Apply). When the
+// device state the watch was opened with changes (a patch applied and
+// launched, a rollback), Watch opens a new one with the new state.
 //
-// A stream that ends or breaks is reopened after a jittered exponential
-// backoff; a node shutting down says when to come back, which Watch
-// honours. When the node refuses the watch (it is full, or shutting
-// down), or after FallbackAfter failures in a row, it checks instead, and
-// calls handle with what the check returns (a 304's stored answer too),
-// then tries to watch again after the backoff (or the node's
-// Retry-After). A refused answer is
-// reported to onError, if given, and the stream carries on; so are the
-// failures Watch recovers from. A problem that ends the watch for good
-// (an unknown app) is returned.
+// An error from handle is reported to onError, and the answer is handed
+// again after a backoff: the watch reopens without naming it, so the
+// server sends it anew. A stream that ends or breaks is reopened after a
+// jittered exponential backoff; a node shutting down says when to come
+// back, which Watch honours up to MaxBackoff. Reopened after an answer
+// was handled, the watch names it (Last-Event-ID), and the server sends
+// nothing until it changes. When the node refuses the watch (it is full,
+// or shutting down) or ends it with a problem, or after FallbackAfter
+// failures in a row, Watch checks instead and hands handle what the
+// check returns (a 304's stored answer too), then tries to watch again
+// after the backoff (or the node's Retry-After). Refused answers and the
+// failures Watch recovers from are reported to onError, if given. A
+// refusal that ends watching for good (an unknown app, said by a check)
+// is returned.
 func (c *Client) Watch(ctx context.Context, cfg WatchConfig, handle func(*Answer) error, onError func(error)) error {
 	cfg = cfg.withDefaults()
 	if onError == nil {
 		onError = func(error) {}
 	}
+	w := &watching{c: c, cfg: cfg, handle: handle, onError: onError}
 	failures := 0
 	wait := cfg.FirstBackoff
 	for ctx.Err() == nil {
-		delivered, after, err := c.watchOnce(ctx, cfg, handle, onError)
-		var handled *handlerError
+		delivered, after, err := w.once(ctx)
 		switch {
-		case errors.As(err, &handled):
-			return handled.err
 		case ctx.Err() != nil:
 			return ctx.Err()
 		case isFinal(err):
@@ -78,8 +80,9 @@ func (c *Client) Watch(ctx context.Context, cfg WatchConfig, handle func(*Answer
 		if delivered {
 			failures, wait = 0, cfg.FirstBackoff
 		}
-		if after >= 0 {
-			// The node said when to come back: not a failure.
+		if after >= 0 && err == nil {
+			// The node said when to come back, or the state moved: not a
+			// failure.
 			if !sleep(ctx, after) {
 				return ctx.Err()
 			}
@@ -89,16 +92,16 @@ func (c *Client) Watch(ctx context.Context, cfg WatchConfig, handle func(*Answer
 			onError(err)
 		}
 		failures++
-		// A node that refuses the watch (full, shutting down) says to
-		// check instead; so does a watch that keeps failing.
+		// A node that refuses the watch (full, shutting down) or ends it
+		// with a problem says to check instead; so does a watch that
+		// keeps failing. The check says whether the problem is final.
 		_, refused := errors.AsType[*ServerError](err)
-		if refused || failures >= cfg.FallbackAfter {
+		_, ended := errors.AsType[*streamProblem](err)
+		if refused || ended || failures >= cfg.FallbackAfter {
 			a, err := c.Check(ctx)
 			switch {
 			case err == nil:
-				if err := handle(a); err != nil {
-					return err
-				}
+				w.hand(a)
 			case isFinal(err):
 				return err
 			default:
@@ -133,10 +136,12 @@ func (cfg WatchConfig) withDefaults() WatchConfig {
 	return cfg
 }
 
-// handlerError carries handle's error out of a stream.
-type handlerError struct{ err error }
+// streamProblem is a problem event: the node ended the stream. It is not
+// final by itself, as the event is not signed: the check that follows
+// says whether the request is refused for good.
+type streamProblem struct{ err error }
 
-func (e *handlerError) Error() string { return e.err.Error() }
+func (e *streamProblem) Error() string { return "the server ended the watch: " + e.err.Error() }
 
 // isFinal reports whether err ends watching: the server refused the
 // request itself, which trying again will not change.
@@ -145,10 +150,32 @@ func isFinal(err error) bool {
 	return ok && !se.Retryable()
 }
 
-// watchOnce opens one stream and reads it to its end. It reports whether
-// an answer was delivered, and how long the server asked to wait before
-// reconnecting (negative when it did not).
-func (c *Client) watchOnce(ctx context.Context, cfg WatchConfig, handle func(*Answer) error, onError func(error)) (delivered bool, after time.Duration, err error) {
+// watching is one Watch call: what it was given, and the ETag of the
+// last answer handle took without an error.
+type watching struct {
+	c       *Client
+	cfg     WatchConfig
+	handle  func(*Answer) error
+	onError func(error)
+	acted   string
+}
+
+// hand gives a to handle, and reports whether it took it.
+func (w *watching) hand(a *Answer) bool {
+	if err := w.handle(a); err != nil {
+		w.acted = ""
+		w.onError(err)
+		return false
+	}
+	w.acted = a.ETag
+	return true
+}
+
+// once opens one stream and reads it to its end. It reports whether an
+// answer was handled, and how long to wait before reconnecting when the
+// stream ended as it should (negative when it did not).
+func (w *watching) once(ctx context.Context) (delivered bool, after time.Duration, err error) {
+	c, cfg := w.c, w.cfg
 	after = -1
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -156,9 +183,13 @@ func (c *Client) watchOnce(ctx context.Context, cfg WatchConfig, handle func(*An
 	if err != nil {
 		return false, after, err
 	}
-	if etag := req.Header.Get("If-None-Match"); etag != "" {
+	// Name the answer held only if handle took it: otherwise the server
+	// must send it again.
+	if held := req.Header.Get("If-None-Match"); held != "" {
 		req.Header.Del("If-None-Match")
-		req.Header.Set("Last-Event-ID", etag)
+		if held == w.acted {
+			req.Header.Set("Last-Event-ID", held)
+		}
 	}
 	req.Header.Set("Accept", "text/event-stream")
 	resp, err := c.http.Do(req)
@@ -177,33 +208,43 @@ func (c *Client) watchOnce(ctx context.Context, cfg WatchConfig, handle func(*An
 	}
 	// A stream silent past cfg.Silence is dead: the server sends
 	// heartbeats more often than that.
-	alive := time.AfterFunc(cfg.Silence, cancel)
+	var silent atomic.Bool
+	alive := time.AfterFunc(cfg.Silence, func() { silent.Store(true); cancel() })
 	defer alive.Stop()
 	r := bufio.NewReaderSize(&touchReader{r: resp.Body, touch: func() { alive.Reset(cfg.Silence) }}, 4096)
 	for {
 		ev, err := readEvent(r)
-		if err != nil {
-			if errors.Is(err, io.EOF) || ctx.Err() != nil {
-				err = errors.New("the watch stream ended")
-			}
-			return delivered, after, err
+		switch {
+		case silent.Load():
+			return delivered, -1, fmt.Errorf("the watch stream was silent for %s", cfg.Silence)
+		case err != nil && (errors.Is(err, io.EOF) || ctx.Err() != nil):
+			return delivered, -1, errors.New("the watch stream ended")
+		case err != nil:
+			return delivered, -1, err
 		}
 		switch ev.name {
 		case "answer":
+			if c.stateMoved(&sent) {
+				return delivered, 0, nil // computed for a state left: watch again
+			}
 			i := strings.LastIndexByte(ev.data, '\n')
-			if i < 0 {
-				onError(refusal(ErrMalformedAnswer, "an answer event without its signature line"))
+			switch {
+			case i < 0:
+				w.onError(refusal(ErrMalformedAnswer, "an answer event without its signature line"))
+				continue
+			case i+1 > maxAnswerBody:
+				w.onError(refusal(ErrMalformedAnswer, "the answer is longer than %d bytes", maxAnswerBody))
 				continue
 			}
 			a, err := c.accept([]byte(ev.data[:i+1]), ev.data[i+1:], ev.id, &sent)
 			if err != nil {
-				onError(err)
+				w.onError(err)
 				continue
 			}
-			delivered = true
-			if err := handle(a); err != nil {
-				return delivered, after, &handlerError{err}
+			if !w.hand(a) {
+				return delivered, -1, nil // reopen after a backoff: the answer comes again
 			}
+			delivered = true
 			if c.stateMoved(&sent) {
 				return delivered, 0, nil // watch again, with the new state
 			}
@@ -212,9 +253,11 @@ func (c *Client) watchOnce(ctx context.Context, cfg WatchConfig, handle func(*An
 				AfterMS int64 `json:"after_ms"`
 			}
 			json.Unmarshal([]byte(ev.data), &v)
-			return delivered, time.Duration(max(v.AfterMS, 0)) * time.Millisecond, nil
+			// The event is not signed: a delay past the longest backoff is
+			// not believed, so no one can put the device to sleep.
+			return delivered, min(time.Duration(max(v.AfterMS, 0))*time.Millisecond, cfg.MaxBackoff), nil
 		case "problem":
-			return delivered, after, problemError(ev.data, c.now())
+			return delivered, -1, &streamProblem{problemError(ev.data, c.now())}
 		}
 	}
 }

@@ -3,12 +3,17 @@ package sdk_test
 import (
 	"context"
 	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/mds-dev/mds"
 	"github.com/mds-dev/mds/httpapi"
+	"github.com/mds-dev/mds/httpapi/httpapitest"
 	"github.com/mds-dev/mds/sdk"
 	"github.com/mds-dev/mds/watch"
 )
@@ -121,9 +126,17 @@ func TestWatchFallsBack(t *testing.T) {
 	}
 	cancel() // room for the second
 	<-firstDone
+	// The second watches now: the node holds it.
+	deadline := time.Now().Add(15 * time.Second)
+	for watchers(t, w) != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the second device never watched")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	p := w.push(w.team, 1)
 	w.release(p)
-	deadline := time.Now().Add(15 * time.Second)
+	deadline = time.Now().Add(15 * time.Second)
 	for {
 		r := next(t, results)
 		if r.Outcome == sdk.OutcomeApplied {
@@ -134,4 +147,69 @@ func TestWatchFallsBack(t *testing.T) {
 		}
 	}
 	runs(t, second, p)
+}
+
+// watchers reads mds_watchers off the world's server.
+func watchers(t *testing.T, w *world) float64 {
+	t.Helper()
+	req, _ := http.NewRequest("GET", w.srv.URL+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+httpapitest.AdminToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, "mds_watchers "); ok {
+			n, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			return n
+		}
+	}
+	t.Fatal("no mds_watchers in /metrics")
+	return 0
+}
+
+// TestWatchRetriesWhatFailed: an answer the device failed to act on is
+// handed again, and acted on then.
+func TestWatchRetriesWhatFailed(t *testing.T) {
+	w := newWorld(t)
+	dev := w.device("tester", "2.1.0", "")
+	p := w.push(w.team, 1)
+	w.release(p)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var mu sync.Mutex
+	var seen []string
+	applied := make(chan sdk.Result, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- dev.Watch(ctx, sdk.WatchConfig{FirstBackoff: 10 * time.Millisecond}, func(a *sdk.Answer) error {
+			mu.Lock()
+			seen = append(seen, a.ETag)
+			first := len(seen) == 1
+			mu.Unlock()
+			if first {
+				return errors.New("the disk is full")
+			}
+			r, err := dev.Apply(ctx, a)
+			if err == nil && r.Outcome == sdk.OutcomeApplied {
+				applied <- r
+			}
+			return err
+		}, nil)
+	}()
+	select {
+	case <-applied:
+	case <-time.After(15 * time.Second):
+		t.Fatal("the answer that failed was never acted on")
+	}
+	runs(t, dev, p)
+	mu.Lock()
+	if len(seen) < 2 || seen[0] != seen[1] {
+		t.Errorf("answers handed: %v; want the failed one again", seen)
+	}
+	mu.Unlock()
+	cancel()
+	<-done
 }

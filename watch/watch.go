@@ -48,13 +48,14 @@ type Watcher[M any] struct {
 	// lock, never for two evaluations at once.
 	State any
 
-	evalMu  sync.Mutex
-	sendMu  sync.Mutex
-	pending atomic.Pointer[M] // the newest message not yet sent
-	queued  atomic.Bool       // in the writers' queue
-	beat    atomic.Bool       // a heartbeat is due
-	gone    atomic.Bool       // removed: nothing more is sent
-	lastOut atomic.Int64      // unix nanoseconds of the last write
+	evalMu    sync.Mutex
+	evaluated time.Time // when it was last evaluated, under evalMu
+	sendMu    sync.Mutex
+	pending   atomic.Pointer[M] // the newest message not yet sent
+	queued    atomic.Bool       // in the writers' queue
+	beat      atomic.Bool       // a heartbeat is due
+	gone      atomic.Bool       // removed: nothing more is sent
+	lastOut   atomic.Int64      // unix nanoseconds of the last write
 }
 
 // Errors of Add.
@@ -104,9 +105,13 @@ type Hub[M any] struct {
 	changed  map[int64]struct{} // apps changed since the last pass
 	all      bool               // every app changed
 
-	wake  chan struct{}
-	queue chan *Watcher[M]
-	sent  atomic.Int64
+	wake chan struct{}
+	// queue holds the watchers with something to write, each once (its
+	// queued flag); a removed one leaves it when a writer takes it.
+	qmu    sync.Mutex
+	queue  []*Watcher[M]
+	queued chan struct{} // signalled when queue is not empty
+	sent   atomic.Int64
 }
 
 // New returns a hub that asks evaluate what a watcher should be sent now:
@@ -128,7 +133,7 @@ func New[M any](cfg Config, evaluate func(w *Watcher[M], now time.Time) *M) *Hub
 		cfg.Now = time.Now
 	}
 	return &Hub[M]{cfg: cfg, evaluate: evaluate, now: cfg.Now, apps: map[int64]map[*Watcher[M]]struct{}{},
-		changed: map[int64]struct{}{}, wake: make(chan struct{}, 1), queue: make(chan *Watcher[M], cfg.Max)}
+		changed: map[int64]struct{}{}, wake: make(chan struct{}, 1), queued: make(chan struct{}, 1)}
 }
 
 // Len is how many watchers the hub holds.
@@ -192,11 +197,13 @@ func (h *Hub[M]) remove(w *Watcher[M]) bool {
 	}
 	h.mu.Lock()
 	if set := h.apps[w.App]; set != nil {
-		delete(set, w)
+		if _, held := set[w]; held {
+			delete(set, w)
+			h.count--
+		}
 		if len(set) == 0 {
 			delete(h.apps, w.App)
 		}
-		h.count--
 	}
 	h.mu.Unlock()
 	// Wait out an evaluation under way; the next one sees gone.
@@ -307,12 +314,14 @@ func (h *Hub[M]) pass(ws []*Watcher[M]) {
 	}
 	start := h.now()
 	workers := min(runtime.GOMAXPROCS(0), (len(ws)+255)/256)
+	// Each watcher is evaluated at the clock when its turn comes, never
+	// earlier than an evaluation that ran meanwhile (Add's).
 	var wg sync.WaitGroup
 	for i := range workers {
 		part := ws[i*len(ws)/workers : (i+1)*len(ws)/workers]
 		wg.Go(func() {
 			for _, w := range part {
-				h.pass1(w, start)
+				h.pass1(w, h.now())
 			}
 		})
 	}
@@ -329,6 +338,10 @@ func (h *Hub[M]) pass1(w *Watcher[M], now time.Time) {
 		w.evalMu.Unlock()
 		return
 	}
+	if now.Before(w.evaluated) {
+		now = w.evaluated // the clock read before the lock: never go back
+	}
+	w.evaluated = now
 	m := h.evaluate(w, now)
 	if m != nil {
 		w.pending.Store(m)
@@ -343,13 +356,35 @@ func (h *Hub[M]) enqueue(w *Watcher[M]) {
 	if w.gone.Load() || w.queued.Swap(true) {
 		return
 	}
+	h.qmu.Lock()
+	h.queue = append(h.queue, w)
+	h.qmu.Unlock()
+	h.signal()
+}
+
+func (h *Hub[M]) signal() {
 	select {
-	case h.queue <- w:
+	case h.queued <- struct{}{}:
 	default:
-		// The queue holds every watcher once; it is full only if Max was
-		// lowered under the watchers held, which it is not.
-		w.queued.Store(false)
 	}
+}
+
+// dequeue takes the next watcher to write to, or nil.
+func (h *Hub[M]) dequeue() *Watcher[M] {
+	h.qmu.Lock()
+	defer h.qmu.Unlock()
+	if len(h.queue) == 0 {
+		return nil
+	}
+	w := h.queue[0]
+	h.queue[0] = nil
+	h.queue = h.queue[1:]
+	if len(h.queue) == 0 {
+		h.queue = nil // let the array go once drained
+	} else {
+		h.signal() // more for another writer
+	}
+	return w
 }
 
 // write sends queued messages until done is closed.
@@ -358,8 +393,10 @@ func (h *Hub[M]) write(done <-chan struct{}) {
 		select {
 		case <-done:
 			return
-		case w := <-h.queue:
-			h.send(w)
+		case <-h.queued:
+			for w := h.dequeue(); w != nil; w = h.dequeue() {
+				h.send(w)
+			}
 		}
 	}
 }

@@ -2,16 +2,21 @@
 
 package main
 
-import "syscall"
+import (
+	"syscall"
+
+	"github.com/mds-dev/mds/watch"
+)
 
 // watcherRoom is how many watchers the process's open-file limit leaves
-// room for: each holds a socket, and the node keeps a few hundred files
-// for itself (the store, blobs being served, management connections).
-// Go raises the soft limit to the hard one at start.
+// room for, each holding a socket, while the node keeps a few hundred
+// files for itself (the store, blobs being served, management
+// connections); at most maxDefaultWatchers. Go raises the soft limit to
+// the hard one at start.
 func watcherRoom() int {
 	var l syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
-		return 10_000
+		return watch.DefaultMax
 	}
-	return max(int(min(l.Cur, 1<<20))-512, 64)
+	return min(max(int(min(l.Cur, 1<<30))-512, 64), maxDefaultWatchers)
 }

@@ -46,7 +46,7 @@ type serveConfig struct {
 	proxies        string
 	answerKeys     string
 	answerTTL      string
-	maxWatchers    int
+	maxWatchers    string
 	watchSweep     string
 	drainDelay     string
 	drainSpread    string
@@ -91,7 +91,7 @@ internet.`,
 	f.StringVar(&c.answerKeys, "answer-keys", env("MDS_ANSWER_KEYS", ""), "comma-separated PEM files of the deployment's private keys, which sign every check answer; "+
 		"all sign, so devices trusting an old or a new key both verify during a rotation; default <data>/answer-key.pem, created on first start (MDS_ANSWER_KEYS)")
 	f.StringVar(&c.answerTTL, "answer-ttl", env("MDS_ANSWER_TTL", "24h"), "how long a signed answer stays valid, which bounds how long a device can be frozen on an old one; re-signed every half of it (MDS_ANSWER_TTL)")
-	f.IntVar(&c.maxWatchers, "max-watchers", envInt("MDS_MAX_WATCHERS", 0), "devices that may watch this node at once; default: what the process's open-file limit leaves room for (MDS_MAX_WATCHERS)")
+	f.StringVar(&c.maxWatchers, "max-watchers", env("MDS_MAX_WATCHERS", "auto"), "devices that may watch this node at once; auto: what the process's open-file limit leaves room for, at most 100000 (MDS_MAX_WATCHERS)")
 	f.StringVar(&c.watchSweep, "watch-sweep", env("MDS_WATCH_SWEEP", "10s"), "how often every watcher is evaluated, for what time alone changes (ramp steps, windows) (MDS_WATCH_SWEEP)")
 	f.StringVar(&c.drainDelay, "drain-delay", env("MDS_DRAIN_DELAY", "0s"), "on SIGTERM, how long readyz reports not ready before watchers are told to reconnect; set it to what your load balancer takes to notice (MDS_DRAIN_DELAY)")
 	f.StringVar(&c.drainSpread, "drain-spread", env("MDS_DRAIN_SPREAD", "10s"), "on SIGTERM, the span over which watchers are told to reconnect, each at a random moment, so they spread over the other nodes (MDS_DRAIN_SPREAD)")
@@ -101,13 +101,9 @@ internet.`,
 
 var env = cli.Env
 
-// envInt is the integer in environment variable key, or def.
-func envInt(key string, def int) int {
-	if n, err := strconv.Atoi(os.Getenv(key)); err == nil {
-		return n
-	}
-	return def
-}
+// maxDefaultWatchers bounds the watchers a node takes by default: about
+// 10 KB each, so 1 GB of the node's memory.
+const maxDefaultWatchers = 100_000
 
 func serve(ctx context.Context, c serveConfig, adminSecret string, stderr io.Writer) error {
 	log, err := newLogger(c.logLevel, c.logFormat, stderr)
@@ -139,8 +135,10 @@ func serve(ctx context.Context, c serveConfig, adminSecret string, stderr io.Wri
 		return fmt.Errorf("--answer-ttl %q: give a duration of at least 2m, like 24h", c.answerTTL)
 	}
 	watchSweep, err := time.ParseDuration(c.watchSweep)
-	if err != nil || watchSweep < 100*time.Millisecond {
-		return fmt.Errorf("--watch-sweep %q: give a duration of at least 100ms, like 10s", c.watchSweep)
+	if err != nil || watchSweep < 100*time.Millisecond || watchSweep > answerTTL/4 {
+		// Watchers get answers signed anew within the first half of each
+		// signing period (half the answer TTL), found by a sweep.
+		return fmt.Errorf("--watch-sweep %q: give a duration from 100ms to a quarter of --answer-ttl, like 10s", c.watchSweep)
 	}
 	drainDelay, err := time.ParseDuration(c.drainDelay)
 	if err != nil || drainDelay < 0 {
@@ -150,12 +148,11 @@ func serve(ctx context.Context, c serveConfig, adminSecret string, stderr io.Wri
 	if err != nil || drainSpread < 0 {
 		return fmt.Errorf("--drain-spread %q: give a duration, like 10s", c.drainSpread)
 	}
-	maxWatchers := c.maxWatchers
-	if maxWatchers < 0 {
-		return fmt.Errorf("--max-watchers %d: give a positive number, or 0 for what the open-file limit leaves room for", maxWatchers)
-	}
-	if maxWatchers == 0 {
-		maxWatchers = watcherRoom()
+	maxWatchers := watcherRoom()
+	if c.maxWatchers != "auto" {
+		if maxWatchers, err = strconv.Atoi(c.maxWatchers); err != nil || maxWatchers <= 0 {
+			return fmt.Errorf("--max-watchers %q: give a positive number, or auto for what the open-file limit leaves room for", c.maxWatchers)
+		}
 	}
 	if err := os.MkdirAll(c.data, 0o750); err != nil {
 		return err
@@ -206,6 +203,7 @@ func serve(ctx context.Context, c serveConfig, adminSecret string, stderr io.Wri
 		MaxUpload: maxUpload, SpoolDir: blobs.TempDir(), BlobMaxAge: blobMaxAge, TrustedProxies: proxies, Version: buildVersion,
 		AnswerKeys: answerKeys, AnswerTTL: answerTTL, Watch: watch.Config{Max: maxWatchers, Sweep: watchSweep},
 		Recent: delivery.NewRecent(int(sampleBytes), delivery.DefaultSamplePerApp, delivery.DefaultSampleEvery)})
+	defer srv.Close()
 	refreshFailed := func(err error) { log.Error("snapshot refresh failed; serving the previous one", "err", err) }
 	go live.Run(ctx, poll, refreshFailed)
 	if storeKind(c.databaseURL) == "postgres" {
@@ -260,7 +258,6 @@ func serve(ctx context.Context, c serveConfig, adminSecret string, stderr io.Wri
 			return err
 		}
 	}
-	srv.Close()
 	return nil
 }
 
