@@ -50,9 +50,6 @@ type HotpatchChoice struct {
 	Rollback bool
 }
 
-// Told reports whether the choice tells the device anything at all.
-func (c HotpatchChoice) Told() bool { return c.Offer != nil || c.Rollback }
-
 // add adds a live task's patch, unless a rolled-back task withdrew that
 // patch: a withdrawal is of the patch, whichever task delivers it, and
 // snapshots compile withdrawals first.
