@@ -195,6 +195,14 @@ func TestWatchSendsChangedAnswersOnly(t *testing.T) {
 	news := e.createApp("news", mds.Android)
 	other := e.watch(device(news, mds.Android, "1.0"))
 	other.next(t)
+	// The counter moves once the write returns, which may be after the
+	// device read the event.
+	for deadline := time.Now().Add(5 * time.Second); e.metric("mds_watch_events_total") != 4; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%v events for the 4 first answers", e.metric("mds_watch_events_total"))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	sent := e.metric("mds_watch_events_total")
 	e.act("shop", task.ID, mds.ActionPause)
 	a := e.answerOf(streams["d-1"].next(t))
@@ -329,8 +337,12 @@ func TestLongPoll(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the long poll was not answered after the change")
 	}
-	if n := e.metric("mds_watchers"); n != 0 {
-		t.Errorf("%v watchers after the long polls ended", n)
+	// A long poll's watcher goes once its answer is written.
+	for deadline := time.Now().Add(5 * time.Second); e.metric("mds_watchers") != 0; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%v watchers after the long polls ended", e.metric("mds_watchers"))
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -355,8 +367,11 @@ func TestWatchSlowConsumerDropped(t *testing.T) {
 	fmt.Fprintf(conn, "POST /client/v1/watch HTTP/1.1\r\nHost: mds\r\nAccept: text/event-stream\r\nContent-Length: %d\r\n\r\n%s", len(b), b)
 	good := e.watch(d)
 	good.next(t)
-	if n := e.metric("mds_watchers"); n != 2 {
-		t.Fatalf("%v watchers, want the one that does not read and the one that does", n)
+	for deadline := time.Now().Add(5 * time.Second); e.metric("mds_watchers") != 2; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%v watchers, want the one that does not read and the one that does", e.metric("mds_watchers"))
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	deadline := time.Now().Add(20 * time.Second)
 	for i := 0; e.metric("mds_watch_dropped_total") == 0; i++ {
