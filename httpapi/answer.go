@@ -287,9 +287,8 @@ type headKey struct {
 // stateHead is a head and the key it is kept under, whose strings are the
 // head's own.
 type stateHead struct {
-	key    headKey
-	body   []byte
-	framed int // bytes of the frame that body starts with
+	key  headKey
+	body []byte
 }
 
 // answerKey is what tells an app's answers apart: the head and the
@@ -360,21 +359,21 @@ func (aa *appAnswers) add(k answerKey) *answer {
 	} else {
 		clear(aa.heads)
 	}
+	prefix := aa.prefix[0]
+	if k.previous {
+		prefix = aa.prefix[1]
+	}
 	h := aa.heads[k.headKey]
 	if h == nil {
-		prefix := aa.prefix[0]
-		if k.previous {
-			prefix = aa.prefix[1]
-		}
 		// The key outlives the check whose body its strings point into.
 		hk := k.headKey
 		hk.device.platform = mds.Platform(strings.Clone(string(hk.device.platform)))
 		hk.device.appVersion = strings.Clone(hk.device.appVersion)
-		h = &stateHead{key: hk, body: head(prefix, hk.device), framed: len(prefix)}
+		h = &stateHead{key: hk, body: head(prefix, hk.device)}
 		aa.heads[hk] = h
 	}
 	k.headKey = h.key
-	a := newAnswer(h.body, h.framed, k.sections, aa.epoch, aa.set.signer)
+	a := newAnswer(h.body, len(prefix), k.sections, aa.epoch, aa.set.signer)
 	next[k] = a
 	aa.answers.Store(&next)
 	return a

@@ -15,7 +15,6 @@ import (
 	"path"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -124,7 +123,6 @@ type Server struct {
 	management http.Handler
 	watchers   *watch.Hub[watchMsg]
 	watchWrite time.Duration
-	draining   atomic.Bool
 	stop       chan struct{} // closed by Close
 	closing    sync.Once
 	stopped    sync.WaitGroup
@@ -330,7 +328,7 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 // A node whose store is down keeps answering checks from its snapshot, but
 // should not take management traffic, hence not ready.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
-	if s.draining.Load() {
+	if s.watchers.Draining() {
 		s.writeProblem(w, r, mds.Errorf(mds.EUNAVAILABLE, "this node is shutting down"))
 		return
 	}

@@ -234,11 +234,16 @@ func watchRefusal(err error) error {
 // Retry-After is spread over a few seconds, so that refused devices do
 // not all come back at once.
 func (s *Server) refuseWatcher(w http.ResponseWriter, r *http.Request, err error) {
-	h := w.Header()
-	delete(h, "Etag") // a long poll's: the problem is no answer
-	delete(h, "Cache-Control")
-	h.Set("Retry-After", strconv.Itoa(1+rand.IntN(5)))
+	unanswered(w.Header()).Set("Retry-After", strconv.Itoa(1+rand.IntN(5)))
 	s.writeProblem(w, r, watchRefusal(err))
+}
+
+// unanswered drops the headers a long poll set for the answer it held,
+// for a response that is a problem instead, and returns h.
+func unanswered(h http.Header) http.Header {
+	delete(h, "Etag")
+	delete(h, "Cache-Control")
+	return h
 }
 
 // acceptsEventStream reports whether Accept admits text/event-stream; no
@@ -300,8 +305,8 @@ var heartbeat = []byte(":\n\n")
 
 func (k *sseSink) Heartbeat() error { return k.write(heartbeat) }
 
-// Reconnect tells the device to come back after the delay: as the
-// stream's retry field, for EventSource, and in a reconnect event.
+// Reconnect tells the device to come back after the delay: in the
+// stream's retry field, SSE's own, and in a reconnect event.
 func (k *sseSink) Reconnect(after time.Duration) {
 	ms := strconv.FormatInt(after.Milliseconds(), 10)
 	k.end([]byte("retry: " + ms + "\nevent: reconnect\ndata: {\"after_ms\":" + ms + "}\n\n"))
@@ -385,8 +390,7 @@ func (s *Server) longPoll(w http.ResponseWriter, r *http.Request, st *checkState
 	select {
 	case m := <-sink.msgs:
 		if m.problem != nil {
-			delete(w.Header(), "Etag")
-			delete(w.Header(), "Cache-Control")
+			unanswered(w.Header())
 			writeProblemDoc(w, m.problem)
 			return
 		}
@@ -396,10 +400,7 @@ func (s *Server) longPoll(w http.ResponseWriter, r *http.Request, st *checkState
 		s.metrics.check("not_modified")
 		w.WriteHeader(http.StatusNotModified)
 	case after := <-sink.drain:
-		h := w.Header()
-		delete(h, "Etag")
-		delete(h, "Cache-Control")
-		h.Set("Retry-After", strconv.Itoa(int(max(after.Round(time.Second), time.Second)/time.Second)))
+		unanswered(w.Header()).Set("Retry-After", strconv.Itoa(int(max(after.Round(time.Second), time.Second)/time.Second)))
 		s.writeProblem(w, r, watchRefusal(watch.ErrDraining))
 	case <-r.Context().Done():
 	}
@@ -410,7 +411,6 @@ func (s *Server) longPoll(w http.ResponseWriter, r *http.Request, st *checkState
 // take to notice) every watcher is told to reconnect, each after a delay
 // drawn from [0, spread), so that they spread over the other nodes.
 func (s *Server) Drain(delay, spread time.Duration) {
-	s.draining.Store(true)
 	s.watchers.Refuse()
 	time.Sleep(delay)
 	s.watchers.Drain(spread)

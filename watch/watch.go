@@ -96,7 +96,6 @@ const (
 type Hub[M any] struct {
 	cfg      Config
 	evaluate func(w *Watcher[M], now time.Time) *M
-	now      func() time.Time
 
 	mu       sync.Mutex
 	apps     map[int64]map[*Watcher[M]]struct{}
@@ -132,7 +131,7 @@ func New[M any](cfg Config, evaluate func(w *Watcher[M], now time.Time) *M) *Hub
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Hub[M]{cfg: cfg, evaluate: evaluate, now: cfg.Now, apps: map[int64]map[*Watcher[M]]struct{}{},
+	return &Hub[M]{cfg: cfg, evaluate: evaluate, apps: map[int64]map[*Watcher[M]]struct{}{},
 		changed: map[int64]struct{}{}, wake: make(chan struct{}, 1), queued: make(chan struct{}, 1)}
 }
 
@@ -181,8 +180,8 @@ func (h *Hub[M]) Add(w *Watcher[M]) error {
 	set[w] = struct{}{}
 	h.count++
 	h.mu.Unlock()
-	w.lastOut.Store(h.now().UnixNano())
-	h.pass1(w, h.now())
+	w.lastOut.Store(h.cfg.Now().UnixNano())
+	h.pass1(w, h.cfg.Now())
 	return nil
 }
 
@@ -268,14 +267,13 @@ func (h *Hub[M]) Run(done <-chan struct{}) {
 			return
 		case <-h.wake:
 			h.mu.Lock()
-			all, changed := h.all, h.changed
+			changed := h.changed
+			if h.all {
+				changed = nil // every app
+			}
 			h.all, h.changed = false, map[int64]struct{}{}
 			h.mu.Unlock()
-			if all {
-				h.pass(h.watchers(nil))
-			} else {
-				h.pass(h.watchers(changed))
-			}
+			h.pass(h.watchers(changed))
 		case <-sweep.C:
 			h.pass(h.watchers(nil))
 		case <-beat.C:
@@ -312,7 +310,7 @@ func (h *Hub[M]) pass(ws []*Watcher[M]) {
 	if len(ws) == 0 {
 		return
 	}
-	start := h.now()
+	start := h.cfg.Now()
 	workers := min(runtime.GOMAXPROCS(0), (len(ws)+255)/256)
 	// Each watcher is evaluated at the clock when its turn comes, never
 	// earlier than an evaluation that ran meanwhile (Add's).
@@ -321,13 +319,13 @@ func (h *Hub[M]) pass(ws []*Watcher[M]) {
 		part := ws[i*len(ws)/workers : (i+1)*len(ws)/workers]
 		wg.Go(func() {
 			for _, w := range part {
-				h.pass1(w, h.now())
+				h.pass1(w, h.cfg.Now())
 			}
 		})
 	}
 	wg.Wait()
 	if h.cfg.OnPass != nil {
-		h.cfg.OnPass(h.now().Sub(start), len(ws))
+		h.cfg.OnPass(h.cfg.Now().Sub(start), len(ws))
 	}
 }
 
@@ -424,19 +422,27 @@ func (h *Hub[M]) send(w *Watcher[M]) {
 		h.drop(w)
 		return
 	}
-	w.lastOut.Store(h.now().UnixNano())
+	w.lastOut.Store(h.cfg.Now().UnixNano())
 }
 
 // heartbeats queues a heartbeat for every watcher silent for most of the
 // heartbeat interval.
 func (h *Hub[M]) heartbeats() {
-	due := h.now().Add(-h.cfg.Heartbeat * 3 / 4).UnixNano()
+	due := h.cfg.Now().Add(-h.cfg.Heartbeat * 3 / 4).UnixNano()
 	for _, w := range h.watchers(nil) {
 		if w.lastOut.Load() <= due {
 			w.beat.Store(true)
 			h.enqueue(w)
 		}
 	}
+}
+
+// Draining reports whether the hub refuses new watchers for good: it was
+// told to (Refuse, Drain) or has stopped.
+func (h *Hub[M]) Draining() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.draining
 }
 
 // Refuse refuses new watchers from now on; those held stay.
