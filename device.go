@@ -37,6 +37,8 @@ type Device struct {
 	LastReminded *Reminder `json:"last_reminded,omitempty"`
 	// For hotpatches, the patch it runs; nil for none.
 	Hotpatch *AppliedPatch `json:"hotpatch,omitempty"`
+	// For offline packages, the version of each it holds, by package ID.
+	Offline map[string]string `json:"offline,omitempty"`
 }
 
 // Limits on what a device may send; a check body is small and a larger one is
@@ -130,6 +132,9 @@ func (d *Device) Validate() error {
 	}
 	if p := d.Hotpatch; p != nil && (p.ID <= 0 || p.PatchVersion <= 0) {
 		return Errorf(EINVALID, "hotpatch: patch_id and patch_version of the applied patch must be positive; send no hotpatch when none is applied")
+	}
+	if err := ValidOfflineHeld(d.Offline); err != nil {
+		return err
 	}
 	d.Network = NormalizeNetwork(d.Network)
 	if len(d.Attributes) > MaxAttributes {

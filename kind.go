@@ -18,18 +18,19 @@ type Kind string
 const (
 	KindUpgrade  Kind = "upgrade"  // a new native app version
 	KindHotpatch Kind = "hotpatch" // a team-signed patch of exact installed versions
+	KindOffline  Kind = "offline"  // a team-signed H5 offline package, delivered whole or as a delta
 )
 
 // Kinds lists every kind in the order check answers carry their sections.
-var Kinds = []Kind{KindUpgrade, KindHotpatch}
+var Kinds = []Kind{KindUpgrade, KindHotpatch, KindOffline}
 
 // Validate reports whether k is a known kind.
 func (k Kind) Validate() error {
 	switch k {
-	case KindUpgrade, KindHotpatch:
+	case KindUpgrade, KindHotpatch, KindOffline:
 		return nil
 	}
-	return Errorf(EINVALID, "kind %q is not one of upgrade, hotpatch", string(k))
+	return Errorf(EINVALID, "kind %q is not one of upgrade, hotpatch, offline", string(k))
 }
 
 // NewSpec returns an empty artifact spec of kind k, to decode into.
@@ -39,6 +40,8 @@ func (k Kind) NewSpec() (ArtifactSpec, error) {
 		return &UpgradeSpec{}, nil
 	case KindHotpatch:
 		return &HotpatchSpec{}, nil
+	case KindOffline:
+		return &OfflineSpec{}, nil
 	}
 	return nil, k.Validate()
 }
@@ -50,6 +53,8 @@ func (k Kind) NewPolicy() (TaskPolicy, error) {
 		return &UpgradePolicy{}, nil
 	case KindHotpatch:
 		return &HotpatchPolicy{}, nil
+	case KindOffline:
+		return &OfflinePolicy{}, nil
 	}
 	return nil, k.Validate()
 }

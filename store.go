@@ -27,6 +27,7 @@ type Store interface {
 	RuleSetStore
 	WhitelistStore
 	AdmissionStore
+	DeltaStore
 	LiveStore
 	// Revision returns the current revision; it only grows.
 	Revision(ctx context.Context) (int64, error)
@@ -235,6 +236,31 @@ type Admission struct {
 	At      time.Time // when the devices checked
 }
 
+// DeltaStore holds the deltas of offline packages, and hands them to the
+// nodes that build them. Releasing a version of an offline package (its
+// first task going live) records a pending delta to it from each of the
+// versions of the package released before it, the newest DeltaBases
+// (mds.DefaultDeltaBases unless the store is set otherwise), in the
+// release's transaction.
+type DeltaStore interface {
+	// ClaimDelta hands a builder the oldest pending delta, or one whose
+	// last builder's lease ran out (a node that died building it), marked
+	// building until now+lease with one more attempt; nil when there is
+	// none. Of builders racing, on any nodes, each delta goes to one.
+	ClaimDelta(ctx context.Context, lease time.Duration) (*Delta, error)
+	// FinishDelta records how building d, as claimed, ended: d.Status
+	// ready with its blob (recorded as the app's in the same transaction,
+	// which moves the app's revision: devices that hold d's base are now
+	// offered it), skipped or failed with d.Reason, or pending to be
+	// tried again. A delta whose claim is no longer d's (its lease ran
+	// out and another builder took it) is ECONFLICT, and so is one whose
+	// packages were deleted meanwhile, which is not recorded.
+	FinishDelta(ctx context.Context, d *Delta, blob *Blob) error
+	// ListDeltas lists the deltas to the versions of an app's offline
+	// package pkg ("" for every package), newest target first.
+	ListDeltas(ctx context.Context, appID int64, pkg string) ([]*Delta, error)
+}
+
 // LiveStore serves the snapshot builder.
 type LiveStore interface {
 	// LoadLive reads, in one consistent view, what a snapshot is compiled
@@ -268,6 +294,8 @@ type LiveSet struct {
 	Artifacts  []*Artifact
 	RuleSets   []*RuleSet
 	Whitelists []*Whitelist
+	// Deltas are the ready deltas to the offline packages of Artifacts.
+	Deltas []*Delta
 }
 
 // Change is one write that moved the revision: the revision it made and

@@ -52,9 +52,10 @@ func BenchmarkEvaluateGray(b *testing.B) {
 		}
 		b.Run(c.name, func(b *testing.B) {
 			b.ReportAllocs()
+			var dec delivery.Decision
 			for b.Loop() {
 				in := gray.NewInput(c.dev, netip.Addr{}, now)
-				s.Evaluate(&in, nil)
+				s.Evaluate(&in, nil, &dec)
 			}
 		})
 	}

@@ -135,7 +135,8 @@ func checkAt(s *delivery.Snapshot, adm gray.Admitter, deviceID string, at time.T
 	d := device("a", mds.Android, "1.0")
 	d.DeviceID = deviceID
 	in := gray.NewInput(d, netip.Addr{}, at)
-	dec, err := s.Evaluate(&in, adm)
+	var dec delivery.Decision
+	err := s.Evaluate(&in, adm, &dec)
 	return err == nil && dec.Upgrade.Offer != nil
 }
 

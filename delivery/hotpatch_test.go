@@ -32,7 +32,8 @@ func (f *fixture) patch(a *mds.App, n int64, status mds.Status, tg mds.Targeting
 func hotpatchOf(t *testing.T, s *delivery.Snapshot, d *mds.Device) delivery.HotpatchChoice {
 	t.Helper()
 	in := gray.NewInput(d, netip.Addr{}, now)
-	dec, err := s.Evaluate(&in, nil)
+	var dec delivery.Decision
+	err := s.Evaluate(&in, nil, &dec)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,9 +194,10 @@ func TestHotpatchDecideDoesNotAllocate(t *testing.T) {
 	s := f.compile(t)
 	d := device("shop", mds.Android, "2.1.0")
 	d.Hotpatch = &mds.AppliedPatch{ID: w.ArtifactID, PatchVersion: 11}
+	var dec delivery.Decision
 	if n := testing.AllocsPerRun(200, func() {
 		in := gray.NewInput(d, netip.Addr{}, now)
-		s.Evaluate(&in, nil)
+		s.Evaluate(&in, nil, &dec)
 	}); n != 0 {
 		t.Errorf("deciding a hotpatch allocates %.1f times", n)
 	}

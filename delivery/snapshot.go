@@ -43,6 +43,7 @@ type appState struct {
 	app      *mds.App
 	upgrade  upgrades
 	hotpatch hotpatches
+	offline  offlines
 	offers   int
 	// memo is the transport's, as Offer.Memo is, for what it derives from
 	// the app's part as a whole (its signed answers).
@@ -116,6 +117,10 @@ func (s *Snapshot) apply(set *mds.LiveSet, lists map[int64]*gray.List) (n *Snaps
 	for _, a := range set.Artifacts {
 		artifacts[a.ID] = a
 	}
+	deltas := map[int64][]*mds.Delta{} // by the package they lead to
+	for _, d := range set.Deltas {
+		deltas[d.To] = append(deltas[d.To], d)
+	}
 	ruleSets := make(map[int64]*mds.RuleSet, len(set.RuleSets))
 	for _, rs := range set.RuleSets {
 		ruleSets[rs.ID] = rs
@@ -137,7 +142,7 @@ func (s *Snapshot) apply(set *mds.LiveSet, lists map[int64]*gray.List) (n *Snaps
 				cat = gray.NewCatalog(ruleSets, lists)
 				catalogs[t.AppID] = cat
 			}
-			if err := as.compile(t, artifacts, cat, lists); err != nil {
+			if err := as.compile(t, artifacts, deltas, cat, lists); err != nil {
 				n.skip(t, "%v", err)
 			}
 		}
@@ -145,6 +150,7 @@ func (s *Snapshot) apply(set *mds.LiveSet, lists map[int64]*gray.List) (n *Snaps
 	for _, as := range fresh {
 		as.upgrade.finish()
 		as.hotpatch.finish()
+		as.offline.finish()
 		e.add(as)
 		added = append(added, as)
 	}
@@ -155,8 +161,9 @@ func (n *Snapshot) skip(t *mds.Task, format string, args ...any) {
 	n.Problems = append(n.Problems, fmt.Errorf("delivery: task %d skipped: "+format, append([]any{t.ID}, args...)...))
 }
 
-// compile adds live task t to the app's selectors.
-func (as *appState) compile(t *mds.Task, artifacts map[int64]*mds.Artifact, cat *gray.Catalog, lists map[int64]*gray.List) error {
+// compile adds live task t to the app's selectors; deltas are the ready
+// deltas to offline packages, by the package they lead to.
+func (as *appState) compile(t *mds.Task, artifacts map[int64]*mds.Artifact, deltas map[int64][]*mds.Delta, cat *gray.Catalog, lists map[int64]*gray.List) error {
 	o := &Offer{App: as.app, Task: t}
 	if t.ArtifactID != 0 {
 		a, ok := artifacts[t.ArtifactID]
@@ -182,6 +189,8 @@ func (as *appState) compile(t *mds.Task, artifacts map[int64]*mds.Artifact, cat 
 		err = as.upgrade.add(o)
 	case mds.KindHotpatch:
 		err = as.hotpatch.add(o)
+	case mds.KindOffline:
+		err = as.offline.add(o, deltas[o.Artifact.ID])
 	default:
 		err = fmt.Errorf("kind %q has no selector", t.Kind)
 	}
@@ -197,12 +206,20 @@ func (as *appState) compile(t *mds.Task, artifacts map[int64]*mds.Artifact, cat 
 	}
 	if o.Artifact != nil {
 		for _, b := range o.Artifact.Blobs {
-			if !slices.Contains(as.blobs, b.SHA256) {
-				as.blobs = append(as.blobs, b.SHA256)
-			}
+			as.serve(b.SHA256)
+		}
+		for _, d := range deltas[o.Artifact.ID] {
+			as.serve(d.SHA256)
 		}
 	}
 	return nil
+}
+
+// serve adds blob sum to those the app's live tasks deliver.
+func (as *appState) serve(sum string) {
+	if !slices.Contains(as.blobs, sum) {
+		as.blobs = append(as.blobs, sum)
+	}
 }
 
 // snapshotEditor builds a snapshot from its predecessor's parts.
@@ -256,26 +273,40 @@ type Decision struct {
 	Memo     *atomic.Value
 	Upgrade  UpgradeChoice
 	Hotpatch HotpatchChoice
+	// Offline are the offline packages offered, by package ID. Its array
+	// is reused from one Evaluate into the same Decision to the next.
+	Offline []OfflinePick
 }
 
-// Evaluate decides what the input's device is offered of every kind. It
-// fails with ENOTFOUND for an app key the snapshot does not know and
-// EINVALID for a platform the app does not ship on. It does not allocate;
-// the only state it touches is adm's, and only for a device nothing but an
-// open capped window would admit.
-func (s *Snapshot) Evaluate(in *gray.Input, adm gray.Admitter) (Decision, error) {
+// Reset empties d, keeping the array of Offline for the next Evaluate but
+// none of what it pointed at: a kept Decision does not hold on to
+// snapshots.
+func (d *Decision) Reset() {
+	clear(d.Offline[:cap(d.Offline)])
+	*d = Decision{Offline: d.Offline[:0]}
+}
+
+// Evaluate decides, into dec, what the input's device is offered of every
+// kind. It fails with ENOTFOUND for an app key the snapshot does not know
+// and EINVALID for a platform the app does not ship on (dec.App is set
+// then). It does not allocate once dec.Offline has grown to what a device
+// is offered; the only state it touches is adm's, and only for a device
+// nothing but an open capped window would admit.
+func (s *Snapshot) Evaluate(in *gray.Input, adm gray.Admitter, dec *Decision) error {
 	d := in.Device
+	*dec = Decision{Offline: dec.Offline[:0]}
 	as, ok := s.apps.get(d.AppKey)
 	if !ok {
-		return Decision{}, &errUnknownApp
+		return &errUnknownApp
 	}
-	dec := Decision{App: as.app, Memo: &as.memo}
+	dec.App, dec.Memo = as.app, &as.memo
 	if !as.app.HasPlatform(d.Platform) {
-		return dec, &errPlatform
+		return &errPlatform
 	}
 	dec.Upgrade = as.upgrade.decide(in, adm)
 	dec.Hotpatch = as.hotpatch.decide(in, adm)
-	return dec, nil
+	dec.Offline = as.offline.decide(in, adm, dec.Offline)
+	return nil
 }
 
 // Preallocated so that rejecting a device does not allocate either.
@@ -307,6 +338,7 @@ func (s *Snapshot) Explain(in *gray.Input, adm gray.Admitter) ([]Explanation, er
 	out := []Explanation{}
 	out = append(out, as.upgrade.explain(in, adm)...)
 	out = append(out, as.hotpatch.explain(in, adm)...)
+	out = append(out, as.offline.explain(in, adm)...)
 	return out, nil
 }
 

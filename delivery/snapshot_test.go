@@ -63,7 +63,8 @@ func (f *fixture) compile(t testing.TB) *delivery.Snapshot {
 // returns the upgrade decided.
 func evaluate(s *delivery.Snapshot, d *mds.Device, now time.Time) (delivery.UpgradeChoice, error) {
 	in := gray.NewInput(d, netip.Addr{}, now)
-	dec, err := s.Evaluate(&in, nil)
+	var dec delivery.Decision
+	err := s.Evaluate(&in, nil, &dec)
 	return dec.Upgrade, err
 }
 
@@ -261,9 +262,10 @@ func TestEvaluateDoesNotAllocate(t *testing.T) {
 	dev := &mds.Device{AppKey: deliverytest.RefKey(57), Platform: mds.Android, AppVersion: "3.1.0", Build: 310, DeviceID: "d", Channel: "xiaomi"}
 	// The input is made inside the measured function, as each check makes
 	// its own: it must stay on the stack.
+	var dec delivery.Decision
 	if allocs := testing.AllocsPerRun(100, func() {
 		in := gray.NewInput(dev, netip.Addr{}, now)
-		s.Evaluate(&in, nil)
+		s.Evaluate(&in, nil, &dec)
 	}); allocs != 0 {
 		t.Errorf("Evaluate allocates %v times per check", allocs)
 	}
@@ -271,7 +273,7 @@ func TestEvaluateDoesNotAllocate(t *testing.T) {
 	for _, d := range []*mds.Device{deliverytest.GrayDevice(7, "2.0"), deliverytest.GrayDevice(20_000, "2.0")} {
 		if allocs := testing.AllocsPerRun(100, func() {
 			in := gray.NewInput(d, netip.Addr{}, now)
-			g.Evaluate(&in, nil)
+			g.Evaluate(&in, nil, &dec)
 		}); allocs != 0 {
 			t.Errorf("gray Evaluate for %s allocates %v times per check", d.UserID, allocs)
 		}
@@ -286,9 +288,10 @@ func BenchmarkEvaluate(b *testing.B) {
 		b.Fatalf("benchmark device gets nothing: %+v %v", d, err)
 	}
 	b.ReportAllocs()
+	var dec delivery.Decision
 	for b.Loop() {
 		in := gray.NewInput(dev, netip.Addr{}, now)
-		s.Evaluate(&in, nil)
+		s.Evaluate(&in, nil, &dec)
 	}
 }
 

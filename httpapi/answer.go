@@ -6,11 +6,13 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/mds-dev/mds"
 	"github.com/mds-dev/mds/delivery"
@@ -40,44 +42,80 @@ import (
 const (
 	kindUpgrade = iota
 	kindHotpatch
+	kindOffline
 	kinds
 )
 
 var (
 	deviceKey  = []byte(`"device":`)
-	answerKeys = [kinds][]byte{kindUpgrade: []byte(`"upgrade":`), kindHotpatch: []byte(`,"hotpatch":`)}
+	answerKeys = [kinds][]byte{kindUpgrade: []byte(`"upgrade":`), kindHotpatch: []byte(`,"hotpatch":`), kindOffline: []byte(`,"offline":`)}
 	answerEnd  = []byte("}\n")
 )
 
 // deviceState is what of a device's check its answer depends on besides
-// its audience, and echoes: platform, app version, build, and the patch it
-// runs (zero for none). Its strings point into the check's body until the
-// answer is kept, when they are cloned.
+// its audience, and echoes: platform, app version, build, the patch it
+// runs (zero for none), and the offline packages it holds (heldJSON's
+// encoding; "" for none). Its strings point into the check's body, and
+// offline into a buffer of the check's, until the answer is kept, when
+// they are cloned.
 type deviceState struct {
 	platform   mds.Platform
 	appVersion string
 	build      int64
 	patch      mds.AppliedPatch
+	offline    string
 }
 
-func stateOf(d *mds.Device) deviceState {
+// stateOf is d's state; the encoding of what it holds of offline packages
+// goes into buf, which the state's offline then points into.
+func stateOf(d *mds.Device, buf *[]byte) deviceState {
 	s := deviceState{platform: d.Platform, appVersion: d.AppVersion, build: d.Build}
 	if d.Hotpatch != nil {
 		s.patch = *d.Hotpatch
 	}
+	if len(d.Offline) > 0 {
+		*buf = heldJSON((*buf)[:0], d.Offline)
+		s.offline = unsafe.String(unsafe.SliceData(*buf), len(*buf))
+	}
 	return s
 }
 
-// echo is the answer's "device" member.
+// heldJSON appends the JSON object of what a device holds of offline
+// packages, sorted by package ID: one state, one encoding. Package IDs
+// and versions are valid (Device.Validate), so nothing needs escaping.
+func heldJSON(b []byte, held map[string]string) []byte {
+	var keys [mds.MaxOfflineHeld]string
+	ids := keys[:0]
+	for id := range held {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	b = append(b, '{')
+	for i, id := range ids {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(append(append(append(append(b, '"'), id...), `":"`...), held[id]...), '"')
+	}
+	return append(b, '}')
+}
+
+// echo is the answer's "device" member. offline is there only when the
+// device holds a package, so that answers to devices that predate the
+// kind stay as they were.
 func (s deviceState) echo() any {
 	e := struct {
 		Platform   mds.Platform      `json:"platform"`
 		AppVersion string            `json:"app_version"`
 		Build      int64             `json:"build"`
 		Hotpatch   *mds.AppliedPatch `json:"hotpatch"`
-	}{s.platform, s.appVersion, s.build, nil}
+		Offline    json.RawMessage   `json:"offline,omitempty"`
+	}{s.platform, s.appVersion, s.build, nil, nil}
 	if s.patch.ID != 0 {
 		e.Hotpatch = &s.patch
+	}
+	if s.offline != "" {
+		e.Offline = json.RawMessage(s.offline)
 	}
 	return &e
 }
@@ -134,6 +172,8 @@ func (a *answer) outcome() string {
 		return "upgrade"
 	case a.sections[kindHotpatch] != nullSection:
 		return "hotpatch"
+	case a.sections[kindOffline] != nullSection:
+		return "offline"
 	}
 	return "none"
 }
@@ -226,8 +266,10 @@ func (sg *signer) sign(body []byte) string {
 	return b.String()
 }
 
-// variants is how many sections an offer may have.
-const variants = 2
+// variants is how many sections an offer may have: an upgrade's that
+// reminds or not, a hotpatch's apply or rollback, an offline package's
+// in full or with each of its deltas.
+const variants = 1 + maxDeltas
 
 // answerSet builds and keeps sections and answers, for answers that link
 // to URLs on one public URL.
@@ -275,6 +317,9 @@ type appAnswers struct {
 	mu      sync.Mutex
 	heads   map[headKey]*stateHead
 	answers atomic.Pointer[map[answerKey]*answer]
+	// offlines are the offline sections of the answers, by the entries
+	// they join (see offline).
+	offlines atomic.Pointer[map[string]*offlineSection]
 }
 
 // headKey tells apart the heads of an app's answers: which of the app's
@@ -305,11 +350,9 @@ type answerKey struct {
 const maxAppAnswers = 4096
 
 // answer returns the signed answer for a decision of device d, at now.
-func (set *answerSet) answer(dec delivery.Decision, d *mds.Device, now time.Time) *answer {
-	k := answerKey{headKey{previous: d.AppKey != dec.App.Key, device: stateOf(d)}, [kinds]*section{
-		kindUpgrade:  set.upgrade(dec.Upgrade),
-		kindHotpatch: set.hotpatch(dec.Hotpatch),
-	}}
+// scratch is a buffer of the caller's that the answer's key may point
+// into until answer returns.
+func (set *answerSet) answer(dec *delivery.Decision, d *mds.Device, now time.Time, scratch *[]byte) *answer {
 	epoch := set.signer.epoch(now)
 	cur := dec.Memo.Load()
 	aa, _ := cur.(*appAnswers)
@@ -324,6 +367,11 @@ func (set *answerSet) answer(dec delivery.Decision, d *mds.Device, now time.Time
 		}
 		aa = next
 	}
+	k := answerKey{headKey{previous: d.AppKey != dec.App.Key, device: stateOf(d, scratch)}, [kinds]*section{
+		kindUpgrade:  set.upgrade(dec.Upgrade),
+		kindHotpatch: set.hotpatch(dec.Hotpatch),
+		kindOffline:  aa.offline(dec.Offline),
+	}}
 	if a := (*aa.answers.Load())[k]; a != nil {
 		return a
 	}
@@ -342,6 +390,7 @@ func (set *answerSet) newAppAnswers(app *mds.App, epoch int64) *appAnswers {
 		aa.prefix[1] = frame(app.PreviousKey)
 	}
 	aa.answers.Store(&map[answerKey]*answer{})
+	aa.offlines.Store(&map[string]*offlineSection{})
 	return aa
 }
 
@@ -369,6 +418,7 @@ func (aa *appAnswers) add(k answerKey) *answer {
 		hk := k.headKey
 		hk.device.platform = mds.Platform(strings.Clone(string(hk.device.platform)))
 		hk.device.appVersion = strings.Clone(hk.device.appVersion)
+		hk.device.offline = strings.Clone(hk.device.offline)
 		h = &stateHead{key: hk, body: head(prefix, hk.device)}
 		aa.heads[hk] = h
 	}

@@ -24,13 +24,14 @@ func TestAppAnswersBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 	set := &answerSet{links: &links{base: "http://mds"}, signer: newSigner([]*signing.PrivateKey{key}, time.Hour)}
+	var scratch []byte
 	dec := delivery.Decision{App: &mds.App{Key: "k", Revision: 7}, Memo: &atomic.Value{}}
 	now := time.Date(2026, 12, 4, 3, 0, 0, 0, time.UTC)
 	device := func(i int) *mds.Device {
 		return &mds.Device{AppKey: "k", Platform: mds.Android, AppVersion: fmt.Sprintf("2.%d", i)}
 	}
-	first := set.answer(dec, device(0), now)
-	if again := set.answer(dec, device(0), now); again != first {
+	first := set.answer(&dec, device(0), now, &scratch)
+	if again := set.answer(&dec, device(0), now, &scratch); again != first {
 		t.Error("an answer seen again was signed anew")
 	}
 	kept := func() (answers, heads int) {
@@ -38,12 +39,12 @@ func TestAppAnswersBounded(t *testing.T) {
 		return len(*aa.answers.Load()), len(aa.heads)
 	}
 	for i := 1; i < maxAppAnswers; i++ {
-		set.answer(dec, device(i), now)
+		set.answer(&dec, device(i), now, &scratch)
 	}
 	if n, h := kept(); n != maxAppAnswers || h != maxAppAnswers {
 		t.Fatalf("%d answers and %d heads kept, want %d of each", n, h, maxAppAnswers)
 	}
-	set.answer(dec, device(maxAppAnswers), now)
+	set.answer(&dec, device(maxAppAnswers), now, &scratch)
 	if n, h := kept(); n != 1 || h != 1 {
 		t.Errorf("past the bound %d answers and %d heads are kept; they start over", n, h)
 	}
@@ -51,9 +52,9 @@ func TestAppAnswersBounded(t *testing.T) {
 	// check reuses: the kept answer must hold copies.
 	body := []byte("9.9")
 	d := &mds.Device{AppKey: "k", Platform: mds.Android, AppVersion: unsafe.String(&body[0], len(body))}
-	a := set.answer(dec, d, now)
+	a := set.answer(&dec, d, now, &scratch)
 	copy(body, "8.8")
-	if b := set.answer(dec, &mds.Device{AppKey: "k", Platform: mds.Android, AppVersion: "9.9"}, now); b != a {
+	if b := set.answer(&dec, &mds.Device{AppKey: "k", Platform: mds.Android, AppVersion: "9.9"}, now, &scratch); b != a {
 		t.Error("the kept answer's key changed with the body it came from")
 	}
 }
@@ -67,6 +68,7 @@ func TestAnswersShareTheirParts(t *testing.T) {
 		t.Fatal(err)
 	}
 	set := &answerSet{links: &links{base: "http://mds"}, signer: newSigner([]*signing.PrivateKey{key}, time.Hour)}
+	var scratch []byte
 	app := &mds.App{Key: "k", Revision: 7}
 	now := time.Date(2026, 12, 4, 3, 0, 0, 0, time.UTC)
 	offer := func(id int64) delivery.UpgradeChoice {
@@ -77,7 +79,7 @@ func TestAnswersShareTheirParts(t *testing.T) {
 	memo := &atomic.Value{}
 	first, second := offer(1), offer(2)
 	check := func(c delivery.UpgradeChoice, version string) *answer {
-		return set.answer(delivery.Decision{App: app, Memo: memo, Upgrade: c}, &mds.Device{AppKey: "k", Platform: mds.Android, AppVersion: version}, now)
+		return set.answer(&delivery.Decision{App: app, Memo: memo, Upgrade: c}, &mds.Device{AppKey: "k", Platform: mds.Android, AppVersion: version}, now, &scratch)
 	}
 	a1, a2, b1 := check(first, "2.0"), check(second, "2.0"), check(first, "2.1")
 	if &a1.head[0] != &a2.head[0] {

@@ -199,7 +199,8 @@ func TestCheckDoesNotAllocate(t *testing.T) {
 			snap := delivery.Compile(c.load.Set, nil)
 			for _, d := range c.devices {
 				in := gray.NewInput(d, netip.Addr{}, time.Now())
-				dec, err := snap.Evaluate(&in, nil)
+				var dec delivery.Decision
+				err := snap.Evaluate(&in, nil, &dec)
 				switch {
 				case err != nil:
 					t.Fatal(err)

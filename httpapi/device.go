@@ -57,7 +57,7 @@ func (s *Server) check(w http.ResponseWriter, r *http.Request) {
 // evaluateCheck reads, validates and evaluates the device context of a
 // check (or a watch) into st, and returns its decision and answer; or it
 // answers with a problem and returns false.
-func (s *Server) evaluateCheck(w http.ResponseWriter, r *http.Request, st *checkState) (delivery.Decision, *answer, bool) {
+func (s *Server) evaluateCheck(w http.ResponseWriter, r *http.Request, st *checkState) (*delivery.Decision, *answer, bool) {
 	now := requestTime(w)
 	// The whole body must arrive within the body timeout; the server resets
 	// the deadline for the next request on the connection.
@@ -66,33 +66,33 @@ func (s *Server) evaluateCheck(w http.ResponseWriter, r *http.Request, st *check
 	if err := s.decodeCheck(w, r, st); err != nil {
 		s.metrics.check(outcomeOf(err))
 		s.writeProblem(w, r, err)
-		return delivery.Decision{}, nil, false
+		return nil, nil, false
 	}
 	if err := dev.Validate(); err != nil {
 		s.metrics.check("invalid")
 		s.writeProblem(w, r, err)
-		return delivery.Decision{}, nil, false
+		return nil, nil, false
 	}
 	snap := s.live.Current()
 	if snap == nil {
 		s.metrics.check("unavailable")
 		w.Header().Set("Retry-After", "5")
 		s.writeProblem(w, r, mds.Errorf(mds.EUNAVAILABLE, "starting up: no release snapshot loaded yet; retry shortly"))
-		return delivery.Decision{}, nil, false
+		return nil, nil, false
 	}
 	if !s.realClock {
 		now = s.now()
 	}
 	st.ip = clientIP(r, s.proxies)
 	st.in = gray.NewInput(dev, st.ip, now)
-	dec, err := snap.Evaluate(&st.in, s.admit)
-	if err != nil {
+	dec := &st.decision
+	if err := snap.Evaluate(&st.in, s.admit, dec); err != nil {
 		s.metrics.check(evaluationOutcome(err))
 		s.writeProblem(w, r, evaluationProblem(err, dec, dev))
-		return delivery.Decision{}, nil, false
+		return nil, nil, false
 	}
 	s.recent.Record(dec.App.ID, &st.in)
-	return dec, s.answers.answer(dec, dev, now), true
+	return dec, s.answers.answer(dec, dev, now, &st.key), true
 }
 
 // evaluationOutcome is the check metric's outcome for a device the
@@ -105,7 +105,7 @@ func evaluationOutcome(err error) string {
 }
 
 // evaluationProblem is what a device the snapshot refused is told.
-func evaluationProblem(err error, dec delivery.Decision, dev *mds.Device) error {
+func evaluationProblem(err error, dec *delivery.Decision, dev *mds.Device) error {
 	if mds.ErrorCode(err) == mds.EINVALID {
 		return mds.Errorf(mds.EINVALID, "this app ships on %s, not on %s", mds.JoinPlatforms(dec.App.Platforms), dev.Platform)
 	}
@@ -150,16 +150,18 @@ func outcomeOf(err error) string {
 // its targeting input, the decoder with the attribute map it lends, and
 // the answer's body, assembled from its parts.
 type checkState struct {
-	body []byte
-	dev  mds.Device
-	ip   netip.Addr
-	in   gray.Input
-	dec  deviceDecoder
-	out  []byte
+	body     []byte
+	dev      mds.Device
+	ip       netip.Addr
+	in       gray.Input
+	dec      deviceDecoder
+	decision delivery.Decision
+	key      []byte // what the answer's key may point into (answerSet.answer)
+	out      []byte
 }
 
 var checkStates = sync.Pool{New: func() any {
-	return &checkState{body: make([]byte, 0, 2048), dec: deviceDecoder{attrs: map[string]string{}}, out: make([]byte, 0, 2048)}
+	return &checkState{body: make([]byte, 0, 2048), dec: deviceDecoder{attrs: map[string]string{}, offline: map[string]string{}}, out: make([]byte, 0, 2048)}
 }}
 
 // release returns st to the pool, without what an oversized body grew.
@@ -173,7 +175,11 @@ func (st *checkState) release() {
 	if len(st.dec.attrs) > mds.MaxAttributes {
 		st.dec.attrs = map[string]string{}
 	}
+	if len(st.dec.offline) > mds.MaxOfflineHeld {
+		st.dec.offline = map[string]string{}
+	}
 	st.dev, st.ip, st.in, st.dec.b = mds.Device{}, netip.Addr{}, gray.Input{}, nil
+	st.decision.Reset()
 	checkStates.Put(st)
 }
 

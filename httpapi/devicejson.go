@@ -26,9 +26,10 @@ import (
 
 // deviceDecoder holds what decoding one body needs.
 type deviceDecoder struct {
-	b     []byte
-	i     int
-	attrs map[string]string // lent for Attributes, cleared before use
+	b       []byte
+	i       int
+	attrs   map[string]string // lent for Attributes, cleared before use
+	offline map[string]string // lent for Offline, cleared before use
 	// Where DeviceTime, LastReminded and Hotpatch point when the body
 	// sets them.
 	deviceTime time.Time
@@ -122,7 +123,9 @@ func (d *deviceDecoder) deviceField(key []byte, dev *mds.Device) error {
 	case "language":
 		s, name = &dev.Language, "language"
 	case "attributes":
-		return d.attributes(dev)
+		return d.stringMap("attributes", &dev.Attributes, d.attrs)
+	case "offline":
+		return d.stringMap("offline", &dev.Offline, d.offline)
 	case "device_time":
 		return d.timePointer("device_time", &dev.DeviceTime, &d.deviceTime)
 	case "last_reminded":
@@ -174,27 +177,28 @@ func (d *deviceDecoder) int(field string, n *int64) error {
 	}
 }
 
-// attributes decodes an object of strings; null removes the attributes.
-func (d *deviceDecoder) attributes(dev *mds.Device) error {
+// stringMap decodes an object of strings into *m, the lent map when the
+// body sets it first; null removes it.
+func (d *deviceDecoder) stringMap(field string, m *map[string]string, lent map[string]string) error {
 	switch c := d.peek(); c {
 	case 'n':
-		dev.Attributes = nil
+		*m = nil
 		return d.literal("null")
 	case '{':
-		if dev.Attributes == nil {
-			clear(d.attrs)
-			dev.Attributes = d.attrs
+		if *m == nil {
+			clear(lent)
+			*m = lent
 		}
 		return d.object(func(key []byte) error {
 			var v string // null stores "", as encoding/json has it
-			if err := d.string("attributes", &v); err != nil {
+			if err := d.string(field, &v); err != nil {
 				return err
 			}
-			dev.Attributes[unsafe.String(unsafe.SliceData(key), len(key))] = v
+			(*m)[unsafe.String(unsafe.SliceData(key), len(key))] = v
 			return nil
 		})
 	default:
-		return d.wrongType("attributes", "object", c)
+		return d.wrongType(field, "object", c)
 	}
 }
 

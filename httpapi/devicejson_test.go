@@ -41,7 +41,7 @@ var deviceBodies = []string{
 // TestDecodeDeviceAgreesWithEncodingJSON: the check decoder decodes what
 // encoding/json decodes, to the same device, and refuses what it refuses.
 func TestDecodeDeviceAgreesWithEncodingJSON(t *testing.T) {
-	d := &deviceDecoder{attrs: map[string]string{}}
+	d := &deviceDecoder{attrs: map[string]string{}, offline: map[string]string{}}
 	for _, body := range deviceBodies {
 		want, got, wantErr, gotErr := decodeBoth(d, []byte(body))
 		if (wantErr == nil) != (gotErr == nil) || wantErr == nil && !reflect.DeepEqual(got, want) {
@@ -54,7 +54,7 @@ func TestDecodeDeviceAgreesWithEncodingJSON(t *testing.T) {
 }
 
 func TestDecodeDeviceRefusesBadUTF8(t *testing.T) {
-	d := &deviceDecoder{attrs: map[string]string{}}
+	d := &deviceDecoder{attrs: map[string]string{}, offline: map[string]string{}}
 	var dev mds.Device
 	err := d.decode([]byte("{\"device_id\":\"\xff\"}"), &dev)
 	if err == nil || !strings.Contains(err.Error(), "UTF-8") {
@@ -69,7 +69,7 @@ func FuzzDecodeDevice(f *testing.F) {
 	for _, b := range deviceBodies {
 		f.Add([]byte(b))
 	}
-	d := &deviceDecoder{attrs: map[string]string{}}
+	d := &deviceDecoder{attrs: map[string]string{}, offline: map[string]string{}}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		want, got, wantErr, gotErr := decodeBoth(d, body)
 		if !utf8.Valid(body) && gotErr != nil {

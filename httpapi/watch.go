@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/mds-dev/mds"
+	"github.com/mds-dev/mds/delivery"
 	"github.com/mds-dev/mds/gray"
 	"github.com/mds-dev/mds/watch"
 )
@@ -65,6 +66,20 @@ type watchState struct {
 	ended bool          // a problem ended the watch
 }
 
+// evaluation is what evaluating a watcher needs besides its state: what
+// it decides into, and the buffer its answer's key points into.
+type evaluation struct {
+	dec delivery.Decision
+	key []byte
+}
+
+var evaluations = sync.Pool{New: func() any { return new(evaluation) }}
+
+func (e *evaluation) release() {
+	e.dec.Reset()
+	evaluations.Put(e)
+}
+
 // newWatchState is a watcher's state from the device context of st and
 // the answer the device holds. A stream outlives its request, whose st
 // goes back to its pool, so it copies the context (own); a long poll's
@@ -74,7 +89,7 @@ func (s *Server) newWatchState(st *checkState, held *answer, now time.Time, own 
 		phase: time.Duration(rand.Int64N(s.answers.signer.period*int64(time.Second)/2 + 1))}
 	if own {
 		ws.body = append([]byte(nil), st.body...)
-		dec := deviceDecoder{attrs: map[string]string{}}
+		dec := deviceDecoder{attrs: map[string]string{}, offline: map[string]string{}}
 		ws.dev = mds.Device{}
 		if err := dec.decode(ws.body, &ws.dev); err != nil {
 			panic(err) // the same bytes decoded a moment ago
@@ -98,12 +113,14 @@ func (s *Server) evaluateWatcher(w *watcher, now time.Time) *watchMsg {
 		ws.dev.DeviceTime = &t
 	}
 	in := gray.NewInput(&ws.dev, ws.ip, now)
-	dec, err := snap.Evaluate(&in, s.admit)
-	if err != nil {
+	es := evaluations.Get().(*evaluation)
+	defer es.release()
+	dec := &es.dec
+	if err := snap.Evaluate(&in, s.admit, dec); err != nil {
 		ws.ended = true
 		return &watchMsg{problem: s.errorFor("watch", evaluationProblem(err, dec, &ws.dev))}
 	}
-	a := s.answers.answer(dec, &ws.dev, now)
+	a := s.answers.answer(dec, &ws.dev, now, &es.key)
 	if h := ws.held; h != nil && h.content == a.content && !s.resignDue(ws, a, now) {
 		return nil
 	}

@@ -101,6 +101,8 @@ func (s *Store) DeleteApp(ctx context.Context, id int64) error {
 		for _, q := range []string{
 			`DELETE FROM tasks WHERE app_id = ?`,
 			`DELETE FROM hotpatch_versions WHERE app_id = ?`,
+			`DELETE FROM offline_versions WHERE app_id = ?`,
+			`DELETE FROM deltas WHERE app_id = ?`,
 			`DELETE FROM artifacts WHERE app_id = ?`,
 			`DELETE FROM blobs WHERE app_id = ?`,
 			`DELETE FROM whitelist_entries WHERE whitelist_id IN (SELECT id FROM whitelists WHERE app_id = ?)`,

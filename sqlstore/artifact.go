@@ -67,6 +67,7 @@ type artifactHook struct {
 // artifactHooks are the kinds that keep anything beside their artifacts.
 var artifactHooks = map[mds.Kind]artifactHook{
 	mds.KindHotpatch: {check: (*Store).checkHotpatch, record: (*Store).recordHotpatch},
+	mds.KindOffline:  {check: (*Store).checkOffline, record: (*Store).recordOffline},
 }
 
 // FindArtifact implements mds.ArtifactStore.

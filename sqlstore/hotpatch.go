@@ -133,16 +133,8 @@ func (s *Store) hotpatchRefusal(ctx context.Context, q rowQuerier, a *mds.Artifa
 	if err != nil {
 		return err
 	}
-	var retired sql.NullInt64
-	err = q.QueryRowContext(ctx, s.q(`SELECT retired_at FROM team_keys WHERE app_id = ? AND id = ?`), a.AppID, p.KeyID).Scan(&retired)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		return mds.Errorf(mds.EINVALID, "key %s, which signed the hotpatch, is one this app has not registered; register its public key with `mds keys add` first", p.KeyID)
-	case err != nil:
+	if err := s.teamKeyRefusal(ctx, q, a.AppID, p.KeyID, "hotpatch"); err != nil {
 		return err
-	case retired.Valid:
-		return mds.Errorf(mds.EINVALID, "key %s, which signed the hotpatch, was retired on %s; sign it with an active key of the app",
-			p.KeyID, fromMillis(retired.Int64).Format(time.RFC3339))
 	}
 	for _, v := range p.AppVersions() {
 		var last sql.NullInt64
@@ -154,6 +146,23 @@ func (s *Store) hotpatchRefusal(ctx context.Context, q rowQuerier, a *mds.Artifa
 		if last.Valid && p.PatchVersion <= last.Int64 {
 			return stalePatch(a, p, v, last.Int64)
 		}
+	}
+	return nil
+}
+
+// teamKeyRefusal is why a package (what names it) signed by team key id
+// is refused by app appID: a key the app has not registered, or retired.
+func (s *Store) teamKeyRefusal(ctx context.Context, q rowQuerier, appID int64, id, what string) error {
+	var retired sql.NullInt64
+	err := q.QueryRowContext(ctx, s.q(`SELECT retired_at FROM team_keys WHERE app_id = ? AND id = ?`), appID, id).Scan(&retired)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return mds.Errorf(mds.EINVALID, "key %s, which signed the %s, is one this app has not registered; register its public key with `mds keys add` first", id, what)
+	case err != nil:
+		return err
+	case retired.Valid:
+		return mds.Errorf(mds.EINVALID, "key %s, which signed the %s, was retired on %s; sign it with an active key of the app",
+			id, what, fromMillis(retired.Int64).Format(time.RFC3339))
 	}
 	return nil
 }

@@ -23,7 +23,7 @@ import (
 var migrationFiles embed.FS
 
 // SchemaVersion is the newest migration.
-const SchemaVersion = 5
+const SchemaVersion = 6
 
 // dialectNames are what templates see of a dialect.
 type dialectNames struct {

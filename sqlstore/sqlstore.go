@@ -52,6 +52,9 @@ type Store struct {
 	Now func() time.Time
 	// keep is how many of the newest revisions the change log holds.
 	keep atomic.Int64
+	// deltaBases is how many earlier versions a released offline
+	// package gets deltas from.
+	deltaBases atomic.Int64
 }
 
 var _ mds.Store = (*Store)(nil)
@@ -61,6 +64,7 @@ var _ mds.Store = (*Store)(nil)
 func New(read, write *sql.DB, d Dialect) *Store {
 	s := &Store{read: read, write: write, d: d, Now: time.Now}
 	s.keep.Store(changeLog)
+	s.deltaBases.Store(mds.DefaultDeltaBases)
 	return s
 }
 

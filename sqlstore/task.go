@@ -50,6 +50,11 @@ func (s *Store) CreateTask(ctx context.Context, t *mds.Task, actor string) error
 		if err := s.syncRefs(ctx, tx, t); err != nil {
 			return err
 		}
+		if t.Status == mds.StatusLive {
+			if err := s.released(ctx, tx, t); err != nil {
+				return err
+			}
+		}
 		// A task released as it is created has the history of one created
 		// and then released: the same two events, in one transaction.
 		created := *t
@@ -202,6 +207,11 @@ func (s *Store) UpdateTask(ctx context.Context, appID, id int64, actor string, c
 		if err := s.syncRefs(ctx, tx, t); err != nil {
 			return err
 		}
+		if was != mds.StatusLive && t.Status == mds.StatusLive {
+			if err := s.released(ctx, tx, t); err != nil {
+				return err
+			}
+		}
 		if err := s.addEvent(ctx, tx, t, actor, event); err != nil {
 			return err
 		}
@@ -353,6 +363,9 @@ func (s *Store) LoadLive(ctx context.Context, since int64, again ...int64) (*mds
 	if set.Artifacts, err = s.artifacts(ctx, tx, artifacts.sql(), artifacts.args...); err != nil {
 		return nil, err
 	}
+	if set.Deltas, err = s.deltasTo(ctx, tx, set.Artifacts); err != nil {
+		return nil, err
+	}
 	rows, err = tx.QueryContext(ctx, s.q(`SELECT `+ruleSetColumns+` FROM rule_sets`+lists.sql()), lists.args...)
 	if set.RuleSets, err = collect(rows, err, scanRuleSet); err != nil {
 		return nil, err
@@ -408,6 +421,15 @@ func (s *Store) changedSince(ctx context.Context, tx *sql.Tx, since, rev int64) 
 		return nil, err
 	}
 	return apps, nil // not empty: the log holds rev-since > 0 rows
+}
+
+// released records what task t going live means for its kind: an offline
+// package's version is released, and deltas to it are queued.
+func (s *Store) released(ctx context.Context, tx *sql.Tx, t *mds.Task) error {
+	if t.Kind == mds.KindOffline {
+		return s.releaseOffline(ctx, tx, t)
+	}
+	return nil
 }
 
 // checkRelease refuses to make task t live when what it delivers may no

@@ -319,7 +319,8 @@ func testLiveServesBlobs(t *testing.T, s mds.Store) {
 func OfferOf(t testing.TB, snap *delivery.Snapshot, a *mds.App, user string) *delivery.Offer {
 	t.Helper()
 	in := gray.NewInput(&mds.Device{AppKey: a.Key, Platform: mds.Android, AppVersion: "1.0", DeviceID: "d-" + user, UserID: user}, netip.Addr{}, time.Now())
-	dec, err := snap.Evaluate(&in, nil)
+	var dec delivery.Decision
+	err := snap.Evaluate(&in, nil, &dec)
 	if err != nil {
 		t.Fatal(err)
 	}
