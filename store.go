@@ -99,12 +99,15 @@ type ArtifactStore interface {
 	// (EINVALID), and unless its patch version is above that of every
 	// hotpatch the app ever had for each app version it patches on its
 	// platform, deleted ones included (ECONFLICT): a device can always
-	// tell newer from older.
+	// tell newer from older. An offline package is refused the same way
+	// for its team key, and unless its version is above every version its
+	// package ever had in the app (ECONFLICT).
 	CreateArtifact(ctx context.Context, a *Artifact, uploaded ...Blob) error
-	// CheckHotpatch returns the error CreateArtifact would refuse hotpatch
-	// a with now for its key or patch version, writing nothing: an upload
-	// asks before it stores the file, so that a refusal leaves nothing.
-	CheckHotpatch(ctx context.Context, a *Artifact) error
+	// CheckArtifact returns the error CreateArtifact would refuse a with
+	// now for what its kind keeps (a hotpatch's or offline package's team
+	// key and version), writing nothing: an upload asks before it stores
+	// the file, so that a refusal leaves nothing.
+	CheckArtifact(ctx context.Context, a *Artifact) error
 	FindArtifact(ctx context.Context, appID, id int64) (*Artifact, error)
 	// ListArtifacts lists an app's artifacts of kind ("" for all), newest
 	// first; the cursor is the ID.

@@ -102,7 +102,7 @@ func (s *Server) checkHotpatch(r *http.Request, a *mds.App, f *os.File, size int
 	}
 	// The store says whether the key is the app's and active, and the
 	// patch version new, as it will again when the package is created.
-	if err := s.store.CheckHotpatch(r.Context(), art); err != nil {
+	if err := s.store.CheckArtifact(r.Context(), art); err != nil {
 		return nil, err
 	}
 	k, err := s.store.FindTeamKey(r.Context(), a.ID, m.KeyID)

@@ -57,6 +57,17 @@ func (s *Store) CreateArtifact(ctx context.Context, a *mds.Artifact, uploaded ..
 	})
 }
 
+// CheckArtifact implements mds.ArtifactStore.
+func (s *Store) CheckArtifact(ctx context.Context, a *mds.Artifact) error {
+	switch a.Kind {
+	case mds.KindHotpatch:
+		return s.hotpatchRefusal(ctx, s.read, a)
+	case mds.KindOffline:
+		return s.offlineRefusal(ctx, s.read, a)
+	}
+	return nil
+}
+
 // artifactHook is what a kind keeps beside its artifacts, in the
 // artifact's transaction: check may refuse the artifact before it is
 // stored, record writes what the kind keeps once the artifact has its ID.

@@ -122,11 +122,6 @@ func (s *Store) checkHotpatch(ctx context.Context, tx *sql.Tx, a *mds.Artifact) 
 	return s.hotpatchRefusal(ctx, tx, a)
 }
 
-// CheckHotpatch implements mds.ArtifactStore.
-func (s *Store) CheckHotpatch(ctx context.Context, a *mds.Artifact) error {
-	return s.hotpatchRefusal(ctx, s.read, a)
-}
-
 // hotpatchRefusal is why CreateArtifact refuses hotpatch a, read through q.
 func (s *Store) hotpatchRefusal(ctx context.Context, q rowQuerier, a *mds.Artifact) error {
 	p, err := hotpatchSpec(a)

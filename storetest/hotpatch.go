@@ -341,19 +341,19 @@ func testHotpatches(t *testing.T, s mds.Store) {
 	_, err = s.FindBlob(ctx(), blog.ID, blob.SHA256)
 	wantCode(t, err, mds.ENOTFOUND)
 
-	// CheckHotpatch, which writes nothing, says what CreateArtifact does.
+	// CheckArtifact, which writes nothing, says what CreateArtifact does.
 	create := func(patch int64, versions ...string) error {
 		t.Helper()
 		a, blob := NewHotpatch(t, shop, patch, versions...)
 		before := revision(t, s)
 		_, had := s.FindBlob(ctx(), shop.ID, blob.SHA256)
-		checked := s.CheckHotpatch(ctx(), a)
+		checked := s.CheckArtifact(ctx(), a)
 		if _, has := s.FindBlob(ctx(), shop.ID, blob.SHA256); (has == nil) != (had == nil) || revision(t, s) != before {
-			t.Errorf("CheckHotpatch wrote: blob %v, revision %d → %d", has, before, revision(t, s))
+			t.Errorf("CheckArtifact wrote: blob %v, revision %d → %d", has, before, revision(t, s))
 		}
 		err := s.CreateArtifact(ctx(), a, blob)
 		if mds.ErrorCode(checked) != mds.ErrorCode(err) || mds.ErrorMessage(checked) != mds.ErrorMessage(err) {
-			t.Errorf("CheckHotpatch said %v, CreateArtifact %v", checked, err)
+			t.Errorf("CheckArtifact said %v, CreateArtifact %v", checked, err)
 		}
 		return err
 	}

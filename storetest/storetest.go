@@ -57,6 +57,11 @@ func Run(t *testing.T, open Opener) {
 		{"Rollback", testRollback},
 		{"NoRelease", testNoRelease},
 		{"AppWritesRace", testAppWritesRace},
+		{"Offline", testOffline},
+		{"OfflineRace", testOfflineRace},
+		{"DeltaQueue", testDeltaQueue},
+		{"DeltaBuild", testDeltaBuild},
+		{"DeltaClaimRace", testDeltaClaimRace},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
