@@ -81,11 +81,11 @@ func TestOfflineChoice(t *testing.T) {
 		t.Fatal(s.Problems)
 	}
 	for _, c := range []struct {
-		name    string
-		model   string
-		app     string
-		holds   map[string]string
-		want    string
+		name  string
+		model string
+		app   string
+		holds map[string]string
+		want  string
 	}{
 		{name: "a fresh device gets every package that works with its app, each whole, globals with what needs them",
 			want: "checkout 1.0.0, common 5.0.0, home 1.1.0"},
