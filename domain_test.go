@@ -345,3 +345,86 @@ func TestHotpatchSpecValidate(t *testing.T) {
 		t.Errorf("an applied patch without its version: %v", err)
 	}
 }
+
+func TestOfflineSpecValidate(t *testing.T) {
+	good := func() (*mds.Artifact, *mds.OfflineSpec) {
+		spec := &mds.OfflineSpec{Package: "shop-home", Type: mds.OfflineNormal, Host: "https://h5.shop.example", Entry: "/index.html",
+			Fallback: "https://cdn.shop.example/h5/", Requires: []string{"common", "fonts"}, AppVersions: []version.Range{{Min: "2.0"}},
+			KeyID: strings.Repeat("ab", 32), SHA256: strings.Repeat("cd", 32), Size: 100, CanonicalSHA256: strings.Repeat("ef", 32),
+			CanonicalSize: 300, Files: 3, FilesSize: 250}
+		return &mds.Artifact{Kind: mds.KindOffline, Version: "1.4.0", Spec: spec}, spec
+	}
+	a, p := good()
+	if err := a.Validate(); err != nil || len(a.Blobs) != 1 || a.Blobs[0].Role != mds.BlobOffline || p.Network != mds.NetworkAny {
+		t.Fatalf("a good offline package: %v, blobs %v, network %q", err, a.Blobs, p.Network)
+	}
+	for name, mutate := range map[string]func(*mds.Artifact, *mds.OfflineSpec){
+		"a platform":          func(a *mds.Artifact, _ *mds.OfflineSpec) { a.Platform = mds.Android },
+		"bad version":         func(a *mds.Artifact, _ *mds.OfflineSpec) { a.Version = "x" },
+		"upper-case id":       func(_ *mds.Artifact, p *mds.OfflineSpec) { p.Package = "Shop" },
+		"id of a dot":         func(_ *mds.Artifact, p *mds.OfflineSpec) { p.Package = ".x" },
+		"long id":             func(_ *mds.Artifact, p *mds.OfflineSpec) { p.Package = strings.Repeat("a", 65) },
+		"no type":             func(_ *mds.Artifact, p *mds.OfflineSpec) { p.Type = "" },
+		"host with a path":    func(_ *mds.Artifact, p *mds.OfflineSpec) { p.Host = "https://h5.shop.example/app" },
+		"host with a slash":   func(_ *mds.Artifact, p *mds.OfflineSpec) { p.Host = "https://h5.shop.example/" },
+		"host of ftp":         func(_ *mds.Artifact, p *mds.OfflineSpec) { p.Host = "ftp://h5.shop.example" },
+		"upper-case host":     func(_ *mds.Artifact, p *mds.OfflineSpec) { p.Host = "https://H5.shop.example" },
+		"host with a query":   func(_ *mds.Artifact, p *mds.OfflineSpec) { p.Host = "https://h5.shop.example?x" },
+		"host with a user":    func(_ *mds.Artifact, p *mds.OfflineSpec) { p.Host = "https://me@h5.shop.example" },
+		"relative entry":      func(_ *mds.Artifact, p *mds.OfflineSpec) { p.Entry = "index.html" },
+		"entry with a query":  func(_ *mds.Artifact, p *mds.OfflineSpec) { p.Entry = "/index.html?x=1" },
+		"relative fallback":   func(_ *mds.Artifact, p *mds.OfflineSpec) { p.Fallback = "/h5/" },
+		"fallback with query": func(_ *mds.Artifact, p *mds.OfflineSpec) { p.Fallback = "https://cdn.shop.example/h5/?v=1" },
+		"requires itself":     func(_ *mds.Artifact, p *mds.OfflineSpec) { p.Requires = []string{"shop-home"} },
+		"requires unsorted":   func(_ *mds.Artifact, p *mds.OfflineSpec) { p.Requires = []string{"fonts", "common"} },
+		"requires twice":      func(_ *mds.Artifact, p *mds.OfflineSpec) { p.Requires = []string{"common", "common"} },
+		"a global requiring":  func(_ *mds.Artifact, p *mds.OfflineSpec) { p.Type = mds.OfflineGlobal },
+		"bad range":           func(_ *mds.Artifact, p *mds.OfflineSpec) { p.AppVersions = []version.Range{{Min: "x"}} },
+		"bad network":         func(_ *mds.Artifact, p *mds.OfflineSpec) { p.Network = "5g" },
+		"bad key id":          func(_ *mds.Artifact, p *mds.OfflineSpec) { p.KeyID = "k" },
+		"no file":             func(_ *mds.Artifact, p *mds.OfflineSpec) { p.SHA256 = "" },
+		"no canonical form":   func(_ *mds.Artifact, p *mds.OfflineSpec) { p.CanonicalSize = 0 },
+		"no files":            func(_ *mds.Artifact, p *mds.OfflineSpec) { p.Files = 0 },
+	} {
+		a, p := good()
+		mutate(a, p)
+		if err := a.Validate(); mds.ErrorCode(err) != mds.EINVALID {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	_, p = good()
+	if !p.WorksWith("2.0") || !p.WorksWith("10.1") || p.WorksWith("1.9.9") {
+		t.Error("a package works with the app versions in its ranges")
+	}
+	p.AppVersions = nil
+	if !p.WorksWith("0.1") {
+		t.Error("a package without ranges works with every app version")
+	}
+}
+
+func TestDeviceOffline(t *testing.T) {
+	d := mds.Device{AppKey: "ak", Platform: mds.Android, AppVersion: "1.0", DeviceID: "d", Offline: map[string]string{"shop-home": "1.4.0", "common": "2"}}
+	if err := d.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	many := map[string]string{}
+	for i := range mds.MaxOfflineHeld + 1 {
+		many[fmt.Sprint("p", i)] = "1.0"
+	}
+	for name, held := range map[string]map[string]string{
+		"too many":      many,
+		"bad id":        {"Shop": "1.0"},
+		"empty id":      {"": "1.0"},
+		"bad version":   {"shop": "1..0"},
+		"empty version": {"shop": ""},
+	} {
+		d.Offline = held
+		if err := d.Validate(); mds.ErrorCode(err) != mds.EINVALID || !strings.Contains(err.Error(), "offline") {
+			t.Errorf("%s: %v, want EINVALID naming offline", name, err)
+		}
+	}
+	d.Offline = map[string]string{"shop-home": "1.4.0", "common": "2.0"}
+	if n := testing.AllocsPerRun(100, func() { d.Validate() }); n != 0 {
+		t.Errorf("validating what a device holds allocates %v times", n)
+	}
+}

@@ -33,6 +33,8 @@ var deviceBodies = []string{
 	`{"last_reminded":null}`, `{"last_reminded":"x"}`, `{"last_reminded":{"at":null,"task_id":null}}`,
 	`{"hotpatch":{"patch_id":12,"patch_version":3,"x":[1]}}`, `{"hotpatch":null}`, `{"hotpatch":[1]}`,
 	`{"Hotpatch":{"PATCH_ID":"12"}}`, `{"hotpatch":{"patch_id":1},"hotpatch":{"patch_version":2}}`,
+	`{"offline":{"shop-home":"1.4.0","common":"2"},"attributes":{"a":"1"}}`, `{"Offline":{"a":"1"},"offline":{"b":"2"}}`,
+	`{"offline":{"a":"1"},"offline":null,"offline":{"b":"2"}}`, `{"offline":{"a":1}}`, `{"offline":["a"]}`, `{"offline":{"a":null}}`,
 	`null`, `[1]`, `"x"`, `1`, `true`, ``, ` `, `{`, `{"a"`, `{"a":}`, `{"a":1,}`, `{} {}`, `{}}`, `{}x`,
 	`{"a":"` + "\x01" + `"}`, `{"a":"\x"}`, `{"a":"\u12"}`, `{"a":tru}`, `{"a":-}`, `{"a":1.}`, `{"a":1e}`,
 	`{"a":` + strings.Repeat("[", 10001) + strings.Repeat("]", 10001) + `}`,
