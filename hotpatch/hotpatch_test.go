@@ -7,9 +7,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/mds-dev/mds"
+	"github.com/mds-dev/mds/bundle"
+	"github.com/mds-dev/mds/bundle/bundletest"
 	"github.com/mds-dev/mds/hotpatch"
 	"github.com/mds-dev/mds/hotpatch/hotpatchtest"
 	"github.com/mds-dev/mds/signing"
@@ -107,7 +109,7 @@ func TestRoundTrip(t *testing.T) {
 		t.Run(string(alg), func(t *testing.T) {
 			key := newKey(t, alg)
 			src := t.TempDir()
-			hotpatchtest.WriteFiles(t, src, tree)
+			bundletest.WriteFiles(t, src, tree)
 			b, m := packBytes(t, src, key, testNow)
 
 			if m.CreatedAt != "2026-12-04T02:00:00Z" || m.KeyID != key.Public().ID() || m.Alg != alg || m.Format != hotpatch.Format {
@@ -171,25 +173,15 @@ func TestRoundTrip(t *testing.T) {
 				t.Errorf("extracted %q, want %q", got, want)
 			}
 
-			// How Pack lays entries out, which other readers rely on.
-			zr, err := zip.NewReader(bytes.NewReader(b), int64(len(b)))
-			if err != nil {
+			// Its canonical form is a hotpatch too, signed as it was.
+			var canon bytes.Buffer
+			if _, err := p.WriteCanonical(&canon); err != nil {
 				t.Fatal(err)
 			}
-			methods := map[string]uint16{}
-			for _, f := range zr.File {
-				if f.Flags&0x8 != 0 {
-					t.Errorf("entry %s has a data descriptor", f.Name)
-				}
-				methods[f.Name] = f.Method
-			}
-			for name, want := range map[string]uint16{
-				hotpatch.ManifestName: zip.Store, hotpatch.SignatureName: zip.Store, "files/lib/x86/zeros.bin": zip.Store,
-				"files/lib/arm64/libfix.so": zip.Store, "files/res/empty": zip.Store, "files/res/ü文字.json": zip.Deflate,
-			} {
-				if methods[name] != want {
-					t.Errorf("entry %s has method %d, want %d", name, methods[name], want)
-				}
+			if c, err := openBytes(canon.Bytes(), hotpatch.DefaultLimits); err != nil {
+				t.Errorf("the canonical form: %v", err)
+			} else if err := c.Verify(key.Public()); err != nil || c.Manifest.PatchVersion != m.PatchVersion {
+				t.Errorf("the canonical form: %v, patch version %d", err, c.Manifest.PatchVersion)
 			}
 
 			again, _ := packBytes(t, src, key, testNow.Add(-400*time.Millisecond))
@@ -223,30 +215,6 @@ func TestPackDeterministic(t *testing.T) {
 	}
 }
 
-func TestPackSingleFile(t *testing.T) {
-	key := newKey(t, signing.ECDSAP256)
-	name := filepath.Join(t.TempDir(), "patch.dex")
-	content := randomBytes(5000)
-	if err := os.WriteFile(name, content, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	b, m := packBytes(t, name, key, testNow)
-	if len(m.Files) != 1 || m.Files[0].Path != "patch.dex" || m.Files[0].Size != 5000 {
-		t.Fatalf("files %+v", m.Files)
-	}
-	p, err := openBytes(b, hotpatch.DefaultLimits)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := t.TempDir()
-	if err := p.Extract(out); err != nil {
-		t.Fatal(err)
-	}
-	if got, _ := os.ReadFile(filepath.Join(out, "patch.dex")); !bytes.Equal(got, content) {
-		t.Error("extracted file differs")
-	}
-}
-
 func TestPackRefuses(t *testing.T) {
 	key := newKey(t, signing.ECDSAP256)
 	tests := []struct {
@@ -256,50 +224,22 @@ func TestPackRefuses(t *testing.T) {
 		want  string
 	}{
 		{"symlink in dir", func(t *testing.T, dir string) string {
-			hotpatchtest.WriteFiles(t, dir, map[string][]byte{"a": []byte("a")})
+			bundletest.WriteFiles(t, dir, map[string][]byte{"a": []byte("a")})
 			if err := os.Symlink("a", filepath.Join(dir, "link")); err != nil {
 				t.Skip(err)
 			}
 			return dir
-		}, nil, filepath.Join("link") + " is a symlink"},
-		{"symlink to dir", func(t *testing.T, dir string) string {
-			hotpatchtest.WriteFiles(t, dir, map[string][]byte{"sub/a": []byte("a")})
-			if err := os.Symlink("sub", filepath.Join(dir, "alias")); err != nil {
-				t.Skip(err)
-			}
-			return dir
-		}, nil, "alias is a symlink"},
-		{"src is a symlink", func(t *testing.T, dir string) string {
-			hotpatchtest.WriteFiles(t, dir, map[string][]byte{"real/a": []byte("a")})
-			link := filepath.Join(dir, "link")
-			if err := os.Symlink("real", link); err != nil {
-				t.Skip(err)
-			}
-			return link
-		}, nil, "link is a symlink; pack a directory or a regular file"},
-		{"socket", func(t *testing.T, dir string) string {
-			hotpatchtest.WriteFiles(t, dir, map[string][]byte{"a": []byte("a")})
-			l, err := net.Listen("unix", filepath.Join(dir, "sock"))
-			if err != nil {
-				t.Skip(err)
-			}
-			t.Cleanup(func() { l.Close() })
-			return dir
-		}, nil, "sock is a socket"},
+		}, nil, "link is a symlink; a hotpatch holds regular files only"},
 		{"empty dir", func(t *testing.T, dir string) string {
 			os.Mkdir(filepath.Join(dir, "sub"), 0o755)
 			return dir
-		}, nil, "holds no files"},
-		{"backslash in a name", func(t *testing.T, dir string) string {
-			hotpatchtest.WriteFiles(t, dir, map[string][]byte{`a\b`: []byte("a")})
-			return dir
-		}, nil, "has a backslash"},
+		}, nil, "holds no files; a hotpatch holds at least one"},
 		{"no app key", func(t *testing.T, dir string) string {
-			hotpatchtest.WriteFiles(t, dir, map[string][]byte{"a": []byte("a")})
+			bundletest.WriteFiles(t, dir, map[string][]byte{"a": []byte("a")})
 			return dir
 		}, func(m *hotpatch.Manifest) { m.AppKey = "" }, "no app_key"},
 		{"no targets", func(t *testing.T, dir string) string {
-			hotpatchtest.WriteFiles(t, dir, map[string][]byte{"a": []byte("a")})
+			bundletest.WriteFiles(t, dir, map[string][]byte{"a": []byte("a")})
 			return dir
 		}, func(m *hotpatch.Manifest) { m.Targets = nil }, "names 0"},
 	}
@@ -317,56 +257,222 @@ func TestPackRefuses(t *testing.T) {
 	}
 	t.Run("no key", func(t *testing.T) {
 		dir := t.TempDir()
-		hotpatchtest.WriteFiles(t, dir, map[string][]byte{"a": []byte("a")})
+		bundletest.WriteFiles(t, dir, map[string][]byte{"a": []byte("a")})
 		_, err := hotpatch.Pack(io.Discard, baseManifest(), dir, nil, testNow)
-		wantRefusal(t, err, "private key", nil)
+		wantRefusal(t, err, "packing a hotpatch needs the team's private key", nil)
 	})
 }
 
-// hookWriter runs hook before the first write reaches w.
-type hookWriter struct {
-	w    io.Writer
-	hook func()
-}
-
-func (h *hookWriter) Write(b []byte) (int, error) {
-	if h.hook != nil {
-		h.hook()
-		h.hook = nil
-	}
-	return h.w.Write(b)
-}
-
-func TestPackFileChanged(t *testing.T) {
+// TestOpenRefuses: what a hotpatch's manifest requires, and refusals
+// worded for hotpatches; bundle's tests hold the archive's every rule.
+func TestOpenRefuses(t *testing.T) {
 	key := newKey(t, signing.ECDSAP256)
-	for _, change := range []struct {
-		name string
-		do   func(name string) error
+	a := hotpatchtest.File("a", []byte("alpha"))
+	// withManifest builds a package whose manifest is craftManifest's for
+	// files, changed by change, and whose file entries are entries.
+	withManifest := func(files []hotpatchtest.Entry, change func(*hotpatch.Manifest), entries ...hotpatchtest.Entry) []byte {
+		m := craftManifest(key, files...)
+		change(&m)
+		return hotpatchtest.Package(t, hotpatchtest.EncodeRaw(t, &m), key, entries...)
+	}
+	valid := func(entries ...hotpatchtest.Entry) []byte {
+		return withManifest(entries, func(*hotpatch.Manifest) {}, entries...)
+	}
+	gapped := a
+	gapped.Before = []byte("unsigned: ")
+	tests := []struct {
+		name     string
+		archive  []byte
+		lim      hotpatch.Limits
+		want     string
+		sentinel error
 	}{
-		{"grows", func(name string) error {
-			f, err := os.OpenFile(name, os.O_APPEND|os.O_WRONLY, 0)
-			if err != nil {
-				return err
+		{"no entries", hotpatchtest.BuildZip(t, nil), hotpatch.Limits{}, "first entry of the archive is none; a hotpatch starts with manifest.json, then manifest.sig", nil},
+		{"a gap", valid(gapped), hotpatch.Limits{}, "unexpected 10 bytes between entries 2 (manifest.sig) and 3 (files/a); a hotpatch's entries follow each other without gaps: pack it with mds hotpatch pack", nil},
+		{"symlink entry", valid(hotpatchtest.Entry{Name: "files/a", Content: []byte("/etc/passwd"), Mode: fs.ModeSymlink | 0o777}),
+			hotpatch.Limits{}, `entry "files/a" is a symlink; a hotpatch holds regular files only`, nil},
+		{"dot-dot path", valid(hotpatchtest.File("lib/../../evil", []byte("x"))), hotpatch.Limits{}, `has a ".." segment`, nil},
+		{"file too large", valid(a), hotpatch.Limits{MaxFileSize: 4}, `entry "files/a" is 5 bytes uncompressed; at most 4`, nil},
+		{"header size differs from the manifest", withManifest([]hotpatchtest.Entry{a}, func(m *hotpatch.Manifest) { m.Files[0].Size = 4 }, a), hotpatch.Limits{}, "file a is 5 bytes in the archive but the manifest declares 4", hotpatch.ErrCorrupt},
+		{"no platform", withManifest([]hotpatchtest.Entry{a}, func(m *hotpatch.Manifest) { m.Platform = "" }, a), hotpatch.Limits{}, `platform "" is not one of`, nil},
+		{"no app key", withManifest([]hotpatchtest.Entry{a}, func(m *hotpatch.Manifest) { m.AppKey = "" }, a), hotpatch.Limits{}, "no app_key", nil},
+		{"non-canonical manifest", func() []byte {
+			m := craftManifest(key, a)
+			mb := bytes.Replace(hotpatchtest.EncodeRaw(t, &m), []byte(`,"app_key"`), []byte(`, "app_key"`), 1)
+			return hotpatchtest.Package(t, mb, key, a)
+		}(), hotpatch.Limits{}, "manifest is not in canonical form", nil},
+		{"unknown manifest field", func() []byte {
+			m := craftManifest(key, a)
+			mb := bytes.Replace(hotpatchtest.EncodeRaw(t, &m), []byte(`{"format"`), []byte(`{"run":"rm -rf /","format"`), 1)
+			return hotpatchtest.Package(t, mb, key, a)
+		}(), hotpatch.Limits{}, `unknown field "run"`, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := openBytes(tt.archive, tt.lim)
+			if p != nil {
+				t.Error("Open returned a package with its error")
 			}
-			f.WriteString("more")
-			return f.Close()
-		}},
-		{"same size", func(name string) error { return os.WriteFile(name, []byte("B"), 0o644) }},
-		{"shrinks", func(name string) error { return os.WriteFile(name, nil, 0o644) }},
-	} {
-		t.Run(change.name, func(t *testing.T) {
-			src := t.TempDir()
-			// a is large, so that the zip writer's buffer flushes while
-			// a is copied, before b is read again.
-			hotpatchtest.WriteFiles(t, src, map[string][]byte{"a": randomBytes(256 << 10), "b": []byte("b")})
-			var buf bytes.Buffer
-			w := &hookWriter{w: &buf, hook: func() {
-				if err := change.do(filepath.Join(src, "b")); err != nil {
-					t.Fatal(err)
-				}
-			}}
-			_, err := hotpatch.Pack(w, baseManifest(), src, key, testNow)
-			wantRefusal(t, err, "b changed while being packed", nil)
+			wantRefusal(t, err, tt.want, tt.sentinel)
 		})
 	}
+}
+
+// TestOpenAcceptsCrafted makes sure the crafting helpers build packages
+// Open accepts, so that the refusals above are the changes' doing.
+func TestOpenAcceptsCrafted(t *testing.T) {
+	key := newKey(t, signing.Ed25519)
+	a := hotpatchtest.File("a", []byte("alpha"))
+	stored := hotpatchtest.Entry{Name: "files/lib/b", Content: []byte("bravo"), Method: zip.Store, Raw: true}
+	m := craftManifest(key, a, stored)
+	b := hotpatchtest.Package(t, hotpatchtest.EncodeRaw(t, &m), key, a, stored)
+	p, err := openBytes(b, hotpatch.Limits{MaxFiles: 2, MaxFileSize: 5, MaxTotalSize: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Verify(key.Public()); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.CheckFiles(); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(p.Files, p.Manifest.Files) {
+		t.Errorf("the bundle's files %v are not the manifest's %v", p.Files, p.Manifest.Files)
+	}
+
+	packed, err := openBytes(hotpatchtest.Pack(t, map[string][]byte{"a": []byte("alpha")}, baseManifest(), key), hotpatch.DefaultLimits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := packed.Verify(key.Public()); err != nil {
+		t.Fatal(err)
+	}
+	if err := packed.CheckFiles(); err != nil {
+		t.Fatal(err)
+	}
+	if packed.Manifest.CreatedAt != m.CreatedAt {
+		t.Errorf("hotpatchtest.Pack packed at %s, hotpatchtest.Manifest says %s", packed.Manifest.CreatedAt, m.CreatedAt)
+	}
+}
+
+// TestLimits: a hotpatch's limits are bundle's, and refusals of its size
+// speak of hotpatch files.
+func TestLimits(t *testing.T) {
+	if hotpatch.DefaultLimits != bundle.DefaultLimits || hotpatch.DefaultMaxArchive != 512<<20 {
+		t.Errorf("DefaultLimits %+v, DefaultMaxArchive %d; want bundle's, 512 MiB", hotpatch.DefaultLimits, hotpatch.DefaultMaxArchive)
+	}
+	key := newKey(t, signing.Ed25519)
+	archive := hotpatchtest.Pack(t, map[string][]byte{"a": []byte("alpha")}, baseManifest(), key)
+	n := int64(len(archive))
+	if _, err := openBytes(archive, hotpatch.Limits{MaxArchive: n}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := openBytes(archive, hotpatch.Limits{MaxArchive: n - 1})
+	wantRefusal(t, err, fmt.Sprintf("the file is %d bytes; a hotpatch file is at most %d", n, n-1), nil)
+}
+
+func TestManifestByteChanged(t *testing.T) {
+	key := newKey(t, signing.Ed25519)
+	a := hotpatchtest.File("a", []byte("alpha"))
+	m := craftManifest(key, a)
+	mb := hotpatchtest.EncodeRaw(t, &m)
+	sig, err := key.Sign(mb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range mb {
+		changed := bytes.Clone(mb)
+		changed[i] ^= 0x01
+		archive := hotpatchtest.BuildZip(t, []hotpatchtest.Entry{
+			{Name: hotpatch.ManifestName, Content: changed},
+			{Name: hotpatch.SignatureName, Content: sig},
+			a,
+		})
+		p, err := openBytes(archive, hotpatch.DefaultLimits)
+		if err == nil {
+			err = p.Verify(key.Public())
+			if !errors.Is(err, hotpatch.ErrBadSignature) && !errors.Is(err, hotpatch.ErrWrongKey) {
+				t.Fatalf("byte %d (%q) changed: Verify says %v", i, mb[i], err)
+			}
+		}
+		if mds.ErrorCode(err) != mds.EINVALID {
+			t.Fatalf("byte %d (%q) changed: %v", i, mb[i], err)
+		}
+	}
+}
+
+func TestVerify(t *testing.T) {
+	key, other := newKey(t, signing.ECDSAP256), newKey(t, signing.Ed25519)
+	a := hotpatchtest.File("a", []byte("alpha"))
+	m := craftManifest(key, a)
+	mb := hotpatchtest.EncodeRaw(t, &m)
+
+	p, err := openBytes(hotpatchtest.Package(t, mb, key, a), hotpatch.DefaultLimits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Verify(key.Public()); err != nil {
+		t.Fatal(err)
+	}
+	err = p.Verify(other.Public())
+	wantRefusal(t, err, "the package is signed by key "+key.Public().ID()+" (ecdsa-p256), not by this key "+other.Public().ID(), hotpatch.ErrWrongKey)
+	if errors.Is(err, hotpatch.ErrBadSignature) {
+		t.Error("a wrong key is reported as a bad signature")
+	}
+
+	// The manifest names key, but another key of the same kind signed it.
+	impostor := newKey(t, signing.ECDSAP256)
+	forged, err := openBytes(hotpatchtest.Package(t, mb, impostor, a), hotpatch.DefaultLimits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = forged.Verify(key.Public())
+	wantRefusal(t, err, "signature does not match the manifest: the package was altered or signed by another key", hotpatch.ErrBadSignature)
+	if !errors.Is(err, signing.ErrBadSignature) || errors.Is(err, hotpatch.ErrWrongKey) {
+		t.Errorf("%v: does not match signing.ErrBadSignature, or matches ErrWrongKey", err)
+	}
+
+	// Same key ID, other algorithm: refused before the signature is read.
+	m.Alg = signing.Ed25519
+	mixed, err := openBytes(hotpatchtest.Package(t, hotpatchtest.EncodeRaw(t, &m), key, a), hotpatch.DefaultLimits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantRefusal(t, mixed.Verify(key.Public()), "(ed25519), not by this key", hotpatch.ErrWrongKey)
+}
+
+func FuzzOpen(f *testing.F) {
+	key := newKey(f, signing.Ed25519)
+	f.Add(hotpatchtest.Pack(f, map[string][]byte{"a.txt": []byte(strings.Repeat("patch ", 40)), "lib/b.so": {1, 2, 3}}, baseManifest(), key))
+	a := hotpatchtest.File("a", []byte("alpha"))
+	m := craftManifest(key, a)
+	f.Add(hotpatchtest.Package(f, hotpatchtest.EncodeRaw(f, &m), key, a))
+	f.Add([]byte("PK\x05\x06" + strings.Repeat("\x00", 18)))
+	// Layouts Open refuses: a data descriptor, a gap.
+	dd, gap := a, a
+	dd.DataDescriptor, gap.Before = true, []byte("gap")
+	f.Add(hotpatchtest.Package(f, hotpatchtest.EncodeRaw(f, &m), key, dd))
+	f.Add(hotpatchtest.Package(f, hotpatchtest.EncodeRaw(f, &m), key, gap))
+	lim := hotpatch.Limits{MaxFiles: 100, MaxFileSize: 1 << 20, MaxTotalSize: 4 << 20}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p, err := openBytes(b, lim)
+		if err != nil {
+			if code := mds.ErrorCode(err); code != mds.EINVALID {
+				t.Fatalf("code %q for malformed input: %v", code, err)
+			}
+			return
+		}
+		if err := p.Manifest.Validate(); err != nil {
+			t.Fatalf("accepted an invalid manifest: %v", err)
+		}
+		if enc, err := p.Manifest.Encode(); err != nil || !bytes.Equal(enc, p.ManifestBytes) {
+			t.Fatalf("accepted a manifest that does not encode to manifest.json: %v", err)
+		}
+		if !slices.Equal(p.Files, p.Manifest.Files) {
+			t.Fatalf("the bundle holds files %v, the manifest lists %v", p.Files, p.Manifest.Files)
+		}
+		if err := p.CheckFiles(); err != nil && mds.ErrorCode(err) != mds.EINVALID {
+			t.Fatalf("CheckFiles: %v", err)
+		}
+	})
 }

@@ -7,9 +7,9 @@ import (
 	"slices"
 	"strings"
 	"time"
-	"unicode"
 
 	"github.com/mds-dev/mds"
+	"github.com/mds-dev/mds/bundle"
 	"github.com/mds-dev/mds/signing"
 	"github.com/mds-dev/mds/version"
 )
@@ -20,9 +20,9 @@ const Format = "mds-hotpatch/1"
 
 // Bounds of the manifest's fields.
 const (
-	MaxManifest = 1 << 20 // bytes of manifest.json
-	MaxTargets  = 100     // targets of one manifest
-	MaxAppKey   = 256     // bytes of the app key
+	MaxManifest = bundle.MaxManifest // bytes of manifest.json
+	MaxTargets  = 100                // targets of one manifest
+	MaxAppKey   = 256                // bytes of the app key
 )
 
 // timeLayout is created_at's only accepted shape: UTC, to the second, so
@@ -35,11 +35,7 @@ type Target = mds.HotpatchTarget
 
 // File is one file a hotpatch holds: its path under the patch root, and
 // the size and SHA-256 of its bytes.
-type File struct {
-	Path   string `json:"path"`
-	Size   int64  `json:"size"`
-	SHA256 string `json:"sha256"` // lowercase hex
-}
+type File = bundle.File
 
 // Manifest describes a hotpatch: what it patches and what it holds. Its
 // canonical bytes are what the app team signs. The field order here is the
@@ -90,7 +86,7 @@ func (m *Manifest) Validate() error {
 	if !slices.Contains(signing.Algs, m.Alg) {
 		return mds.Errorf(mds.EINVALID, "alg %q is not one of %s, %s", m.Alg, signing.ECDSAP256, signing.Ed25519)
 	}
-	return validFiles(m.Files)
+	return bundle.ValidFiles(m.Files)
 }
 
 func compareTargets(a, b Target) int {
@@ -119,68 +115,6 @@ func validTargets(ts []Target) error {
 		}
 	}
 	return nil
-}
-
-func validFiles(list []File) error {
-	if len(list) == 0 {
-		return mds.Errorf(mds.EINVALID, "the manifest lists no files; a hotpatch holds at least one")
-	}
-	// Keyed by case-folded path: the file systems of iOS and macOS, and
-	// often Android's shared storage, are case-insensitive, where two
-	// such files would overwrite each other.
-	files := make(map[string]string, len(list))
-	dirs := map[string]string{}
-	for i, f := range list {
-		if err := ValidPath(f.Path); err != nil {
-			return err
-		}
-		if i > 0 && list[i-1].Path >= f.Path {
-			if list[i-1].Path == f.Path {
-				return mds.Errorf(mds.EINVALID, "the manifest lists file %q twice", f.Path)
-			}
-			return mds.Errorf(mds.EINVALID, "files must be sorted by path (bytewise); %q comes after %q", f.Path, list[i-1].Path)
-		}
-		if f.Size < 0 {
-			return mds.Errorf(mds.EINVALID, "file %q has a negative size %d", f.Path, f.Size)
-		}
-		if !mds.ValidSHA256(f.SHA256) {
-			return mds.Errorf(mds.EINVALID, "file %q has sha256 %q; it must be 64 lowercase hex digits", f.Path, f.SHA256)
-		}
-		key := fold(f.Path)
-		if other, ok := files[key]; ok {
-			return mds.Errorf(mds.EINVALID, "files %q and %q differ only in case; on a case-insensitive file system they are one file: rename one", other, f.Path)
-		}
-		files[key] = f.Path
-		for j := range len(key) {
-			if key[j] == '/' {
-				dirs[key[:j]] = f.Path
-			}
-		}
-	}
-	// A path that is a file and, for another file, a directory cannot be
-	// extracted; sorting does not put them next to each other ("a",
-	// "a-b", "a/b").
-	for key, p := range files {
-		if other, ok := dirs[key]; ok {
-			return mds.Errorf(mds.EINVALID, "file %q is also a directory holding %q; a path cannot be both", p, other)
-		}
-	}
-	return nil
-}
-
-// fold maps s to a key that two strings share exactly when strings.EqualFold
-// holds: each rune becomes the smallest of its simple case-folding orbit.
-func fold(s string) string {
-	var b strings.Builder
-	b.Grow(len(s))
-	for _, r := range s {
-		least := r
-		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
-			least = min(least, f)
-		}
-		b.WriteRune(least)
-	}
-	return b.String()
 }
 
 // Encode validates m and returns its canonical bytes: what the team
@@ -244,10 +178,4 @@ func (m *Manifest) Created() time.Time {
 }
 
 // TotalSize is the sum of the sizes of the manifest's files.
-func (m *Manifest) TotalSize() int64 {
-	var n int64
-	for _, f := range m.Files {
-		n += f.Size
-	}
-	return n
-}
+func (m *Manifest) TotalSize() int64 { return bundle.TotalSize(m.Files) }

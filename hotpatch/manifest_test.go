@@ -13,40 +13,13 @@ import (
 	"github.com/mds-dev/mds/signing"
 )
 
+// TestValidPath: a hotpatch's paths are bundle's (whose tests hold every
+// rule).
 func TestValidPath(t *testing.T) {
-	for _, p := range []string{
-		"a", "lib/arm64-v8a/libfix.so", "assets/ü文字 with spaces.json", ".hidden", "a..b", "...",
-		"ab:c", "1:", "a/C:b", strings.Repeat("x", 255), strings.Repeat("abcdefg/", 127) + "abcdefgh",
-	} {
-		if err := hotpatch.ValidPath(p); err != nil {
-			t.Errorf("ValidPath(%.40q): %v", p, err)
-		}
+	if err := hotpatch.ValidPath("lib/arm64-v8a/libfix.so"); err != nil {
+		t.Error(err)
 	}
-	tests := []struct{ path, want string }{
-		{"", "is empty"},
-		{strings.Repeat("abcdefg/", 128) + "a", "is 1025 bytes; at most 1024"},
-		{"a\xffb", "is not valid UTF-8"},
-		{"/etc/passwd", "is absolute"},
-		{"lib/", "ends with /"},
-		{`lib\a.so`, "has a backslash"},
-		{"C:/Windows/evil", "starts with a drive letter"},
-		{"c:evil", "starts with a drive letter"},
-		{"a:b", "starts with a drive letter"},
-		{"a//b", "has an empty segment"},
-		{"./a", `has a "." segment`},
-		{"a/./b", `has a "." segment`},
-		{"..", `has a ".." segment`},
-		{"a/../../b", `has a ".." segment`},
-		{"a/..", `has a ".." segment`},
-		{"a\x00b", "control character U+0000"},
-		{"a\nb", "control character U+000A"},
-		{"a\u0085b", "control character U+0085"},
-		{"a\x7f", "control character U+007F"},
-		{"d/" + strings.Repeat("x", 256), "has a segment of 256 bytes; at most 255"},
-	}
-	for _, tt := range tests {
-		wantRefusal(t, hotpatch.ValidPath(tt.path), tt.want, nil)
-	}
+	wantRefusal(t, hotpatch.ValidPath("lib/../../evil"), `has a ".." segment`, nil)
 }
 
 func validManifest() hotpatch.Manifest {

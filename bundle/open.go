@@ -1,4 +1,4 @@
-package hotpatch
+package bundle
 
 import (
 	"archive/zip"
@@ -20,48 +20,40 @@ import (
 	"github.com/mds-dev/mds/signing"
 )
 
-// Entry names of the archive.
-const (
-	ManifestName  = "manifest.json"
-	SignatureName = "manifest.sig"
-	FilesPrefix   = "files/" // + File.Path
-)
-
-// MaxSignature bounds manifest.sig; a DER ECDSA P-256 signature is at most
-// 72 bytes and an Ed25519 one 64.
-const MaxSignature = 1 << 10
-
-// Package is a hotpatch whose structure Open checked. Its manifest is
+// Bundle is a bundle whose structure Open checked. Its manifest is
 // trusted only once Verify passes, and its files once CheckFiles or
 // Extract has read them.
-type Package struct {
-	Manifest      *Manifest
+type Bundle struct {
 	ManifestBytes []byte // manifest.json, exactly: what the signature covers
 	Signature     []byte // manifest.sig
+	Files         []File // the files the manifest lists, in its order
 
-	files []*zip.File // the file entries, in the manifest's order
+	entries []*zip.File // the file entries, in the manifest's order
 }
 
-// Open checks the structure of the hotpatch of size bytes in r against
-// lim before anything in it is trusted: its size, its layout (entries
-// from the first byte on, each local header saying what the central
-// directory says, no gaps, data descriptors, comments or zip64), the
-// entries, their order, names, kinds, methods and sizes, and the manifest.
-// It reads the archive's end record first, and refuses too many entries
-// before reading their records; then the directory, the local headers,
-// manifest.json and manifest.sig, and no file's content.
-// Refusals are EINVALID errors; an error of r itself is returned wrapped.
-func Open(r io.ReaderAt, size int64, lim Limits) (*Package, error) {
+// Open checks the structure of the bundle of size bytes in r against lim
+// before anything in it is trusted: its size, its layout (entries from
+// the first byte on, each local header saying what the central directory
+// says, no gaps, data descriptors, comments or zip64), the entries, their
+// order, names, kinds, methods and sizes. It passes manifest.json to
+// parse, which checks it as the kind's manifest and returns the files it
+// lists; Open checks that list (ValidFiles) and holds the file entries to
+// it. It reads the archive's end record first, and refuses too many
+// entries before reading their records; then the directory, the local
+// headers, manifest.json and manifest.sig, and no file's content.
+// Refusals are EINVALID errors, worded for f; parse's errors are
+// returned as they are; an error of r itself is returned wrapped.
+func Open(r io.ReaderAt, size int64, f Format, lim Limits, parse func(manifest []byte) ([]File, error)) (*Bundle, error) {
 	lim = lim.withDefaults()
 	if size > lim.MaxArchive {
-		return nil, mds.Errorf(mds.EINVALID, "the file is %d bytes; a hotpatch file is at most %d", size, lim.MaxArchive)
+		return nil, mds.Errorf(mds.EINVALID, "the file is %d bytes; %s file is at most %d", size, f.Noun, lim.MaxArchive)
 	}
 	br := &bounded{r: r, size: size}
-	recs, dirOffset, err := readDirectory(br, size, lim)
+	recs, dirOffset, err := f.readDirectory(br, size, lim)
 	if err != nil {
 		return nil, err
 	}
-	if err := checkLayout(br, recs, dirOffset); err != nil {
+	if err := f.checkLayout(br, recs, dirOffset); err != nil {
 		return nil, err
 	}
 	zr, err := zip.NewReader(br, size)
@@ -69,15 +61,15 @@ func Open(r io.ReaderAt, size int64, lim Limits) (*Package, error) {
 	// below, more strictly.
 	if err != nil && !errors.Is(err, zip.ErrInsecurePath) {
 		if malformed(err) {
-			return nil, mds.Errorf(mds.EINVALID, "the file is not a zip archive (%v); a hotpatch is a zip starting with %s", err, ManifestName)
+			return nil, f.notZip("%v", err)
 		}
-		return nil, fmt.Errorf("hotpatch: reading the archive: %w", err)
+		return nil, fmt.Errorf("bundle: reading the archive: %w", err)
 	}
 	entries := zr.File
-	if err := sameAsRead(entries, recs); err != nil {
+	if err := f.sameAsRead(entries, recs); err != nil {
 		return nil, err
 	}
-	if err := checkEntries(entries, lim); err != nil {
+	if err := f.checkEntries(entries, lim); err != nil {
 		return nil, err
 	}
 	if len(entries) == 0 || entries[0].Name != ManifestName {
@@ -85,21 +77,26 @@ func Open(r io.ReaderAt, size int64, lim Limits) (*Package, error) {
 		if len(entries) > 0 {
 			first = fmt.Sprintf("%q", entries[0].Name)
 		}
-		return nil, mds.Errorf(mds.EINVALID, "the first entry of the archive is %s; a hotpatch starts with %s, then %s", first, ManifestName, SignatureName)
+		return nil, mds.Errorf(mds.EINVALID, "the first entry of the archive is %s; %s starts with %s, then %s", first, f.Noun, ManifestName, SignatureName)
 	}
 	if len(entries) < 2 || entries[1].Name != SignatureName {
 		second := "missing"
 		if len(entries) > 1 {
 			second = fmt.Sprintf("%q", entries[1].Name)
 		}
-		return nil, mds.Errorf(mds.EINVALID, "the second entry of the archive is %s; a hotpatch has %s right after %s: sign the manifest", second, SignatureName, ManifestName)
+		return nil, mds.Errorf(mds.EINVALID, "the second entry of the archive is %s; %s has %s right after %s: sign the manifest", second, f.Noun, SignatureName, ManifestName)
 	}
 	mb, err := readSmall(entries[0], MaxManifest)
 	if err != nil {
 		return nil, err
 	}
-	m, err := ParseManifest(mb)
+	files, err := parse(mb)
 	if err != nil {
+		return nil, err
+	}
+	// The kind's parser validated its manifest; checked again here since
+	// Extract relies on what it promises, whoever parsed.
+	if err := ValidFiles(files); err != nil {
 		return nil, err
 	}
 	sig, err := readSmall(entries[1], MaxSignature)
@@ -109,11 +106,11 @@ func Open(r io.ReaderAt, size int64, lim Limits) (*Package, error) {
 	if len(sig) == 0 {
 		return nil, mds.Errorf(mds.EINVALID, "%s is empty; sign the manifest", SignatureName)
 	}
-	files := entries[2:]
-	if err := matchFiles(files, m.Files); err != nil {
+	fileEntries := entries[2:]
+	if err := f.matchFiles(fileEntries, files); err != nil {
 		return nil, err
 	}
-	return &Package{Manifest: m, ManifestBytes: mb, Signature: sig, files: files}, nil
+	return &Bundle{ManifestBytes: mb, Signature: sig, Files: files, entries: fileEntries}, nil
 }
 
 // errOutside is what a read outside the archive fails with: the archive
@@ -150,41 +147,41 @@ func malformed(err error) bool {
 
 // checkEntries checks what the central directory says of every entry,
 // before any is read; checkLayout checked where they are.
-func checkEntries(entries []*zip.File, lim Limits) error {
+func (f Format) checkEntries(entries []*zip.File, lim Limits) error {
 	seen := make(map[string]bool, len(entries))
 	var total uint64
-	for i, f := range entries {
-		if seen[f.Name] {
-			return mds.Errorf(mds.EINVALID, "entry %q appears twice in the archive", f.Name)
+	for i, e := range entries {
+		if seen[e.Name] {
+			return mds.Errorf(mds.EINVALID, "entry %q appears twice in the archive", e.Name)
 		}
-		seen[f.Name] = true
-		if t := f.Mode() & fs.ModeType; t != 0 {
-			return mds.Errorf(mds.EINVALID, "entry %q is %s; a hotpatch holds regular files only", f.Name, describeMode(t))
+		seen[e.Name] = true
+		if t := e.Mode() & fs.ModeType; t != 0 {
+			return mds.Errorf(mds.EINVALID, "entry %q is %s; %s holds regular files only", e.Name, describeMode(t), f.Noun)
 		}
-		if f.Flags&flagEncrypt != 0 {
-			return mds.Errorf(mds.EINVALID, "entry %q is encrypted; a hotpatch is signed, not encrypted", f.Name)
+		if e.Flags&flagEncrypt != 0 {
+			return mds.Errorf(mds.EINVALID, "entry %q is encrypted; %s is signed, not encrypted", e.Name, f.Noun)
 		}
-		switch f.Method {
+		switch e.Method {
 		case zip.Deflate:
 		case zip.Store:
-			if f.CompressedSize64 != f.UncompressedSize64 {
-				return mds.Errorf(mds.EINVALID, "entry %q is stored, but its compressed size %d is not its size %d", f.Name, f.CompressedSize64, f.UncompressedSize64)
+			if e.CompressedSize64 != e.UncompressedSize64 {
+				return mds.Errorf(mds.EINVALID, "entry %q is stored, but its compressed size %d is not its size %d", e.Name, e.CompressedSize64, e.UncompressedSize64)
 			}
 		default:
-			return mds.Errorf(mds.EINVALID, "entry %q uses compression method %d; a hotpatch uses store (0) or deflate (8) only", f.Name, f.Method)
+			return mds.Errorf(mds.EINVALID, "entry %q uses compression method %d; %s uses store (0) or deflate (8) only", e.Name, e.Method, f.Noun)
 		}
 		// The first two are manifest.json and manifest.sig, or refused
 		// by name below; readSmall bounds them.
 		if i >= 2 {
-			if f.UncompressedSize64 > uint64(lim.MaxFileSize) {
-				return mds.Errorf(mds.EINVALID, "entry %q is %d bytes uncompressed; at most %d are accepted", f.Name, f.UncompressedSize64, lim.MaxFileSize)
+			if e.UncompressedSize64 > uint64(lim.MaxFileSize) {
+				return mds.Errorf(mds.EINVALID, "entry %q is %d bytes uncompressed; at most %d are accepted", e.Name, e.UncompressedSize64, lim.MaxFileSize)
 			}
-			if total += f.UncompressedSize64; total > uint64(lim.MaxTotalSize) {
+			if total += e.UncompressedSize64; total > uint64(lim.MaxTotalSize) {
 				return mds.Errorf(mds.EINVALID, "the files of the archive add up to more than %d bytes uncompressed, the most accepted", lim.MaxTotalSize)
 			}
 		}
-		if lim.bomb(f.UncompressedSize64, f.CompressedSize64) {
-			return mds.Errorf(mds.EINVALID, "entry %q inflates from %d to %d bytes, more than %d times: refused as a zip bomb", f.Name, f.CompressedSize64, f.UncompressedSize64, lim.MaxRatio)
+		if lim.bomb(e.UncompressedSize64, e.CompressedSize64) {
+			return mds.Errorf(mds.EINVALID, "entry %q inflates from %d to %d bytes, more than %d times: refused as a zip bomb", e.Name, e.CompressedSize64, e.UncompressedSize64, lim.MaxRatio)
 		}
 	}
 	return nil
@@ -208,45 +205,45 @@ func describeMode(t fs.FileMode) string {
 
 // matchFiles checks that the file entries are exactly the manifest's
 // files, in its order, with its sizes.
-func matchFiles(entries []*zip.File, files []File) error {
+func (f Format) matchFiles(entries []*zip.File, files []File) error {
 	names := make(map[string]bool, len(entries))
-	for _, f := range entries {
-		names[f.Name] = true
+	for _, e := range entries {
+		names[e.Name] = true
 	}
 	listed := make(map[string]bool, len(files))
-	for _, f := range files {
-		name := FilesPrefix + f.Path
+	for _, file := range files {
+		name := FilesPrefix + file.Path
 		listed[name] = true
 		if !names[name] {
 			return mds.Errorf(mds.EINVALID, "the archive lacks %s, which the manifest lists", name)
 		}
 	}
-	for _, f := range entries {
-		if !listed[f.Name] {
-			return mds.Errorf(mds.EINVALID, "entry %q is not listed in the manifest; a hotpatch holds only %s, %s and the files its manifest lists", f.Name, ManifestName, SignatureName)
+	for _, e := range entries {
+		if !listed[e.Name] {
+			return mds.Errorf(mds.EINVALID, "entry %q is not listed in the manifest; %s holds only %s, %s and the files its manifest lists", e.Name, f.Noun, ManifestName, SignatureName)
 		}
 	}
 	// Same sets of distinct names, so the counts are equal too.
-	for i, f := range entries {
+	for i, e := range entries {
 		want := files[i]
-		if f.Name != FilesPrefix+want.Path {
-			return mds.Errorf(mds.EINVALID, "entry %d of the archive is %s where the manifest lists %s%s: file entries must follow the manifest's order", i+3, f.Name, FilesPrefix, want.Path)
+		if e.Name != FilesPrefix+want.Path {
+			return mds.Errorf(mds.EINVALID, "entry %d of the archive is %s where the manifest lists %s%s: file entries must follow the manifest's order", i+3, e.Name, FilesPrefix, want.Path)
 		}
-		if f.UncompressedSize64 != uint64(want.Size) {
-			return refuse(ErrCorrupt, nil, "file %s is %d bytes in the archive but the manifest declares %d", want.Path, f.UncompressedSize64, want.Size)
+		if e.UncompressedSize64 != uint64(want.Size) {
+			return refuse(ErrCorrupt, nil, "file %s is %d bytes in the archive but the manifest declares %d", want.Path, e.UncompressedSize64, want.Size)
 		}
 	}
 	return nil
 }
 
-// entryReader returns the content of f, decompressed here from its raw
+// entryReader returns the content of e, decompressed here from its raw
 // bytes so that the bounds and checks on it are this package's.
-func entryReader(f *zip.File) (io.ReadCloser, error) {
-	raw, err := f.OpenRaw()
+func entryReader(e *zip.File) (io.ReadCloser, error) {
+	raw, err := e.OpenRaw()
 	if err != nil {
 		return nil, err
 	}
-	if f.Method == zip.Deflate {
+	if e.Method == zip.Deflate {
 		return flate.NewReader(raw), nil
 	}
 	return io.NopCloser(raw), nil
@@ -254,20 +251,20 @@ func entryReader(f *zip.File) (io.ReadCloser, error) {
 
 // readSmall reads manifest.json or manifest.sig, refusing more than max
 // bytes whatever the header claims.
-func readSmall(f *zip.File, max int64) ([]byte, error) {
-	if f.UncompressedSize64 > uint64(max) {
-		return nil, mds.Errorf(mds.EINVALID, "%s is %d bytes; at most %d", f.Name, f.UncompressedSize64, max)
+func readSmall(e *zip.File, max int64) ([]byte, error) {
+	if e.UncompressedSize64 > uint64(max) {
+		return nil, mds.Errorf(mds.EINVALID, "%s is %d bytes; at most %d", e.Name, e.UncompressedSize64, max)
 	}
 	var buf bytes.Buffer
-	err := copyEntry(&buf, f, f.Name, int64(f.UncompressedSize64), "")
+	err := copyEntry(&buf, e, e.Name, int64(e.UncompressedSize64), "")
 	if err != nil {
 		return nil, err
 	}
 	return buf.Bytes(), nil
 }
 
-// sourceReader keeps the error of reading an entry, to tell it from one
-// of writing its bytes out.
+// sourceReader keeps the error of reading an entry or a file, to tell it
+// from one of writing its bytes out.
 type sourceReader struct {
 	r   io.Reader
 	err error
@@ -281,13 +278,13 @@ func (s *sourceReader) Read(b []byte) (int, error) {
 	return n, err
 }
 
-// copyEntry copies the content of f, which the manifest calls name, to w,
+// copyEntry copies the content of e, which the manifest calls name, to w,
 // reading at most size+1 bytes, and checks that it is size bytes long,
 // has the zip header's CRC-32 (which other zip readers check, so that a
-// package mds accepts is one they read) and, unless sum is "", the SHA-256
+// bundle mds accepts is one they read) and, unless sum is "", the SHA-256
 // sum.
-func copyEntry(w io.Writer, f *zip.File, name string, size int64, sum string) error {
-	rc, err := entryReader(f)
+func copyEntry(w io.Writer, e *zip.File, name string, size int64, sum string) error {
+	rc, err := entryReader(e)
 	if err != nil {
 		return readFailure(name, err)
 	}
@@ -304,7 +301,7 @@ func copyEntry(w io.Writer, f *zip.File, name string, size int64, sum string) er
 		return refuse(ErrCorrupt, nil, "file %s holds more than the %d bytes the manifest declares: the package is corrupt; download or build it again", name, size)
 	case n < size:
 		return refuse(ErrCorrupt, nil, "file %s ends after %d bytes, but the manifest declares %d: the package is corrupt; download or build it again", name, n, size)
-	case c.Sum32() != f.CRC32:
+	case c.Sum32() != e.CRC32:
 		return refuse(ErrCorrupt, nil, "file %s does not match the CRC-32 of its zip header: the package is corrupt; download or build it again", name)
 	case sum != "" && hex.EncodeToString(h.Sum(nil)) != sum:
 		return refuse(ErrCorrupt, nil, "file %s does not match its sha256 in the manifest: the package is corrupt or was altered after signing", name)
@@ -316,17 +313,18 @@ func readFailure(name string, err error) error {
 	if malformed(err) {
 		return refuse(ErrCorrupt, nil, "file %s does not decompress (%v): the package is corrupt; download or build it again", name, err)
 	}
-	return fmt.Errorf("hotpatch: reading %s: %w", name, err)
+	return fmt.Errorf("bundle: reading %s: %w", name, err)
 }
 
-// Verify checks that pub signed the package's manifest. It says nothing
-// of the files: CheckFiles and Extract hold them to the manifest.
-func (p *Package) Verify(pub *signing.PublicKey) error {
-	m := p.Manifest
-	if m.KeyID != pub.ID() || m.Alg != pub.Alg() {
-		return refuse(ErrWrongKey, nil, "the package is signed by key %s (%s), not by this key %s (%s): verify it with the key that signed it, or have the team sign it with one this build trusts", m.KeyID, m.Alg, pub.ID(), pub.Alg())
+// Verify checks that pub signed the bundle's manifest, which names the
+// key keyID of algorithm alg as its signer: the kind's manifest says
+// which. It says nothing of the files: CheckFiles and Extract hold them
+// to the manifest.
+func (b *Bundle) Verify(pub *signing.PublicKey, keyID string, alg signing.Alg) error {
+	if keyID != pub.ID() || alg != pub.Alg() {
+		return refuse(ErrWrongKey, nil, "the package is signed by key %s (%s), not by this key %s (%s): verify it with the key that signed it, or have the team sign it with one this build trusts", keyID, alg, pub.ID(), pub.Alg())
 	}
-	if err := pub.Verify(p.ManifestBytes, p.Signature); err != nil {
+	if err := pub.Verify(b.ManifestBytes, b.Signature); err != nil {
 		return refuse(ErrBadSignature, []error{err}, "signature does not match the manifest: the package was altered or signed by another key")
 	}
 	return nil
@@ -334,25 +332,25 @@ func (p *Package) Verify(pub *signing.PublicKey) error {
 
 // CheckFiles reads every file and checks its size and SHA-256 against the
 // manifest, writing nothing: what the server does on upload.
-func (p *Package) CheckFiles() error {
-	for i, f := range p.Manifest.Files {
-		if err := copyEntry(io.Discard, p.files[i], f.Path, f.Size, f.SHA256); err != nil {
+func (b *Bundle) CheckFiles() error {
+	for i, f := range b.Files {
+		if err := copyEntry(io.Discard, b.entries[i], f.Path, f.Size, f.SHA256); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// Extract writes the package's files under dir, which must exist and be
+// Extract writes the bundle's files under dir, which must exist and be
 // empty, and syncs them and the directories it creates to disk. It checks
 // every file's size and SHA-256 as it writes it. On error, what it wrote
 // stays: the caller removes dir.
-func (p *Package) Extract(dir string) error {
+func (b *Bundle) Extract(dir string) error {
 	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
 		return mds.Errorf(mds.EINVALID, "cannot extract into %s: it is not a directory; create an empty one", dir)
 	}
 	if des, err := os.ReadDir(dir); err != nil {
-		return fmt.Errorf("hotpatch: reading %s: %w", dir, err)
+		return fmt.Errorf("bundle: reading %s: %w", dir, err)
 	} else if len(des) > 0 {
 		return mds.Errorf(mds.EINVALID, "cannot extract into %s: it is not empty; extract into a new empty directory", dir)
 	}
@@ -360,12 +358,12 @@ func (p *Package) Extract(dir string) error {
 	// something else put there meanwhile.
 	root, err := os.OpenRoot(dir)
 	if err != nil {
-		return fmt.Errorf("hotpatch: %w", err)
+		return fmt.Errorf("bundle: %w", err)
 	}
 	defer root.Close()
 	created := map[string]bool{} // the directories made so far, by slash path
 	var dirs []string            // the same, in the order made
-	for i, f := range p.Manifest.Files {
+	for i, f := range b.Files {
 		// ValidPath already guarantees it; checked again since a path
 		// that escaped would write anywhere.
 		name := filepath.FromSlash(f.Path)
@@ -379,12 +377,12 @@ func (p *Package) Extract(dir string) error {
 		for j := len(missing) - 1; j >= 0; j-- {
 			d := missing[j]
 			if err := root.Mkdir(filepath.FromSlash(d), 0o755); err != nil {
-				return fmt.Errorf("hotpatch: creating directory %s: %w", d, err)
+				return fmt.Errorf("bundle: creating directory %s: %w", d, err)
 			}
 			created[d] = true
 			dirs = append(dirs, d)
 		}
-		if err := p.extractFile(root, i, name); err != nil {
+		if err := b.extractFile(root, i, name); err != nil {
 			return err
 		}
 	}
@@ -404,29 +402,29 @@ func (p *Package) Extract(dir string) error {
 	return nil
 }
 
-func (p *Package) extractFile(root *os.Root, i int, name string) error {
-	mf := p.Manifest.Files[i]
+func (b *Bundle) extractFile(root *os.Root, i int, name string) error {
+	f := b.Files[i]
 	// O_EXCL: a file already there means two paths met, as on a
 	// case-insensitive file system; never overwrite.
 	out, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
-		return fmt.Errorf("hotpatch: creating %s: %w", mf.Path, err)
+		return fmt.Errorf("bundle: creating %s: %w", f.Path, err)
 	}
-	err = copyEntry(out, p.files[i], mf.Path, mf.Size, mf.SHA256)
+	err = copyEntry(out, b.entries[i], f.Path, f.Size, f.SHA256)
 	if err == nil {
 		err = out.Sync()
 	}
 	if err == nil {
 		var fi os.FileInfo
-		if fi, err = out.Stat(); err == nil && fi.Size() != mf.Size {
-			err = fmt.Errorf("hotpatch: %s is %d bytes on disk after writing %d", mf.Path, fi.Size(), mf.Size)
+		if fi, err = out.Stat(); err == nil && fi.Size() != f.Size {
+			err = fmt.Errorf("bundle: %s is %d bytes on disk after writing %d", f.Path, fi.Size(), f.Size)
 		}
 	}
 	if cerr := out.Close(); err == nil && cerr != nil {
 		err = cerr
 	}
 	if err != nil && !isRefusal(err) {
-		return fmt.Errorf("hotpatch: writing %s: %w", mf.Path, err)
+		return fmt.Errorf("bundle: writing %s: %w", f.Path, err)
 	}
 	return err
 }
@@ -439,36 +437,14 @@ func isRefusal(err error) bool {
 func syncDir(root *os.Root, name string) error {
 	d, err := root.Open(name)
 	if err != nil {
-		return fmt.Errorf("hotpatch: syncing %s: %w", name, err)
+		return fmt.Errorf("bundle: syncing %s: %w", name, err)
 	}
 	err = d.Sync()
 	if cerr := d.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
-		return fmt.Errorf("hotpatch: syncing %s: %w", name, err)
+		return fmt.Errorf("bundle: syncing %s: %w", name, err)
 	}
 	return nil
-}
-
-// entryHeader is the header Pack writes for every entry: sizes and CRC in
-// the local header (no data descriptor, which streaming readers such as
-// Java's ZipInputStream cannot take for stored entries), UTF-8 names, a
-// fixed time and mode so that the same input packs to the same bytes.
-func entryHeader(name string, method uint16, crc uint32, size, csize int64) *zip.FileHeader {
-	fh := &zip.FileHeader{
-		Name:               name,
-		Method:             method,
-		Flags:              0x800, // names are UTF-8
-		ReaderVersion:      20,
-		CRC32:              crc,
-		CompressedSize64:   uint64(csize),
-		UncompressedSize64: uint64(size),
-		// CreateRaw writes the MS-DOS fields as they are: 1980-01-01
-		// 00:00, the format's epoch.
-		ModifiedDate: 1<<5 | 1,
-	}
-	fh.SetMode(0o644)
-	fh.CreatorVersion |= 20
-	return fh
 }

@@ -1,4 +1,4 @@
-package hotpatch_test
+package bundle_test
 
 import (
 	"archive/zip"
@@ -12,8 +12,8 @@ import (
 	"testing"
 
 	"github.com/mds-dev/mds"
-	"github.com/mds-dev/mds/hotpatch"
-	"github.com/mds-dev/mds/hotpatch/hotpatchtest"
+	"github.com/mds-dev/mds/bundle"
+	"github.com/mds-dev/mds/bundle/bundletest"
 	"github.com/mds-dev/mds/signing"
 )
 
@@ -75,29 +75,28 @@ func withExtra(rec []byte, id uint16, data []byte) []byte {
 	return slices.Concat(rec[:extraEnd], field, rec[extraEnd:])
 }
 
-// TestOpenLayout: a package is its entries from the first byte to the
+// TestOpenLayout: a bundle is its entries from the first byte to the
 // central directory, each local header saying what the central directory
 // says, then the end record and nothing more. Each of these archives is
-// a valid package with one thing changed, which every other zip reader
+// a valid bundle with one thing changed, which every other zip reader
 // tolerates and Open did too: bytes hidden among the entries, entries
 // that streaming readers see otherwise than the directory says.
 func TestOpenLayout(t *testing.T) {
 	key := newKey(t, signing.Ed25519)
-	a := hotpatchtest.File("a", []byte("alpha"))
-	m := craftManifest(key, a)
-	mb := hotpatchtest.EncodeRaw(t, &m)
+	a := bundletest.File("a", []byte("alpha"))
+	mb := encodeManifest(bundletest.Files(a))
 	sig, err := key.Sign(mb)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// build is the package with its entries changed by change.
-	build := func(change func(e []hotpatchtest.Entry)) []byte {
-		e := []hotpatchtest.Entry{{Name: hotpatch.ManifestName, Content: mb}, {Name: hotpatch.SignatureName, Content: sig}, a}
+	// build is the bundle with its entries changed by change.
+	build := func(change func(e []bundletest.Entry)) []byte {
+		e := []bundletest.Entry{{Name: bundle.ManifestName, Content: mb}, {Name: bundle.SignatureName, Content: sig}, a}
 		change(e)
-		return hotpatchtest.BuildZip(t, e)
+		return bundletest.BuildZip(t, e)
 	}
-	valid := build(func([]hotpatchtest.Entry) {})
-	if _, err := openBytes(valid, hotpatch.DefaultLimits); err != nil {
+	valid := build(func([]bundletest.Entry) {})
+	if _, err := openBytes(valid, bundle.DefaultLimits); err != nil {
 		t.Fatal(err)
 	}
 	// patchLocal is valid with the local header of files/a changed.
@@ -127,19 +126,19 @@ func TestOpenLayout(t *testing.T) {
 		archive []byte
 		want    string
 	}{
-		{"a prefix", build(func(e []hotpatchtest.Entry) { e[0].Before = []byte("#!/bin/sh\n") }),
-			"unexpected 10 bytes before the first entry 1 (manifest.json); a hotpatch starts with its first entry: pack it with mds hotpatch pack"},
-		{"a gap between entries", build(func(e []hotpatchtest.Entry) { e[2].Before = []byte("junk") }),
-			"unexpected 4 bytes between entries 2 (manifest.sig) and 3 (files/a); a hotpatch's entries follow each other without gaps"},
-		{"a gap after an entry", build(func(e []hotpatchtest.Entry) { e[0].After = []byte("junk") }),
+		{"a prefix", build(func(e []bundletest.Entry) { e[0].Before = []byte("#!/bin/sh\n") }),
+			"unexpected 10 bytes before the first entry 1 (manifest.json); a test bundle starts with its first entry: pack it with mds test pack"},
+		{"a gap between entries", build(func(e []bundletest.Entry) { e[2].Before = []byte("junk") }),
+			"unexpected 4 bytes between entries 2 (manifest.sig) and 3 (files/a); a test bundle's entries follow each other without gaps"},
+		{"a gap after an entry", build(func(e []bundletest.Entry) { e[0].After = []byte("junk") }),
 			"unexpected 4 bytes between entries 1 (manifest.json) and 2 (manifest.sig)"},
-		{"1.5 MiB before the central directory", build(func(e []hotpatchtest.Entry) { e[2].After = junk }),
+		{"1.5 MiB before the central directory", build(func(e []bundletest.Entry) { e[2].After = junk }),
 			fmt.Sprintf("unexpected %d bytes between the last entry 3 (files/a) and the central directory", len(junk))},
-		{"a stored entry with a data descriptor", build(func(e []hotpatchtest.Entry) { e[2].Method, e[2].DataDescriptor = zip.Store, true }),
-			`entry "files/a" uses a data descriptor (general purpose flag 0x8); a hotpatch has each entry's sizes and CRC-32 in its local header: pack it with mds hotpatch pack`},
-		{"a deflated entry with a data descriptor", build(func(e []hotpatchtest.Entry) { e[2].DataDescriptor = true }),
+		{"a stored entry with a data descriptor", build(func(e []bundletest.Entry) { e[2].Method, e[2].DataDescriptor = zip.Store, true }),
+			`entry "files/a" uses a data descriptor (general purpose flag 0x8); a test bundle has each entry's sizes and CRC-32 in its local header: pack it with mds test pack`},
+		{"a deflated entry with a data descriptor", build(func(e []bundletest.Entry) { e[2].DataDescriptor = true }),
 			`entry "files/a" uses a data descriptor`},
-		{"manifest.json with a data descriptor", build(func(e []hotpatchtest.Entry) { e[0].DataDescriptor = true }),
+		{"manifest.json with a data descriptor", build(func(e []bundletest.Entry) { e[0].DataDescriptor = true }),
 			`entry "manifest.json" uses a data descriptor`},
 		{"a data descriptor flag in the local header only", patchLocal(func(h []byte) { h[6] |= 0x8 }),
 			`entry "files/a" uses a data descriptor`},
@@ -160,9 +159,9 @@ func TestOpenLayout(t *testing.T) {
 		{"an archive comment", func() []byte {
 			b := patchEnd(func(end []byte) { le.PutUint16(end[20:], 7) })
 			return append(b, "comment"...)
-		}(), "the archive has a comment of 7 bytes; a hotpatch has none: pack it with mds hotpatch pack"},
+		}(), "the archive has a comment of 7 bytes; a test bundle has none: pack it with mds test pack"},
 		{"bytes after the end record", append(bytes.Clone(valid), "trail"...),
-			"unexpected 5 bytes after the archive's end record; a hotpatch ends with it"},
+			"unexpected 5 bytes after the archive's end record; a test bundle ends with it"},
 		{"bytes between the central directory and the end record", func() []byte {
 			end := valid[len(valid)-22:]
 			return slices.Concat(valid[:len(valid)-22], []byte("junk"), end)
@@ -170,25 +169,25 @@ func TestOpenLayout(t *testing.T) {
 		{"an entry comment", patchDir(func(rec []byte) []byte {
 			le.PutUint16(rec[32:], 3)
 			return append(rec, "abc"...)
-		}), `entry "files/a" has a comment; a hotpatch's entries have none`},
+		}), `entry "files/a" has a comment; a test bundle's entries have none`},
 		{"a zip64 extra field", patchDir(func(rec []byte) []byte { return withExtra(rec, 0x0001, make([]byte, 8)) }),
-			`entry "files/a" uses zip64 fields; a hotpatch is far smaller than 4 GiB`},
+			`entry "files/a" uses zip64 fields; a test bundle is far smaller than 4 GiB`},
 		{"zip64 in the end record", patchEnd(func(end []byte) { le.PutUint16(end[8:], 0xffff); le.PutUint16(end[10:], 0xffff) }),
 			"the archive uses zip64 fields"},
 		{"large extra fields", patchDir(func(rec []byte) []byte { return withExtra(rec, 0xcafe, make([]byte, 2000)) }),
 			"entry 3 has 2004 bytes of extra fields in the central directory; at most 1024"},
 		{"several disks", patchEnd(func(end []byte) { le.PutUint16(end[4:], 1) }),
-			"the archive spans several disks; a hotpatch is one file"},
+			"the archive spans several disks; a test bundle is one file"},
 		{"a long name", func() []byte {
-			long := hotpatchtest.File(strings.Repeat("x", 1100), []byte("x"))
-			return build(func(e []hotpatchtest.Entry) { e[2] = long })
-		}(), "entry 3 has a name of 1106 bytes; a hotpatch's entry names are at most 1030"},
+			long := bundletest.File(strings.Repeat("x", 1100), []byte("x"))
+			return build(func(e []bundletest.Entry) { e[2] = long })
+		}(), "entry 3 has a name of 1106 bytes; a test bundle's entry names are at most 1030"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p, err := openBytes(tt.archive, hotpatch.DefaultLimits)
+			p, err := openBytes(tt.archive, bundle.DefaultLimits)
 			if p != nil {
-				t.Error("Open returned a package with its error")
+				t.Error("Open returned a bundle with its error")
 			}
 			wantRefusal(t, err, tt.want, nil)
 		})
@@ -200,9 +199,7 @@ func TestOpenLayout(t *testing.T) {
 // record it finds.
 func TestOpenDirectoryBounds(t *testing.T) {
 	key := newKey(t, signing.Ed25519)
-	a := hotpatchtest.File("a", []byte("alpha"))
-	m := craftManifest(key, a)
-	valid := hotpatchtest.Package(t, hotpatchtest.EncodeRaw(t, &m), key, a)
+	valid := craft(t, key, bundletest.File("a", []byte("alpha")))
 	withEnd := func(change func(end []byte)) []byte {
 		b := bytes.Clone(valid)
 		change(b[len(b)-22:])
@@ -237,7 +234,7 @@ func TestOpenDirectoryBounds(t *testing.T) {
 			var read int64
 			allocs := testing.AllocsPerRun(1, func() {
 				r := &countingReaderAt{r: bytes.NewReader(tt.archive)}
-				_, err = hotpatch.Open(r, int64(len(tt.archive)), hotpatch.DefaultLimits)
+				_, err = bundle.Open(r, int64(len(tt.archive)), testKind, bundle.DefaultLimits, parseManifest)
 				read = r.n.Load()
 			})
 			wantRefusal(t, err, tt.want, nil)
@@ -260,30 +257,32 @@ func (f *failingReaderAt) ReadAt([]byte, int64) (int, error) {
 }
 
 func TestOpenArchiveSize(t *testing.T) {
-	if hotpatch.DefaultLimits.MaxArchive != hotpatch.DefaultMaxArchive || hotpatch.DefaultMaxArchive != 512<<20 {
-		t.Errorf("DefaultLimits.MaxArchive %d, DefaultMaxArchive %d; want 512 MiB", hotpatch.DefaultLimits.MaxArchive, hotpatch.DefaultMaxArchive)
+	if bundle.DefaultLimits.MaxArchive != bundle.DefaultMaxArchive || bundle.DefaultMaxArchive != 512<<20 {
+		t.Errorf("DefaultLimits.MaxArchive %d, DefaultMaxArchive %d; want 512 MiB", bundle.DefaultLimits.MaxArchive, bundle.DefaultMaxArchive)
 	}
 	// Over the default, refused before reading anything.
 	r := &failingReaderAt{}
-	_, err := hotpatch.Open(r, hotpatch.DefaultMaxArchive+1, hotpatch.Limits{})
-	wantRefusal(t, err, fmt.Sprintf("the file is %d bytes; a hotpatch file is at most %d", hotpatch.DefaultMaxArchive+1, hotpatch.DefaultMaxArchive), nil)
+	_, err := bundle.Open(r, bundle.DefaultMaxArchive+1, testKind, bundle.Limits{}, parseManifest)
+	wantRefusal(t, err, fmt.Sprintf("the file is %d bytes; a test bundle file is at most %d", bundle.DefaultMaxArchive+1, bundle.DefaultMaxArchive), nil)
 	if r.reads != 0 {
 		t.Errorf("Open read %d times", r.reads)
 	}
 	// At the default, read (and here failing as the reader does).
-	_, err = hotpatch.Open(r, hotpatch.DefaultMaxArchive, hotpatch.Limits{})
+	_, err = bundle.Open(r, bundle.DefaultMaxArchive, testKind, bundle.Limits{}, parseManifest)
 	if err == nil || mds.ErrorCode(err) == mds.EINVALID || r.reads == 0 {
 		t.Errorf("a file of DefaultMaxArchive bytes: %v after %d reads; want the reader's error", err, r.reads)
 	}
 
 	key := newKey(t, signing.Ed25519)
-	archive := hotpatchtest.Pack(t, map[string][]byte{"a": []byte("alpha")}, baseManifest(), key)
+	src := t.TempDir()
+	bundletest.WriteFiles(t, src, map[string][]byte{"a": []byte("alpha")})
+	archive := packBytes(t, src, key)
 	n := int64(len(archive))
-	if _, err := openBytes(archive, hotpatch.Limits{MaxArchive: n}); err != nil {
+	if _, err := openBytes(archive, bundle.Limits{MaxArchive: n}); err != nil {
 		t.Fatal(err)
 	}
-	_, err = openBytes(archive, hotpatch.Limits{MaxArchive: n - 1})
-	wantRefusal(t, err, fmt.Sprintf("the file is %d bytes; a hotpatch file is at most %d", n, n-1), nil)
+	_, err = openBytes(archive, bundle.Limits{MaxArchive: n - 1})
+	wantRefusal(t, err, fmt.Sprintf("the file is %d bytes; a test bundle file is at most %d", n, n-1), nil)
 }
 
 // TestPackArchiveSize: Pack knows the size of the file it makes before
@@ -291,21 +290,21 @@ func TestOpenArchiveSize(t *testing.T) {
 func TestPackArchiveSize(t *testing.T) {
 	key := newKey(t, signing.Ed25519)
 	src := t.TempDir()
-	hotpatchtest.WriteFiles(t, src, map[string][]byte{"a": []byte("alpha"), "lib/b.so": randomBytes(3000), "c.txt": []byte(strings.Repeat("c", 4000))})
+	bundletest.WriteFiles(t, src, map[string][]byte{"a": []byte("alpha"), "lib/b.so": randomBytes(3000), "c.txt": []byte(strings.Repeat("c", 4000))})
 	var buf bytes.Buffer
-	if _, err := hotpatch.PackLimits(&buf, baseManifest(), src, key, testNow, hotpatch.DefaultLimits); err != nil {
+	if err := pack(&buf, src, key, bundle.DefaultLimits); err != nil {
 		t.Fatal(err)
 	}
 	n := int64(buf.Len())
 	var exact bytes.Buffer
-	if _, err := hotpatch.PackLimits(&exact, baseManifest(), src, key, testNow, hotpatch.Limits{MaxArchive: n}); err != nil {
+	if err := pack(&exact, src, key, bundle.Limits{MaxArchive: n}); err != nil {
 		t.Fatalf("packing into exactly its %d bytes: %v", n, err)
 	}
 	var w countingWriter
-	_, err := hotpatch.PackLimits(&w, baseManifest(), src, key, testNow, hotpatch.Limits{MaxArchive: n - 1})
-	wantRefusal(t, err, fmt.Sprintf("make a hotpatch file of %d bytes; a hotpatch file is at most %d", n, n-1), nil)
+	err := pack(&w, src, key, bundle.Limits{MaxArchive: n - 1})
+	wantRefusal(t, err, fmt.Sprintf("make a test bundle file of %d bytes; a test bundle file is at most %d", n, n-1), nil)
 	if w.n != 0 {
-		t.Errorf("Pack wrote %d bytes of a package it refused", w.n)
+		t.Errorf("Pack wrote %d bytes of a bundle it refused", w.n)
 	}
 }
 
@@ -313,11 +312,11 @@ type countingWriter struct{ n int }
 
 func (c *countingWriter) Write(b []byte) (int, error) { c.n += len(b); return len(b), nil }
 
-// TestCraftedLayout: hotpatchtest writes what its entries say, and
+// TestCraftedLayout: bundletest writes what its entries say, and
 // nothing else: no data descriptor unless asked, the bytes asked for
 // where asked.
 func TestCraftedLayout(t *testing.T) {
-	plain := hotpatchtest.BuildZip(t, []hotpatchtest.Entry{
+	plain := bundletest.BuildZip(t, []bundletest.Entry{
 		{Name: "s", Content: []byte("stored")}, {Name: "d", Content: []byte("deflated"), Method: zip.Deflate},
 		{Name: "ü", Content: []byte("utf-8")},
 	})
@@ -341,7 +340,7 @@ func TestCraftedLayout(t *testing.T) {
 		t.Error("a UTF-8 name is not marked as such")
 	}
 
-	crafted := hotpatchtest.BuildZip(t, []hotpatchtest.Entry{
+	crafted := bundletest.BuildZip(t, []bundletest.Entry{
 		{Name: "s", Content: []byte("stored"), Before: []byte("<prefix>"), After: []byte("<after>")},
 		{Name: "d", Content: []byte("deflated"), Method: zip.Deflate, Before: []byte("<before>"), DataDescriptor: true},
 	})
