@@ -78,6 +78,8 @@ type Package struct {
 	*mds.UpgradeSpec
 	// Hotpatch is a hotpatch's spec, what its signed manifest says.
 	Hotpatch *mds.HotpatchSpec `json:"hotpatch,omitempty"`
+	// Offline is an offline package's spec, what its signed manifest says.
+	Offline *mds.OfflineSpec `json:"offline,omitempty"`
 }
 
 // NewPackage shows artifact a.
@@ -86,7 +88,14 @@ func NewPackage(a *mds.Artifact) *Package {
 		CreatedAt: a.CreatedAt, CreatedBy: a.CreatedBy}
 	p.UpgradeSpec, _ = a.Spec.(*mds.UpgradeSpec)
 	p.Hotpatch, _ = a.Spec.(*mds.HotpatchSpec)
+	p.Offline, _ = a.Spec.(*mds.OfflineSpec)
 	return p
+}
+
+// Deltas are the deltas between an app's offline package versions, by
+// target version, newest first.
+type Deltas struct {
+	Deltas []*mds.Delta `json:"deltas"`
 }
 
 // Packages is a page of packages, newest first.

@@ -112,7 +112,7 @@ func Pack(w io.Writer, m Manifest, src string, key *signing.PrivateKey, now time
 	m.Format = Format
 	m.Targets = slices.Clone(m.Targets)
 	slices.SortFunc(m.Targets, compareTargets)
-	m.CreatedAt = now.UTC().Truncate(time.Second).Format(timeLayout)
+	m.CreatedAt = bundle.Stamp(now)
 	err := bundle.Pack(w, kind, src, key, DefaultLimits, func(files []File) ([]byte, error) {
 		// bundle.Pack checked that there is a key.
 		pub := key.Public()

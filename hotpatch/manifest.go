@@ -1,9 +1,7 @@
 package hotpatch
 
 import (
-	"bytes"
 	"cmp"
-	"encoding/json"
 	"slices"
 	"strings"
 	"time"
@@ -24,10 +22,6 @@ const (
 	MaxTargets  = 100                // targets of one manifest
 	MaxAppKey   = 256                // bytes of the app key
 )
-
-// timeLayout is created_at's only accepted shape: UTC, to the second, so
-// that one instant has one spelling.
-const timeLayout = "2006-01-02T15:04:05Z"
 
 // Target is one installed app version a hotpatch patches: the domain's,
 // which the server keeps in the package it stores.
@@ -77,8 +71,8 @@ func (m *Manifest) Validate() error {
 	if err := mds.ValidText("release notes", m.Notes, mds.MaxNotes, true); err != nil {
 		return err
 	}
-	if t, err := time.Parse(time.RFC3339, m.CreatedAt); err != nil || t.UTC().Format(timeLayout) != m.CreatedAt {
-		return mds.Errorf(mds.EINVALID, "created_at %q must be a UTC time to the second, like 2026-12-04T02:00:00Z", m.CreatedAt)
+	if err := bundle.ValidStamp(m.CreatedAt); err != nil {
+		return err
 	}
 	if !mds.ValidSHA256(m.KeyID) {
 		return mds.Errorf(mds.EINVALID, "key_id %q must be 64 lowercase hex digits: the ID of the key that signs the patch", m.KeyID)
@@ -119,63 +113,20 @@ func validTargets(ts []Target) error {
 
 // Encode validates m and returns its canonical bytes: what the team
 // signs, and what manifest.json holds.
-func (m *Manifest) Encode() ([]byte, error) {
-	if err := m.Validate(); err != nil {
-		return nil, err
-	}
-	b, err := canonical(m)
-	if err != nil {
-		return nil, err
-	}
-	if len(b) > MaxManifest {
-		return nil, mds.Errorf(mds.EINVALID, "the manifest is %d bytes; at most %d: ship fewer files, or shorter paths", len(b), MaxManifest)
-	}
-	return b, nil
-}
+func (m *Manifest) Encode() ([]byte, error) { return bundle.EncodeManifest(m) }
 
-// canonical is json.Marshal without HTML escaping, so that "<" in notes
-// stays one byte, which implementations on other platforms write as is.
-func canonical(m *Manifest) ([]byte, error) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(m); err != nil {
-		return nil, err
-	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
-}
-
-// ParseManifest reads manifest.json. It accepts only the canonical
-// encoding of a valid manifest, so that one content has one encoding, and
-// what a verifier checked the signature of is exactly what it parsed.
+// ParseManifest reads manifest.json, in canonical form only (see
+// bundle.DecodeManifest).
 func ParseManifest(b []byte) (*Manifest, error) {
-	if len(b) > MaxManifest {
-		return nil, mds.Errorf(mds.EINVALID, "manifest.json is %d bytes; at most %d", len(b), MaxManifest)
-	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
 	var m Manifest
-	if err := dec.Decode(&m); err != nil {
-		return nil, mds.Errorf(mds.EINVALID, "manifest.json is not a %s manifest: %v", Format, err)
-	}
-	if err := m.Validate(); err != nil {
+	if err := bundle.DecodeManifest(b, &m, Format, kind); err != nil {
 		return nil, err
-	}
-	enc, err := canonical(&m)
-	if err != nil {
-		return nil, err
-	}
-	if !bytes.Equal(enc, b) {
-		return nil, mds.Errorf(mds.EINVALID, "manifest is not in canonical form: it must be compact JSON with the fields in protocol order and nothing else, as mds writes it; pack the hotpatch again")
 	}
 	return &m, nil
 }
 
 // Created returns CreatedAt as a time; the zero time if it does not parse.
-func (m *Manifest) Created() time.Time {
-	t, _ := time.Parse(timeLayout, m.CreatedAt)
-	return t
-}
+func (m *Manifest) Created() time.Time { return bundle.ParseStamp(m.CreatedAt) }
 
 // TotalSize is the sum of the sizes of the manifest's files.
 func (m *Manifest) TotalSize() int64 { return bundle.TotalSize(m.Files) }

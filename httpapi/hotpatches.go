@@ -18,26 +18,35 @@ import (
 	"github.com/mds-dev/mds/signing"
 )
 
-// uploadHotpatch takes a signed hotpatch file: it spools the body, checks
-// the archive, that it is for this app and one of its platforms, that the
-// store would take it (key registered and active, patch version new), the
-// team's signature and every file, and only then stores the file and the package, in that order,
-// the package with its blob record in one transaction (which checks the
-// key and the patch version again). A refusal stores nothing; losing a
-// race with another upload of the same patch version leaves at most the
-// file, which no app can name.
+// uploadHotpatch takes a signed hotpatch file: the archive, that it is
+// for this app and one of its platforms, that the store would take it
+// (key registered and active, patch version new), the team's signature
+// and every file (see uploadSigned).
 func (s *Server) uploadHotpatch(w http.ResponseWriter, r *http.Request) {
+	// No device downloads a hotpatch larger than the format allows.
+	s.uploadSigned(w, r, "the hotpatch", hotpatch.DefaultMaxArchive, "MDS_MAX_UPLOAD, and the hotpatch format's 512 MiB", s.checkHotpatch)
+}
+
+// uploadSigned takes a team-signed file of a kind (what names it in
+// messages; at most limit bytes, which limits names): it spools the body,
+// hashing it, has check say whether it makes a package and which, and
+// only then stores the file and the package, in that order, the package
+// with its blob record in one transaction (which checks the key and the
+// version again). A refusal stores nothing; losing a race with another
+// upload of the same version leaves at most the file, which no app can
+// name.
+func (s *Server) uploadSigned(w http.ResponseWriter, r *http.Request, what string, limit int64, limits string,
+	check func(r *http.Request, a *mds.App, f *os.File, size int64, sum string) (*mds.Artifact, error)) {
 	a, t, ok := s.streamCaller(w, r, mds.RoleReleaser)
 	if !ok {
 		return
 	}
-	// No device downloads a hotpatch larger than the format allows.
-	limit := min(s.maxUpload, hotpatch.DefaultMaxArchive)
-	body, ok := s.streamBody(w, r, limit, "the hotpatch", "MDS_MAX_UPLOAD, and the hotpatch format's 512 MiB")
+	limit = min(s.maxUpload, limit)
+	body, ok := s.streamBody(w, r, limit, what, limits)
 	if !ok {
 		return
 	}
-	f, err := os.CreateTemp(s.spool, "hotpatch-*")
+	f, err := os.CreateTemp(s.spool, "signed-*")
 	if err != nil {
 		s.writeProblem(w, r, err)
 		return
@@ -47,11 +56,11 @@ func (s *Server) uploadHotpatch(w http.ResponseWriter, r *http.Request) {
 	h := sha256.New()
 	size, err := io.Copy(io.MultiWriter(f, h), body)
 	if err != nil {
-		s.streamFailed(w, r, err, a, t, limit, "the hotpatch", "MDS_MAX_UPLOAD, and the hotpatch format's 512 MiB")
+		s.streamFailed(w, r, err, a, t, limit, what, limits)
 		return
 	}
 	sum := hex.EncodeToString(h.Sum(nil))
-	art, err := s.checkHotpatch(r, a, f, size, sum)
+	art, err := check(r, a, f, size, sum)
 	if err != nil {
 		s.writeProblem(w, r, err)
 		return
@@ -71,9 +80,8 @@ func (s *Server) uploadHotpatch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.metrics.uploaded.Add(float64(blob.Size))
-	spec := art.Spec.(*mds.HotpatchSpec)
-	s.log.Info("hotpatch stored", "app", a.Slug, "package", art.ID, "platform", art.Platform,
-		"patch_version", spec.PatchVersion, "key", spec.KeyID, "sha256", sum, "by", t.Name)
+	s.log.Info("signed package stored", "app", a.Slug, "kind", art.Kind, "package", art.ID, "platform", art.Platform,
+		"version", art.Version, "sha256", sum, "by", t.Name)
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusCreated)
 	json.NewEncoder(w).Encode(api.NewPackage(art))

@@ -11,7 +11,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/mds-dev/mds"
 	"github.com/mds-dev/mds/delivery"
+	"github.com/mds-dev/mds/offline"
 )
 
 // metrics are labelled by route pattern and outcome only: a per-device or
@@ -50,7 +52,7 @@ func newMetrics(live *delivery.Live, recent *delivery.Recent) *metrics {
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 10},
 		}, []string{"route"}),
 		checks: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "mds_checks_total", Help: "Device checks by outcome: upgrade, hotpatch, none, not_modified, unknown_app, invalid, timeout, unavailable.",
+			Name: "mds_checks_total", Help: "Device checks by outcome: upgrade, hotpatch, offline, none, not_modified, unknown_app, invalid, timeout, unavailable.",
 		}, []string{"outcome"}),
 		uploaded: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "mds_upload_bytes_total", Help: "Bytes of package content stored.",
@@ -81,7 +83,7 @@ func newMetrics(live *delivery.Live, recent *delivery.Recent) *metrics {
 		}, func() float64 { return live.BuildTime().Seconds() }),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.outcomes = map[string]prometheus.Counter{}
-	for _, o := range []string{"upgrade", "hotpatch", "none", "not_modified", "unknown_app", "invalid", "timeout", "unavailable"} {
+	for _, o := range []string{"upgrade", "hotpatch", "offline", "none", "not_modified", "unknown_app", "invalid", "timeout", "unavailable"} {
 		m.outcomes[o] = m.checks.WithLabelValues(o) // also exports zeroes, so rates work from the start
 	}
 	return m
@@ -99,6 +101,23 @@ func (m *metrics) watching(hub interface {
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "mds_watch_events_total", Help: "Answers sent to watchers because theirs changed.",
 		}, func() float64 { return float64(hub.Sent()) }))
+}
+
+// building registers the metrics read off this node's delta builder.
+func (m *metrics) building(b *offline.Builder) {
+	m.registry.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "mds_deltas_building", Help: "Offline package deltas this node is building.",
+		}, func() float64 { return float64(b.Stats().Building) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "mds_delta_build_seconds_total", Help: "Time this node spent building offline package deltas.",
+		}, func() float64 { return b.Stats().Seconds }))
+	for _, st := range []mds.DeltaStatus{mds.DeltaReady, mds.DeltaSkipped, mds.DeltaFailed, mds.DeltaPending} {
+		m.registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "mds_delta_builds_total", Help: "Offline package delta builds this node ended, by outcome: ready, skipped, failed, pending (to be tried again).",
+			ConstLabels: prometheus.Labels{"status": string(st)},
+		}, func() float64 { return float64(b.Stats().Built[st]) }))
+	}
 }
 
 // watchPass records one evaluation pass of watchers.

@@ -22,6 +22,7 @@ import (
 
 	"github.com/mds-dev/mds"
 	"github.com/mds-dev/mds/delivery"
+	"github.com/mds-dev/mds/offline"
 	"github.com/mds-dev/mds/signing"
 	"github.com/mds-dev/mds/watch"
 )
@@ -82,6 +83,10 @@ type Config struct {
 	// accept one event before the watcher is dropped as too slow.
 	// Defaults to DefaultWatchWriteTimeout.
 	WatchWriteTimeout time.Duration
+	// Deltas is this node's builder of offline package deltas, if it runs
+	// one: the server wakes it when a version is released here, and
+	// reports what it does in its metrics.
+	Deltas *offline.Builder
 }
 
 // Defaults.
@@ -106,6 +111,7 @@ type Server struct {
 	blobs      mds.BlobStore
 	live       *delivery.Live
 	admit      *delivery.Admissions
+	deltas     *offline.Builder // nil when this node builds none
 	recent     *delivery.Recent
 	links      links
 	answers    answerSet // on links
@@ -134,7 +140,7 @@ func New(cfg Config) *Server {
 		store: cfg.Store, blobs: cfg.Blobs, live: cfg.Live, admit: cfg.Admissions, recent: cfg.Recent,
 		links: links{base: strings.TrimSuffix(cfg.PublicURL, "/")}, proxies: cfg.TrustedProxies, log: cfg.Log, now: cfg.Now,
 		maxUpload: cfg.MaxUpload, spool: cfg.SpoolDir, blobMaxAge: cfg.BlobMaxAge, bodyWait: cfg.BodyTimeout,
-		watchWrite: cfg.WatchWriteTimeout, stop: make(chan struct{}),
+		watchWrite: cfg.WatchWriteTimeout, deltas: cfg.Deltas, stop: make(chan struct{}),
 	}
 	s.answers = answerSet{links: &s.links, signer: newSigner(cfg.AnswerKeys, cfg.AnswerTTL)}
 	if s.log == nil {
@@ -165,6 +171,9 @@ func New(cfg Config) *Server {
 	s.metrics = newMetrics(s.live, s.recent)
 	s.watchers = s.newWatchers(cfg.Watch)
 	s.metrics.watching(s.watchers)
+	if s.deltas != nil {
+		s.metrics.building(s.deltas)
+	}
 	s.live.OnSwap = func(apps []int64, all bool) {
 		if all {
 			s.watchers.Changed()
@@ -194,10 +203,13 @@ func New(cfg Config) *Server {
 	s.registerWhitelists()
 	s.registerExplain()
 	s.registerKeys()
+	s.registerOffline()
 	mgmt.HandleFunc("POST /api/v1/apps/{app}/blobs", s.upload)
 	s.documentUpload()
 	mgmt.HandleFunc("POST /api/v1/apps/{app}/hotpatches", s.uploadHotpatch)
 	s.documentHotpatchUpload()
+	mgmt.HandleFunc("POST /api/v1/apps/{app}/offline", s.uploadOffline)
+	s.documentOfflineUpload()
 	mgmt.HandleFunc("PUT /api/v1/apps/{app}/whitelists/{id}/entries", s.replaceWhitelist)
 	s.documentWhitelistUpload()
 	mgmt.Handle("GET /metrics", s.metrics.handler())

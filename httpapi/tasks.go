@@ -61,7 +61,16 @@ func (s *Server) createTask(ctx context.Context, in *createTaskInput) (*taskBody
 	}
 	s.log.Info("task created", "app", a.Slug, "task", t.ID, "kind", t.Kind, "status", t.Status, "by", actor)
 	s.refresh(ctx)
+	s.released(t)
 	return &taskBody{Body: api.NewTask(a, t, p)}, nil
+}
+
+// released wakes this node's delta builder when t makes a version of an
+// offline package live, which may have queued deltas to it.
+func (s *Server) released(t *mds.Task) {
+	if t.Kind == mds.KindOffline && t.Status == mds.StatusLive && s.deltas != nil {
+		s.deltas.Wake()
+	}
 }
 
 // newPolicy builds the policy of a task of kind from the request.
@@ -69,11 +78,11 @@ func newPolicy(kind mds.Kind, b *api.CreateTask) (mds.TaskPolicy, error) {
 	switch kind {
 	case mds.KindUpgrade:
 		return &mds.UpgradePolicy{Mode: b.Mode, RemindInterval: time.Duration(b.RemindIntervalSeconds) * time.Second}, nil
-	case mds.KindHotpatch:
+	case mds.KindHotpatch, mds.KindOffline:
 		if b.Mode != "" || b.RemindIntervalSeconds != 0 {
-			return nil, mds.Errorf(mds.EINVALID, "mode and remind interval are for upgrades; a hotpatch task takes neither")
+			return nil, mds.Errorf(mds.EINVALID, "mode and remind interval are for upgrades; a %s task takes neither", kind)
 		}
-		return &mds.HotpatchPolicy{}, nil
+		return kind.NewPolicy()
 	}
 	return nil, mds.Errorf(mds.EINVALID, "tasks of kind %s cannot be created here", kind)
 }
@@ -156,6 +165,7 @@ func (s *Server) actOnTask(ctx context.Context, in *actionInput) (*taskBody, err
 	}
 	s.log.Info("task changed", "app", a.Slug, "task", t.ID, "action", in.Action, "status", t.Status, "by", actor)
 	s.refresh(ctx)
+	s.released(t)
 	return s.taskBody(ctx, a, t)
 }
 

@@ -22,6 +22,7 @@ import (
 	"github.com/mds-dev/mds/delivery"
 	"github.com/mds-dev/mds/httpapi"
 	"github.com/mds-dev/mds/localfs"
+	"github.com/mds-dev/mds/offline"
 	"github.com/mds-dev/mds/postgres"
 	"github.com/mds-dev/mds/signing"
 	"github.com/mds-dev/mds/sqlite"
@@ -50,6 +51,8 @@ type serveConfig struct {
 	watchSweep     string
 	drainDelay     string
 	drainSpread    string
+	deltaWorkers   string
+	deltaBases     string
 	rotateAdmin    bool
 }
 
@@ -95,6 +98,8 @@ internet.`,
 	f.StringVar(&c.watchSweep, "watch-sweep", env("MDS_WATCH_SWEEP", "10s"), "how often every watcher is evaluated, for what time alone changes (ramp steps, windows) (MDS_WATCH_SWEEP)")
 	f.StringVar(&c.drainDelay, "drain-delay", env("MDS_DRAIN_DELAY", "0s"), "on SIGTERM, how long readyz reports not ready before watchers are told to reconnect; set it to what your load balancer takes to notice (MDS_DRAIN_DELAY)")
 	f.StringVar(&c.drainSpread, "drain-spread", env("MDS_DRAIN_SPREAD", "10s"), "on SIGTERM, the span over which watchers are told to reconnect, each at a random moment, so they spread over the other nodes (MDS_DRAIN_SPREAD)")
+	f.StringVar(&c.deltaWorkers, "delta-workers", env("MDS_DELTA_WORKERS", "1"), "offline package deltas this node builds at once, each holding two versions in memory (about 9 bytes per byte of them at peak); 0 builds none here (MDS_DELTA_WORKERS)")
+	f.StringVar(&c.deltaBases, "delta-bases", env("MDS_DELTA_BASES", "5"), "how many of the versions released before a new offline package version get a delta to it, 0 to 16 (MDS_DELTA_BASES)")
 	f.BoolVar(&c.rotateAdmin, "rotate-admin-token", false, "replace the admin token's secret by MDS_ADMIN_TOKEN; the old one stops working")
 	return cmd
 }
@@ -154,6 +159,14 @@ func serve(ctx context.Context, c serveConfig, adminSecret string, stderr io.Wri
 			return fmt.Errorf("--max-watchers %q: give a positive number, or auto for what the open-file limit leaves room for", c.maxWatchers)
 		}
 	}
+	deltaWorkers, err := strconv.Atoi(c.deltaWorkers)
+	if err != nil || deltaWorkers < 0 || deltaWorkers > 64 {
+		return fmt.Errorf("--delta-workers %q: give a number from 0 to 64", c.deltaWorkers)
+	}
+	deltaBases, err := strconv.Atoi(c.deltaBases)
+	if err != nil || deltaBases < 0 || deltaBases > mds.MaxDeltaBases {
+		return fmt.Errorf("--delta-bases %q: give a number from 0 to %d", c.deltaBases, mds.MaxDeltaBases)
+	}
 	if err := os.MkdirAll(c.data, 0o750); err != nil {
 		return err
 	}
@@ -169,6 +182,7 @@ func serve(ctx context.Context, c serveConfig, adminSecret string, stderr io.Wri
 	// One clock for the whole node: timestamps, token expiry, windows.
 	now := time.Now
 	store.Now = now
+	store.SetDeltaBases(deltaBases)
 	blobs, err := localfs.Open(c.data)
 	if err != nil {
 		return err
@@ -199,11 +213,23 @@ func serve(ctx context.Context, c serveConfig, adminSecret string, stderr io.Wri
 	if err := live.Refresh(ctx); err != nil {
 		return fmt.Errorf("load release snapshot: %w", err)
 	}
+	var builder *offline.Builder
+	if deltaWorkers > 0 {
+		builder = &offline.Builder{Store: store, Blobs: blobs, Log: log, Workers: deltaWorkers, Refresh: live.Refresh}
+	}
 	srv := httpapi.New(httpapi.Config{Store: store, Blobs: blobs, Live: live, PublicURL: publicURL, Log: log, Now: now,
 		MaxUpload: maxUpload, SpoolDir: blobs.TempDir(), BlobMaxAge: blobMaxAge, TrustedProxies: proxies, Version: buildVersion,
 		AnswerKeys: answerKeys, AnswerTTL: answerTTL, Watch: watch.Config{Max: maxWatchers, Sweep: watchSweep},
-		Recent: delivery.NewRecent(int(sampleBytes), delivery.DefaultSamplePerApp, delivery.DefaultSampleEvery)})
+		Recent: delivery.NewRecent(int(sampleBytes), delivery.DefaultSamplePerApp, delivery.DefaultSampleEvery), Deltas: builder})
 	defer srv.Close()
+	if builder != nil {
+		building := make(chan struct{})
+		go func() { defer close(building); builder.Run(ctx) }()
+		// A shutdown waits for the builds under way (seconds each), which
+		// record nothing once it began: another node takes their deltas
+		// over when the leases run out.
+		defer func() { <-building }()
+	}
 	refreshFailed := func(err error) { log.Error("snapshot refresh failed; serving the previous one", "err", err) }
 	go live.Run(ctx, poll, refreshFailed)
 	if storeKind(c.databaseURL) == "postgres" {

@@ -18,6 +18,7 @@ import (
 	"github.com/mds-dev/mds/delivery"
 	"github.com/mds-dev/mds/httpapi"
 	"github.com/mds-dev/mds/localfs"
+	"github.com/mds-dev/mds/offline"
 	"github.com/mds-dev/mds/signing"
 	"github.com/mds-dev/mds/sqlite"
 )
@@ -37,6 +38,9 @@ type Server struct {
 	API *httpapi.Server
 	// Live is the node's snapshot, for tests of changes made elsewhere.
 	Live *delivery.Live
+	// Deltas builds the node's offline package deltas, in the background
+	// from the start of the test to its end.
+	Deltas *offline.Builder
 	*Clock
 }
 
@@ -89,13 +93,21 @@ func start(tb testing.TB, store mds.Store, blobs *localfs.BlobStore, key *signin
 	if err := live.Refresh(ctx); err != nil {
 		tb.Fatal(err)
 	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	s.Deltas = &offline.Builder{Store: store, Blobs: blobs, Log: log, Refresh: live.Refresh, Poll: 50 * time.Millisecond}
 	cfg := httpapi.Config{Store: store, Blobs: blobs, Live: live, Now: clock.Now, PublicURL: "http://" + s.Listener.Addr().String(),
-		SpoolDir: blobs.TempDir(), AnswerKeys: []*signing.PrivateKey{key}, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+		SpoolDir: blobs.TempDir(), AnswerKeys: []*signing.PrivateKey{key}, Log: log, Deltas: s.Deltas}
 	for _, o := range opts {
 		o(&cfg)
 	}
 	s.API, s.Live = httpapi.New(cfg), live
 	tb.Cleanup(s.API.Close) // after the HTTP server: cleanups run last first
+	if cfg.Deltas != nil {
+		bctx, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { defer close(done); cfg.Deltas.Run(bctx) }()
+		tb.Cleanup(func() { stop(); <-done })
+	}
 	s.Config.Handler = s.API
 	s.Server.Start()
 	tb.Cleanup(s.Close)
