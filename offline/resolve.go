@@ -24,12 +24,31 @@ func (m *Manifest) Resolve(u *url.URL) (file, fallback string, mine bool) {
 	} else if strings.HasSuffix(p, "/") {
 		p += "index.html"
 	}
-	if name, err := url.PathUnescape(p); err == nil && strings.HasPrefix(name, "/") && bundle.ValidPath(name[1:]) == nil {
-		if _, ok := m.file(name[1:]); ok {
-			return name[1:], "", true
+	if name, ok := filePath(p); ok {
+		if _, ok := m.file(name); ok {
+			return name, "", true
 		}
 	}
 	return "", m.FallbackURL(u), true
+}
+
+// filePath is the path in a package that escaped URL path p names, if it
+// names one: each segment unescaped on its own, so that an escaped slash
+// (%2F) stays part of its segment, and so names no file.
+func filePath(p string) (string, bool) {
+	if !strings.HasPrefix(p, "/") {
+		return "", false
+	}
+	segs := strings.Split(p[1:], "/")
+	for i, s := range segs {
+		seg, err := url.PathUnescape(s)
+		if err != nil || strings.Contains(seg, "/") {
+			return "", false
+		}
+		segs[i] = seg
+	}
+	name := strings.Join(segs, "/")
+	return name, bundle.ValidPath(name) == nil
 }
 
 // FallbackURL is where u, a URL of the package's host, is fetched from
