@@ -131,26 +131,14 @@ type Result struct {
 // check), and only while they stand (ErrExpired) and no newer one was
 // accepted since (ErrReplay).
 func (c *Client) Apply(ctx context.Context, a *Answer) (Result, error) {
-	if a == nil || !a.verified {
-		return Result{}, refusal(ErrUntrustedAnswer, "Apply follows only answers that Check returned")
-	}
 	c.install.Lock()
 	defer c.install.Unlock()
+	if err := c.follows(a); err != nil {
+		return Result{}, err
+	}
 	c.mu.Lock()
 	st := c.st.clone()
-	now := c.now()
-	dev := c.cfg.Device
-	dev.Hotpatch = c.reported()
 	c.mu.Unlock()
-	if want := boundTo(&dev); !a.Device.equal(&want) {
-		return Result{}, refusal(ErrNotForDevice, "the answer was computed for %s, and the device is %s now: check again", &a.Device, &want)
-	}
-	if s := st.Answer; s != nil && a.Version < s.Version {
-		return Result{}, refusal(ErrReplay, "the answer is version %d, and version %d was accepted since: check again", a.Version, s.Version)
-	}
-	if !a.Expires.After(now) {
-		return Result{}, refusal(ErrExpired, "the answer expired at %s: check again", a.Expires.UTC().Format(time.RFC3339))
-	}
 	nothing := Result{Outcome: OutcomeNothing, Patch: c.public(st.Current), From: c.public(st.Current)}
 	h := a.Hotpatch
 	if h == nil {
@@ -322,7 +310,7 @@ func (c *Client) obtain(ctx context.Context, h *HotpatchInstruction, st *state) 
 	if h.KeyID != "" && c.teamKeys[h.KeyID] == nil {
 		return prepared{}, refusal(ErrUnknownTeamKey, "the answer says patch %d is signed by key %s, which this build does not trust", h.PatchID, h.KeyID)
 	}
-	path, err := c.download(ctx, h)
+	path, err := c.download(ctx, h.remote(c.maxPatch))
 	if err != nil {
 		return prepared{}, err
 	}

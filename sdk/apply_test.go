@@ -569,7 +569,7 @@ func TestStateFileFormat(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{`"format": 2`, `"version": 2`, `"etag": "\"`, `"signature": "keyid=`,
+	for _, want := range []string{`"format": 3`, `"version": 2`, `"etag": "\"`, `"signature": "keyid=`,
 		`"current": {`, `"patch_id": 12`, `"dir": "patches/12"`, `"targets": [`, `"app_version": "2.0.0"`,
 		`"previous": null`, `"pending": true`, `"launched": false`, `"bad": null`, `"retired": null`} {
 		if !strings.Contains(string(b), want) {

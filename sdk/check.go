@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"strings"
 	"time"
@@ -35,6 +36,9 @@ type Answer struct {
 	// Hotpatch is what the device should do about hotpatches; nil for
 	// nothing.
 	Hotpatch *HotpatchInstruction `json:"hotpatch"`
+	// Offline are the offline packages offered: a newer version of each
+	// than the device holds (InstallOffline).
+	Offline []OfflineInstruction `json:"offline"`
 	// NotModified: the server answered 304 and this is the stored answer.
 	NotModified bool `json:"not_modified"`
 	// ETag is the answer's ETag, sent back as If-None-Match.
@@ -59,25 +63,34 @@ type AnswerDevice struct {
 	AppVersion string            `json:"app_version"`
 	Build      int64             `json:"build"`
 	Hotpatch   *mds.AppliedPatch `json:"hotpatch"`
+	// Offline is the version of each offline package it reported
+	// holding; absent when none.
+	Offline map[string]string `json:"offline,omitempty"`
 }
 
 func (d *AnswerDevice) equal(o *AnswerDevice) bool {
 	return d.Platform == o.Platform && d.AppVersion == o.AppVersion && d.Build == o.Build &&
-		(d.Hotpatch == nil && o.Hotpatch == nil || d.Hotpatch != nil && o.Hotpatch != nil && *d.Hotpatch == *o.Hotpatch)
+		(d.Hotpatch == nil && o.Hotpatch == nil || d.Hotpatch != nil && o.Hotpatch != nil && *d.Hotpatch == *o.Hotpatch) &&
+		maps.Equal(d.Offline, o.Offline)
 }
 
 func (d *AnswerDevice) String() string {
 	s := fmt.Sprintf("%s %s build %d, ", d.Platform, d.AppVersion, d.Build)
 	if d.Hotpatch == nil {
-		return s + "running no patch"
+		s += "running no patch"
+	} else {
+		s += fmt.Sprintf("running patch %d v%d", d.Hotpatch.ID, d.Hotpatch.PatchVersion)
 	}
-	return s + fmt.Sprintf("running patch %d v%d", d.Hotpatch.ID, d.Hotpatch.PatchVersion)
+	if len(d.Offline) > 0 {
+		s += fmt.Sprintf(", holding offline packages %v", d.Offline)
+	}
+	return s
 }
 
 // boundTo is what an answer for a check of dev must say in its device
 // member.
 func boundTo(dev *mds.Device) AnswerDevice {
-	return AnswerDevice{Platform: dev.Platform, AppVersion: dev.AppVersion, Build: dev.Build, Hotpatch: dev.Hotpatch}
+	return AnswerDevice{Platform: dev.Platform, AppVersion: dev.AppVersion, Build: dev.Build, Hotpatch: dev.Hotpatch, Offline: dev.Offline}
 }
 
 // Upgrade is an upgrade offer; see docs/protocol.md for each member.
@@ -124,6 +137,11 @@ type HotpatchInstruction struct {
 	KeyID        string `json:"key_id,omitempty"` // the team key that signed it
 }
 
+// remote is the hotpatch file h names, of at most max bytes.
+func (h *HotpatchInstruction) remote(max int64) remote {
+	return remote{what: "hotpatch", URL: h.URL, SHA256: h.SHA256, Size: h.Size, Max: max}
+}
+
 // document is the signed answer as it is on the wire; pointers tell a
 // member that is absent from a zero.
 type document struct {
@@ -133,6 +151,7 @@ type document struct {
 	Device   json.RawMessage `json:"device"`
 	Upgrade  json.RawMessage `json:"upgrade"`
 	Hotpatch json.RawMessage `json:"hotpatch"`
+	Offline  json.RawMessage `json:"offline"`
 }
 
 // maxAnswerBody bounds the bytes read of a check answer: a few kilobytes
@@ -197,7 +216,7 @@ func (c *Client) Check(ctx context.Context) (*Answer, error) {
 func (c *Client) newRequest(ctx context.Context, path string) (*http.Request, AnswerDevice, error) {
 	c.mu.Lock()
 	dev := c.cfg.Device
-	dev.Hotpatch = c.reported()
+	dev.Hotpatch, dev.Offline = c.reported(), c.held()
 	now := c.now()
 	dev.DeviceTime = &now
 	sent := boundTo(&dev)
@@ -399,6 +418,11 @@ func (c *Client) parse(body []byte) (*Answer, error) {
 		a.Hotpatch = new(HotpatchInstruction)
 		if err := json.Unmarshal(d.Hotpatch, a.Hotpatch); err != nil {
 			return nil, refusal(ErrMalformedAnswer, "the hotpatch section: %v", err)
+		}
+	}
+	if isJSONValue(d.Offline) {
+		if err := json.Unmarshal(d.Offline, &a.Offline); err != nil {
+			return nil, refusal(ErrMalformedAnswer, "the offline section: %v", err)
 		}
 	}
 	return a, nil

@@ -29,37 +29,46 @@ import (
 // another hash (ErrHashMismatch); both discard what was downloaded. An
 // interrupted transfer keeps its bytes for the next call.
 func (c *Client) Download(ctx context.Context, h *HotpatchInstruction) (string, error) {
+	if h == nil {
+		return "", refusal(ErrMalformedAnswer, "no hotpatch instruction")
+	}
 	c.install.Lock()
 	defer c.install.Unlock()
-	return c.download(ctx, h)
+	return c.download(ctx, h.remote(c.maxPatch))
 }
 
-// checkFile checks what an instruction says of its file before anything
-// is fetched: the hash names a file on disk, so it must be exactly hex.
-func (c *Client) checkFile(h *HotpatchInstruction) error {
+// remote is a file an answer names, to download: what it is (for
+// messages), where, its size and SHA-256, and the most this app accepts
+// of such a file.
+type remote struct {
+	what, URL, SHA256 string
+	Size, Max         int64
+}
+
+// checkFile checks what an answer says of a file before anything is
+// fetched: the hash names a file on disk, so it must be exactly hex.
+func checkFile(h remote) error {
 	switch {
-	case h == nil:
-		return refusal(ErrMalformedAnswer, "no hotpatch instruction")
 	case !mds.ValidSHA256(h.SHA256):
-		return refusal(ErrMalformedAnswer, "the hotpatch's sha256 %q is not 64 lowercase hex digits", h.SHA256)
+		return refusal(ErrMalformedAnswer, "the %s's sha256 %q is not 64 lowercase hex digits", h.what, h.SHA256)
 	case h.Size <= 0:
-		return refusal(ErrMalformedAnswer, "the hotpatch's size %d is not positive", h.Size)
-	case h.Size > c.maxPatch:
-		return refusal(ErrTooLong, "the hotpatch is %d bytes, more than the %d this app accepts", h.Size, c.maxPatch)
+		return refusal(ErrMalformedAnswer, "the %s's size %d is not positive", h.what, h.Size)
+	case h.Size > h.Max:
+		return refusal(ErrTooLong, "the %s is %d bytes, more than the %d this app accepts", h.what, h.Size, h.Max)
 	case h.URL == "":
-		return refusal(ErrMalformedAnswer, "the hotpatch instruction has no url")
+		return refusal(ErrMalformedAnswer, "the answer gives the %s no url", h.what)
 	}
 	return nil
 }
 
-// download is Download; the caller holds install.
-func (c *Client) download(ctx context.Context, h *HotpatchInstruction) (string, error) {
-	if err := c.checkFile(h); err != nil {
+// download is Download of any file; the caller holds install.
+func (c *Client) download(ctx context.Context, h remote) (string, error) {
+	if err := checkFile(h); err != nil {
 		return "", err
 	}
 	u, err := c.resolve(h.URL)
 	if err != nil {
-		return "", refusal(ErrMalformedAnswer, "the hotpatch url %q: %v", h.URL, err)
+		return "", refusal(ErrMalformedAnswer, "the %s url %q: %v", h.what, h.URL, err)
 	}
 	final := c.path(downloadsDir + "/" + h.SHA256)
 	// A complete file got there verified, but storage can fail, and a
@@ -171,7 +180,7 @@ var errStalled = errors.New("no data arrived for " + stallTimeout.String())
 // it has some, with If-Range on the blob's ETag so that a server whose
 // file changed sends it whole (a 200), which is written from the start;
 // then it clears *resumed.
-func (c *Client) fetch(ctx context.Context, u string, h *HotpatchInstruction, f *os.File, sum hash.Hash, have int64, resumed *bool) (int64, error) {
+func (c *Client) fetch(ctx context.Context, u string, h remote, f *os.File, sum hash.Hash, have int64, resumed *bool) (int64, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	stall := time.AfterFunc(stallTimeout, func() { cancel(errStalled) })

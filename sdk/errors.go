@@ -56,13 +56,14 @@ var (
 	// by SHA-256: a file swapped for another.
 	ErrHashMismatch = errors.New("the downloaded file does not match the answer's sha256")
 
-	// ErrUnknownTeamKey: the hotpatch is signed by a key that is not one
-	// of the team keys this build trusts.
-	ErrUnknownTeamKey = errors.New("the hotpatch is signed by a key this app does not trust")
-	// ErrBadPatchSignature: the hotpatch's manifest does not verify with
-	// the trusted team key it names: it was altered after signing. Errors
-	// that match it match hotpatch.ErrBadSignature (or ErrWrongKey) too.
-	ErrBadPatchSignature = errors.New("the hotpatch's team signature does not verify")
+	// ErrUnknownTeamKey: the hotpatch or offline package is signed by a
+	// key that is not one of the team keys this build trusts.
+	ErrUnknownTeamKey = errors.New("the package is signed by a key this app does not trust")
+	// ErrBadPatchSignature: the hotpatch's or offline package's manifest
+	// does not verify with the trusted team key it names: it was altered
+	// after signing. Errors that match it match bundle.ErrBadSignature
+	// (or ErrWrongKey) too.
+	ErrBadPatchSignature = errors.New("the package's team signature does not verify")
 	// ErrBadPatch: the hotpatch file is not a well-formed hotpatch, or a
 	// file in it does not match its signed manifest (then the error
 	// matches hotpatch.ErrCorrupt too).
@@ -75,7 +76,16 @@ var (
 	// above the running patch's, which patches the same app version: a
 	// replayed or forged instruction to go back to an older patch. Only a
 	// rollback takes a device back.
-	ErrDowngrade = errors.New("the hotpatch is older than the one the app runs")
+	ErrDowngrade = errors.New("the package is older than the one the app runs")
+	// ErrBadOffline: the offline package is not a well-formed package, a
+	// file in it does not match its signed manifest, or it is validly
+	// signed but not the package and version the answer offers (a signed
+	// package swapped for another).
+	ErrBadOffline = errors.New("the offline package is not the valid package the answer offers")
+	// ErrBadDelta: a delta could not be used: it is for another version
+	// than the one held, it is corrupt, or what it makes is not the
+	// version the answer names. The full package is downloaded instead.
+	ErrBadDelta = errors.New("the delta does not make the offered version from the one held")
 )
 
 // ServerError is an error answer of the server: an RFC 9457 problem

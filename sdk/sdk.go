@@ -54,6 +54,7 @@ import (
 	"time"
 
 	"github.com/mds-dev/mds"
+	"github.com/mds-dev/mds/offline"
 	"github.com/mds-dev/mds/signing"
 )
 
@@ -131,6 +132,9 @@ type Client struct {
 	// set by Close, after which nothing is committed. Guarded by mu.
 	lock   *os.File
 	closed bool
+	// manifests are the parsed manifests of installed offline packages,
+	// by directory, for Resolve. Guarded by mu.
+	manifests map[string]*offline.Manifest
 }
 
 // Open opens the state directory dir, creating it if needed, with the
@@ -151,7 +155,7 @@ func Open(dir string, cfg Config) (*Client, error) {
 		return nil, err
 	}
 	c.dir = abs
-	for _, d := range []string{c.dir, c.path(patchesDir), c.path(downloadsDir)} {
+	for _, d := range []string{c.dir, c.path(patchesDir), c.path(downloadsDir), c.path(offlineRoot)} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("sdk: cannot create the state directory: %w", err)
 		}
@@ -197,7 +201,7 @@ func (c *Client) configure() error {
 	// Validate normalises the network name in what it checks, which is
 	// then what every check sends.
 	d := c.cfg.Device
-	d.Hotpatch, d.DeviceTime = nil, nil
+	d.Hotpatch, d.DeviceTime, d.Offline = nil, nil, nil
 	if err := d.Validate(); err != nil {
 		return fmt.Errorf("sdk: device: %s", mds.ErrorMessage(err))
 	}

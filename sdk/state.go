@@ -22,7 +22,8 @@ const (
 	lockFile     = ".lock"     // flocked by the one Client using the directory
 	patchesDir   = "patches"   // patches/<patch_id>/: one extracted patch each
 	downloadsDir = "downloads" // downloads/<sha256>[.part]
-	tmpPrefix    = ".tmp-"     // patches/.tmp-<patch_id>-<random>/, being extracted
+	offlineRoot  = "offline"   // offline/<package>/<version>/: an installed offline package each
+	tmpPrefix    = ".tmp-"     // patches/.tmp-<patch_id>-<random>/, offline/<package>/.tmp-<version>-<random>/: being extracted
 	partSuffix   = ".part"
 )
 
@@ -31,7 +32,8 @@ const (
 // lose what it does not know (an app downgrade). Format 2 added each
 // patch's targets and the retired patches; a format 1 state is read, and
 // its patches, whose targets it does not record, are dropped at Open.
-const stateFormat = 2
+// Format 3 added the offline packages.
+const stateFormat = 3
 
 // state is state.json. Every field a device needs to resume after any
 // crash is here, and nothing else: what was accepted from the server
@@ -62,6 +64,8 @@ type state struct {
 	// They are recorded so that a crash before then does not leak them,
 	// and they never become Current or Previous again.
 	Retired []*patchRecord `json:"retired"`
+	// Offline are the installed offline packages, by package ID.
+	Offline map[string]*offlineRecord `json:"offline,omitempty"`
 }
 
 // storedAnswer is an accepted answer, exactly as it came, so that a 304
@@ -173,6 +177,11 @@ func loadState(dir string) (state, error) {
 	case invalid(st.Current), invalid(st.Previous), slices.ContainsFunc(st.Retired, func(p *patchRecord) bool { return p == nil || !p.valid() }):
 		return state{}, fmt.Errorf("sdk: %s names a patch directory that is not patches/<patch_id>: the file was edited; remove the state directory to start over", filepath.Join(dir, stateFile))
 	}
+	for p, r := range st.Offline {
+		if !r.valid() || r.Package != p {
+			return state{}, fmt.Errorf("sdk: %s names an offline package directory that is not offline/<package>/<version>: the file was edited; remove the state directory to start over", filepath.Join(dir, stateFile))
+		}
+	}
 	st.Format = stateFormat
 	return st, nil
 }
@@ -219,6 +228,12 @@ func (s *state) clone() state {
 	n.Retired = nil
 	for _, p := range s.Retired {
 		n.Retired = append(n.Retired, p.clone())
+	}
+	if s.Offline != nil {
+		n.Offline = make(map[string]*offlineRecord, len(s.Offline))
+		for k, r := range s.Offline {
+			n.Offline[k] = r.clone()
+		}
 	}
 	return n
 }
@@ -271,6 +286,19 @@ func (c *Client) recover() error {
 		next.Retired = slices.DeleteFunc(next.Retired, func(p *patchRecord) bool { return !exists(p) })
 		changed = changed || len(next.Retired) != n
 	}
+	for p, r := range next.Offline {
+		if r.Previous != nil && !c.isDir(r.Previous.Dir) {
+			r.Previous, changed = nil, true
+		}
+		if !c.isDir(r.Dir) {
+			// Removed behind the SDK's back: the previous version, if
+			// it is still there, is what the device holds.
+			next.Offline[p], changed = r.Previous, true
+			if r.Previous == nil {
+				delete(next.Offline, p)
+			}
+		}
+	}
 	if changed {
 		if err := c.commit(next); err != nil {
 			return err
@@ -279,7 +307,16 @@ func (c *Client) recover() error {
 	if err := atomicfile.RemoveTemps(c.dir, stateFile); err != nil {
 		return err
 	}
+	if err := c.pruneOffline(); err != nil {
+		return err
+	}
 	return c.prunePatches()
+}
+
+// isDir reports whether rel, under the state directory, is a directory.
+func (c *Client) isDir(rel string) bool {
+	fi, err := os.Stat(c.path(rel))
+	return err == nil && fi.IsDir()
 }
 
 // prunePatches removes every entry of patches/ but the directories of the
