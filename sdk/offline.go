@@ -45,20 +45,20 @@ import (
 // version to hold, the full package, and perhaps the delta from the
 // version the device holds. See docs/protocol.md.
 type OfflineInstruction struct {
-	Package         string        `json:"package"`
-	Version         string        `json:"version"`
-	Type            string        `json:"type"` // normal or global
-	TaskID          int64         `json:"task_id"`
-	Stage           string        `json:"stage"`
-	PackageID       int64         `json:"package_id"`
-	URL             string        `json:"url"`
-	Size            int64         `json:"size"`
-	SHA256          string        `json:"sha256"`
-	CanonicalSize   int64         `json:"canonical_size"`
-	CanonicalSHA256 string        `json:"canonical_sha256"`
-	KeyID           string        `json:"key_id"`
-	Network         string        `json:"network"` // any or wifi
-	Preload         bool          `json:"preload"`
+	Package         string `json:"package"`
+	Version         string `json:"version"`
+	Type            string `json:"type"` // normal or global
+	TaskID          int64  `json:"task_id"`
+	Stage           string `json:"stage"`
+	PackageID       int64  `json:"package_id"`
+	URL             string `json:"url"`
+	Size            int64  `json:"size"`
+	SHA256          string `json:"sha256"`
+	CanonicalSize   int64  `json:"canonical_size"`
+	CanonicalSHA256 string `json:"canonical_sha256"`
+	KeyID           string `json:"key_id"`
+	Network         string `json:"network"` // any or wifi
+	Preload         bool   `json:"preload"`
 	// Requires names the global packages its pages load resources from.
 	Requires []string      `json:"requires,omitempty"`
 	Delta    *OfflineDelta `json:"delta,omitempty"`
