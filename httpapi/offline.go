@@ -32,6 +32,7 @@ type offlineAnswer struct {
 	KeyID           string            `json:"key_id"`
 	Network         mds.NetworkPolicy `json:"network"`
 	Preload         bool              `json:"preload"`
+	Requires        []string          `json:"requires,omitempty"`
 	Delta           *deltaAnswer      `json:"delta,omitempty"`
 }
 
@@ -58,7 +59,7 @@ func (set *answerSet) offlineEntry(pk delivery.OfflinePick) *section {
 		p := o.Spec
 		e := &offlineAnswer{Package: p.Package, Version: o.Artifact.Version, Type: p.Type, TaskID: o.Task.ID, Stage: o.Task.Stage,
 			PackageID: o.Artifact.ID, URL: set.links.blob(p.SHA256), Size: p.Size, SHA256: p.SHA256,
-			CanonicalSize: p.CanonicalSize, CanonicalSHA256: p.CanonicalSHA256, KeyID: p.KeyID, Network: p.Network, Preload: p.Preload}
+			CanonicalSize: p.CanonicalSize, CanonicalSHA256: p.CanonicalSHA256, KeyID: p.KeyID, Network: p.Network, Preload: p.Preload, Requires: p.Requires}
 		if v > 0 {
 			d := &o.Deltas[v-1]
 			e.Delta = &deltaAnswer{From: d.From, URL: set.links.blob(d.SHA256), Size: d.Size, SHA256: d.SHA256}
