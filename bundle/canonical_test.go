@@ -3,6 +3,7 @@ package bundle_test
 import (
 	"archive/zip"
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"io"
 	"io/fs"
@@ -298,5 +299,33 @@ func TestCanonicalRefuses(t *testing.T) {
 				t.Errorf("opened %d files and wrote %d bytes to refuse", opened, w.n)
 			}
 		})
+	}
+}
+
+// TestCanonicalHeaderBytes pins the header fields docs/protocol.md gives
+// SDK authors to rebuild a canonical form: local header and central
+// directory record, byte for byte where they are fixed.
+func TestCanonicalHeaderBytes(t *testing.T) {
+	files := []bundle.File{{Path: "a.txt", Size: 2, SHA256: "8f434346648f6b96df89dda901c5176b10a6d83961dd3c1ac88b59b2dc327aa4"}}
+	var out bytes.Buffer
+	if _, err := bundle.WriteCanonical(&out, []byte("{}"), []byte("s"), files, func(string) (io.ReadCloser, error) {
+		return io.NopCloser(strings.NewReader("hi")), nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	b := out.Bytes()
+	le16 := func(at int) uint16 { return binary.LittleEndian.Uint16(b[at:]) }
+	le32 := func(at int) uint32 { return binary.LittleEndian.Uint32(b[at:]) }
+	// The first local header, of manifest.json.
+	if le32(0) != 0x04034b50 || le16(4) != 20 || le16(6) != 0x0800 || le16(8) != 0 || le16(10) != 0 || le16(12) != 0x0021 || le16(28) != 0 {
+		t.Errorf("local header % x", b[:30])
+	}
+	dir := bytes.Index(b, []byte{0x50, 0x4b, 0x01, 0x02})
+	if dir < 0 || le16(dir+4) != 0x0314 || le16(dir+6) != 20 || le16(dir+8) != 0x0800 || le16(dir+10) != 0 ||
+		le16(dir+12) != 0 || le16(dir+14) != 0x0021 || le16(dir+30) != 0 || le16(dir+32) != 0 || le16(dir+36) != 0 || le32(dir+38) != 0x81A40000 {
+		t.Errorf("central directory record % x", b[dir:dir+46])
+	}
+	if le16(len(b)-2) != 0 {
+		t.Error("the archive has a comment")
 	}
 }
