@@ -334,13 +334,71 @@ func (c *Client) viaFull(ctx context.Context, in *OfflineInstruction) (string, i
 		return "", 0, err
 	}
 	defer os.Remove(path)
+	tmp, err := c.extractFile(path, in)
+	return tmp, in.Size, err
+}
+
+// extractFile extracts the package file at path, checking first that it
+// is in's size and SHA-256 (a download was, but storage can fail; a
+// preset's file is checked here for the first time).
+func (c *Client) extractFile(path string, in *OfflineInstruction) (string, error) {
+	switch ok, err := fileMatches(path, in.Size, in.SHA256); {
+	case err != nil:
+		return "", err
+	case !ok:
+		return "", refusal(ErrHashMismatch, "%s is not the %d bytes hashing to %s that %s %s is", path, in.Size, in.SHA256, in.Package, in.Version)
+	}
 	f, err := os.Open(path)
 	if err != nil {
-		return "", in.Size, err
+		return "", err
 	}
 	defer f.Close()
-	tmp, err := c.extractOffline(f, in.Size, in, offline.Limits)
-	return tmp, in.Size, err
+	return c.extractOffline(f, in.Size, in, offline.Limits)
+}
+
+// InstallPreset installs the offline packages of the preset in dir (as
+// mds offline export writes it, and an app carries in its build) that the
+// device does not hold at that version or a newer one, global ones first:
+// each checked as a download is (size, SHA-256, archive, team signature,
+// manifest, files), so that a preset is no easier a way in than the
+// network. Call it at the first start of a fresh install, before the
+// first check, which then reports the packages and is offered deltas
+// from them.
+func (c *Client) InstallPreset(dir string) ([]OfflineResult, error) {
+	p, err := offline.ReadPreset(dir)
+	if err != nil {
+		return nil, fmt.Errorf("sdk: the preset in %s: %w", dir, err)
+	}
+	if p.AppKey != c.cfg.Device.AppKey {
+		return nil, refusal(ErrBadOffline, "the preset in %s is for app %s; this app is %s", dir, p.AppKey, c.cfg.Device.AppKey)
+	}
+	c.install.Lock()
+	defer c.install.Unlock()
+	list := slices.Clone(p.Packages)
+	slices.SortStableFunc(list, func(x, y offline.PresetPackage) int {
+		return boolRank(x.Type != mds.OfflineGlobal) - boolRank(y.Type != mds.OfflineGlobal)
+	})
+	var out []OfflineResult
+	for _, pp := range list {
+		in := &OfflineInstruction{Package: pp.Package, Version: pp.Version, Type: string(pp.Type), PackageID: pp.PackageID,
+			Size: pp.Size, SHA256: pp.SHA256, CanonicalSize: pp.CanonicalSize, CanonicalSHA256: pp.CanonicalSHA256}
+		res := OfflineResult{Package: pp.Package, Version: pp.Version, How: InstallSkipped}
+		c.mu.Lock()
+		held := c.st.Offline[pp.Package].clone()
+		c.mu.Unlock()
+		if held != nil && version.Compare(held.Version, pp.Version) >= 0 {
+			out = append(out, res)
+			continue
+		}
+		res.How = InstalledInFull
+		tmp, err := c.extractFile(filepath.Join(dir, pp.File), in)
+		if err == nil {
+			err = c.commitOffline(tmp, in, held)
+		}
+		res.Err = err
+		out = append(out, res)
+	}
+	return out, nil
 }
 
 // canonicalOf rebuilds the canonical form of installed version r from

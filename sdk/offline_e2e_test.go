@@ -3,6 +3,7 @@ package sdk_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"github.com/mds-dev/mds"
 	"github.com/mds-dev/mds/api"
 	"github.com/mds-dev/mds/delta"
+	"github.com/mds-dev/mds/offline"
 	"github.com/mds-dev/mds/offline/offlinetest"
 	"github.com/mds-dev/mds/sdk"
 )
@@ -296,5 +298,68 @@ func TestOfflineWiFiOnly(t *testing.T) {
 	res, err = dev.InstallOffline(t.Context(), a, sdk.OfflineOptions{WiFi: true})
 	if err != nil || how(res) != "video 1.0.0 full" {
 		t.Fatalf("on Wi-Fi: %+v, %v", res, err)
+	}
+}
+
+// TestOfflinePreset: a fresh install starts from the packages its build
+// carries, checked like a download, and its first check is offered the
+// delta from them; a preset of another app, or a file not the one listed,
+// is refused.
+func TestOfflinePreset(t *testing.T) {
+	w := newWorld(t)
+	m := offlinetest.Manifest(w.app.Key, "home", "1.0.0")
+	file := offlinetest.Pack(t, offlinetest.Site("1.0.0", siteSize), m, w.team)
+	v1, err := w.mgmt.PushOffline(t.Context(), "shop", bytes.NewReader(file), int64(len(file)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.release(v1)
+	dir := t.TempDir()
+	preset := offline.Preset{Format: offline.PresetFormat, AppKey: w.app.Key, Packages: []offline.PresetPackage{{
+		Package: "home", Version: "1.0.0", PackageID: v1.ID, Type: mds.OfflineNormal, File: offline.PresetFileName("home", "1.0.0"),
+		Size: v1.Offline.Size, SHA256: v1.Offline.SHA256, CanonicalSize: v1.Offline.CanonicalSize, CanonicalSHA256: v1.Offline.CanonicalSHA256}}}
+	write := func(p offline.Preset, file []byte) {
+		t.Helper()
+		b, err := p.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, offline.PresetFile), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, p.Packages[0].File), file, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dev := w.device("d", "2.1.0", "")
+	other := preset
+	other.AppKey = "ak_other"
+	write(other, file)
+	if _, err := dev.InstallPreset(dir); !errors.Is(err, sdk.ErrBadOffline) {
+		t.Errorf("another app's preset: %v", err)
+	}
+	swapped := bytes.Clone(file)
+	swapped[len(swapped)/2] ^= 1
+	write(preset, swapped)
+	if res, err := dev.InstallPreset(dir); err != nil || len(res) != 1 || !errors.Is(res[0].Err, sdk.ErrHashMismatch) || len(dev.Offline()) != 0 {
+		t.Errorf("a preset file not the one listed: %+v, %v", res, err)
+	}
+	write(preset, file)
+	if res, err := dev.InstallPreset(dir); err != nil || how(res) != "home 1.0.0 full" || res[0].Err != nil {
+		t.Fatalf("installing the preset: %+v, %v", res, err)
+	}
+	serves(t, dev, "home", "1.0.0")
+	if got := how(installAll(t, dev)); got != "" {
+		t.Fatalf("a device holding the preset's version was offered %q", got)
+	}
+	w.release(w.pushOffline("home", "1.1.0", mds.OfflineNormal))
+	w.deltaReady("home", "1.0.0", "1.1.0")
+	if got := how(installAll(t, dev)); got != "home 1.1.0 delta" {
+		t.Fatalf("after the preset, installed %q", got)
+	}
+	serves(t, dev, "home", "1.1.0")
+	// The preset again: its version is older than the one held.
+	if res, err := dev.InstallPreset(dir); err != nil || how(res) != "home 1.0.0 skipped" {
+		t.Errorf("the preset over a newer version: %+v, %v", res, err)
 	}
 }
