@@ -29,7 +29,7 @@ import (
 func deviceCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "device",
-		Short: "Act as a device: check for deliveries, apply hotpatches, launch, confirm",
+		Short: "Act as a device: check for deliveries, apply hotpatches, launch, confirm, install offline packages",
 		Long: `Act as a device, with the device SDK, over a state directory (--state DIR).
 
 The device's context (--app-key, --platform, --app-version, ...) and the keys
@@ -153,7 +153,7 @@ later; it reconnects by itself after a failure or a node shutting down.`,
 			return err
 		}),
 	}
-	cmd.AddCommand(check, apply, start, status, healthy, watch)
+	cmd.AddCommand(check, apply, start, status, healthy, watch, deviceOfflineCmd(f, out))
 	return cmd
 }
 
