@@ -5,6 +5,7 @@ package atomicfile
 
 import (
 	"errors"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -23,6 +24,17 @@ import (
 // perm is set on the file exactly, as chmod sets it (the umask does not
 // apply): the file's permissions are perm whether or not it existed.
 func WriteFile(path string, data []byte, perm fs.FileMode) error {
+	return Write(path, perm, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+}
+
+// Write is WriteFile for content too large to hold in memory: write
+// streams it into the temporary file, and path is replaced only if write
+// returns nil, so write can refuse what it wrote (a download whose hash
+// is wrong) and leave path as it was.
+func Write(path string, perm fs.FileMode, write func(w io.Writer) error) error {
 	dir, name := filepath.Split(path)
 	if dir == "" {
 		dir = "."
@@ -34,7 +46,7 @@ func WriteFile(path string, data []byte, perm fs.FileMode) error {
 	tmp := f.Name()
 	err = f.Chmod(perm)
 	if err == nil {
-		_, err = f.Write(data)
+		err = write(f)
 	}
 	if err == nil {
 		err = f.Sync()

@@ -2,6 +2,8 @@ package atomicfile
 
 import (
 	"bytes"
+	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -148,4 +150,43 @@ func assertOnly(t *testing.T, dir string, names ...string) {
 	if strings.Join(got, ",") != strings.Join(names, ",") {
 		t.Errorf("%s holds %v, want %v", dir, got, names)
 	}
+}
+
+// TestWrite: streamed content replaces the file; a write that fails
+// after streaming part of it leaves the old content and no temporary
+// file.
+func TestWrite(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "pkg.zip")
+	if err := WriteFile(path, []byte("old"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	refused := errors.New("the hash is wrong")
+	err := Write(path, 0o644, func(w io.Writer) error {
+		if _, err := w.Write([]byte("half of the new")); err != nil {
+			return err
+		}
+		return refused
+	})
+	if !errors.Is(err, refused) {
+		t.Fatalf("Write returned %v, want the writer's error", err)
+	}
+	if b, _ := os.ReadFile(path); string(b) != "old" {
+		t.Errorf("after a refused write the file holds %q", b)
+	}
+	assertOnly(t, dir, "pkg.zip")
+	if err := Write(path, 0o600, func(w io.Writer) error {
+		_, err := io.Copy(w, strings.NewReader("new content"))
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(path); string(b) != "new content" || fi.Mode().Perm() != 0o600 {
+		t.Errorf("after a write the file holds %q, mode %v", b, fi.Mode().Perm())
+	}
+	assertOnly(t, dir, "pkg.zip")
 }

@@ -52,20 +52,8 @@ The app's key is read from the server by --app, or given offline with --app-key.
 				}
 				m.Targets = append(m.Targets, t)
 			}
-			if m.AppKey = appKey; m.AppKey == "" {
-				slug := cmd.Flag("app").Value.String()
-				if slug == "" {
-					return fmt.Errorf("name the app with --app (its key is read from the server) or give --app-key")
-				}
-				c, err := newClient()
-				if err != nil {
-					return err
-				}
-				a, err := c.App(cmd.Context(), slug)
-				if err != nil {
-					return err
-				}
-				m.AppKey = a.Key
+			if m.AppKey, err = appKeyFor(cmd, newClient, appKey); err != nil {
+				return err
 			}
 			if outFile == "" {
 				outFile = fmt.Sprintf("hotpatch-%s-%d.zip", platform, patchVersion)
@@ -87,13 +75,9 @@ The app's key is read from the server by --app, or given offline with --app-key.
 		Short: "Check a hotpatch file: archive, team signature and every file's hash",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			b, err := os.ReadFile(pubFile)
+			pub, err := readPublicKey(pubFile)
 			if err != nil {
-				return fmt.Errorf("--pub: %w", err)
-			}
-			pub, err := signing.ParsePublicKeyPEM(b)
-			if err != nil {
-				return fmt.Errorf("--pub %s: %w", pubFile, err)
+				return err
 			}
 			pkg, closeFile, err := openHotpatch(args[0])
 			if err != nil {
@@ -187,6 +171,42 @@ func readPrivateKey(path string) (*signing.PrivateKey, error) {
 	k, err := signing.ParsePrivateKeyPEM(b)
 	if err != nil {
 		return nil, fmt.Errorf("--key %s: %w", path, err)
+	}
+	return k, nil
+}
+
+// appKeyFor returns the app key to pack for: given (--app-key), or read
+// from the server for the command's --app.
+func appKeyFor(cmd *cobra.Command, newClient func() (*client.Client, error), given string) (string, error) {
+	if given != "" {
+		return given, nil
+	}
+	slug := cmd.Flag("app").Value.String()
+	if slug == "" {
+		return "", fmt.Errorf("name the app with --app (its key is read from the server) or give --app-key")
+	}
+	c, err := newClient()
+	if err != nil {
+		return "", err
+	}
+	a, err := c.App(cmd.Context(), slug)
+	if err != nil {
+		return "", err
+	}
+	return a.Key, nil
+}
+
+func readPublicKey(path string) (*signing.PublicKey, error) {
+	if path == "" {
+		return nil, fmt.Errorf("give the team's public key with --pub (mds keys generate writes one)")
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("--pub: %w", err)
+	}
+	k, err := signing.ParsePublicKeyPEM(b)
+	if err != nil {
+		return nil, fmt.Errorf("--pub %s: %w", path, err)
 	}
 	return k, nil
 }

@@ -90,28 +90,17 @@ func (c *Client) call(ctx context.Context, method, path string, in, out any) err
 	return c.send(req, out)
 }
 
-// send sends req with the token and decodes its answer into out.
+// send sends req and decodes its answer into out.
 func (c *Client) send(req *http.Request, out any) error {
-	req.Header.Set("Authorization", "Bearer "+c.token)
 	req.Header.Set("Accept", "application/json")
-	resp, err := c.http.Do(req)
+	resp, err := c.do(req)
 	if err != nil {
-		return fmt.Errorf("cannot reach the mds server: %w", err)
+		return err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
 	if err != nil {
 		return fmt.Errorf("reading the server's answer: %w", err)
-	}
-	if resp.StatusCode >= 400 {
-		e := &Error{Status: resp.StatusCode, Title: http.StatusText(resp.StatusCode)}
-		if json.Unmarshal(b, e) != nil && len(b) > 0 {
-			e.Detail = strings.TrimSpace(string(b))
-		}
-		if e.Code == "" {
-			e.Code = api.Code(resp.StatusCode)
-		}
-		return e
 	}
 	if out != nil && len(b) > 0 {
 		if err := json.Unmarshal(b, out); err != nil {
@@ -119,6 +108,32 @@ func (c *Client) send(req *http.Request, out any) error {
 		}
 	}
 	return nil
+}
+
+// do sends req with the token. An answer of 400 or more is read, closed
+// and returned as an *Error.
+func (c *Client) do(req *http.Request) (*http.Response, error) {
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("cannot reach the mds server: %w", err)
+	}
+	if resp.StatusCode < 400 {
+		return resp, nil
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
+	if err != nil {
+		return nil, fmt.Errorf("reading the server's answer: %w", err)
+	}
+	e := &Error{Status: resp.StatusCode, Title: http.StatusText(resp.StatusCode)}
+	if json.Unmarshal(b, e) != nil && len(b) > 0 {
+		e.Detail = strings.TrimSpace(string(b))
+	}
+	if e.Code == "" {
+		e.Code = api.Code(resp.StatusCode)
+	}
+	return nil, e
 }
 
 // get calls GET path and returns the answer as a T.
@@ -227,7 +242,22 @@ func (c *Client) CreatePackage(ctx context.Context, app string, in api.CreatePac
 
 // Packages lists an app's packages, newest first.
 func (c *Client) Packages(ctx context.Context, app string, p Page) (*api.Packages, error) {
-	return get[api.Packages](ctx, c, appPath(app, "/packages"+pageQuery(p)))
+	return c.PackagesOfKind(ctx, app, "", p)
+}
+
+// PackagesOfKind lists an app's packages of kind k, newest first; k ""
+// lists every kind.
+func (c *Client) PackagesOfKind(ctx context.Context, app string, k mds.Kind, p Page) (*api.Packages, error) {
+	q := pageQuery(p)
+	if k != "" {
+		if q == "" {
+			q = "?"
+		} else {
+			q += "&"
+		}
+		q += "kind=" + url.QueryEscape(string(k))
+	}
+	return get[api.Packages](ctx, c, appPath(app, "/packages"+q))
 }
 
 // Package gets one package.
@@ -433,4 +463,49 @@ func (c *Client) PushHotpatch(ctx context.Context, app string, r io.Reader, size
 		return nil, err
 	}
 	return &out, nil
+}
+
+// ---- offline packages
+
+// PushOffline streams size bytes of r, a signed H5 offline package, to the
+// app.
+func (c *Client) PushOffline(ctx context.Context, app string, r io.Reader, size int64) (*api.Package, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+appPath(app, "/offline"), r)
+	if err != nil {
+		return nil, err
+	}
+	req.ContentLength = size
+	req.Header.Set("Content-Type", "application/zip")
+	var out api.Package
+	if err := c.send(req, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Deltas lists the deltas between the app's offline package versions,
+// those of package pkg only unless pkg is "".
+func (c *Client) Deltas(ctx context.Context, app, pkg string) (*api.Deltas, error) {
+	path := "/offline/deltas"
+	if pkg != "" {
+		path += "?package=" + url.QueryEscape(pkg)
+	}
+	return get[api.Deltas](ctx, c, appPath(app, path))
+}
+
+// PackageFile opens the stored file of package pkg of the app (an upgrade
+// uploaded to the server, a hotpatch, an offline package) and returns it
+// with its size, -1 when the server did not say. The caller closes it,
+// and checks what it reads against the package's sha256: nothing here
+// does.
+func (c *Client) PackageFile(ctx context.Context, app string, pkg int64) (io.ReadCloser, int64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+appPath(app, "/packages/"+id(pkg)+"/file"), nil)
+	if err != nil {
+		return nil, 0, err
+	}
+	resp, err := c.do(req)
+	if err != nil {
+		return nil, 0, err
+	}
+	return resp.Body, resp.ContentLength, nil
 }

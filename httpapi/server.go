@@ -212,6 +212,7 @@ func New(cfg Config) *Server {
 	s.documentOfflineUpload()
 	mgmt.HandleFunc("PUT /api/v1/apps/{app}/whitelists/{id}/entries", s.replaceWhitelist)
 	s.documentWhitelistUpload()
+	s.routeFiles(mgmt)
 	mgmt.Handle("GET /metrics", s.metrics.handler())
 	s.health(mgmt)
 	mgmt.Handle("/", s.unmatched(mgmt))
