@@ -16,7 +16,8 @@ import (
 
 func printTask(t *api.Task) func(io.Writer) {
 	return func(w io.Writer) {
-		fmt.Fprintf(w, "task\t%d\nstatus\t%s (%s)\npackage\t%d (%s %s)\n", t.ID, t.Status, t.Stage, t.PackageID, t.Platform, t.Version)
+		fmt.Fprintf(w, "task\t%d\nstatus\t%s (%s)\npackage\t%d (%s)\n", t.ID, t.Status, t.Stage, t.PackageID,
+			strings.Join(strings.Fields(string(t.Kind)+" "+string(t.Platform)+" "+t.Version), " "))
 		if u := t.UpgradeTask; u != nil {
 			fmt.Fprintf(w, "mode\t%s\n", u.Mode)
 			if u.RemindIntervalSeconds > 0 {
