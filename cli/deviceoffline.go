@@ -33,15 +33,7 @@ func deviceOfflineCmd(f *deviceFlags, out *printer) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := out.print(cmd, res, func(w io.Writer) { printOfflineResults(w, res) }); err != nil {
-				return err
-			}
-			for _, r := range res {
-				if r.Err != nil {
-					return fmt.Errorf("%s %s was not installed: %w", r.Package, r.Version, r.Err)
-				}
-			}
-			return nil
+			return reportOffline(cmd, out, res)
 		}),
 	}
 	install.Flags().BoolVar(&wifi, "wifi", false, "the device is on Wi-Fi: install packages released for Wi-Fi only too")
@@ -55,15 +47,7 @@ func deviceOfflineCmd(f *deviceFlags, out *printer) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := out.print(cmd, res, func(w io.Writer) { printOfflineResults(w, res) }); err != nil {
-				return err
-			}
-			for _, r := range res {
-				if r.Err != nil {
-					return fmt.Errorf("%s %s was not installed: %w", r.Package, r.Version, r.Err)
-				}
-			}
-			return nil
+			return reportOffline(cmd, out, res)
 		}),
 	}
 	list := &cobra.Command{
@@ -109,6 +93,20 @@ func deviceOfflineCmd(f *deviceFlags, out *printer) *cobra.Command {
 	}
 	cmd.AddCommand(install, preset, list, resolve)
 	return cmd
+}
+
+// reportOffline prints what installing did, and fails when a package was
+// not installed.
+func reportOffline(cmd *cobra.Command, out *printer, res []sdk.OfflineResult) error {
+	if err := out.print(cmd, res, func(w io.Writer) { printOfflineResults(w, res) }); err != nil {
+		return err
+	}
+	for _, r := range res {
+		if r.Err != nil {
+			return fmt.Errorf("%s %s was not installed: %w", r.Package, r.Version, r.Err)
+		}
+	}
+	return nil
 }
 
 func printOfflineResults(w io.Writer, res []sdk.OfflineResult) {

@@ -452,7 +452,13 @@ func (c *Client) ServerKeys(ctx context.Context) (*api.ServerKeys, error) {
 
 // PushHotpatch streams size bytes of r, a signed hotpatch file, to the app.
 func (c *Client) PushHotpatch(ctx context.Context, app string, r io.Reader, size int64) (*api.Package, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+appPath(app, "/hotpatches"), r)
+	return c.pushSigned(ctx, appPath(app, "/hotpatches"), r, size)
+}
+
+// pushSigned streams size bytes of r, a team-signed package file, to
+// path.
+func (c *Client) pushSigned(ctx context.Context, path string, r io.Reader, size int64) (*api.Package, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+path, r)
 	if err != nil {
 		return nil, err
 	}
@@ -470,17 +476,7 @@ func (c *Client) PushHotpatch(ctx context.Context, app string, r io.Reader, size
 // PushOffline streams size bytes of r, a signed H5 offline package, to the
 // app.
 func (c *Client) PushOffline(ctx context.Context, app string, r io.Reader, size int64) (*api.Package, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+appPath(app, "/offline"), r)
-	if err != nil {
-		return nil, err
-	}
-	req.ContentLength = size
-	req.Header.Set("Content-Type", "application/zip")
-	var out api.Package
-	if err := c.send(req, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return c.pushSigned(ctx, appPath(app, "/offline"), r, size)
 }
 
 // Deltas lists the deltas between the app's offline package versions,

@@ -91,18 +91,7 @@ func (s *offlines) finish() {
 
 // worksWith reports whether the offer's package works with the device's
 // installed app version.
-func (o *OfflineOffer) worksWith(in *gray.Input) bool {
-	if len(o.ranges) == 0 {
-		return true
-	}
-	v := in.AppVersion()
-	for _, r := range o.ranges {
-		if r.Contains(v) {
-			return true
-		}
-	}
-	return false
-}
+func (o *OfflineOffer) worksWith(in *gray.Input) bool { return inRanges(o.ranges, in.AppVersion()) }
 
 // delta returns the ready delta from version held, if any.
 func (o *OfflineOffer) delta(held string) *OfflineDelta {

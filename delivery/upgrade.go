@@ -125,11 +125,15 @@ func (o *UpgradeOffer) packageAdmits(in *gray.Input) bool {
 	if ch := o.channel; ch != "" && ch != in.Device.Channel {
 		return false
 	}
-	if len(o.ranges) == 0 {
+	return inRanges(o.ranges, in.AppVersion())
+}
+
+// inRanges reports whether v is in one of ranges; none is every version.
+func inRanges(ranges []version.KeyRange, v version.Key) bool {
+	if len(ranges) == 0 {
 		return true
 	}
-	v := in.AppVersion()
-	for _, r := range o.ranges {
+	for _, r := range ranges {
 		if r.Contains(v) {
 			return true
 		}

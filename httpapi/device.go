@@ -305,13 +305,7 @@ func (s *Server) blob(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer f.Close()
-	switch st, detail := checkRange(r.Header.Get("Range"), b.Size); st {
-	case 0:
-	case http.StatusOK:
-		r.Header.Del("Range")
-	default:
-		w.Header().Set("Content-Range", "bytes */"+strconv.FormatInt(b.Size, 10))
-		writeProblemStatus(w, st, detail)
+	if !rangeServable(w, r, b.Size) {
 		return
 	}
 	raw, _ := hex.DecodeString(sum)

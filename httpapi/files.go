@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/http"
 	"reflect"
-	"strconv"
 
 	"github.com/danielgtaylor/huma/v2"
 
@@ -66,13 +65,7 @@ func (s *Server) packageFile(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer f.Close()
-	switch st, detail := checkRange(r.Header.Get("Range"), b.Size); st {
-	case 0:
-	case http.StatusOK:
-		r.Header.Del("Range")
-	default:
-		w.Header().Set("Content-Range", "bytes */"+strconv.FormatInt(b.Size, 10))
-		writeProblemStatus(w, st, detail)
+	if !rangeServable(w, r, b.Size) {
 		return
 	}
 	h := w.Header()

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -113,11 +114,7 @@ func (s *Server) checkHotpatch(r *http.Request, a *mds.App, f *os.File, size int
 	if err := s.store.CheckArtifact(r.Context(), art); err != nil {
 		return nil, err
 	}
-	k, err := s.store.FindTeamKey(r.Context(), a.ID, m.KeyID)
-	if err != nil {
-		return nil, err
-	}
-	pub, err := signing.ParsePublicKeyPEM([]byte(k.PEM))
+	pub, err := s.teamKey(r.Context(), a.ID, m.KeyID)
 	if err != nil {
 		return nil, err
 	}
@@ -128,6 +125,15 @@ func (s *Server) checkHotpatch(r *http.Request, a *mds.App, f *os.File, size int
 		return nil, err
 	}
 	return art, nil
+}
+
+// teamKey is app's registered team key id, parsed.
+func (s *Server) teamKey(ctx context.Context, app int64, id string) (*signing.PublicKey, error) {
+	k, err := s.store.FindTeamKey(ctx, app, id)
+	if err != nil {
+		return nil, err
+	}
+	return signing.ParsePublicKeyPEM([]byte(k.PEM))
 }
 
 // documentHotpatchUpload adds the hotpatch upload to the OpenAPI document.

@@ -14,7 +14,6 @@ import (
 	"github.com/mds-dev/mds/api"
 	"github.com/mds-dev/mds/bundle"
 	"github.com/mds-dev/mds/offline"
-	"github.com/mds-dev/mds/signing"
 )
 
 // uploadOffline takes a signed offline package: the archive, that it is
@@ -47,11 +46,7 @@ func (s *Server) checkOffline(r *http.Request, a *mds.App, f *os.File, size int6
 	if err := s.store.CheckArtifact(r.Context(), art); err != nil {
 		return nil, err
 	}
-	k, err := s.store.FindTeamKey(r.Context(), a.ID, m.KeyID)
-	if err != nil {
-		return nil, err
-	}
-	pub, err := signing.ParsePublicKeyPEM([]byte(k.PEM))
+	pub, err := s.teamKey(r.Context(), a.ID, m.KeyID)
 	if err != nil {
 		return nil, err
 	}

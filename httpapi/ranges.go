@@ -243,3 +243,19 @@ func stdlibErrorDetail(code int) string {
 	}
 	return "the request could not be served (" + http.StatusText(code) + "); check it and try again"
 }
+
+// rangeServable refuses, with a 416 problem naming the file's size, a
+// Range of r that a file of size bytes cannot serve, and drops one that
+// is better served whole (checkRange); it reports whether to go on.
+func rangeServable(w http.ResponseWriter, r *http.Request, size int64) bool {
+	switch st, detail := checkRange(r.Header.Get("Range"), size); st {
+	case 0:
+	case http.StatusOK:
+		r.Header.Del("Range")
+	default:
+		w.Header().Set("Content-Range", "bytes */"+strconv.FormatInt(size, 10))
+		writeProblemStatus(w, st, detail)
+		return false
+	}
+	return true
+}
