@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net/http"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -237,6 +238,15 @@ func TestOfflineCheck(t *testing.T) {
 	}
 	if _, a = check(map[string]string{"home": "1.2.0"}); len(a.Offline) != 0 {
 		t.Errorf("a device holding a newer version is told %+v", a.Offline)
+	}
+
+	// The node's builder counts what it did.
+	_, metrics := e.request("GET", "/metrics", "", nil)
+	for _, want := range []string{`mds_delta_builds_total{status="ready"} 1\n`, `mds_deltas_building 0\n`, `mds_delta_build_seconds_total [0-9.e-]+\n`,
+		`mds_checks_total{outcome="offline"} [1-9]`} {
+		if !regexp.MustCompile(want).Match(metrics) {
+			t.Errorf("metrics lack %s", want)
+		}
 	}
 
 	stranger := e.createToken(e.admin, "stranger", grant("blog", mds.RoleAdmin))
