@@ -29,7 +29,7 @@ import (
 // store hands each delta to one at a time, for a lease.
 //
 // Memory is bounded by Workers builds at once, each holding the two
-// canonical forms and the encoder's state: about 9 bytes per byte of
+// canonical forms and the encoder's state: about 8 bytes per byte of
 // input at peak, and delta.MaxInput bytes of input at most (versions
 // larger than that together are skipped).
 type Builder struct {

@@ -98,7 +98,7 @@ internet.`,
 	f.StringVar(&c.watchSweep, "watch-sweep", env("MDS_WATCH_SWEEP", "10s"), "how often every watcher is evaluated, for what time alone changes (ramp steps, windows) (MDS_WATCH_SWEEP)")
 	f.StringVar(&c.drainDelay, "drain-delay", env("MDS_DRAIN_DELAY", "0s"), "on SIGTERM, how long readyz reports not ready before watchers are told to reconnect; set it to what your load balancer takes to notice (MDS_DRAIN_DELAY)")
 	f.StringVar(&c.drainSpread, "drain-spread", env("MDS_DRAIN_SPREAD", "10s"), "on SIGTERM, the span over which watchers are told to reconnect, each at a random moment, so they spread over the other nodes (MDS_DRAIN_SPREAD)")
-	f.StringVar(&c.deltaWorkers, "delta-workers", env("MDS_DELTA_WORKERS", "1"), "offline package deltas this node builds at once, each holding two versions in memory (about 9 bytes per byte of them at peak); 0 builds none here (MDS_DELTA_WORKERS)")
+	f.StringVar(&c.deltaWorkers, "delta-workers", env("MDS_DELTA_WORKERS", "1"), "offline package deltas this node builds at once, each holding two versions in memory (about 8 bytes per byte of them at peak); 0 builds none here (MDS_DELTA_WORKERS)")
 	f.StringVar(&c.deltaBases, "delta-bases", env("MDS_DELTA_BASES", "5"), "how many of the versions released before a new offline package version get a delta to it, 0 to 16 (MDS_DELTA_BASES)")
 	f.BoolVar(&c.rotateAdmin, "rotate-admin-token", false, "replace the admin token's secret by MDS_ADMIN_TOKEN; the old one stops working")
 	return cmd
