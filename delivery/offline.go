@@ -131,29 +131,37 @@ func offered(o *OfflineOffer, held string, holds bool) bool {
 
 // decide appends to picks what the device is offered, by package ID.
 func (s *offlines) decide(in *gray.Input, adm gray.Admitter, picks []OfflinePick) []OfflinePick {
-	d := in.Device
 	first := len(picks)
 	for i := range s.packages {
-		p := &s.packages[i]
-		cur := p.current(in, adm)
-		if cur == nil {
-			continue
-		}
-		held, holds := d.Offline[p.id]
-		if !offered(cur, held, holds) {
-			continue
-		}
-		pick := OfflinePick{Offer: cur}
-		if holds {
-			pick.Delta = cur.delta(held)
-		}
-		picks = append(picks, pick)
+		picks = pick(s.packages[i].current(in, adm), in.Device, picks)
 	}
-	// Without what they require, packages wait. What they require is
-	// global and requires nothing, so one pass settles it. The kept picks
-	// move down over the dropped ones; a dropped pick is never global, so
-	// every global pick stays somewhere in picks[first:end] for missing
-	// to find.
+	return settle(picks, first, in.Device)
+}
+
+// pick appends to picks what a device d is offered of a package whose
+// version for it is cur (nil: none): cur, when d holds an older version
+// or none, with the delta from the version held if one is ready.
+func pick(cur *OfflineOffer, d *mds.Device, picks []OfflinePick) []OfflinePick {
+	if cur == nil {
+		return picks
+	}
+	held, holds := d.Offline[cur.Spec.Package]
+	if !offered(cur, held, holds) {
+		return picks
+	}
+	pk := OfflinePick{Offer: cur}
+	if holds {
+		pk.Delta = cur.delta(held)
+	}
+	return append(picks, pk)
+}
+
+// settle drops from picks[first:] the packages whose required globals d
+// neither holds nor is offered: they wait. What they require is global
+// and requires nothing, so one pass settles it. The kept picks move down
+// over the dropped ones; a dropped pick is never global, so every global
+// pick stays somewhere in picks[first:end] for missing to find.
+func settle(picks []OfflinePick, first int, d *mds.Device) []OfflinePick {
 	end, n := len(picks), first
 	for j := first; j < end; j++ {
 		if pk := picks[j]; missing(pk.Offer.Spec, d, picks[first:end]) == "" {
@@ -181,51 +189,56 @@ func missing(spec *mds.OfflineSpec, d *mds.Device, picks []OfflinePick) string {
 }
 
 // explain explains every live version of every package, and what the
-// device is offered, by the same walk as decide.
+// device is offered, by the steps decide takes, but admitting no one: a
+// version's audience is its explanation's.
 func (s *offlines) explain(in *gray.Input, adm gray.Admitter) []Explanation {
 	d := in.Device
 	var out []Explanation
-	picks := s.decide(in, adm, nil)
+	var picks []OfflinePick
+	chosen := map[*OfflineOffer]int{} // each package's version for the device, by its explanation
 	for i := range s.packages {
 		p := &s.packages[i]
-		found := false
+		var cur *OfflineOffer
 		for j := range p.offers {
 			o := &p.offers[j]
 			e := o.explanation()
-			step := func(detail string, ok bool) {
-				e.Steps = append(e.Steps, gray.Step{What: "offline", Detail: detail, Passed: ok})
-			}
 			if !o.worksWith(in) {
-				step(fmt.Sprintf("package %s %s works with app versions %v; the device runs %s", p.id, o.Artifact.Version, o.Spec.AppVersions, d.AppVersion), false)
-				out = append(out, e)
-				continue
-			}
-			step(fmt.Sprintf("package %s %s works with app version %s", p.id, o.Artifact.Version, d.AppVersion), true)
-			var steps []gray.Step
-			e.Matched, steps = o.audience.Explain(in, adm)
-			e.Steps = append(e.Steps, steps...)
-			if e.Matched && !found {
-				found = true
-				held, holds := d.Offline[p.id]
-				k := slices.IndexFunc(picks, func(pk OfflinePick) bool { return pk.Offer == o })
-				switch {
-				case k >= 0 && picks[k].Delta != nil:
-					e.Chosen = true
-					step(fmt.Sprintf("the device holds %s: it gets the delta from it (%d bytes of %d)", held, picks[k].Delta.Size, o.Spec.Size), true)
-				case k >= 0 && holds:
-					e.Chosen = true
-					step(fmt.Sprintf("the device holds %s, from which no delta is ready: it gets the full package", held), true)
-				case k >= 0:
-					e.Chosen = true
-					step("the device holds no version: it gets the full package", true)
-				case !offered(o, held, holds):
-					step(fmt.Sprintf("the device holds %s, not older: nothing to do", held), false)
-				default:
-					step(fmt.Sprintf("it requires global package %s, which the device neither holds nor is offered: it waits for it", missing(o.Spec, d, picks)), false)
+				e.Steps = append(e.Steps, gray.Step{What: "offline", Detail: fmt.Sprintf("package %s %s works with app versions %v; the device runs %s",
+					p.id, o.Artifact.Version, o.Spec.AppVersions, d.AppVersion)})
+			} else {
+				e.Steps = append(e.Steps, gray.Step{What: "offline", Passed: true,
+					Detail: fmt.Sprintf("package %s %s works with app version %s", p.id, o.Artifact.Version, d.AppVersion)})
+				var steps []gray.Step
+				e.Matched, steps = o.audience.Explain(in, adm)
+				e.Steps = append(e.Steps, steps...)
+				if e.Matched && cur == nil {
+					cur, chosen[o] = o, len(out)
 				}
 			}
 			out = append(out, e)
 		}
+		picks = pick(cur, d, picks)
+	}
+	picks = settle(picks, 0, d)
+	for o, at := range chosen {
+		e := &out[at]
+		held, holds := d.Offline[o.Spec.Package]
+		k := slices.IndexFunc(picks, func(pk OfflinePick) bool { return pk.Offer == o })
+		var detail string
+		switch {
+		case k >= 0 && picks[k].Delta != nil:
+			detail = fmt.Sprintf("the device holds %s: it gets the delta from it (%d bytes of %d)", held, picks[k].Delta.Size, o.Spec.Size)
+		case k >= 0 && holds:
+			detail = fmt.Sprintf("the device holds %s, from which no delta is ready: it gets the full package", held)
+		case k >= 0:
+			detail = "the device holds no version: it gets the full package"
+		case !offered(o, held, holds):
+			detail = fmt.Sprintf("the device holds %s, not older: nothing to do", held)
+		default:
+			detail = fmt.Sprintf("it requires global package %s, which the device neither holds nor is offered: it waits for it", missing(o.Spec, d, picks))
+		}
+		e.Chosen = k >= 0
+		e.Steps = append(e.Steps, gray.Step{What: "offline", Detail: detail, Passed: k >= 0})
 	}
 	return out
 }

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mds-dev/mds"
 	"github.com/mds-dev/mds/delivery"
@@ -233,5 +234,41 @@ func TestOfflineDecideAllocates(t *testing.T) {
 	dec.Reset()
 	if len(dec.Offline) != 0 || cap(dec.Offline) < 20 || dec.Offline[:1][0].Offer != nil {
 		t.Error("Reset keeps the array, empty and pointing at nothing")
+	}
+}
+
+// countingAdmitter admits everyone, counting the admissions.
+type countingAdmitter struct{ admitted int }
+
+func (c *countingAdmitter) Admit(int64, *mds.Window, string, time.Time) bool {
+	c.admitted++
+	return true
+}
+func (c *countingAdmitter) Admitted(int64, *mds.Window, string, time.Time) (bool, int) {
+	return false, 0
+}
+
+// TestOfflineExplainAdmitsNoOne: explaining a device to a version behind
+// a capped window takes no place in the window; checking does.
+func TestOfflineExplainAdmitsNoOne(t *testing.T) {
+	var f fixture
+	shop := f.app("shop", mds.Android)
+	window := mds.Targeting{Window: &mds.Window{Start: now.Add(-time.Hour), End: now.Add(time.Hour), Cap: 10}}
+	f.offline(shop, "home", "1.0.0", mds.OfflineNormal, mds.StatusLive, window, mds.OfflineSpec{})
+	s := f.compile(t)
+	if len(s.Problems) != 0 {
+		t.Fatal(s.Problems)
+	}
+	adm := &countingAdmitter{}
+	in := gray.NewInput(device("shop", mds.Android, "2.0.0"), netip.Addr{}, now)
+	if _, err := s.Explain(&in, adm); err != nil {
+		t.Fatal(err)
+	}
+	if adm.admitted != 0 {
+		t.Errorf("explain admitted the device %d times", adm.admitted)
+	}
+	var dec delivery.Decision
+	if err := s.Evaluate(&in, adm, &dec); err != nil || len(dec.Offline) != 1 || adm.admitted != 1 {
+		t.Errorf("a check: %+v, %v, admitted %d times; want the package, admitted once", dec.Offline, err, adm.admitted)
 	}
 }
