@@ -73,9 +73,11 @@ const BlobOffline = "offline"
 
 // Bounds of offline packages.
 const (
-	MaxOfflineRequires = 16  // global packages one package requires
-	MaxOfflineHeld     = 128 // packages a device reports holding
-	MaxOfflineURL      = 1024
+	MaxOfflineRequires = 16 // global packages one package requires
+	// MaxOfflineHeld bounds the packages a device reports holding, and so
+	// the packages an app may ever have: a device keeps what it installed.
+	MaxOfflineHeld = 128
+	MaxOfflineURL  = 1024
 )
 
 // ValidOfflinePackage checks an H5 app's package ID: 1-64 lowercase
@@ -276,6 +278,9 @@ type Delta struct {
 	Attempts    int         `json:"attempts"`
 	// Lease is when the claim of the builder building it runs out.
 	Lease time.Time `json:"-"`
+	// RetryAt is when a delta finished pending (a build that failed and
+	// is tried again) may be claimed again.
+	RetryAt time.Time `json:"-"`
 	// BuildMillis is how long the last build took, in milliseconds.
 	BuildMillis int64     `json:"build_ms"`
 	CreatedAt   time.Time `json:"created_at"`

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/mds-dev/mds"
@@ -28,8 +29,12 @@ func (s *Store) checkOffline(ctx context.Context, tx *sql.Tx, a *mds.Artifact) e
 }
 
 // offlineRefusal is why CreateArtifact refuses offline package a, read
-// through q: a version not above the newest its package had, or a team key
-// the app has not registered or retired.
+// through q: a team key the app has not registered or retired; a version
+// not above the newest its package had, or the same but for case (a
+// device names a version's directory by it, on file systems that may not
+// tell case apart); a host another package of the app serves (a WebView's
+// URL must name one package); or a package beyond the MaxOfflineHeld an
+// app may ever have, which bounds what a device can come to hold.
 func (s *Store) offlineRefusal(ctx context.Context, q interface {
 	querier
 	rowQuerier
@@ -51,10 +56,31 @@ func (s *Store) offlineRefusal(ctx context.Context, q interface {
 		if newest == "" || version.Compare(v, newest) > 0 {
 			newest = v
 		}
+		if strings.EqualFold(v, a.Version) && v != a.Version {
+			return mds.Errorf(mds.ECONFLICT, "offline package %s version %s differs from its version %s only in case; devices keep versions in directories named by them: choose another version", p.Package, a.Version, v)
+		}
 	}
 	if newest != "" && version.Compare(a.Version, newest) <= 0 {
 		return mds.Errorf(mds.ECONFLICT, "offline package %s version %s is not above %s, its newest version in this app; pack it with a higher --version",
 			p.Package, a.Version, newest)
+	}
+	var other string
+	err = q.QueryRowContext(ctx, s.q(`SELECT package FROM offline_versions WHERE app_id = ? AND host = ? AND package <> ? AND artifact_id IS NOT NULL LIMIT 1`),
+		a.AppID, p.Host, p.Package).Scan(&other)
+	switch {
+	case err == nil:
+		return mds.Errorf(mds.ECONFLICT, "host %s is served by offline package %s of this app; a WebView's URL must name one package: give %s a host of its own", p.Host, other, p.Package)
+	case !errors.Is(err, sql.ErrNoRows):
+		return err
+	}
+	if len(versions) == 0 {
+		var n int
+		if err := q.QueryRowContext(ctx, s.q(`SELECT COUNT(DISTINCT package) FROM offline_versions WHERE app_id = ?`), a.AppID).Scan(&n); err != nil {
+			return err
+		}
+		if n >= mds.MaxOfflineHeld {
+			return mds.Errorf(mds.ECONFLICT, "the app has had %d offline packages, the most a device may hold; ship %s as a version of one of them", n, p.Package)
+		}
 	}
 	return nil
 }
@@ -65,8 +91,8 @@ func (s *Store) recordOffline(ctx context.Context, tx *sql.Tx, a *mds.Artifact) 
 	if err != nil {
 		return err
 	}
-	_, err = tx.ExecContext(ctx, s.q(`INSERT INTO offline_versions (app_id, package, version, artifact_id) VALUES (?, ?, ?, ?)`),
-		a.AppID, p.Package, a.Version, a.ID)
+	_, err = tx.ExecContext(ctx, s.q(`INSERT INTO offline_versions (app_id, package, version, host, artifact_id) VALUES (?, ?, ?, ?, ?)`),
+		a.AppID, p.Package, a.Version, p.Host, a.ID)
 	if err != nil && s.d.IsUnique(err) {
 		return mds.Errorf(mds.ECONFLICT, "offline package %s version %s was stored just now by another upload", p.Package, a.Version)
 	}
@@ -103,8 +129,15 @@ func (s *Store) releaseOffline(ctx context.Context, tx *sql.Tx, t *mds.Task) err
 		return err
 	}
 	now := s.now()
-	if _, err := tx.ExecContext(ctx, s.q(`UPDATE offline_versions SET released_at = ? WHERE app_id = ? AND artifact_id = ?`),
-		millis(now), t.AppID, t.ArtifactID); err != nil {
+	// Another transaction may release the version first: on PostgreSQL
+	// this update then waits for it and changes nothing, and that one
+	// queues the deltas.
+	res, err := tx.ExecContext(ctx, s.q(`UPDATE offline_versions SET released_at = ? WHERE app_id = ? AND artifact_id = ? AND released_at IS NULL`),
+		millis(now), t.AppID, t.ArtifactID)
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
 		return err
 	}
 	rows, err := tx.QueryContext(ctx, s.q(`SELECT artifact_id, version FROM offline_versions
@@ -127,7 +160,7 @@ func (s *Store) releaseOffline(ctx context.Context, tx *sql.Tx, t *mds.Task) err
 	n := int(s.deltaBases.Load())
 	for _, b := range bases[:min(n, len(bases))] {
 		_, err := tx.ExecContext(ctx, s.q(`INSERT INTO deltas (app_id, from_id, to_id, status, reason, attempts, lease, build_ms, created_at, updated_at)
-			VALUES (?, ?, ?, ?, '', 0, 0, 0, ?, ?)`), t.AppID, b.id, t.ArtifactID, mds.DeltaPending, millis(now), millis(now))
+			VALUES (?, ?, ?, ?, '', 0, 0, 0, ?, ?) ON CONFLICT DO NOTHING`), t.AppID, b.id, t.ArtifactID, mds.DeltaPending, millis(now), millis(now))
 		if err != nil {
 			return fmt.Errorf("queue delta %d→%d: %w", b.id, t.ArtifactID, err)
 		}
@@ -179,8 +212,8 @@ func (s *Store) ClaimDelta(ctx context.Context, lease time.Duration) (*mds.Delta
 		}
 		var err error
 		d, err = scanDelta(tx.QueryRowContext(ctx, s.q(`SELECT `+deltaColumns+deltaFrom+`
-			WHERE d.status = ? OR (d.status = ? AND d.lease < ?) ORDER BY d.created_at, d.to_id, d.from_id LIMIT 1`+lock),
-			mds.DeltaPending, mds.DeltaBuilding, millis(now)))
+			WHERE (d.status = ? AND d.lease <= ?) OR (d.status = ? AND d.lease < ?) ORDER BY d.created_at, d.to_id, d.from_id LIMIT 1`+lock),
+			mds.DeltaPending, millis(now), mds.DeltaBuilding, millis(now)))
 		if errors.Is(err, sql.ErrNoRows) {
 			d = nil
 			return nil
@@ -191,8 +224,8 @@ func (s *Store) ClaimDelta(ctx context.Context, lease time.Duration) (*mds.Delta
 		d.Status, d.Lease, d.UpdatedAt = mds.DeltaBuilding, now.Add(lease), now
 		d.Attempts++
 		res, err := tx.ExecContext(ctx, s.q(`UPDATE deltas SET status = ?, lease = ?, attempts = ?, updated_at = ?
-			WHERE from_id = ? AND to_id = ? AND (status = ? OR (status = ? AND lease < ?))`),
-			d.Status, millis(d.Lease), d.Attempts, millis(now), d.From, d.To, mds.DeltaPending, mds.DeltaBuilding, millis(now))
+			WHERE from_id = ? AND to_id = ? AND ((status = ? AND lease <= ?) OR (status = ? AND lease < ?))`),
+			d.Status, millis(d.Lease), d.Attempts, millis(now), d.From, d.To, mds.DeltaPending, millis(now), mds.DeltaBuilding, millis(now))
 		if err != nil {
 			return err
 		}
@@ -232,11 +265,21 @@ func (s *Store) FinishDelta(ctx context.Context, d *mds.Delta, blob *mds.Blob) e
 		} else if d.Size > 0 {
 			size = sql.NullInt64{Int64: d.Size, Valid: true}
 		}
-		res, err := tx.ExecContext(ctx, s.q(`UPDATE deltas SET status = ?, sha256 = ?, size = ?, reason = ?, lease = 0, build_ms = ?, updated_at = ?
+		// A pending delta waits until its retry time, kept in lease.
+		var retry int64
+		if d.Status == mds.DeltaPending {
+			retry = millis(d.RetryAt)
+		}
+		res, err := tx.ExecContext(ctx, s.q(`UPDATE deltas SET status = ?, sha256 = ?, size = ?, reason = ?, lease = ?, build_ms = ?, updated_at = ?
 			WHERE app_id = ? AND from_id = ? AND to_id = ? AND status = ? AND lease = ?`),
-			d.Status, sum, size, d.Reason, d.BuildMillis, millis(now), d.AppID, d.From, d.To, mds.DeltaBuilding, millis(d.Lease))
-		if err := rowsAffected(res, err, "delta %s is no longer this builder's: its lease ran out and another took it, or its packages were deleted", d); err != nil {
-			return mds.Errorf(mds.ECONFLICT, "%s", mds.ErrorMessage(err))
+			d.Status, sum, size, d.Reason, retry, d.BuildMillis, millis(now), d.AppID, d.From, d.To, mds.DeltaBuilding, millis(d.Lease))
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return mds.Errorf(mds.ECONFLICT, "delta %s is no longer this builder's: its lease ran out and another took it, or its packages were deleted", d)
 		}
 		d.UpdatedAt = now
 		if blob != nil {

@@ -131,6 +131,20 @@ func testOffline(t *testing.T, s mds.Store) {
 	if err := create(shop, "home", "1.11.0"); err != nil {
 		t.Error(err)
 	}
+	// A version that differs from one of the package's only in case, a
+	// host another package serves.
+	wantCode(t, create(shop, "home", "1.11.0-RC1"), mds.ECONFLICT) // not above 1.11.0
+	if err := create(shop, "home", "1.12.0-rc1"); err != nil {
+		t.Fatal(err)
+	}
+	err = create(shop, "home", "1.12.0-RC1")
+	wantCode(t, err, mds.ECONFLICT)
+	wantMessage(t, err, "only in case")
+	clash, blob := NewOffline(t, shop, "promo", "1.0.0")
+	clash.Spec.(*mds.OfflineSpec).Host = "https://home.shop.example"
+	err = s.CreateArtifact(ctx(), clash, blob)
+	wantCode(t, err, mds.ECONFLICT)
+	wantMessage(t, err, "served by offline package home")
 	// A retired key signs nothing more.
 	if _, err := s.RetireTeamKey(ctx(), shop.ID, TestKeyID, "test"); err != nil {
 		t.Fatal(err)
@@ -410,5 +424,85 @@ func testDeltaClaimRace(t *testing.T, s mds.Store) {
 		if n != 1 {
 			t.Errorf("delta %v claimed %d times", k, n)
 		}
+	}
+}
+
+// testOfflinePackageCap: an app may have at most mds.MaxOfflineHeld
+// offline packages over its life, deleted ones included: what a device
+// may come to hold. New versions of those it has are taken.
+func testOfflinePackageCap(t *testing.T, s mds.Store) {
+	a := MustCreateApp(t, s, "shop")
+	var last *mds.Artifact
+	for i := range mds.MaxOfflineHeld {
+		last = MustCreateOffline(t, s, a, fmt.Sprintf("p%03d", i), "1.0.0")
+	}
+	if err := s.DeleteArtifact(ctx(), a.ID, last.ID); err != nil {
+		t.Fatal(err)
+	}
+	extra, blob := NewOffline(t, a, "one-too-many", "1.0.0")
+	err := s.CreateArtifact(ctx(), extra, blob)
+	wantCode(t, err, mds.ECONFLICT)
+	wantMessage(t, err, "the most a device may hold")
+	MustCreateOffline(t, s, a, "p000", "1.1.0")
+}
+
+// testOfflineReleaseRace: tasks releasing one version at once, on any
+// nodes, all succeed, and its deltas are queued once.
+func testOfflineReleaseRace(t *testing.T, s mds.Store) {
+	a := MustCreateApp(t, s, "shop")
+	MustReleaseOffline(t, s, MustCreateOffline(t, s, a, "home", "1.0.0"))
+	for round := range 5 {
+		v := MustCreateOffline(t, s, a, "home", fmt.Sprintf("2.%d.0", round))
+		const n = 4
+		errs := make([]error, n)
+		var wg sync.WaitGroup
+		for i := range n {
+			task := &mds.Task{AppID: a.ID, Kind: mds.KindOffline, ArtifactID: v.ID, Policy: &mds.OfflinePolicy{}, Status: mds.StatusLive}
+			if err := task.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			wg.Go(func() { errs[i] = s.CreateTask(ctx(), task, "test") })
+		}
+		wg.Wait()
+		for _, err := range errs {
+			if err != nil {
+				t.Fatalf("round %d: racing releases: %v", round, err)
+			}
+		}
+		list, err := s.ListDeltas(ctx(), a.ID, "home")
+		if err != nil {
+			t.Fatal(err)
+		}
+		to := 0
+		for _, d := range list {
+			if d.To == v.ID {
+				to++
+			}
+		}
+		if to != min(round+1, mds.DefaultDeltaBases) {
+			t.Errorf("round %d: %d deltas to %s, want %d", round, to, v.Version, min(round+1, mds.DefaultDeltaBases))
+		}
+	}
+}
+
+// testDeltaRetry: a delta finished pending waits until its retry time
+// before a builder may claim it again.
+func testDeltaRetry(t *testing.T, s mds.Store) {
+	a := MustCreateApp(t, s, "shop")
+	MustReleaseOffline(t, s, MustCreateOffline(t, s, a, "home", "1.0.0"))
+	MustReleaseOffline(t, s, MustCreateOffline(t, s, a, "home", "1.1.0"))
+	d, err := s.ClaimDelta(ctx(), time.Minute)
+	if err != nil || d == nil {
+		t.Fatalf("claim: %v, %v", d, err)
+	}
+	d.Status, d.Reason, d.RetryAt = mds.DeltaPending, "the blob store did not answer", time.Now().Add(time.Hour)
+	if err := s.FinishDelta(ctx(), d, nil); err != nil {
+		t.Fatal(err)
+	}
+	if again, err := s.ClaimDelta(ctx(), time.Minute); err != nil || again != nil {
+		t.Fatalf("claimed %+v, %v before its retry time", again, err)
+	}
+	if got := deltaPairs(t, s, a, "home"); len(got) != 1 || got[0] != "1.0.0→1.1.0 pending" {
+		t.Errorf("deltas %v", got)
 	}
 }

@@ -62,6 +62,9 @@ func Run(t *testing.T, open Opener) {
 		{"DeltaQueue", testDeltaQueue},
 		{"DeltaBuild", testDeltaBuild},
 		{"DeltaClaimRace", testDeltaClaimRace},
+		{"OfflinePackageCap", testOfflinePackageCap},
+		{"OfflineReleaseRace", testOfflineReleaseRace},
+		{"DeltaRetry", testDeltaRetry},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -2,27 +2,31 @@
 -- Offline packages: every version an app's offline packages took, which of
 -- them were released, and the deltas between released versions.
 
--- Every version of an app's offline packages. A deleted package leaves its
--- row behind (artifact_id NULL), so that no version is used twice and a
--- device can always tell newer from older. released_at is set when a task
--- first delivers the version: deltas are built from released versions
--- only, the ones devices may hold. The unique constraint backs the check
--- CreateArtifact makes under the app's lock.
+-- Every version of an app's offline packages, and the host it serves. A
+-- deleted package leaves its row behind (artifact_id NULL), so that no
+-- version is used twice and a device can always tell newer from older.
+-- released_at is set when a task first delivers the version: deltas are
+-- built from released versions only, the ones devices may hold. The
+-- unique constraint backs the check CreateArtifact makes under the app's
+-- lock.
 CREATE TABLE offline_versions (
     app_id      {{.Int}} NOT NULL REFERENCES apps (id) ON DELETE CASCADE,
     package     TEXT    NOT NULL,
     version     TEXT    NOT NULL,
+    host        TEXT    NOT NULL,
     artifact_id {{.Int}} REFERENCES artifacts (id) ON DELETE SET NULL,
     released_at {{.Int}},
     UNIQUE (app_id, package, version)
 );
 CREATE INDEX offline_versions_artifact ON offline_versions (artifact_id);
+CREATE INDEX offline_versions_host ON offline_versions (app_id, host);
 
 -- The delta from one version of a package (from_id) to a later one
 -- (to_id). Both are artifacts of the app, and a ready delta's file is a
 -- blob of the app, so an app's token reaches only its own deltas; deleting
 -- either version deletes the delta. lease is when the claim of the node
--- building it runs out (Unix milliseconds; 0 when none holds it).
+-- building it runs out, or, while it is pending, when it may be tried
+-- again (Unix milliseconds; 0: at once).
 CREATE TABLE deltas (
     app_id     {{.Int}} NOT NULL,
     from_id    {{.Int}} NOT NULL,
