@@ -31,7 +31,8 @@ import (
 // Memory is bounded by Workers builds at once, each holding the two
 // canonical forms and the encoder's state: about 8 bytes per byte of
 // input at peak, and delta.MaxInput bytes of input at most (versions
-// larger than that together are skipped).
+// larger than that together are skipped, and their devices get the whole
+// package).
 type Builder struct {
 	Store mds.Store
 	Blobs mds.BlobStore
@@ -52,10 +53,16 @@ type Builder struct {
 	// unless set); a delta that cannot be built (its input is too large,
 	// a stored package does not match its record) is not tried again.
 	Attempts int
+	// RetryDelay is how long a delta whose build failed waits before it
+	// is tried again, doubling with each attempt (30 s unless set): what
+	// failed (the blob store, the database) may take a while to recover.
+	RetryDelay time.Duration
 	// Refresh, if set, is called once a delta is ready, so that this node
 	// offers it at once (delivery.Live.Refresh); other nodes hear of it as
 	// of any write.
 	Refresh func(context.Context) error
+	// Now is the clock of retry times, the store's; time.Now unless set.
+	Now func() time.Time
 
 	wake     chan struct{}
 	once     sync.Once
@@ -83,6 +90,12 @@ func (b *Builder) init() {
 		}
 		if b.Attempts <= 0 {
 			b.Attempts = 3
+		}
+		if b.RetryDelay <= 0 {
+			b.RetryDelay = 30 * time.Second
+		}
+		if b.Now == nil {
+			b.Now = time.Now
 		}
 		if b.Log == nil {
 			b.Log = slog.New(slog.DiscardHandler)
@@ -168,23 +181,25 @@ func (b *Builder) BuildOne(ctx context.Context) bool {
 	d.BuildMillis = time.Since(start).Milliseconds()
 	var refusal *skip
 	switch {
+	case err != nil && ctx.Err() != nil:
+		// Cut short by a shutdown: handed back at once for another node,
+		// or this one once it restarts, rather than when the lease ends.
+		d.Status, d.Reason, d.RetryAt = mds.DeltaPending, "the node building it shut down", time.Time{}
 	case errors.As(err, &refusal):
 		d.Status, d.Reason = mds.DeltaSkipped, refusal.reason
 	case err != nil && (d.Attempts >= b.Attempts || errors.Is(err, errFinal)):
 		d.Status, d.Reason = mds.DeltaFailed, err.Error()
 	case err != nil:
 		d.Status, d.Reason = mds.DeltaPending, err.Error()
+		d.RetryAt = b.Now().Add(b.RetryDelay << min(d.Attempts-1, 10))
 	default:
 		d.Status, d.Reason = mds.DeltaReady, ""
-	}
-	if ctx.Err() != nil {
-		return false // the lease runs out and another node takes it
 	}
 	if err := b.Store.FinishDelta(context.WithoutCancel(ctx), d, blob); err != nil {
 		b.Log.Error("recording a delta", "delta", d.String(), "status", d.Status, "err", err)
 		return true
 	}
-	if d.Status == mds.DeltaReady && b.Refresh != nil {
+	if d.Status == mds.DeltaReady && b.Refresh != nil && ctx.Err() == nil {
 		if err := b.Refresh(ctx); err != nil {
 			b.Log.Warn("refreshing after a delta: the next poll offers it", "err", err)
 		}
@@ -199,7 +214,7 @@ func (b *Builder) BuildOne(ctx context.Context) bool {
 	}
 	log("delta built", "app", d.AppID, "delta", d.String(), "status", d.Status, "size", d.Size, "attempt", d.Attempts,
 		"ms", d.BuildMillis, "reason", d.Reason)
-	return true
+	return ctx.Err() == nil
 }
 
 // skip is why a delta is not worth offering.

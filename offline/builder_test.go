@@ -5,10 +5,13 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mds-dev/mds"
 	"github.com/mds-dev/mds/delta"
@@ -179,5 +182,82 @@ func TestBuilder(t *testing.T) {
 	st := b.Stats()
 	if st.Building != 0 || st.Built[mds.DeltaReady] != 1 || st.Built[mds.DeltaFailed] != 3 || st.Seconds <= 0 {
 		t.Errorf("stats %+v", st)
+	}
+}
+
+// flakyBlobs is a blob store whose Open fails while failing is set, and
+// calls onOpen first when it is set.
+type flakyBlobs struct {
+	mds.BlobStore
+	failing bool
+	onOpen  func()
+}
+
+func (f *flakyBlobs) Open(ctx context.Context, sum string) (io.ReadSeekCloser, mds.Blob, error) {
+	if f.onOpen != nil {
+		f.onOpen()
+	}
+	if f.failing || ctx.Err() != nil {
+		return nil, mds.Blob{}, errors.New("the blob store does not answer")
+	}
+	return f.BlobStore.Open(ctx, sum)
+}
+
+// TestBuilderRetries: a build that fails for a reason that may pass is
+// tried again after its retry delay, not at once; one cut short by a
+// shutdown is handed back at once.
+func TestBuilderRetries(t *testing.T) {
+	d := newDeployment(t)
+	blobs := &flakyBlobs{BlobStore: d.blobs, failing: true}
+	b := &offline.Builder{Store: d.store, Blobs: blobs, RetryDelay: time.Hour}
+	d.release(t, "1.0.0", 20_000)
+	d.release(t, "1.1.0", 20_000)
+	if !b.BuildOne(t.Context()) {
+		t.Fatal("nothing built")
+	}
+	got := d.deltas(t)["1.0.0→1.1.0"]
+	if got.Status != mds.DeltaPending || !strings.Contains(got.Reason, "does not answer") || got.Attempts != 1 {
+		t.Fatalf("after a failure: %+v", got)
+	}
+	blobs.failing = false
+	if b.BuildOne(t.Context()) {
+		t.Fatal("a failed build was tried again at once")
+	}
+	soon := &offline.Builder{Store: d.store, Blobs: blobs, RetryDelay: time.Millisecond}
+	d.release(t, "1.2.0", 20_000)
+	blobs.failing = true
+	for soon.BuildOne(t.Context()) {
+		if n := len(d.deltas(t)); n > 10 {
+			break
+		}
+		blobs.failing = false
+		time.Sleep(5 * time.Millisecond)
+	}
+	for name, x := range d.deltas(t) {
+		if strings.HasSuffix(name, "→1.2.0") && x.Status != mds.DeltaReady {
+			t.Errorf("delta %s after a retry: %+v", name, x)
+		}
+	}
+
+	// A shutdown in the middle of a build hands the delta back.
+	d.release(t, "1.3.0", 20_000)
+	ctx, cancel := context.WithCancel(t.Context())
+	blobs.onOpen = cancel // the shutdown comes as the build reads a package
+	stopping := &offline.Builder{Store: d.store, Blobs: blobs}
+	if stopping.BuildOne(ctx) {
+		t.Error("a builder shutting down went on")
+	}
+	blobs.onOpen = nil
+	var handedBack int
+	for name, x := range d.deltas(t) {
+		if strings.HasSuffix(name, "→1.3.0") && x.Status == mds.DeltaPending && strings.Contains(x.Reason, "shut down") {
+			handedBack++
+		}
+	}
+	if handedBack != 1 {
+		t.Errorf("%d deltas handed back by a builder shutting down, want 1: %v", handedBack, d.deltas(t))
+	}
+	if !soon.BuildOne(t.Context()) {
+		t.Error("a delta handed back is not claimed at once")
 	}
 }

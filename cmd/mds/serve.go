@@ -215,7 +215,7 @@ func serve(ctx context.Context, c serveConfig, adminSecret string, stderr io.Wri
 	}
 	var builder *offline.Builder
 	if deltaWorkers > 0 {
-		builder = &offline.Builder{Store: store, Blobs: blobs, Log: log, Workers: deltaWorkers, Refresh: live.Refresh}
+		builder = &offline.Builder{Store: store, Blobs: blobs, Log: log, Workers: deltaWorkers, Refresh: live.Refresh, Now: now}
 	}
 	srv := httpapi.New(httpapi.Config{Store: store, Blobs: blobs, Live: live, PublicURL: publicURL, Log: log, Now: now,
 		MaxUpload: maxUpload, SpoolDir: blobs.TempDir(), BlobMaxAge: blobMaxAge, TrustedProxies: proxies, Version: buildVersion,
@@ -225,9 +225,9 @@ func serve(ctx context.Context, c serveConfig, adminSecret string, stderr io.Wri
 	if builder != nil {
 		building := make(chan struct{})
 		go func() { defer close(building); builder.Run(ctx) }()
-		// A shutdown waits for the builds under way (seconds each), which
-		// record nothing once it began: another node takes their deltas
-		// over when the leases run out.
+		// A shutdown waits for the builds under way (seconds each); one it
+		// cut short hands its delta back, for another node or the next
+		// start.
 		defer func() { <-building }()
 	}
 	refreshFailed := func(err error) { log.Error("snapshot refresh failed; serving the previous one", "err", err) }

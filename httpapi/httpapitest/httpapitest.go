@@ -94,7 +94,7 @@ func start(tb testing.TB, store mds.Store, blobs *localfs.BlobStore, key *signin
 		tb.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	s.Deltas = &offline.Builder{Store: store, Blobs: blobs, Log: log, Refresh: live.Refresh, Poll: 50 * time.Millisecond}
+	s.Deltas = &offline.Builder{Store: store, Blobs: blobs, Log: log, Refresh: live.Refresh, Poll: 50 * time.Millisecond, Now: clock.Now}
 	cfg := httpapi.Config{Store: store, Blobs: blobs, Live: live, Now: clock.Now, PublicURL: "http://" + s.Listener.Addr().String(),
 		SpoolDir: blobs.TempDir(), AnswerKeys: []*signing.PrivateKey{key}, Log: log, Deltas: s.Deltas}
 	for _, o := range opts {
