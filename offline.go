@@ -1,6 +1,8 @@
 package mds
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"net/url"
 	"slices"
@@ -244,6 +246,34 @@ func ValidOfflineHeld(held map[string]string) error {
 		}
 	}
 	return nil
+}
+
+// AppendHeldDigest appends to dst the digest of what a device reports
+// holding of offline packages, which answers echo: the lowercase hex
+// SHA-256 of held as compact JSON, keys sorted bytewise
+// ({"common":"3.0.0","shop-home":"1.4.0"}). held must be valid
+// (ValidOfflineHeld), so nothing in it needs escaping. It does not
+// allocate beyond growing dst.
+func AppendHeldDigest(dst []byte, held map[string]string) []byte {
+	var keys [MaxOfflineHeld]string
+	ids := keys[:0]
+	for id := range held {
+		if len(ids) == len(keys) {
+			break // more than ValidOfflineHeld lets through
+		}
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	start := len(dst)
+	dst = append(dst, '{')
+	for i, id := range ids {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = append(append(append(append(append(dst, '"'), id...), `":"`...), held[id]...), '"')
+	}
+	sum := sha256.Sum256(append(dst, '}')[start:])
+	return hex.AppendEncode(dst[:start], sum[:])
 }
 
 // DeltaStatus is where a delta is in its building.

@@ -40,6 +40,11 @@ func TestDeviceOfflineCommands(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	// The builder refreshes the node right after recording the delta;
+	// this install may come between the two.
+	if err := o.srv.Live.Refresh(t.Context()); err != nil {
+		t.Fatal(err)
+	}
 	if out := mustDevice(t, "offline", "install", "--state", state); !strings.Contains(words(out), "shop-home 1.1.0 installed delta from 1.0.0") {
 		t.Errorf("install by delta:\n%s", out)
 	}

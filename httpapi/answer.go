@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"maps"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -54,10 +53,10 @@ var (
 
 // deviceState is what of a device's check its answer depends on besides
 // its audience, and echoes: platform, app version, build, the patch it
-// runs (zero for none), and the offline packages it holds (heldJSON's
-// encoding; "" for none). Its strings point into the check's body, and
-// offline into a buffer of the check's, until the answer is kept, when
-// they are cloned.
+// runs (zero for none), and the digest of the offline packages it holds
+// (mds.AppendHeldDigest; "" for none). Its strings point into the check's
+// body, and offline into a buffer of the check's, until the answer is
+// kept, when they are cloned.
 type deviceState struct {
 	platform   mds.Platform
 	appVersion string
@@ -66,7 +65,7 @@ type deviceState struct {
 	offline    string
 }
 
-// stateOf is d's state; the encoding of what it holds of offline packages
+// stateOf is d's state; the digest of what it holds of offline packages
 // goes into buf, which the state's offline then points into.
 func stateOf(d *mds.Device, buf *[]byte) deviceState {
 	s := deviceState{platform: d.Platform, appVersion: d.AppVersion, build: d.Build}
@@ -74,48 +73,26 @@ func stateOf(d *mds.Device, buf *[]byte) deviceState {
 		s.patch = *d.Hotpatch
 	}
 	if len(d.Offline) > 0 {
-		*buf = heldJSON((*buf)[:0], d.Offline)
+		*buf = mds.AppendHeldDigest((*buf)[:0], d.Offline)
 		s.offline = unsafe.String(unsafe.SliceData(*buf), len(*buf))
 	}
 	return s
 }
 
-// heldJSON appends the JSON object of what a device holds of offline
-// packages, sorted by package ID: one state, one encoding. Package IDs
-// and versions are valid (Device.Validate), so nothing needs escaping.
-func heldJSON(b []byte, held map[string]string) []byte {
-	var keys [mds.MaxOfflineHeld]string
-	ids := keys[:0]
-	for id := range held {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	b = append(b, '{')
-	for i, id := range ids {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = append(append(append(append(append(b, '"'), id...), `":"`...), held[id]...), '"')
-	}
-	return append(b, '}')
-}
-
 // echo is the answer's "device" member. offline is there only when the
 // device holds a package, so that answers to devices that predate the
-// kind stay as they were.
+// kind stay as they were; it is a digest, so that a device's head stays
+// small however many packages it holds.
 func (s deviceState) echo() any {
 	e := struct {
 		Platform   mds.Platform      `json:"platform"`
 		AppVersion string            `json:"app_version"`
 		Build      int64             `json:"build"`
 		Hotpatch   *mds.AppliedPatch `json:"hotpatch"`
-		Offline    json.RawMessage   `json:"offline,omitempty"`
-	}{s.platform, s.appVersion, s.build, nil, nil}
+		Offline    string            `json:"offline,omitempty"`
+	}{s.platform, s.appVersion, s.build, nil, s.offline}
 	if s.patch.ID != 0 {
 		e.Hotpatch = &s.patch
-	}
-	if s.offline != "" {
-		e.Offline = json.RawMessage(s.offline)
 	}
 	return &e
 }

@@ -53,7 +53,6 @@ type watcher = watch.Watcher[watchMsg]
 // watchState is what a watcher is evaluated by: its device context and
 // the answer it holds.
 type watchState struct {
-	body  []byte // what dev's strings point into
 	dev   mds.Device
 	ip    netip.Addr
 	since time.Time // when it connected, on the server's clock
@@ -80,6 +79,41 @@ func (e *evaluation) release() {
 	evaluations.Put(e)
 }
 
+// ownDevice is a copy of d that shares no memory with it: d's strings
+// point into a check's body, unescaped in place, and its maps are lent by
+// the check's pooled decoder.
+func ownDevice(d *mds.Device) mds.Device {
+	o := *d
+	for _, f := range []*string{&o.AppKey, (*string)(&o.Platform), &o.AppVersion, &o.DeviceID, &o.UserID, &o.Model, &o.Brand,
+		&o.OSVersion, &o.Network, &o.Region, &o.City, &o.Channel, &o.Language} {
+		*f = strings.Clone(*f)
+	}
+	own := func(m map[string]string) map[string]string {
+		if m == nil {
+			return nil
+		}
+		c := make(map[string]string, len(m))
+		for k, v := range m {
+			c[strings.Clone(k)] = strings.Clone(v)
+		}
+		return c
+	}
+	o.Attributes, o.Offline = own(d.Attributes), own(d.Offline)
+	if d.DeviceTime != nil {
+		t := *d.DeviceTime
+		o.DeviceTime = &t
+	}
+	if d.LastReminded != nil {
+		r := *d.LastReminded
+		o.LastReminded = &r
+	}
+	if d.Hotpatch != nil {
+		p := *d.Hotpatch
+		o.Hotpatch = &p
+	}
+	return o
+}
+
 // newWatchState is a watcher's state from the device context of st and
 // the answer the device holds. A stream outlives its request, whose st
 // goes back to its pool, so it copies the context (own); a long poll's
@@ -88,12 +122,7 @@ func (s *Server) newWatchState(st *checkState, held *answer, now time.Time, own 
 	ws := &watchState{dev: st.dev, ip: st.ip, since: now, held: held,
 		phase: time.Duration(rand.Int64N(s.answers.signer.period*int64(time.Second)/2 + 1))}
 	if own {
-		ws.body = append([]byte(nil), st.body...)
-		dec := deviceDecoder{attrs: map[string]string{}, offline: map[string]string{}}
-		ws.dev = mds.Device{}
-		if err := dec.decode(ws.body, &ws.dev); err != nil {
-			panic(err) // the same bytes decoded a moment ago
-		}
+		ws.dev = ownDevice(&st.dev)
 	}
 	if ws.dev.DeviceTime != nil {
 		ws.clock = *ws.dev.DeviceTime

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"maps"
 	"net/http"
 	"strings"
 	"time"
@@ -63,15 +62,15 @@ type AnswerDevice struct {
 	AppVersion string            `json:"app_version"`
 	Build      int64             `json:"build"`
 	Hotpatch   *mds.AppliedPatch `json:"hotpatch"`
-	// Offline is the version of each offline package it reported
-	// holding; absent when none.
-	Offline map[string]string `json:"offline,omitempty"`
+	// Offline is the digest of the offline packages it reported holding
+	// (mds.AppendHeldDigest); absent when none.
+	Offline string `json:"offline,omitempty"`
 }
 
 func (d *AnswerDevice) equal(o *AnswerDevice) bool {
 	return d.Platform == o.Platform && d.AppVersion == o.AppVersion && d.Build == o.Build &&
 		(d.Hotpatch == nil && o.Hotpatch == nil || d.Hotpatch != nil && o.Hotpatch != nil && *d.Hotpatch == *o.Hotpatch) &&
-		maps.Equal(d.Offline, o.Offline)
+		d.Offline == o.Offline
 }
 
 func (d *AnswerDevice) String() string {
@@ -81,8 +80,8 @@ func (d *AnswerDevice) String() string {
 	} else {
 		s += fmt.Sprintf("running patch %d v%d", d.Hotpatch.ID, d.Hotpatch.PatchVersion)
 	}
-	if len(d.Offline) > 0 {
-		s += fmt.Sprintf(", holding offline packages %v", d.Offline)
+	if d.Offline != "" {
+		s += ", holding offline packages of digest " + d.Offline
 	}
 	return s
 }
@@ -90,7 +89,11 @@ func (d *AnswerDevice) String() string {
 // boundTo is what an answer for a check of dev must say in its device
 // member.
 func boundTo(dev *mds.Device) AnswerDevice {
-	return AnswerDevice{Platform: dev.Platform, AppVersion: dev.AppVersion, Build: dev.Build, Hotpatch: dev.Hotpatch, Offline: dev.Offline}
+	d := AnswerDevice{Platform: dev.Platform, AppVersion: dev.AppVersion, Build: dev.Build, Hotpatch: dev.Hotpatch}
+	if len(dev.Offline) > 0 {
+		d.Offline = string(mds.AppendHeldDigest(nil, dev.Offline))
+	}
+	return d
 }
 
 // Upgrade is an upgrade offer; see docs/protocol.md for each member.

@@ -51,6 +51,11 @@ func (w *world) deltaReady(pkg, from, to string) *mds.Delta {
 				if d.Status != mds.DeltaReady {
 					w.t.Fatalf("delta %s→%s: %s (%s)", from, to, d.Status, d.Reason)
 				}
+				// The builder refreshes the node right after recording
+				// it; this check may come between the two.
+				if err := w.srv.Live.Refresh(w.t.Context()); err != nil {
+					w.t.Fatal(err)
+				}
 				return d
 			}
 		}
@@ -354,8 +359,8 @@ func TestOfflinePreset(t *testing.T) {
 	}
 	w.release(w.pushOffline("home", "1.1.0", mds.OfflineNormal))
 	w.deltaReady("home", "1.0.0", "1.1.0")
-	if got := how(installAll(t, dev)); got != "home 1.1.0 delta" {
-		t.Fatalf("after the preset, installed %q", got)
+	if res := installAll(t, dev); how(res) != "home 1.1.0 delta" {
+		t.Fatalf("after the preset, installed %+v", res)
 	}
 	serves(t, dev, "home", "1.1.0")
 	// The preset again: its version is older than the one held.

@@ -261,7 +261,7 @@ func TestOfflineKillChild(t *testing.T) {
 			answerDoc
 			Offline []OfflineInstruction `json:"offline"`
 		}{answerDoc{App: testApp, Version: time.Now().UnixNano(), Expires: time.Now().Add(time.Hour),
-			Device: AnswerDevice{Platform: d.Platform, AppVersion: d.AppVersion, Build: d.Build, Hotpatch: d.Hotpatch, Offline: d.Offline}}, offer}
+			Device: boundTo(&d)}, offer}
 		mu.Unlock()
 		body, _ := json.Marshal(doc)
 		w.Header().Set("Mds-Signature", signatureOf(t, server, body))
