@@ -504,3 +504,43 @@ func TestWatchEndsWhenAppGoes(t *testing.T) {
 		t.Error("the stream did not end")
 	}
 }
+
+// TestWatchEscapedKeys: a watcher keeps the device context its body
+// said, escapes and all (a check's decoder unescapes in place): its
+// answer echoes the offline packages by their unescaped IDs, and an
+// escaped quote in a key breaks nothing.
+func TestWatchEscapedKeys(t *testing.T) {
+	e := newEnv(t)
+	shop := e.createApp("shop", mds.Android)
+	body := `{"app_key":"` + shop.Key + `","platform":"android","app_version":"2.1.0","device_id":"d-1",` +
+		`"offline":{"shop\u002dhome":"1.0.0"},"attributes":{"a\"b":"x","t\u0069er":"gold"}}`
+	req, _ := http.NewRequest("POST", e.URL+"/client/v1/watch", strings.NewReader(body))
+	req.Header.Set("Accept", "text/event-stream")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	r := bufio.NewReader(resp.Body)
+	var data []string
+	for len(data) < 2 {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("the stream ended: %v", err)
+		}
+		if d, ok := strings.CutPrefix(strings.TrimSuffix(line, "\n"), "data: "); ok {
+			data = append(data, d)
+		}
+	}
+	var a struct {
+		Device struct {
+			Offline string `json:"offline"`
+		} `json:"device"`
+	}
+	if err := json.Unmarshal([]byte(data[0]), &a); err != nil {
+		t.Fatal(err)
+	}
+	if want := string(mds.AppendHeldDigest(nil, map[string]string{"shop-home": "1.0.0"})); a.Device.Offline != want {
+		t.Errorf("the watcher's answer echoes %q, want the digest of shop-home 1.0.0", a.Device.Offline)
+	}
+}
