@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/mds-dev/mds"
 	"github.com/mds-dev/mds/atomicfile"
 	"github.com/mds-dev/mds/hotpatch"
 )
@@ -133,7 +134,7 @@ type Result struct {
 func (c *Client) Apply(ctx context.Context, a *Answer) (Result, error) {
 	c.install.Lock()
 	defer c.install.Unlock()
-	if err := c.follows(a); err != nil {
+	if err := c.follows(a, mds.KindHotpatch); err != nil {
 		return Result{}, err
 	}
 	c.mu.Lock()

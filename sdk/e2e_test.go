@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -423,6 +424,7 @@ type proxy struct {
 	// replay a recorded one.
 	answer    func(body []byte) ([]byte, string)
 	blob      func([]byte) []byte
+	cut       func([]byte) bool // drops the connection halfway through a blob it holds true
 	recording *recorded
 	replaying *recorded
 	front     string
@@ -435,6 +437,7 @@ type recorded struct {
 
 func (p *proxy) onAnswer(f func([]byte) ([]byte, string)) { p.mu.Lock(); p.answer = f; p.mu.Unlock() }
 func (p *proxy) onBlob(f func([]byte) []byte)             { p.mu.Lock(); p.blob = f; p.mu.Unlock() }
+func (p *proxy) cutBlob(f func([]byte) bool)              { p.mu.Lock(); p.cut = f; p.mu.Unlock() }
 
 // record keeps the next answer to pass; replay answers every check with it.
 func (p *proxy) record() *recorded {
@@ -449,13 +452,13 @@ func (p *proxy) replay(r *recorded) { p.mu.Lock(); p.replaying = r; p.mu.Unlock(
 
 func (p *proxy) honest() {
 	p.mu.Lock()
-	p.answer, p.blob, p.recording, p.replaying = nil, nil, nil, nil
+	p.answer, p.blob, p.cut, p.recording, p.replaying = nil, nil, nil, nil, nil
 	p.mu.Unlock()
 }
 
 func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.mu.Lock()
-	answer, blob, rec, replay := p.answer, p.blob, p.recording, p.replaying
+	answer, blob, cut, rec, replay := p.answer, p.blob, p.cut, p.recording, p.replaying
 	p.mu.Unlock()
 	check := strings.HasSuffix(r.URL.Path, "/check")
 	if check && replay != nil {
@@ -487,6 +490,11 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case !check && blob != nil:
 			body = blob(body)
 			resp.Header.Del("Content-Range")
+		case !check && cut != nil && cut(body):
+			// The length stays the whole file's; the copy fails halfway,
+			// and the proxy drops the connection.
+			resp.Body = io.NopCloser(io.MultiReader(bytes.NewReader(body[:len(body)/2]), errReader{}))
+			return nil
 		}
 		resp.Body = io.NopCloser(bytes.NewReader(body))
 		resp.ContentLength = int64(len(body))
@@ -499,8 +507,14 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	rp := *p.rp
 	rp.ModifyResponse = change
+	rp.ErrorLog = log.New(io.Discard, "", 0) // what it drops on purpose
 	rp.ServeHTTP(w, r)
 }
+
+// errReader fails every read, as a connection that broke.
+type errReader struct{}
+
+func (errReader) Read([]byte) (int, error) { return 0, io.ErrUnexpectedEOF }
 
 // sign is key's Mds-Signature of body.
 func sign(t *testing.T, key *signing.PrivateKey, body []byte) string {

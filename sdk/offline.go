@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -129,7 +130,9 @@ type OfflineResult struct {
 	// DeltaError says why a delta offered was not used, and the full
 	// package was downloaded instead.
 	DeltaError string `json:"delta_error,omitempty"`
-	Err        error  `json:"-"`
+	// Err is why the package was not installed; Error says the same.
+	Err   error  `json:"-"`
+	Error string `json:"error,omitempty"`
 }
 
 // How a package was installed.
@@ -158,7 +161,7 @@ type OfflineOptions struct {
 func (c *Client) InstallOffline(ctx context.Context, a *Answer, opt OfflineOptions) ([]OfflineResult, error) {
 	c.install.Lock()
 	defer c.install.Unlock()
-	if err := c.follows(a); err != nil {
+	if err := c.follows(a, mds.KindOffline); err != nil {
 		return nil, err
 	}
 	list := slices.Clone(a.Offline)
@@ -169,21 +172,37 @@ func (c *Client) InstallOffline(ctx context.Context, a *Answer, opt OfflineOptio
 	})
 	wanted := func(p string) bool { return len(opt.Packages) == 0 || slices.Contains(opt.Packages, p) }
 	var out []OfflineResult
+	failed := map[string]bool{} // globals not installed in this pass
 	for i := range list {
 		in := &list[i]
-		res := OfflineResult{Package: in.Package, Version: in.Version}
+		res := OfflineResult{Package: in.Package, Version: in.Version, How: InstallSkipped}
 		required := slices.ContainsFunc(list, func(o OfflineInstruction) bool { return wanted(o.Package) && slices.Contains(o.Requires, in.Package) })
+		missing := slices.IndexFunc(in.Requires, func(r string) bool { return failed[r] })
 		switch {
 		case !wanted(in.Package) && !required:
-			res.How = InstallSkipped
 		case in.Network == string(mds.NetworkWiFi) && !opt.WiFi:
-			res.How = InstallSkipped
+		case missing >= 0:
+			// The server offers a package with the globals it needs;
+			// without them its pages would load what is not there.
+			res.Err = refusal(ErrBadOffline, "%s %s requires %s, which was not installed", in.Package, in.Version, in.Requires[missing])
+			res.How = ""
 		default:
 			res = c.installOne(ctx, in)
 		}
+		if res.How != InstalledByDelta && res.How != InstalledInFull {
+			failed[in.Package] = true
+		}
+		res.setError()
 		out = append(out, res)
 	}
 	return out, nil
+}
+
+// setError copies Err into Error, for those who read results as JSON.
+func (r *OfflineResult) setError() {
+	if r.Err != nil {
+		r.Error = r.Err.Error()
+	}
 }
 
 func boolRank(b bool) int {
@@ -194,8 +213,8 @@ func boolRank(b bool) int {
 }
 
 // follows checks that a is an answer Check returned for the device's
-// state now, and still stands.
-func (c *Client) follows(a *Answer) error {
+// state now, as the section of kind depends on it, and still stands.
+func (c *Client) follows(a *Answer, kind mds.Kind) error {
 	if a == nil || !a.verified {
 		return refusal(ErrUntrustedAnswer, "only answers that Check returned are followed")
 	}
@@ -203,7 +222,18 @@ func (c *Client) follows(a *Answer) error {
 	defer c.mu.Unlock()
 	dev := c.cfg.Device
 	dev.Hotpatch, dev.Offline = c.reported(), c.held()
-	if want := boundTo(&dev); !a.Device.equal(&want) {
+	want := boundTo(&dev)
+	// Each kind's section depends on the installed app and on what the
+	// device holds of that kind alone: following one kind does not stale
+	// the answer for the other.
+	got := a.Device
+	switch kind {
+	case mds.KindHotpatch:
+		got.Offline = want.Offline
+	case mds.KindOffline:
+		got.Hotpatch = want.Hotpatch
+	}
+	if !got.equal(&want) {
 		return refusal(ErrNotForDevice, "the answer was computed for %s, and the device is %s now: check again", &a.Device, &want)
 	}
 	if s := c.st.Answer; s != nil && a.Version < s.Version {
@@ -257,12 +287,14 @@ func (c *Client) installOne(ctx context.Context, in *OfflineInstruction) Offline
 		var err error
 		placed, n, err = c.viaDelta(ctx, in, held)
 		res.Bytes += n
-		if err == nil {
+		switch {
+		case err == nil:
 			res.How = InstalledByDelta
-		} else {
-			if ctx.Err() != nil {
-				return fail(err)
-			}
+		case !deltaAtFault(err):
+			// The network or the device failed, not the delta: its
+			// download is kept, and the next install resumes it.
+			return fail(err)
+		default:
 			res.DeltaError = err.Error()
 		}
 	}
@@ -276,10 +308,29 @@ func (c *Client) installOne(ctx context.Context, in *OfflineInstruction) Offline
 		}
 		res.How = InstalledInFull
 	}
-	if err := c.commitOffline(placed, in, held); err != nil {
+	canonical := "" // verified by the delta, or to be computed
+	if res.How == InstalledByDelta {
+		canonical = in.CanonicalSHA256
+	}
+	if err := c.commitOffline(placed, canonical, in, held); err != nil {
 		return fail(err)
 	}
 	return res
+}
+
+// deltaAtFault reports whether err, of installing by a delta, is the
+// delta's or its answer's: then the whole package is worth downloading
+// now. A transfer that failed, or a device that could not write, is
+// tried again later instead: on a bad network, a delta resumed is far
+// less than a package.
+func deltaAtFault(err error) bool {
+	var se *ServerError
+	if errors.As(err, &se) {
+		return !se.Retryable()
+	}
+	return errors.Is(err, ErrBadDelta) || errors.Is(err, ErrHashMismatch) || errors.Is(err, ErrTooLong) ||
+		errors.Is(err, ErrMalformedAnswer) || errors.Is(err, ErrBadOffline) || errors.Is(err, ErrUnknownTeamKey) ||
+		errors.Is(err, ErrBadPatchSignature)
 }
 
 // viaDelta installs in from its delta on held into a temporary
@@ -393,9 +444,10 @@ func (c *Client) InstallPreset(dir string) ([]OfflineResult, error) {
 		res.How = InstalledInFull
 		tmp, err := c.extractFile(filepath.Join(dir, pp.File), in)
 		if err == nil {
-			err = c.commitOffline(tmp, in, held)
+			err = c.commitOffline(tmp, "", in, held)
 		}
 		res.Err = err
+		res.setError()
 		out = append(out, res)
 	}
 	return out, nil
@@ -405,34 +457,42 @@ func (c *Client) InstallPreset(dir string) ([]OfflineResult, error) {
 // its files, and checks it is the one recorded when r was installed: a
 // damaged file would otherwise make a delta fail, or worse.
 func (c *Client) canonicalOf(r *offlineRecord) ([]byte, error) {
-	dir := c.path(r.Dir)
-	mb, err := os.ReadFile(filepath.Join(dir, bundle.ManifestName))
-	if err != nil {
-		return nil, err
-	}
-	sig, err := os.ReadFile(filepath.Join(dir, bundle.SignatureName))
-	if err != nil {
-		return nil, err
-	}
-	m, err := offline.ParseManifest(mb)
-	if err != nil {
-		return nil, refusal(ErrBadDelta, "the installed %s %s has a manifest that no longer parses: %v", r.Package, r.Version, err)
-	}
-	root, err := os.OpenRoot(filepath.Join(dir, "files"))
-	if err != nil {
-		return nil, err
-	}
-	defer root.Close()
 	var buf bytes.Buffer
-	buf.Grow(int(bundle.CanonicalSize(len(mb), len(sig), m.Files)))
-	_, err = bundle.WriteCanonical(&buf, mb, sig, m.Files, func(p string) (io.ReadCloser, error) { return root.Open(filepath.FromSlash(p)) })
-	if err != nil {
+	if err := writeCanonical(&buf, c.path(r.Dir)); err != nil {
 		return nil, refusal(ErrBadDelta, "the installed files of %s %s do not rebuild it: %v", r.Package, r.Version, err)
 	}
 	if sum := sha256.Sum256(buf.Bytes()); hex.EncodeToString(sum[:]) != r.Canonical {
 		return nil, refusal(ErrBadDelta, "the installed files of %s %s are not those installed", r.Package, r.Version)
 	}
 	return buf.Bytes(), nil
+}
+
+// writeCanonical writes the canonical form of the version installed in
+// dir (manifest.json, manifest.sig and files/) to w, checking every file
+// against the manifest.
+func writeCanonical(w io.Writer, dir string) error {
+	mb, err := os.ReadFile(filepath.Join(dir, bundle.ManifestName))
+	if err != nil {
+		return err
+	}
+	sig, err := os.ReadFile(filepath.Join(dir, bundle.SignatureName))
+	if err != nil {
+		return err
+	}
+	m, err := offline.ParseManifest(mb)
+	if err != nil {
+		return err
+	}
+	root, err := os.OpenRoot(filepath.Join(dir, "files"))
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	if buf, ok := w.(*bytes.Buffer); ok {
+		buf.Grow(int(bundle.CanonicalSize(len(mb), len(sig), m.Files)))
+	}
+	_, err = bundle.WriteCanonical(w, mb, sig, m.Files, func(p string) (io.ReadCloser, error) { return root.Open(filepath.FromSlash(p)) })
+	return err
 }
 
 // extractOffline checks the package of size bytes in f, which the answer
@@ -494,15 +554,18 @@ func (c *Client) extractOffline(f *os.File, size int64, in *OfflineInstruction, 
 	return tmp, nil
 }
 
-// commitOffline makes the version extracted into tmp the current one of
-// its package, and the version held before it the previous one: the
+// commitOffline makes the version extracted into tmp, whose canonical
+// form hashes to canonical ("" to compute it), the current one of its
+// package, and the version held before it the previous one: the
 // directory is renamed into place and synced before the state names it,
 // and the versions the state no longer names are removed after.
-func (c *Client) commitOffline(tmp string, in *OfflineInstruction, held *offlineRecord) error {
+func (c *Client) commitOffline(tmp, canonical string, in *OfflineInstruction, held *offlineRecord) error {
 	defer os.RemoveAll(tmp) // gone once renamed
-	canonical, err := canonicalSum(tmp)
-	if err != nil {
-		return err
+	if canonical == "" {
+		var err error
+		if canonical, err = canonicalSum(tmp); err != nil {
+			return err
+		}
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -539,25 +602,8 @@ func (c *Client) commitOffline(tmp string, in *OfflineInstruction, held *offline
 // canonicalSum is the SHA-256 of the canonical form of the version
 // extracted in dir, whose files were checked as they were extracted.
 func canonicalSum(dir string) (string, error) {
-	mb, err := os.ReadFile(filepath.Join(dir, bundle.ManifestName))
-	if err != nil {
-		return "", err
-	}
-	sig, err := os.ReadFile(filepath.Join(dir, bundle.SignatureName))
-	if err != nil {
-		return "", err
-	}
-	m, err := offline.ParseManifest(mb)
-	if err != nil {
-		return "", err
-	}
-	root, err := os.OpenRoot(filepath.Join(dir, "files"))
-	if err != nil {
-		return "", err
-	}
-	defer root.Close()
 	h := sha256.New()
-	if _, err := bundle.WriteCanonical(h, mb, sig, m.Files, func(p string) (io.ReadCloser, error) { return root.Open(filepath.FromSlash(p)) }); err != nil {
+	if err := writeCanonical(h, dir); err != nil {
 		return "", err
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
@@ -575,6 +621,11 @@ func (c *Client) pruneOffline() error {
 	}
 	if err != nil {
 		return err
+	}
+	for dir := range c.manifests {
+		if !c.names(dir) {
+			delete(c.manifests, dir)
+		}
 	}
 	for _, p := range pkgs {
 		rec := c.st.Offline[p.Name()]
@@ -601,6 +652,17 @@ func (c *Client) pruneOffline() error {
 		}
 	}
 	return nil
+}
+
+// names reports whether the state names offline version directory dir.
+// The caller holds mu.
+func (c *Client) names(dir string) bool {
+	for _, r := range c.st.Offline {
+		if r.Dir == dir || r.Previous != nil && r.Previous.Dir == dir {
+			return true
+		}
+	}
+	return false
 }
 
 // Offline returns the installed offline packages, by package ID.
@@ -632,8 +694,9 @@ type Resolution struct {
 }
 
 // Resolve says how a WebView's interceptor serves raw, a URL the page
-// loads: from a local file of the installed package whose host it is on,
-// or, for a path the package does not hold, from the package's fallback;
+// loads: from a local file of the installed package whose host it is on
+// (of its current version, or of the one before, kept for pages that
+// loaded it), or, for a path neither holds, from the package's fallback;
 // a URL on no installed package's host is the network's.
 func (c *Client) Resolve(raw string) (Resolution, error) {
 	u, err := url.Parse(raw)
@@ -642,7 +705,11 @@ func (c *Client) Resolve(raw string) (Resolution, error) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for _, r := range c.st.Offline {
+	// One host is one package's (the server sees to it); in package order
+	// all the same, so that what a URL resolves to never depends on a
+	// map's order.
+	for _, id := range slices.Sorted(maps.Keys(c.st.Offline)) {
+		r := c.st.Offline[id]
 		m, err := c.manifestOf(r)
 		if err != nil {
 			return Resolution{}, err
@@ -654,6 +721,17 @@ func (c *Client) Resolve(raw string) (Resolution, error) {
 		res := Resolution{Package: r.Package, Version: r.Version, Fallback: fallback}
 		if file != "" {
 			res.File = filepath.Join(c.path(r.Dir), "files", filepath.FromSlash(file))
+			return res, nil
+		}
+		// A page of the version before may still load a file only it
+		// has (a chunk named by its hash, say): it is kept for that.
+		if p := r.Previous; p != nil {
+			if pm, err := c.manifestOf(p); err == nil {
+				if file, _, _ := pm.Resolve(u); file != "" {
+					res.Version, res.Fallback = p.Version, ""
+					res.File = filepath.Join(c.path(p.Dir), "files", filepath.FromSlash(file))
+				}
+			}
 		}
 		return res, nil
 	}

@@ -368,3 +368,104 @@ func TestOfflinePreset(t *testing.T) {
 		t.Errorf("the preset over a newer version: %+v, %v", res, err)
 	}
 }
+
+// pushFiles packs version v of package pkg holding files, and uploads it.
+func (w *world) pushFiles(pkg, v string, files map[string][]byte, edit func(*offline.Manifest)) *api.Package {
+	w.t.Helper()
+	m := offlinetest.Manifest(w.app.Key, pkg, v)
+	if edit != nil {
+		edit(&m)
+	}
+	b := offlinetest.Pack(w.t, files, m, w.team)
+	p, err := w.mgmt.PushOffline(w.t.Context(), "shop", bytes.NewReader(b), int64(len(b)))
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return p
+}
+
+// TestOfflineResolvesPrevious: a file only the version before holds (a
+// chunk named by its hash, which a page loaded before the install still
+// asks for) is served from it, kept for that.
+func TestOfflineResolvesPrevious(t *testing.T) {
+	w := newWorld(t)
+	site := func(chunk string) map[string][]byte {
+		files := offlinetest.Site("1", 20_000)
+		files["assets/"+chunk+".js"] = []byte("chunk " + chunk)
+		return files
+	}
+	w.release(w.pushFiles("home", "1.0.0", site("c0ffee"), nil))
+	dev := w.device("d", "2.1.0", "")
+	installAll(t, dev)
+	w.release(w.pushFiles("home", "1.1.0", site("beef42"), nil))
+	installAll(t, dev)
+	for path, want := range map[string]string{"assets/beef42.js": "1.1.0", "assets/c0ffee.js": "1.0.0"} {
+		res, err := dev.Resolve("https://home.shop.example/" + path)
+		if err != nil || res.Version != want || res.File == "" {
+			t.Errorf("%s resolves to %+v, %v; want version %s's file", path, res, err, want)
+			continue
+		}
+		if b, _ := os.ReadFile(res.File); !strings.HasSuffix(path, string(b)[len("chunk "):]+".js") {
+			t.Errorf("%s is served %q", path, b)
+		}
+	}
+	if res, err := dev.Resolve("https://home.shop.example/assets/gone.js"); err != nil || res.File != "" || res.Fallback == "" {
+		t.Errorf("a file neither holds resolves to %+v, %v", res, err)
+	}
+}
+
+// TestOfflineDependents: a package whose global could not be installed
+// now (Wi-Fi only, on a cellular network) waits with it, and one answer
+// is followed for both kinds: installing offline packages does not stale
+// it for the hotpatch.
+func TestOfflineDependents(t *testing.T) {
+	w := newWorld(t)
+	w.release(w.pushFiles("common", "1.0.0", offlinetest.Site("1", 2000), func(m *offline.Manifest) {
+		m.Type, m.Network = mds.OfflineGlobal, mds.NetworkWiFi
+	}))
+	w.release(w.pushFiles("home", "1.0.0", offlinetest.Site("1", 2000), func(m *offline.Manifest) { m.Requires = []string{"common"} }))
+	w.release(w.push(w.team, 1))
+	dev := w.device("d", "2.1.0", "")
+	a, err := dev.Check(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := dev.InstallOffline(t.Context(), a, sdk.OfflineOptions{})
+	if err != nil || len(res) != 2 || res[0].How != sdk.InstallSkipped || !errors.Is(res[1].Err, sdk.ErrBadOffline) ||
+		!strings.Contains(res[1].Error, "requires common") || len(dev.Offline()) != 0 {
+		t.Fatalf("on a cellular network: %+v, %v", res, err)
+	}
+	if res, err = dev.InstallOffline(t.Context(), a, sdk.OfflineOptions{WiFi: true}); err != nil || how(res) != "common 1.0.0 full, home 1.0.0 full" {
+		t.Fatalf("on Wi-Fi: %+v, %v", res, err)
+	}
+	if r, err := dev.Apply(t.Context(), a); err != nil || r.Outcome != sdk.OutcomeApplied {
+		t.Fatalf("the same answer's hotpatch after installing its offline packages: %+v, %v", r, err)
+	}
+}
+
+// TestOfflineDeltaResumed: a delta download cut short is not a reason to
+// fetch the whole package: the install fails, keeps what it has, and the
+// next one resumes the delta.
+func TestOfflineDeltaResumed(t *testing.T) {
+	w := newWorld(t)
+	w.release(w.pushOffline("home", "1.0.0", mds.OfflineNormal))
+	dev := w.device("d", "2.1.0", "")
+	installAll(t, dev)
+	w.release(w.pushOffline("home", "1.1.0", mds.OfflineNormal))
+	d := w.deltaReady("home", "1.0.0", "1.1.0")
+	w.proxy.cutBlob(func(b []byte) bool { return bytes.HasPrefix(b, []byte(delta.Magic)) })
+	a, err := dev.Check(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := dev.InstallOffline(t.Context(), a, sdk.OfflineOptions{})
+	w.proxy.honest()
+	if err != nil || len(res) != 1 || res[0].Err == nil || res[0].How != "" || res[0].Bytes >= d.Size || len(dev.Offline()) != 1 || dev.Offline()[0].Version != "1.0.0" {
+		t.Fatalf("a delta cut short: %+v, %v", res, err)
+	}
+	res, err = dev.InstallOffline(t.Context(), a, sdk.OfflineOptions{})
+	if err != nil || how(res) != "home 1.1.0 delta" {
+		t.Fatalf("resumed: %+v, %v", res, err)
+	}
+	serves(t, dev, "home", "1.1.0")
+}
