@@ -371,6 +371,7 @@ func TestOfflineSpecValidate(t *testing.T) {
 		"upper-case host":     func(_ *mds.Artifact, p *mds.OfflineSpec) { p.Host = "https://H5.shop.example" },
 		"host with a query":   func(_ *mds.Artifact, p *mds.OfflineSpec) { p.Host = "https://h5.shop.example?x" },
 		"host with a user":    func(_ *mds.Artifact, p *mds.OfflineSpec) { p.Host = "https://me@h5.shop.example" },
+		"default port":        func(_ *mds.Artifact, p *mds.OfflineSpec) { p.Host = "https://h5.shop.example:443" },
 		"relative entry":      func(_ *mds.Artifact, p *mds.OfflineSpec) { p.Entry = "index.html" },
 		"entry with a query":  func(_ *mds.Artifact, p *mds.OfflineSpec) { p.Entry = "/index.html?x=1" },
 		"relative fallback":   func(_ *mds.Artifact, p *mds.OfflineSpec) { p.Fallback = "/h5/" },

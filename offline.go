@@ -112,6 +112,8 @@ func ValidOfflineHost(host string) error {
 		return Errorf(EINVALID, "host %q must be an origin only (scheme, host, port), without a path, query or fragment: the package's files give the paths", host)
 	case host != strings.ToLower(host):
 		return Errorf(EINVALID, "host %q must be lowercase, as WebViews report it", host)
+	case u.Scheme == "https" && u.Port() == "443", u.Scheme == "http" && u.Port() == "80":
+		return Errorf(EINVALID, "host %q names its scheme's default port, which URLs leave out: give it as %s://%s", host, u.Scheme, u.Hostname())
 	}
 	return nil
 }
@@ -136,10 +138,11 @@ func ValidOfflineFallback(fallback string) error {
 	return nil
 }
 
-// ValidOfflineRequires checks what a package of type t requires: global
-// packages only (ValidOfflineRequires cannot see their types; the
-// snapshot does), sorted, none twice, not itself, and none for a global
-// package, which is shared and so stands alone.
+// ValidOfflineRequires checks what a package of type t requires: package
+// IDs, sorted, none twice, not itself, and none for a global package,
+// which is shared and so stands alone. That they name global packages is
+// the snapshot's to see: a device is offered a package with its required
+// global packages, or not yet.
 func ValidOfflineRequires(pkg string, t OfflineType, requires []string) error {
 	if t == OfflineGlobal && len(requires) > 0 {
 		return Errorf(EINVALID, "global package %s requires %s; a global package stands alone", pkg, strings.Join(requires, ", "))

@@ -223,7 +223,7 @@ func TestCLIOfflineFlow(t *testing.T) {
 	for _, e := range entries {
 		names = append(names, e.Name())
 	}
-	if !slices.Equal(names, []string{"common-1.0.0.zip", "preset.json", "shop-home-1.1.0.zip"}) {
+	if !slices.Equal(names, []string{"common@1.0.0.zip", "preset.json", "shop-home@1.1.0.zip"}) {
 		t.Errorf("the preset directory holds %v", names)
 	}
 

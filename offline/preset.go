@@ -59,8 +59,9 @@ type PresetPackage struct {
 }
 
 // PresetFileName is the name of the file of version v of package pkg in a
-// preset's directory.
-func PresetFileName(pkg, v string) string { return pkg + "-" + v + ".zip" }
+// preset's directory: "@" is in no package ID nor version, so no two
+// packages' files share a name (as "a" 1-1 and "a-1" 1 would with "-").
+func PresetFileName(pkg, v string) string { return pkg + "@" + v + ".zip" }
 
 // Validate checks every field of p: the format, the app key, and each
 // package, its version, type, sizes and hashes, and that its file is

@@ -23,9 +23,9 @@ var (
 // preset is a valid preset of two packages.
 func preset() *offline.Preset {
 	return &offline.Preset{Format: offline.PresetFormat, AppKey: "ak_shop", Packages: []offline.PresetPackage{
-		{Package: "common", Version: "2.0.0", PackageID: 7, Type: mds.OfflineGlobal, File: "common-2.0.0.zip",
+		{Package: "common", Version: "2.0.0", PackageID: 7, Type: mds.OfflineGlobal, File: "common@2.0.0.zip",
 			Size: 3, SHA256: sumA, CanonicalSize: 30, CanonicalSHA256: sumB},
-		{Package: "shop-home", Version: "1.4.0", PackageID: 9, Type: mds.OfflineNormal, File: "shop-home-1.4.0.zip",
+		{Package: "shop-home", Version: "1.4.0", PackageID: 9, Type: mds.OfflineNormal, File: "shop-home@1.4.0.zip",
 			Size: 5, SHA256: sumB, CanonicalSize: 50, CanonicalSHA256: sumA},
 	}}
 }
@@ -71,7 +71,7 @@ func TestPreset(t *testing.T) {
       "version": "2.0.0",
       "package_id": 7,
       "type": "global",
-      "file": "common-2.0.0.zip",
+      "file": "common@2.0.0.zip",
       "size": 3,
       "sha256": "` + sumA + `",
       "canonical_size": 30,
@@ -109,9 +109,9 @@ func TestPresetInvalid(t *testing.T) {
 		{"a bad version", func(p *offline.Preset) { p.Packages[0].Version = "2..0" }, "version"},
 		{"no server ID", func(p *offline.Preset) { p.Packages[0].PackageID = 0 }, "package_id"},
 		{"an unknown type", func(p *offline.Preset) { p.Packages[0].Type = "shared" }, "type"},
-		{"a file in another directory", func(p *offline.Preset) { p.Packages[0].File = "../common-2.0.0.zip" }, `must be "common-2.0.0.zip"`},
-		{"a file in a subdirectory", func(p *offline.Preset) { p.Packages[0].File = "x/common-2.0.0.zip" }, `must be "common-2.0.0.zip"`},
-		{"a file of another version", func(p *offline.Preset) { p.Packages[0].File = "common-1.0.0.zip" }, `must be "common-2.0.0.zip"`},
+		{"a file in another directory", func(p *offline.Preset) { p.Packages[0].File = "../common@2.0.0.zip" }, `must be "common@2.0.0.zip"`},
+		{"a file in a subdirectory", func(p *offline.Preset) { p.Packages[0].File = "x/common@2.0.0.zip" }, `must be "common@2.0.0.zip"`},
+		{"a file of another version", func(p *offline.Preset) { p.Packages[0].File = "common@1.0.0.zip" }, `must be "common@2.0.0.zip"`},
 		{"no size", func(p *offline.Preset) { p.Packages[0].Size = 0 }, "size and sha256"},
 		{"an uppercase sha256", func(p *offline.Preset) { p.Packages[0].SHA256 = strings.ToUpper(sumA) }, "size and sha256"},
 		{"no canonical size", func(p *offline.Preset) { p.Packages[1].CanonicalSize = 0 }, "canonical form"},
@@ -147,10 +147,10 @@ func TestReadPresetFiles(t *testing.T) {
 		{"an unknown field", func(t *testing.T, dir string) { rewrite(t, dir, `"app_key"`, `"signature":"x","app_key"`) }, "unknown field"},
 		{"two values", func(t *testing.T, dir string) { appendTo(t, filepath.Join(dir, offline.PresetFile), "{}") }, "more than one"},
 		{"not JSON", func(t *testing.T, dir string) { rewrite(t, dir, `{`, `[`) }, offline.PresetFile},
-		{"a file of another size", func(t *testing.T, dir string) { appendTo(t, filepath.Join(dir, "common-2.0.0.zip"), "x") }, "4 bytes; the preset says 3"},
+		{"a file of another size", func(t *testing.T, dir string) { appendTo(t, filepath.Join(dir, "common@2.0.0.zip"), "x") }, "4 bytes; the preset says 3"},
 		{"a directory for a file", func(t *testing.T, dir string) {
-			os.Remove(filepath.Join(dir, "shop-home-1.4.0.zip"))
-			os.Mkdir(filepath.Join(dir, "shop-home-1.4.0.zip"), 0o755)
+			os.Remove(filepath.Join(dir, "shop-home@1.4.0.zip"))
+			os.Mkdir(filepath.Join(dir, "shop-home@1.4.0.zip"), 0o755)
 		}, "not a regular file"},
 		{"too long", func(t *testing.T, dir string) {
 			appendTo(t, filepath.Join(dir, offline.PresetFile), strings.Repeat(" ", 1<<20))
@@ -163,7 +163,7 @@ func TestReadPresetFiles(t *testing.T) {
 		}
 	}
 	dir := writePreset(t, preset())
-	os.Remove(filepath.Join(dir, "common-2.0.0.zip"))
+	os.Remove(filepath.Join(dir, "common@2.0.0.zip"))
 	if _, err := offline.ReadPreset(dir); !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), "common") {
 		t.Errorf("a file missing: %v", err)
 	}
@@ -193,5 +193,13 @@ func appendTo(t *testing.T, path, s string) {
 	defer f.Close()
 	if _, err := f.WriteString(s); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestPresetFileNamesDiffer: no two packages' files share a name, however
+// their IDs and versions split.
+func TestPresetFileNamesDiffer(t *testing.T) {
+	if a, b := offline.PresetFileName("a", "1-1"), offline.PresetFileName("a-1", "1"); a == b {
+		t.Errorf("a 1-1 and a-1 1 are both %s", a)
 	}
 }
