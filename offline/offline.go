@@ -31,8 +31,8 @@ const MaxAppKey = 256
 
 // Limits are those of the server and the SDK unless configured
 // otherwise, and the ones Pack makes packages for: a bundle's, but with
-// at most 256 MiB of files, so that the canonical form of two versions
-// fits the delta builder's window.
+// at most 256 MiB of files. Deltas are built between versions of at most
+// delta.MaxInput bytes together; devices get larger ones whole.
 var Limits = bundle.Limits{
 	MaxArchive:   bundle.DefaultMaxArchive,
 	MaxFiles:     bundle.DefaultLimits.MaxFiles,

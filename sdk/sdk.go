@@ -82,8 +82,9 @@ type Config struct {
 	// Now is the device's clock, for expiry and for device_time; nil for
 	// time.Now.
 	Now func() time.Time
-	// MaxPatchSize caps the bytes of one hotpatch file, whatever an answer
-	// says; 0 for DefaultMaxPatchSize.
+	// MaxPatchSize caps the bytes of one download, whatever an answer
+	// says: a hotpatch file, an offline package, a delta; 0 for
+	// DefaultMaxPatchSize.
 	MaxPatchSize int64
 }
 
