@@ -176,11 +176,13 @@ func TestCheckDoesNotAllocate(t *testing.T) {
 	if raceEnabled {
 		t.Skip("allocation counts mean nothing under the race detector")
 	}
-	var devices, patched []*mds.Device
+	var devices, patched, holding []*mds.Device
 	hotpatched := deliverytest.Hotpatched(100, 20)
+	offline := deliverytest.Offline(100, 20, 8)
 	for i := range 64 {
 		devices = append(devices, deliverytest.RefDevice(i, 100))
 		patched = append(patched, deliverytest.HotpatchedDevice(hotpatched, i, 100))
+		holding = append(holding, deliverytest.OfflineDevice(i, 100, 8))
 	}
 	for _, c := range []struct {
 		load    *deliverytest.Load
@@ -191,6 +193,8 @@ func TestCheckDoesNotAllocate(t *testing.T) {
 		{deliverytest.Reference(100, 20), devices, true},
 		{hotpatched, patched, false},
 		{hotpatched, patched, true},
+		{offline, holding, false}, // offered whole, by deltas, or nothing
+		{offline, holding, true},
 	} {
 		etags := c.etags
 		if c.load == hotpatched {
@@ -212,6 +216,28 @@ func TestCheckDoesNotAllocate(t *testing.T) {
 			}
 			if told["rollback"] == 0 || told["apply"] == 0 {
 				t.Fatalf("the hotpatched load tells %v", told)
+			}
+		}
+		if c.load == offline {
+			told := map[string]int{}
+			snap := delivery.Compile(c.load.Set, nil)
+			for _, d := range c.devices {
+				in := gray.NewInput(d, netip.Addr{}, time.Now())
+				var dec delivery.Decision
+				if err := snap.Evaluate(&in, nil, &dec); err != nil {
+					t.Fatal(err)
+				}
+				switch {
+				case len(dec.Offline) == 0:
+					told["nothing"]++
+				case dec.Offline[0].Delta != nil:
+					told["deltas"]++
+				default:
+					told["whole"]++
+				}
+			}
+			if told["nothing"] == 0 || told["deltas"] == 0 || told["whole"] == 0 {
+				t.Fatalf("the offline load tells %v", told)
 			}
 		}
 		rig := newCheckRig(t, c.load, bodies(c.devices), etags)

@@ -270,5 +270,53 @@ func HotpatchedDevice(l *Load, i, apps int) *mds.Device {
 	return d
 }
 
+// Offline is Reference(apps, tasksPerApp) with, per app, packages H5
+// offline packages pkg00, pkg01…, each at version 1.0.0 and 1.1.0 (both
+// live, to everyone), and the ready delta between them.
+func Offline(apps, tasksPerApp, packages int) *Load {
+	l := Reference(apps, tasksPerApp)
+	id := int64(len(l.Set.Artifacts)*2 + len(l.Set.Apps) + 1)
+	for _, a := range slices.Clone(l.Set.Apps) {
+		for p := range packages {
+			pkg := fmt.Sprintf("pkg%02d", p)
+			var first int64
+			for _, v := range []string{"1.0.0", "1.1.0"} {
+				id += 2
+				spec := &mds.OfflineSpec{Package: pkg, Type: mds.OfflineNormal, Host: "https://" + pkg + ".h5.example", Entry: "/index.html",
+					Fallback: "https://cdn.example/" + pkg + "/", Network: mds.NetworkAny, KeyID: strings.Repeat("ab", 32),
+					SHA256: fmt.Sprintf("%064x", id), Size: 4 << 20, CanonicalSHA256: fmt.Sprintf("%063xc", id), CanonicalSize: 20 << 20,
+					Files: 400, FilesSize: 20 << 20}
+				art := &mds.Artifact{ID: id, AppID: a.ID, Kind: mds.KindOffline, Version: v, Spec: spec}
+				art.Blobs = spec.Blobs()
+				l.Set.Artifacts = append(l.Set.Artifacts, art)
+				l.Set.Tasks = append(l.Set.Tasks, &mds.Task{ID: id + 1, AppID: a.ID, Kind: mds.KindOffline, ArtifactID: id,
+					Policy: &mds.OfflinePolicy{}, Status: mds.StatusLive, Stage: mds.StageOfficial, Targeting: mds.Targeting{Salt: "o"},
+					CreatedAt: time.Unix(1_780_000_000, 0)})
+				if first == 0 {
+					first = id
+					continue
+				}
+				l.Set.Deltas = append(l.Set.Deltas, &mds.Delta{AppID: a.ID, Package: pkg, From: first, FromVersion: "1.0.0", To: id,
+					ToVersion: v, Status: mds.DeltaReady, SHA256: fmt.Sprintf("%063xd", id), Size: 200 << 10})
+			}
+		}
+	}
+	return l
+}
+
+// OfflineDevice is RefDevice i holding, by i, none of the packages of
+// an Offline load, every one at 1.0.0 (it is offered the deltas), or
+// every one at 1.1.0 (nothing is offered).
+func OfflineDevice(i, apps, packages int) *mds.Device {
+	d := RefDevice(i, apps)
+	if n := i % 3; n > 0 {
+		d.Offline = map[string]string{}
+		for p := range packages {
+			d.Offline[fmt.Sprintf("pkg%02d", p)] = []string{"1.0.0", "1.1.0"}[n-1]
+		}
+	}
+	return d
+}
+
 // refVersion is the app version RefDevice i runs.
 func refVersion(i int) string { return fmt.Sprintf("%d.%d.%d", 1+i%4, i%7, i%3) }
