@@ -362,6 +362,16 @@ func presetOf(cmd *cobra.Command, c *client.Client, app string, names []string) 
 	if len(names) == 0 {
 		return nil, fmt.Errorf("app %s has no offline package; pack one with mds offline pack, and push it with mds offline push", app)
 	}
+	// A package comes with the globals it requires, as devices get it.
+	for i := 0; i < len(names); i++ {
+		if p := newest[names[i]]; p != nil {
+			for _, r := range p.Offline.Requires {
+				if !slices.Contains(names, r) {
+					names = append(names, r)
+				}
+			}
+		}
+	}
 	slices.Sort(names)
 	names = slices.Compact(names)
 	preset := &offline.Preset{Format: offline.PresetFormat, AppKey: a.Key}

@@ -232,7 +232,8 @@ func TestCLIOfflineFlow(t *testing.T) {
 		"--package", "shop-home", "--json")), &one); err != nil {
 		t.Fatal(err)
 	}
-	if len(one.Packages) != 1 || one.Packages[0].Version != "1.1.0" {
+	// It comes with the global it requires, as devices get it.
+	if len(one.Packages) != 2 || one.Packages[0].Package != "common" || one.Packages[1].Version != "1.1.0" {
 		t.Errorf("export --package shop-home: %+v", one)
 	}
 	for pkg, want := range map[string]string{"nope": "no offline package nope", "promo": "nothing to export"} {
