@@ -145,9 +145,9 @@ func TestOfflineLifecycle(t *testing.T) {
 		t.Fatalf("a device holding the version was offered %q", got)
 	}
 
-	// Version 2: the tester gets the delta from 1.0.0.
+	// Version 2, gray to the tester: it gets the delta from 1.0.0.
 	v2 := w.pushOffline("home", "1.1.0", mds.OfflineNormal)
-	w.release(v2)
+	gray2 := w.release(v2, "tester")
 	d := w.deltaReady("home", "1.0.0", "1.1.0")
 	a, err := tester.Check(t.Context())
 	if err != nil {
@@ -175,7 +175,8 @@ func TestOfflineLifecycle(t *testing.T) {
 		t.Errorf("another host resolves to %+v, %v", net, err)
 	}
 
-	// A fresh device gets the full package.
+	// Promoted: a fresh device gets the full package.
+	w.act(gray2, mds.ActionPromote)
 	fresh := w.device("fresh", "2.1.0", "")
 	if got := how(installAll(t, fresh)); got != "home 1.1.0 full" {
 		t.Fatalf("a fresh device installed %q", got)
