@@ -31,6 +31,9 @@ func TestDeviceOfflineCommands(t *testing.T) {
 	if out := mustDevice(t, "offline", "install", "--state", state); !strings.Contains(words(out), "shop-home 1.0.0 installed full from none") {
 		t.Errorf("install:\n%s", out)
 	}
+	if out := words(mustCLI(t, o.srv.URL, cliAdmin, "package", "list", "--app", "shop")); !strings.Contains(out, "offline shop-home 1.0.0 0 blob") {
+		t.Errorf("package list:\n%s", out)
+	}
 	file, _ = o.pack("shop-home", "1.1.0")
 	o.release(o.push(file), mds.Targeting{})
 	deadline := time.Now().Add(10 * time.Second)

@@ -35,6 +35,9 @@ func printPackage(p *api.Package) func(io.Writer) {
 			return
 		}
 		fmt.Fprintf(w, "version\t%s\n", p.Version)
+		if o := p.Offline; o != nil {
+			fmt.Fprintf(w, "offline\t%s (%s)\nserves\t%s%s\nsha256\t%s\nsize\t%d\n", o.Package, o.Type, o.Host, o.Entry, o.SHA256, o.Size)
+		}
 	}
 }
 
@@ -158,14 +161,20 @@ func packageCmd() *cobra.Command {
 			}
 			defer more(cmd, out, res.Next)
 			return out.print(cmd, res, func(w io.Writer) {
-				fmt.Fprintln(w, "ID\tPLATFORM\tVERSION\tBUILD\tSOURCE\tSIZE\tCREATED")
+				fmt.Fprintln(w, "ID\tKIND\tPLATFORM\tVERSION\tBUILD\tSOURCE\tSIZE\tCREATED")
 				for _, p := range res.Packages {
 					var build, size int64
 					var source mds.Source
-					if u := p.UpgradeSpec; u != nil {
-						build, source, size = u.Build, u.Source, u.Size
+					ver := p.Version
+					switch {
+					case p.UpgradeSpec != nil:
+						build, source, size = p.UpgradeSpec.Build, p.UpgradeSpec.Source, p.UpgradeSpec.Size
+					case p.Hotpatch != nil:
+						source, size = mds.SourceBlob, p.Hotpatch.Size
+					case p.Offline != nil:
+						source, size, ver = mds.SourceBlob, p.Offline.Size, p.Offline.Package+" "+p.Version
 					}
-					fmt.Fprintf(w, "%d\t%s\t%s\t%d\t%s\t%d\t%s\n", p.ID, p.Platform, p.Version, build, source, size, when(p.CreatedAt))
+					fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%d\t%s\t%d\t%s\n", p.ID, p.Kind, p.Platform, ver, build, source, size, when(p.CreatedAt))
 				}
 			})
 		}),
