@@ -312,8 +312,8 @@ type Delta struct {
 	// Lease is when the claim of the builder building it runs out.
 	Lease time.Time `json:"-"`
 	// RetryAt is when a delta finished pending (a build that failed and
-	// is tried again) may be claimed again.
-	RetryAt time.Time `json:"-"`
+	// is tried again) may be claimed again; zero for at once.
+	RetryAt time.Time `json:"retry_at,omitzero"`
 	// BuildMillis is how long the last build took, in milliseconds.
 	BuildMillis int64     `json:"build_ms"`
 	CreatedAt   time.Time `json:"created_at"`

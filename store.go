@@ -255,7 +255,8 @@ type DeltaStore interface {
 	// ready with its blob (recorded as the app's in the same transaction,
 	// which moves the app's revision: devices that hold d's base are now
 	// offered it), skipped or failed with d.Reason, or pending to be
-	// tried again, not before d.RetryAt. A delta whose claim is no longer d's (its lease ran
+	// tried again, not before d.RetryAt; and d.Attempts, which the builder
+	// may lower when it hands back a build it did not finish. A delta whose claim is no longer d's (its lease ran
 	// out and another builder took it) is ECONFLICT, and so is one whose
 	// packages were deleted meanwhile, which is not recorded.
 	FinishDelta(ctx context.Context, d *Delta, blob *Blob) error

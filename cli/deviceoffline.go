@@ -121,6 +121,8 @@ func printOfflineResults(w io.Writer, res []sdk.OfflineResult) {
 		switch {
 		case r.Err != nil:
 			fmt.Fprintf(w, "%s\t%s\tfailed: %v\n", r.Package, r.Version, r.Err)
+		case r.WaitsFor != "":
+			fmt.Fprintf(w, "%s\t%s\twaits for global package %s, which it requires and which is not installed\n", r.Package, r.Version, r.WaitsFor)
 		case r.How == sdk.InstallSkipped:
 			fmt.Fprintf(w, "%s\t%s\tskipped: not asked for now, or Wi-Fi only (--wifi), or held already\n", r.Package, r.Version)
 		default:

@@ -184,7 +184,9 @@ func (b *Builder) BuildOne(ctx context.Context) bool {
 	case err != nil && ctx.Err() != nil:
 		// Cut short by a shutdown: handed back at once for another node,
 		// or this one once it restarts, rather than when the lease ends.
+		// The attempt does not count against the delta.
 		d.Status, d.Reason, d.RetryAt = mds.DeltaPending, "the node building it shut down", time.Time{}
+		d.Attempts--
 	case errors.As(err, &refusal):
 		d.Status, d.Reason = mds.DeltaSkipped, refusal.reason
 	case err != nil && (d.Attempts >= b.Attempts || errors.Is(err, errFinal)):

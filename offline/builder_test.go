@@ -216,8 +216,8 @@ func TestBuilderRetries(t *testing.T) {
 		t.Fatal("nothing built")
 	}
 	got := d.deltas(t)["1.0.0→1.1.0"]
-	if got.Status != mds.DeltaPending || !strings.Contains(got.Reason, "does not answer") || got.Attempts != 1 {
-		t.Fatalf("after a failure: %+v", got)
+	if got.Status != mds.DeltaPending || !strings.Contains(got.Reason, "does not answer") || got.Attempts != 1 || time.Until(got.RetryAt) < 59*time.Minute {
+		t.Fatalf("after a failure: %+v; want it pending, retried in an hour", got)
 	}
 	blobs.failing = false
 	if b.BuildOne(t.Context()) {
@@ -252,6 +252,9 @@ func TestBuilderRetries(t *testing.T) {
 	for name, x := range d.deltas(t) {
 		if strings.HasSuffix(name, "→1.3.0") && x.Status == mds.DeltaPending && strings.Contains(x.Reason, "shut down") {
 			handedBack++
+			if x.Attempts != 0 || !x.RetryAt.IsZero() {
+				t.Errorf("a delta handed back at shutdown: attempts %d, retry at %v; want neither counted", x.Attempts, x.RetryAt)
+			}
 		}
 	}
 	if handedBack != 1 {

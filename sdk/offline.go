@@ -130,6 +130,9 @@ type OfflineResult struct {
 	// DeltaError says why a delta offered was not used, and the full
 	// package was downloaded instead.
 	DeltaError string `json:"delta_error,omitempty"`
+	// WaitsFor names the global package a skipped package requires and
+	// the device neither holds nor could install now.
+	WaitsFor string `json:"waits_for,omitempty"`
 	// Err is why the package was not installed; Error says the same.
 	Err   error  `json:"-"`
 	Error string `json:"error,omitempty"`
@@ -172,30 +175,36 @@ func (c *Client) InstallOffline(ctx context.Context, a *Answer, opt OfflineOptio
 	})
 	wanted := func(p string) bool { return len(opt.Packages) == 0 || slices.Contains(opt.Packages, p) }
 	var out []OfflineResult
-	failed := map[string]bool{} // globals not installed in this pass
+	waits := map[string]bool{} // globals offered, neither held nor installed in this pass
 	for i := range list {
 		in := &list[i]
 		res := OfflineResult{Package: in.Package, Version: in.Version, How: InstallSkipped}
 		required := slices.ContainsFunc(list, func(o OfflineInstruction) bool { return wanted(o.Package) && slices.Contains(o.Requires, in.Package) })
-		missing := slices.IndexFunc(in.Requires, func(r string) bool { return failed[r] })
+		missing := slices.IndexFunc(in.Requires, func(r string) bool { return waits[r] })
 		switch {
 		case !wanted(in.Package) && !required:
 		case in.Network == string(mds.NetworkWiFi) && !opt.WiFi:
 		case missing >= 0:
 			// The server offers a package with the globals it needs;
 			// without them its pages would load what is not there.
-			res.Err = refusal(ErrBadOffline, "%s %s requires %s, which was not installed", in.Package, in.Version, in.Requires[missing])
-			res.How = ""
+			res.WaitsFor = in.Requires[missing]
 		default:
 			res = c.installOne(ctx, in)
 		}
-		if res.How != InstalledByDelta && res.How != InstalledInFull {
-			failed[in.Package] = true
+		if res.How != InstalledByDelta && res.How != InstalledInFull && !c.holds(in.Package) {
+			waits[in.Package] = true
 		}
 		res.setError()
 		out = append(out, res)
 	}
 	return out, nil
+}
+
+// holds reports whether the device holds a version of package pkg.
+func (c *Client) holds(pkg string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.st.Offline[pkg] != nil
 }
 
 // setError copies Err into Error, for those who read results as JSON.
@@ -291,8 +300,9 @@ func (c *Client) installOne(ctx context.Context, in *OfflineInstruction) Offline
 		case err == nil:
 			res.How = InstalledByDelta
 		case !deltaAtFault(err):
-			// The network or the device failed, not the delta: its
-			// download is kept, and the next install resumes it.
+			// The network or the device failed, not the delta: a
+			// download cut short is kept, and the next install resumes
+			// it.
 			return fail(err)
 		default:
 			res.DeltaError = err.Error()
@@ -697,7 +707,9 @@ type Resolution struct {
 // loads: from a local file of the installed package whose host it is on
 // (of its current version, or of the one before, kept for pages that
 // loaded it), or, for a path neither holds, from the package's fallback;
-// a URL on no installed package's host is the network's.
+// a URL on no installed package's host is the network's. So a file a new
+// version drops is served from the version before until the next
+// install: a page that loaded the old version may still ask for it.
 func (c *Client) Resolve(raw string) (Resolution, error) {
 	u, err := url.Parse(raw)
 	if err != nil || !u.IsAbs() {

@@ -65,7 +65,8 @@ func (s *Store) offlineRefusal(ctx context.Context, q interface {
 			p.Package, a.Version, newest)
 	}
 	var other string
-	err = q.QueryRowContext(ctx, s.q(`SELECT package FROM offline_versions WHERE app_id = ? AND host = ? AND package <> ? AND artifact_id IS NOT NULL LIMIT 1`),
+	// Deleted versions count: devices keep what they installed.
+	err = q.QueryRowContext(ctx, s.q(`SELECT package FROM offline_versions WHERE app_id = ? AND host = ? AND package <> ? LIMIT 1`),
 		a.AppID, p.Host, p.Package).Scan(&other)
 	switch {
 	case err == nil:
@@ -79,7 +80,7 @@ func (s *Store) offlineRefusal(ctx context.Context, q interface {
 			return err
 		}
 		if n >= mds.MaxOfflineHeld {
-			return mds.Errorf(mds.ECONFLICT, "the app has had %d offline packages, the most a device may hold; ship %s as a version of one of them", n, p.Package)
+			return mds.Errorf(mds.ECONFLICT, "the app has had %d offline packages, the most a device may hold (devices keep the packages they installed, so deleting one frees no place); ship %s as a new version of one of them", n, p.Package)
 		}
 	}
 	return nil
@@ -191,7 +192,10 @@ func scanDelta(r scanner) (*mds.Delta, error) {
 		return nil, err
 	}
 	d.SHA256, d.Size = sum.String, size.Int64
-	if lease != 0 {
+	switch {
+	case lease != 0 && d.Status == mds.DeltaPending:
+		d.RetryAt = fromMillis(lease)
+	case lease != 0:
 		d.Lease = fromMillis(lease)
 	}
 	d.CreatedAt, d.UpdatedAt = fromMillis(created), fromMillis(updated)
@@ -267,12 +271,12 @@ func (s *Store) FinishDelta(ctx context.Context, d *mds.Delta, blob *mds.Blob) e
 		}
 		// A pending delta waits until its retry time, kept in lease.
 		var retry int64
-		if d.Status == mds.DeltaPending {
+		if d.Status == mds.DeltaPending && !d.RetryAt.IsZero() {
 			retry = millis(d.RetryAt)
 		}
-		res, err := tx.ExecContext(ctx, s.q(`UPDATE deltas SET status = ?, sha256 = ?, size = ?, reason = ?, lease = ?, build_ms = ?, updated_at = ?
+		res, err := tx.ExecContext(ctx, s.q(`UPDATE deltas SET status = ?, sha256 = ?, size = ?, reason = ?, lease = ?, attempts = ?, build_ms = ?, updated_at = ?
 			WHERE app_id = ? AND from_id = ? AND to_id = ? AND status = ? AND lease = ?`),
-			d.Status, sum, size, d.Reason, retry, d.BuildMillis, millis(now), d.AppID, d.From, d.To, mds.DeltaBuilding, millis(d.Lease))
+			d.Status, sum, size, d.Reason, retry, max(d.Attempts, 0), d.BuildMillis, millis(now), d.AppID, d.From, d.To, mds.DeltaBuilding, millis(d.Lease))
 		if err != nil {
 			return err
 		}
