@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"math"
+	"math/big"
 	"strconv"
 	"unicode/utf8"
 )
@@ -84,11 +85,13 @@ func validName(s string, max int, upper bool) bool {
 	return true
 }
 
-// CheckConfigValue checks that raw, one JSON value, is of type t, and
-// returns its canonical encoding, which is how it is stored, compared
-// and sent: an integer in plain decimal within 64 bits (1.0 and 1e2 are
-// integers; 1.5 is not), a float finite and in Go's shortest form, a
-// string as a JSON string of valid UTF-8, a boolean, and JSON compacted.
+// CheckConfigValue checks that raw, one JSON value in valid UTF-8, is of
+// type t, and returns its canonical encoding, which is how it is stored,
+// compared and sent: an integer in plain decimal within 64 bits (1.0 and
+// 1e2 are integers; 1.5 is not, nor is any fraction however small), a
+// float finite and in Go's shortest form, a string as a JSON string, a
+// boolean, and JSON compacted with every object's members sorted by name
+// and no name twice (parsers disagree on which of two would count).
 // A value of more than MaxConfigValue bytes is refused. A JSON value's
 // schema, if its key has one, is checked elsewhere (package config).
 func CheckConfigValue(t ConfigType, raw []byte) ([]byte, error) {
@@ -98,6 +101,9 @@ func CheckConfigValue(t ConfigType, raw []byte) ([]byte, error) {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 {
 		return nil, Errorf(EINVALID, "a %s value is missing", t)
+	}
+	if !utf8.Valid(raw) {
+		return nil, Errorf(EINVALID, "the value is not valid UTF-8")
 	}
 	if !json.Valid(raw) {
 		return nil, Errorf(EINVALID, "the value is not JSON: give a %s as JSON (a string in double quotes)", t)
@@ -119,26 +125,18 @@ func CheckConfigValue(t ConfigType, raw []byte) ([]byte, error) {
 		if err := json.Unmarshal(raw, &s); err != nil {
 			return nil, Errorf(EINVALID, "the value %.40s is not a string; give it in double quotes", raw)
 		}
-		if !utf8.ValidString(s) {
-			return nil, Errorf(EINVALID, "the string value is not valid UTF-8")
-		}
-		out, _ = json.Marshal(s)
+		out = canonicalJSON(s)
 	case ConfigInteger:
 		var f json.Number
 		if err := json.Unmarshal(raw, &f); err != nil {
 			return nil, Errorf(EINVALID, "the value %.40s is not an integer", raw)
 		}
-		n, err := strconv.ParseInt(f.String(), 10, 64)
-		if err != nil {
-			// 1.0 or 1e2: an integer written as a number with a point or
-			// an exponent, if it is one exactly.
-			v, ferr := strconv.ParseFloat(f.String(), 64)
-			if ferr != nil || v != math.Trunc(v) || v < math.MinInt64 || v >= math.MaxInt64 {
-				return nil, Errorf(EINVALID, "the value %s is not an integer within 64 bits", f)
-			}
-			n = int64(v)
+		// Exactly: a float would round 9007199254740993.5 to an integer.
+		r, ok := new(big.Rat).SetString(f.String())
+		if !ok || !r.IsInt() || !r.Num().IsInt64() {
+			return nil, Errorf(EINVALID, "the value %s is not an integer within 64 bits", f)
 		}
-		out = strconv.AppendInt(nil, n, 10)
+		out = strconv.AppendInt(nil, r.Num().Int64(), 10)
 	case ConfigFloat:
 		var f json.Number
 		if err := json.Unmarshal(raw, &f); err != nil {
@@ -156,14 +154,83 @@ func CheckConfigValue(t ConfigType, raw []byte) ([]byte, error) {
 		}
 		out = strconv.AppendBool(nil, b)
 	case ConfigJSON:
-		var buf bytes.Buffer
-		if err := json.Compact(&buf, raw); err != nil {
+		if err := noDuplicateNames(raw); err != nil {
+			return nil, err
+		}
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.UseNumber() // numbers as written: 1.10 stays 1.10
+		var v any
+		if err := dec.Decode(&v); err != nil {
 			return nil, Errorf(EINVALID, "the value is not JSON: %v", err)
 		}
-		out = buf.Bytes()
+		out = canonicalJSON(v) // maps encode with their keys sorted
 	}
 	if len(out) > MaxConfigValue {
 		return nil, Errorf(EINVALID, "the value is %d bytes; a value is at most %d, as every check answer may carry it", len(out), MaxConfigValue)
 	}
 	return out, nil
+}
+
+// canonicalJSON encodes v compactly without HTML escaping: "<" stays one
+// byte, as other platforms write it. v is decoded JSON, which encodes.
+func canonicalJSON(v any) []byte {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		panic(err)
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+}
+
+// noDuplicateNames refuses a JSON value with an object that names a
+// member twice.
+func noDuplicateNames(raw []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	type frame struct {
+		object bool
+		names  map[string]bool
+		key    bool // the next token of an object is a member's name
+	}
+	var stack []*frame
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil // the end, or what json.Valid already refused
+		}
+		var top *frame
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		if top != nil && top.object && top.key {
+			if d, ok := tok.(json.Delim); ok && d == '}' {
+				stack = stack[:len(stack)-1]
+				if len(stack) > 0 && stack[len(stack)-1].object {
+					stack[len(stack)-1].key = true
+				}
+				continue
+			}
+			name := tok.(string)
+			if top.names[name] {
+				return Errorf(EINVALID, "the value names member %.40q twice in one object; give each member once", name)
+			}
+			top.names[name] = true
+			top.key = false
+			continue
+		}
+		switch d, _ := tok.(json.Delim); d {
+		case '{':
+			stack = append(stack, &frame{object: true, names: map[string]bool{}, key: true})
+			continue
+		case '[':
+			stack = append(stack, &frame{})
+			continue
+		case ']', '}':
+			stack = stack[:len(stack)-1]
+		}
+		// A value ended: an object's next token is a name again.
+		if len(stack) > 0 && stack[len(stack)-1].object {
+			stack[len(stack)-1].key = true
+		}
+	}
 }

@@ -47,6 +47,9 @@ func CompileSchema(raw []byte) (*Schema, error) {
 	c := jsonschema.NewCompiler()
 	c.UseLoader(noLoads{})
 	c.DefaultDraft(jsonschema.Draft2020)
+	// "format" is an annotation in draft 2020-12; a team that writes
+	// "format": "email" means it.
+	c.AssertFormat()
 	if err := c.AddResource(schemaURL, doc); err != nil {
 		return nil, mds.Errorf(mds.EINVALID, "the schema: %v", err)
 	}

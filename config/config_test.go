@@ -48,4 +48,11 @@ func TestCompileSchemaRefusals(t *testing.T) {
 	if _, err := config.CompileSchema([]byte(`{"$defs":{"n":{"type":"number"}},"items":{"$ref":"#/$defs/n"}}`)); err != nil {
 		t.Errorf("a reference within the schema: %v", err)
 	}
+	email, err := config.CompileSchema([]byte(`{"type":"string","format":"email"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if email.Check([]byte(`"x"`)) == nil || email.Check([]byte(`"a@b.example"`)) != nil {
+		t.Error("a format is not asserted")
+	}
 }
