@@ -372,6 +372,8 @@ func TestOfflineSpecValidate(t *testing.T) {
 		"host with a query":   func(_ *mds.Artifact, p *mds.OfflineSpec) { p.Host = "https://h5.shop.example?x" },
 		"host with a user":    func(_ *mds.Artifact, p *mds.OfflineSpec) { p.Host = "https://me@h5.shop.example" },
 		"default port":        func(_ *mds.Artifact, p *mds.OfflineSpec) { p.Host = "https://h5.shop.example:443" },
+		"empty port":          func(_ *mds.Artifact, p *mds.OfflineSpec) { p.Host = "https://h5.shop.example:" },
+		"padded port":         func(_ *mds.Artifact, p *mds.OfflineSpec) { p.Host = "https://h5.shop.example:0443" },
 		"relative entry":      func(_ *mds.Artifact, p *mds.OfflineSpec) { p.Entry = "index.html" },
 		"entry with a query":  func(_ *mds.Artifact, p *mds.OfflineSpec) { p.Entry = "/index.html?x=1" },
 		"relative fallback":   func(_ *mds.Artifact, p *mds.OfflineSpec) { p.Fallback = "/h5/" },
@@ -391,6 +393,13 @@ func TestOfflineSpecValidate(t *testing.T) {
 		mutate(a, p)
 		if err := a.Validate(); mds.ErrorCode(err) != mds.EINVALID {
 			t.Errorf("%s: %v", name, err)
+		}
+	}
+	for _, host := range []string{"http://h5.shop.example:8080", "https://[::1]:8443", "https://10.0.0.1"} {
+		a, p := good()
+		p.Host = host
+		if err := a.Validate(); err != nil {
+			t.Errorf("host %s: %v", host, err)
 		}
 	}
 	_, p = good()

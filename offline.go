@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -112,8 +113,18 @@ func ValidOfflineHost(host string) error {
 		return Errorf(EINVALID, "host %q must be an origin only (scheme, host, port), without a path, query or fragment: the package's files give the paths", host)
 	case host != strings.ToLower(host):
 		return Errorf(EINVALID, "host %q must be lowercase, as WebViews report it", host)
-	case u.Scheme == "https" && u.Port() == "443", u.Scheme == "http" && u.Port() == "80":
-		return Errorf(EINVALID, "host %q names its scheme's default port, which URLs leave out: give it as %s://%s", host, u.Scheme, u.Hostname())
+	}
+	// As a URL's origin is written: no default port, no empty or
+	// zero-padded one, which no URL a WebView loads would match.
+	origin := u.Scheme + "://" + u.Hostname()
+	if strings.Contains(u.Hostname(), ":") {
+		origin = u.Scheme + "://[" + u.Hostname() + "]"
+	}
+	if p := u.Port(); p != "" && !(u.Scheme == "https" && p == "443" || u.Scheme == "http" && p == "80") {
+		origin += ":" + p
+	}
+	if n, err := strconv.Atoi(u.Port()); u.Port() != "" && (err != nil || n < 1 || n > 65535 || strconv.Itoa(n) != u.Port()) || host != origin {
+		return Errorf(EINVALID, "host %q must be an origin as URLs write it, like %s: no default, empty or zero-padded port", host, origin)
 	}
 	return nil
 }

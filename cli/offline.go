@@ -384,6 +384,13 @@ func presetOf(cmd *cobra.Command, c *client.Client, app string, names []string) 
 			fmt.Fprintf(cmd.ErrOrStderr(), "skipped %s: no live task in the official stage delivers a version of it\n", n)
 			continue
 		}
+		// Devices are not offered a package without its globals, and a
+		// preset says nothing of what requires what: leave it out too.
+		if r := slices.IndexFunc(p.Offline.Requires, func(r string) bool { return newest[r] == nil }); r >= 0 {
+			fmt.Fprintf(cmd.ErrOrStderr(), "skipped %s: it requires global package %s, which no live task in the official stage delivers\n",
+				n, p.Offline.Requires[r])
+			continue
+		}
 		o := p.Offline
 		preset.Packages = append(preset.Packages, offline.PresetPackage{Package: n, Version: p.Version, PackageID: p.ID, Type: o.Type,
 			File: offline.PresetFileName(n, p.Version), Size: o.Size, SHA256: o.SHA256, CanonicalSize: o.CanonicalSize, CanonicalSHA256: o.CanonicalSHA256})

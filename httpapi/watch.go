@@ -191,7 +191,7 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if len(st.body) > maxWatchBody {
-		s.writeProblem(w, r, mds.Errorf(mds.ETOOLARGE, "a watch body is at most %d bytes, as a watcher keeps it while it watches; send the device context without padding", maxWatchBody))
+		s.writeProblem(w, r, mds.Errorf(mds.ETOOLARGE, "a watch body is at most %d bytes, as a watcher keeps its device context while it watches; send it without padding", maxWatchBody))
 		return
 	}
 	if err := s.watchers.Room(); err != nil {

@@ -476,7 +476,7 @@ func TestWatchRefusals(t *testing.T) {
 	r = e.openWatch(padded)
 	b, _ = io.ReadAll(r.Body)
 	r.Body.Close()
-	e.wantProblem(r, b, 413, "a watch body is at most 8192 bytes, as a watcher keeps it while it watches; send the device context without padding")
+	e.wantProblem(r, b, 413, "a watch body is at most 8192 bytes, as a watcher keeps its device context while it watches; send it without padding")
 	if resp, _ := e.request("POST", "/client/v1/check", "", padded); resp.StatusCode != 200 {
 		t.Errorf("the same body checked: %d, want 200", resp.StatusCode)
 	}
