@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -103,18 +104,9 @@ The app's key is read from the server by --app, or given offline with --app-key.
 		Short: "Upload a signed hotpatch file; the server checks it and stores it as a package to release",
 		Args:  cobra.ExactArgs(1),
 		RunE: onApp(newClient, func(cmd *cobra.Command, args []string, app string, c *client.Client) error {
-			f, err := os.Open(args[0])
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			st, err := f.Stat()
-			if err != nil {
-				return err
-			}
-			bar, done := progress(cmd, st.Size(), "uploading "+filepath.Base(args[0]))
-			p, err := c.PushHotpatch(cmd.Context(), app, io.TeeReader(f, bar), st.Size())
-			done()
+			p, err := pushFile(cmd, args[0], func(ctx context.Context, r io.Reader, size int64) (*api.Package, error) {
+				return c.PushHotpatch(ctx, app, r, size)
+			})
 			if err != nil {
 				return err
 			}
@@ -261,6 +253,22 @@ func openHotpatch(path string) (pkg *hotpatch.Package, close func() error, err e
 func printManifest(w io.Writer, m *hotpatch.Manifest) {
 	fmt.Fprintf(w, "app key\t%s\nplatform\t%s\npatches\t%s\npatch version\t%d\nfiles\t%d (%d bytes)\nkey id\t%s\ncreated\t%s\n",
 		m.AppKey, m.Platform, targets(m.Targets), m.PatchVersion, len(m.Files), m.TotalSize(), m.KeyID, m.CreatedAt)
+}
+
+// pushFile uploads file with push, a progress bar on a terminal.
+func pushFile(cmd *cobra.Command, file string, push func(ctx context.Context, r io.Reader, size int64) (*api.Package, error)) (*api.Package, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	bar, done := progress(cmd, st.Size(), "uploading "+filepath.Base(file))
+	defer done()
+	return push(cmd.Context(), io.TeeReader(f, bar), st.Size())
 }
 
 func targets(ts []mds.HotpatchTarget) string {

@@ -172,18 +172,9 @@ func offlinePushCmd(newClient func() (*client.Client, error), out *printer) *cob
 		Short: "Upload a signed offline package; the server checks it and stores it as a package to release",
 		Args:  cobra.ExactArgs(1),
 		RunE: onApp(newClient, func(cmd *cobra.Command, args []string, app string, c *client.Client) error {
-			f, err := os.Open(args[0])
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			st, err := f.Stat()
-			if err != nil {
-				return err
-			}
-			bar, done := progress(cmd, st.Size(), "uploading "+filepath.Base(args[0]))
-			p, err := c.PushOffline(cmd.Context(), app, io.TeeReader(f, bar), st.Size())
-			done()
+			p, err := pushFile(cmd, args[0], func(ctx context.Context, r io.Reader, size int64) (*api.Package, error) {
+				return c.PushOffline(ctx, app, r, size)
+			})
 			if err != nil {
 				return err
 			}

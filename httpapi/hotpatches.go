@@ -96,9 +96,8 @@ func (s *Server) checkHotpatch(r *http.Request, a *mds.App, f *os.File, size int
 		return nil, err
 	}
 	m := pkg.Manifest
-	if m.AppKey != a.Key && (a.PreviousKey == "" || m.AppKey != a.PreviousKey) {
-		return nil, mds.Errorf(mds.EINVALID, "the hotpatch was packed for app key %q, not for app %q (key %s); pack it with --app %s",
-			m.AppKey, a.Slug, a.Key, a.Slug)
+	if err := packedFor(a, m.AppKey, "the hotpatch"); err != nil {
+		return nil, err
 	}
 	if !a.HasPlatform(m.Platform) {
 		return nil, mds.Errorf(mds.EINVALID, "the hotpatch is for %s; app %q ships on %s", m.Platform, a.Slug, mds.JoinPlatforms(a.Platforms))
@@ -106,19 +105,7 @@ func (s *Server) checkHotpatch(r *http.Request, a *mds.App, f *os.File, size int
 	spec := &mds.HotpatchSpec{PatchVersion: m.PatchVersion, Targets: m.Targets, Notes: m.Notes, KeyID: m.KeyID,
 		SignedAt: m.Created(), Files: len(m.Files), FilesSize: m.TotalSize(), SHA256: sum, Size: size}
 	art := &mds.Artifact{AppID: a.ID, Kind: mds.KindHotpatch, Platform: m.Platform, Version: strconv.FormatInt(m.PatchVersion, 10), Spec: spec}
-	if err := art.Validate(); err != nil {
-		return nil, err
-	}
-	// The store says whether the key is the app's and active, and the
-	// patch version new, as it will again when the package is created.
-	if err := s.store.CheckArtifact(r.Context(), art); err != nil {
-		return nil, err
-	}
-	pub, err := s.teamKey(r.Context(), a.ID, m.KeyID)
-	if err != nil {
-		return nil, err
-	}
-	if err := pkg.Verify(pub); err != nil {
+	if err := s.checkSigned(r.Context(), art, m.KeyID, pkg.Verify); err != nil {
 		return nil, err
 	}
 	if err := pkg.CheckFiles(); err != nil {
@@ -127,13 +114,36 @@ func (s *Server) checkHotpatch(r *http.Request, a *mds.App, f *os.File, size int
 	return art, nil
 }
 
-// teamKey is app's registered team key id, parsed.
-func (s *Server) teamKey(ctx context.Context, app int64, id string) (*signing.PublicKey, error) {
-	k, err := s.store.FindTeamKey(ctx, app, id)
-	if err != nil {
-		return nil, err
+// packedFor refuses a file (what) packed for another app key than a's,
+// current or previous.
+func packedFor(a *mds.App, key, what string) error {
+	if key != a.Key && (a.PreviousKey == "" || key != a.PreviousKey) {
+		return mds.Errorf(mds.EINVALID, "%s was packed for app key %q, not for app %q (key %s); pack it with --app %s",
+			what, key, a.Slug, a.Key, a.Slug)
 	}
-	return signing.ParsePublicKeyPEM([]byte(k.PEM))
+	return nil
+}
+
+// checkSigned checks what every team-signed package shares: art, made
+// of its manifest, is valid; the store would take it (the key, keyID,
+// registered and active, the version new), as it will again when the
+// package is created; and verify says the key signed the manifest.
+func (s *Server) checkSigned(ctx context.Context, art *mds.Artifact, keyID string, verify func(*signing.PublicKey) error) error {
+	if err := art.Validate(); err != nil {
+		return err
+	}
+	if err := s.store.CheckArtifact(ctx, art); err != nil {
+		return err
+	}
+	k, err := s.store.FindTeamKey(ctx, art.AppID, keyID)
+	if err != nil {
+		return err
+	}
+	pub, err := signing.ParsePublicKeyPEM([]byte(k.PEM))
+	if err != nil {
+		return err
+	}
+	return verify(pub)
 }
 
 // documentHotpatchUpload adds the hotpatch upload to the OpenAPI document.

@@ -32,25 +32,14 @@ func (s *Server) checkOffline(r *http.Request, a *mds.App, f *os.File, size int6
 		return nil, err
 	}
 	m := pkg.Manifest
-	if m.AppKey != a.Key && (a.PreviousKey == "" || m.AppKey != a.PreviousKey) {
-		return nil, mds.Errorf(mds.EINVALID, "the offline package was packed for app key %q, not for app %q (key %s); pack it with --app %s",
-			m.AppKey, a.Slug, a.Key, a.Slug)
+	if err := packedFor(a, m.AppKey, "the offline package"); err != nil {
+		return nil, err
 	}
 	csize := bundle.CanonicalSize(len(pkg.ManifestBytes), len(pkg.Signature), m.Files)
 	// Hashed once the files are checked, below; the store needs the spec
 	// whole before.
 	art := &mds.Artifact{AppID: a.ID, Kind: mds.KindOffline, Version: m.Version, Spec: m.Spec(sum, size, sum, csize)}
-	if err := art.Validate(); err != nil {
-		return nil, err
-	}
-	if err := s.store.CheckArtifact(r.Context(), art); err != nil {
-		return nil, err
-	}
-	pub, err := s.teamKey(r.Context(), a.ID, m.KeyID)
-	if err != nil {
-		return nil, err
-	}
-	if err := pkg.Verify(pub); err != nil {
+	if err := s.checkSigned(r.Context(), art, m.KeyID, pkg.Verify); err != nil {
 		return nil, err
 	}
 	// Writing the canonical form reads every file and checks it against
