@@ -101,39 +101,11 @@ func TestKillDuringApply(t *testing.T) {
 	applied, duringExtraction := 0, 0
 	const rounds = 10
 	for round := range rounds {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestKillChild$", "-test.count=1", "-test.v")
-		cmd.Env = append(os.Environ(), killEnv+"="+fx)
-		var out bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &out
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
+		out, hit := killRound(t, rng, round, "TestKillChild", killEnv+"="+fx, filepath.Join(state, patchesDir))
+		if hit {
+			duringExtraction++
 		}
-		exited := make(chan struct{})
-		go func() { cmd.Wait(); close(exited) }()
-
-		if round%2 == 0 {
-			// Into an extraction: once its directory appears, after a
-			// few milliseconds more.
-			if waitForTemp(filepath.Join(state, patchesDir), exited, 30*time.Second) {
-				duringExtraction++
-				time.Sleep(time.Duration(rng.IntN(30_000)) * time.Microsecond)
-			}
-		} else {
-			time.Sleep(time.Duration(50+rng.IntN(2000)) * time.Millisecond)
-		}
-		select {
-		case <-exited:
-			t.Fatalf("round %d: the child exited before it was killed:\n%s", round, out.String())
-		default:
-		}
-		if err := cmd.Process.Kill(); err != nil {
-			t.Fatal(err)
-		}
-		<-exited
-		if strings.Contains(out.String(), "--- FAIL") {
-			t.Fatalf("round %d: the child failed:\n%s", round, out.String())
-		}
-		applied += strings.Count(out.String(), "applied ")
+		applied += strings.Count(out, "applied ")
 
 		c, err := Open(state, cfg)
 		if err != nil {
@@ -164,6 +136,46 @@ func TestKillDuringApply(t *testing.T) {
 		t.Fatalf("the kills hit %d extractions after %d applies: the test tested nothing", duringExtraction, applied)
 	}
 	t.Logf("%d applies, %d kills during an extraction", applied, duringExtraction)
+}
+
+// killRound starts test child as a process of its own with env set, kills
+// it with SIGKILL, in even rounds once a temporary directory appears in
+// tmpDir (an extraction under way), and in odd ones at a random moment,
+// and returns what it printed and whether the kill hit an extraction.
+func killRound(t *testing.T, rng *rand.Rand, round int, child, env, tmpDir string) (string, bool) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^"+child+"$", "-test.count=1", "-test.v")
+	cmd.Env = append(os.Environ(), env)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	hit := false
+	if round%2 == 0 {
+		// Into an extraction: once its directory appears, after a few
+		// milliseconds more.
+		if hit = waitForTemp(tmpDir, exited, 30*time.Second); hit {
+			time.Sleep(time.Duration(rng.IntN(30_000)) * time.Microsecond)
+		}
+	} else {
+		time.Sleep(time.Duration(50+rng.IntN(2000)) * time.Millisecond)
+	}
+	select {
+	case <-exited:
+		t.Fatalf("round %d: the child exited before it was killed:\n%s", round, out.String())
+	default:
+	}
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-exited
+	if strings.Contains(out.String(), "--- FAIL") {
+		t.Fatalf("round %d: the child failed:\n%s", round, out.String())
+	}
+	return out.String(), hit
 }
 
 func writeFile(t *testing.T, path string, b []byte) {

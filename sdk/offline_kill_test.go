@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -116,36 +115,11 @@ func TestKillDuringOfflineInstall(t *testing.T) {
 	installs, duringExtraction := 0, 0
 	const rounds = 10
 	for round := range rounds {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestOfflineKillChild$", "-test.count=1", "-test.v")
-		cmd.Env = append(os.Environ(), offlineKillEnv+"="+fx)
-		var out bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &out
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
+		out, hit := killRound(t, rng, round, "TestOfflineKillChild", offlineKillEnv+"="+fx, filepath.Join(state, offlineRoot, "site"))
+		if hit {
+			duringExtraction++
 		}
-		exited := make(chan struct{})
-		go func() { cmd.Wait(); close(exited) }()
-		if round%2 == 0 {
-			if waitForTemp(filepath.Join(state, offlineRoot, "site"), exited, 30*time.Second) {
-				duringExtraction++
-				time.Sleep(time.Duration(rng.IntN(20_000)) * time.Microsecond)
-			}
-		} else {
-			time.Sleep(time.Duration(50+rng.IntN(1500)) * time.Millisecond)
-		}
-		select {
-		case <-exited:
-			t.Fatalf("round %d: the child exited before it was killed:\n%s", round, out.String())
-		default:
-		}
-		if err := cmd.Process.Kill(); err != nil {
-			t.Fatal(err)
-		}
-		<-exited
-		if strings.Contains(out.String(), "--- FAIL") {
-			t.Fatalf("round %d: the child failed:\n%s", round, out.String())
-		}
-		installs += strings.Count(out.String(), "installed ")
+		installs += strings.Count(out, "installed ")
 
 		c, err := Open(state, cfg)
 		if err != nil {
