@@ -3,9 +3,13 @@ package mds
 import (
 	"bytes"
 	"encoding/json"
+	"maps"
 	"math"
 	"math/big"
+	"slices"
 	"strconv"
+	"strings"
+	"time"
 	"unicode/utf8"
 )
 
@@ -36,7 +40,13 @@ const (
 	MaxConfigNamespaces = 100      // namespaces of one app
 	MaxConfigValue      = 64 << 10 // bytes of one value, as canonical JSON
 	MaxConfigSchema     = 64 << 10 // bytes of one key's JSON Schema
-	maxConfigName       = 128
+	// MaxLiveConfigChanges bounds the configuration tasks of one app live
+	// at once: a device's configuration is its namespaces' versions and
+	// the set of those changes that admit it.
+	MaxLiveConfigChanges = 64
+	maxConfigName        = 128
+	maxConfigDescription = 500
+	maxConfigMessage     = 1000
 )
 
 // Validate reports whether t is a known type.
@@ -49,11 +59,12 @@ func (t ConfigType) Validate() error {
 }
 
 // ValidConfigNamespace checks a namespace's name: 1-64 lowercase letters,
-// digits, '.', '_' and '-', starting with a letter or digit, like
-// "checkout".
+// digits, '_' and '-', starting with a letter or digit, like "checkout".
+// No dot: a device names a key "checkout.new_flow", its namespace up to
+// the first dot.
 func ValidConfigNamespace(ns string) error {
-	if !validName(ns, 64, false) {
-		return Errorf(EINVALID, "namespace %.80q must be 1-64 lowercase letters, digits, '.', '_' or '-', starting with a letter or digit, like checkout", ns)
+	if !validName(ns, 64, false) || strings.Contains(ns, ".") {
+		return Errorf(EINVALID, "namespace %.80q must be 1-64 lowercase letters, digits, '_' or '-', starting with a letter or digit, like checkout", ns)
 	}
 	return nil
 }
@@ -234,3 +245,194 @@ func noDuplicateNames(raw []byte) error {
 		}
 	}
 }
+
+// ConfigKey is one key of a namespace: its type, its value (canonical,
+// see CheckConfigValue), and for a JSON key optionally the JSON Schema its
+// values must fit, with a description for people.
+type ConfigKey struct {
+	Type        ConfigType      `json:"type" enum:"string,integer,float,boolean,json"`
+	Value       json.RawMessage `json:"value"`
+	Schema      json.RawMessage `json:"schema,omitempty" doc:"A JSON Schema (draft 2020-12 by default) the values of a json key must fit"`
+	Description string          `json:"description,omitempty"`
+}
+
+// Validate checks k as key name and makes its value canonical. The schema
+// is only checked to be JSON of a JSON key here; compiling it and holding
+// the value to it is package config's (config.CheckKeys).
+func (k *ConfigKey) Validate(name string) error {
+	if err := ValidConfigKey(name); err != nil {
+		return err
+	}
+	if err := k.Type.Validate(); err != nil {
+		return Errorf(EINVALID, "key %s: %v", name, err)
+	}
+	v, err := CheckConfigValue(k.Type, k.Value)
+	if err != nil {
+		return Errorf(EINVALID, "key %s: %v", name, err)
+	}
+	k.Value = v
+	if len(k.Schema) > 0 && k.Type != ConfigJSON {
+		return Errorf(EINVALID, "key %s is of type %s; only json keys take a schema", name, k.Type)
+	}
+	if len(k.Schema) > MaxConfigSchema || len(k.Schema) > 0 && !json.Valid(k.Schema) {
+		return Errorf(EINVALID, "key %s: the schema must be JSON of at most %d bytes", name, MaxConfigSchema)
+	}
+	if len(k.Description) > maxConfigDescription || !utf8.ValidString(k.Description) {
+		return Errorf(EINVALID, "key %s: the description must be UTF-8 of at most %d bytes", name, maxConfigDescription)
+	}
+	return nil
+}
+
+// Equal reports whether k and o define a key alike.
+func (k ConfigKey) Equal(o ConfigKey) bool {
+	return k.Type == o.Type && bytes.Equal(k.Value, o.Value) && bytes.Equal(k.Schema, o.Schema) && k.Description == o.Description
+}
+
+// ConfigKeys are the keys of a namespace, by name.
+type ConfigKeys map[string]ConfigKey
+
+// Equal reports whether ks and o hold the same keys alike.
+func (ks ConfigKeys) Equal(o ConfigKeys) bool {
+	return maps.EqualFunc(ks, o, ConfigKey.Equal)
+}
+
+// ConfigVersion is one version of a namespace of an app: every key it
+// holds. Versions are immutable and numbered 1, 2, 3… per namespace;
+// the newest is what every device gets, under the gray changes in force
+// for it. A change, a rollback, a promoted gray change: each makes a new
+// version, so history only grows.
+type ConfigVersion struct {
+	ID        int64      `json:"-"`
+	AppID     int64      `json:"-"`
+	Namespace string     `json:"namespace"`
+	Number    int64      `json:"version"`
+	Keys      ConfigKeys `json:"keys,omitempty"`
+	KeyCount  int        `json:"key_count"`
+	Message   string     `json:"message"`
+	// Restores is the earlier version a rollback made this one a copy
+	// of, and Promotes the gray change (task) a promotion took in; 0
+	// otherwise.
+	Restores  int64     `json:"restores,omitempty"`
+	Promotes  int64     `json:"promotes,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	CreatedBy string    `json:"created_by"`
+}
+
+// ConfigEdit is what a write does to one namespace, against its current
+// version: set keys and delete others, replace every key (Replace: keys
+// Set lacks are deleted), or restore an earlier version's keys (Restore,
+// a rollback).
+type ConfigEdit struct {
+	Namespace string
+	// Base, when set, is the version the edit was made against: the
+	// write is refused (ECONFLICT) if the namespace has moved on, so
+	// that an edit read from one version never undoes another's. 0 is a
+	// namespace without versions.
+	Base    *int64
+	Set     ConfigKeys
+	Delete  []string
+	Replace bool
+	Restore int64
+}
+
+// Validate checks the edit's names and makes its values canonical.
+func (e *ConfigEdit) Validate() error {
+	if err := ValidConfigNamespace(e.Namespace); err != nil {
+		return err
+	}
+	if e.Restore < 0 || e.Restore > 0 && (len(e.Set) > 0 || len(e.Delete) > 0 || e.Replace) {
+		return Errorf(EINVALID, "namespace %s: a rollback restores an earlier version as it was; it sets and deletes nothing else", e.Namespace)
+	}
+	return validKeyChange(e.Namespace, e.Set, e.Delete)
+}
+
+// validKeyChange checks keys to set and delete of namespace ns.
+func validKeyChange(ns string, set ConfigKeys, del []string) error {
+	if len(set)+len(del) > MaxConfigKeys {
+		return Errorf(EINVALID, "namespace %s: a change touches at most %d keys", ns, MaxConfigKeys)
+	}
+	for _, name := range slices.Sorted(maps.Keys(set)) {
+		k := set[name]
+		if err := k.Validate(name); err != nil {
+			return Errorf(EINVALID, "namespace %s: %v", ns, err)
+		}
+		set[name] = k
+	}
+	for _, name := range del {
+		if err := ValidConfigKey(name); err != nil {
+			return err
+		}
+		if _, ok := set[name]; ok {
+			return Errorf(EINVALID, "namespace %s: key %s is both set and deleted", ns, name)
+		}
+	}
+	return nil
+}
+
+// Apply returns keys with e applied (but a Restore, which the store
+// resolves), as a new map.
+func (e *ConfigEdit) Apply(keys ConfigKeys) ConfigKeys {
+	out := ConfigKeys{}
+	if !e.Replace {
+		maps.Copy(out, keys)
+	}
+	for _, k := range e.Delete {
+		delete(out, k)
+	}
+	maps.Copy(out, e.Set)
+	return out
+}
+
+// ConfigSpec is a gray change of configuration: an artifact of kind
+// config, which a task delivers to its audience over the namespace's
+// current version. It sets keys (each whole: type, value, schema) and
+// deletes others; Base is the version it was written against, for people
+// reading it (it applies over whatever version is current).
+type ConfigSpec struct {
+	Namespace string     `json:"namespace"`
+	Base      int64      `json:"base"`
+	Set       ConfigKeys `json:"set,omitempty"`
+	Delete    []string   `json:"delete,omitempty"`
+	Message   string     `json:"message"`
+}
+
+// Kind implements ArtifactSpec.
+func (*ConfigSpec) Kind() Kind { return KindConfig }
+
+// Blobs implements ArtifactSpec: a change's values are in its spec.
+func (*ConfigSpec) Blobs() []BlobRef { return nil }
+
+// Validate implements ArtifactSpec. The artifact's version is the base
+// version's number, and it is for every platform.
+func (p *ConfigSpec) Validate(a *Artifact) error {
+	if err := ValidConfigNamespace(p.Namespace); err != nil {
+		return err
+	}
+	if len(p.Set)+len(p.Delete) == 0 {
+		return Errorf(EINVALID, "a configuration change sets or deletes at least one key")
+	}
+	if err := validKeyChange(p.Namespace, p.Set, p.Delete); err != nil {
+		return err
+	}
+	if err := ValidText("message", p.Message, maxConfigMessage, true); err != nil {
+		return err
+	}
+	if a.Platform != "" {
+		return Errorf(EINVALID, "a configuration change is for every platform; narrow it with a platform rule")
+	}
+	if p.Base < 0 || a.Version != strconv.FormatInt(p.Base, 10) {
+		return Errorf(EINVALID, "a configuration change's version is the number of the version it was written against, %d", p.Base)
+	}
+	return nil
+}
+
+// ConfigPolicy is how a configuration task behaves: like any task,
+// through its targeting; promoting a gray one without rules makes its
+// change the namespace's next version (see Task.Apply).
+type ConfigPolicy struct{}
+
+// Kind implements TaskPolicy.
+func (*ConfigPolicy) Kind() Kind { return KindConfig }
+
+// Validate implements TaskPolicy.
+func (*ConfigPolicy) Validate() error { return nil }

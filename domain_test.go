@@ -171,6 +171,9 @@ func TestTaskValidateAndApply(t *testing.T) {
 				if a == mds.ActionRollback && kind == mds.KindHotpatch && rollsBack[from] {
 					want, ok = mds.StatusRolledBack, true
 				}
+				if a == mds.ActionPromote && ok && kind == mds.KindConfig {
+					want = mds.StatusStopped // without rules: the namespace's next version
+				}
 				switch {
 				case a == mds.ActionRollback && kind != mds.KindHotpatch:
 					if mds.ErrorCode(err) != mds.EINVALID || task.Status != from {
@@ -186,6 +189,15 @@ func TestTaskValidateAndApply(t *testing.T) {
 				}
 			}
 		}
+	}
+	ruled := &mds.Task{Kind: mds.KindConfig, Status: mds.StatusLive, Stage: mds.StageGray,
+		Targeting: mds.Targeting{Rules: []mds.Rule{{Field: "os", Operator: "in", Values: []string{"android"}}}, Rollout: &mds.Rollout{Percent: 5}}}
+	if err := ruled.Apply(mds.ActionPromote); err != nil || ruled.Status != mds.StatusLive || ruled.Stage != mds.StageOfficial {
+		t.Errorf("promoting a config change with rules: %s %s, %v; want it live and official, for the devices its rules admit", ruled.Status, ruled.Stage, err)
+	}
+	everyone := &mds.Task{Kind: mds.KindConfig, Policy: &mds.ConfigPolicy{}, ArtifactID: 1}
+	if err := everyone.Validate(); mds.ErrorCode(err) != mds.EINVALID || !strings.Contains(err.Error(), "new version") {
+		t.Errorf("a config task for every device: %v; want it refused for a new version", err)
 	}
 	promoted := &mds.Task{Status: mds.StatusLive, Stage: mds.StageOfficial}
 	if err := promoted.Apply(mds.ActionPromote); mds.ErrorCode(err) != mds.ECONFLICT {

@@ -19,18 +19,19 @@ const (
 	KindUpgrade  Kind = "upgrade"  // a new native app version
 	KindHotpatch Kind = "hotpatch" // a team-signed patch of exact installed versions
 	KindOffline  Kind = "offline"  // a team-signed H5 offline package, delivered whole or as a delta
+	KindConfig   Kind = "config"   // a gray change of remote configuration, over its namespace's version
 )
 
 // Kinds lists every kind in the order check answers carry their sections.
-var Kinds = []Kind{KindUpgrade, KindHotpatch, KindOffline}
+var Kinds = []Kind{KindUpgrade, KindHotpatch, KindOffline, KindConfig}
 
 // Validate reports whether k is a known kind.
 func (k Kind) Validate() error {
 	switch k {
-	case KindUpgrade, KindHotpatch, KindOffline:
+	case KindUpgrade, KindHotpatch, KindOffline, KindConfig:
 		return nil
 	}
-	return Errorf(EINVALID, "kind %q is not one of upgrade, hotpatch, offline", string(k))
+	return Errorf(EINVALID, "kind %q is not one of upgrade, hotpatch, offline, config", string(k))
 }
 
 // NewSpec returns an empty artifact spec of kind k, to decode into.
@@ -42,6 +43,8 @@ func (k Kind) NewSpec() (ArtifactSpec, error) {
 		return &HotpatchSpec{}, nil
 	case KindOffline:
 		return &OfflineSpec{}, nil
+	case KindConfig:
+		return &ConfigSpec{}, nil
 	}
 	return nil, k.Validate()
 }
@@ -55,6 +58,8 @@ func (k Kind) NewPolicy() (TaskPolicy, error) {
 		return &HotpatchPolicy{}, nil
 	case KindOffline:
 		return &OfflinePolicy{}, nil
+	case KindConfig:
+		return &ConfigPolicy{}, nil
 	}
 	return nil, k.Validate()
 }

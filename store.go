@@ -28,6 +28,7 @@ type Store interface {
 	WhitelistStore
 	AdmissionStore
 	DeltaStore
+	ConfigStore
 	LiveStore
 	// Revision returns the current revision; it only grows.
 	Revision(ctx context.Context) (int64, error)
@@ -265,6 +266,33 @@ type DeltaStore interface {
 	ListDeltas(ctx context.Context, appID int64, pkg string) ([]*Delta, error)
 }
 
+// ConfigStore holds the versions of apps' configuration namespaces. Every
+// write makes new versions, which devices get at once (under the gray
+// changes in force for them), so it moves the app's revision.
+type ConfigStore interface {
+	// EditConfig makes a new version of each namespace edits change,
+	// by actor with message, all in one transaction; an edit that leaves
+	// its namespace as it is makes none, and a write that changes
+	// nothing moves no revision. It returns the new versions. Refused
+	// whole, under the app's lock: an edit whose Base is not the
+	// namespace's current version (ECONFLICT); a Restore of a version
+	// the namespace does not have (ENOTFOUND); a write after which the
+	// app's current versions hold more than MaxConfigKeys keys, or keys
+	// in more than MaxConfigNamespaces namespaces (EINVALID); two edits of
+	// one namespace (EINVALID).
+	EditConfig(ctx context.Context, appID int64, actor, message string, edits []ConfigEdit) ([]*ConfigVersion, error)
+	// FindConfigVersion returns version number of namespace ns, or its
+	// current version for number 0, with its keys.
+	FindConfigVersion(ctx context.Context, appID int64, ns string, number int64) (*ConfigVersion, error)
+	// ListConfigVersions lists the versions of namespace ns, newest
+	// first, without their keys (KeyCount says how many); the cursor is
+	// the version's number.
+	ListConfigVersions(ctx context.Context, appID int64, ns string, p Page) ([]*ConfigVersion, error)
+	// CurrentConfig returns the current version of each of the app's
+	// namespaces, with its keys, by namespace.
+	CurrentConfig(ctx context.Context, appID int64) ([]*ConfigVersion, error)
+}
+
 // LiveStore serves the snapshot builder.
 type LiveStore interface {
 	// LoadLive reads, in one consistent view, what a snapshot is compiled
@@ -300,6 +328,9 @@ type LiveSet struct {
 	Whitelists []*Whitelist
 	// Deltas are the ready deltas to the offline packages of Artifacts.
 	Deltas []*Delta
+	// Config holds the current version of every namespace of Apps that
+	// holds a key, by app and namespace.
+	Config []*ConfigVersion
 }
 
 // Change is one write that moved the revision: the revision it made and

@@ -94,6 +94,12 @@ func (t *Targeting) HasGates() bool {
 	return len(t.Whitelists) > 0 || t.Rollout != nil || t.Window != nil
 }
 
+// HasRules reports whether the targeting narrows its audience with rules,
+// inline or saved.
+func (t *Targeting) HasRules() bool {
+	return len(t.Rules) > 0 || len(t.RuleSets) > 0
+}
+
 // Validate checks a targeting as a caller describes it. References to rule
 // sets and whitelists are checked by the store, which knows what exists.
 func (t *Targeting) Validate() error {

@@ -100,6 +100,10 @@ func (t *Task) SetTargeting(tg Targeting) error {
 	if err := tg.Validate(); err != nil {
 		return err
 	}
+	if t.Kind == KindConfig && !tg.HasGates() && !tg.HasRules() {
+		return Errorf(EINVALID, "a configuration task for every device would hide a change from the namespace's history: "+
+			"make a new version instead (mds config set), or give the task a gray gate or rules")
+	}
 	if t.Stage == StageOfficial && tg.HasGates() {
 		return Errorf(EINVALID, "task %d is official: it reaches every device its rules admit, so it takes no gray gate "+
 			"(whitelists, percentage, ramp or window); narrow it with rules, or release a new gray task", t.ID)
@@ -146,6 +150,12 @@ func (t *Task) Apply(a Action) error {
 			// is what is in force.
 			t.Stage = StageOfficial
 			t.Targeting.Whitelists, t.Targeting.Rollout, t.Targeting.Window = nil, nil, nil
+			if t.Kind == KindConfig && !t.Targeting.HasRules() {
+				// A change for every device is the namespace's next
+				// version: the store makes it one as it stops the task,
+				// so that history holds what everyone got.
+				t.Status = StatusStopped
+			}
 			return nil
 		}
 		if t.Stage == StageOfficial {

@@ -99,6 +99,7 @@ func (s *Store) DeleteApp(ctx context.Context, id int64) error {
 			return err
 		}
 		for _, q := range []string{
+			`DELETE FROM config_versions WHERE app_id = ?`,
 			`DELETE FROM tasks WHERE app_id = ?`,
 			`DELETE FROM hotpatch_versions WHERE app_id = ?`,
 			`DELETE FROM offline_versions WHERE app_id = ?`,

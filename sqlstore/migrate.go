@@ -23,7 +23,7 @@ import (
 var migrationFiles embed.FS
 
 // SchemaVersion is the newest migration.
-const SchemaVersion = 6
+const SchemaVersion = 7
 
 // dialectNames are what templates see of a dialect.
 type dialectNames struct {

@@ -212,6 +212,13 @@ func (s *Store) UpdateTask(ctx context.Context, appID, id int64, actor string, c
 				return err
 			}
 		}
+		if t.Kind == mds.KindConfig && event == string(mds.ActionPromote) && !was.Finished() && t.Status == mds.StatusStopped {
+			// Task.Apply stops a gray change without rules as it promotes
+			// it: it becomes its namespace's next version.
+			if err := s.foldConfig(ctx, tx, t, actor); err != nil {
+				return err
+			}
+		}
 		if err := s.addEvent(ctx, tx, t, actor, event); err != nil {
 			return err
 		}
@@ -338,6 +345,7 @@ func (s *Store) LoadLive(ctx context.Context, since int64, again ...int64) (*mds
 	status := `status IN (` + marks(len(delivered)) + `)`
 	apps, tasks := where{}, where{status, delivered}
 	artifacts := where{`id IN (SELECT artifact_id FROM tasks WHERE ` + status + `)`, delivered}
+	configs := where{`1 = 1`, nil} // of every app: namespaces need no task to reach devices
 	lists := where{`app_id IN (SELECT app_id FROM tasks WHERE ` + status + `)`, delivered}
 	if !set.Full {
 		in := `IN (` + marks(len(set.Changed)) + `)`
@@ -351,6 +359,7 @@ func (s *Store) LoadLive(ctx context.Context, since int64, again ...int64) (*mds
 		artifacts = where{byApp + ` AND id IN (SELECT artifact_id FROM tasks WHERE ` + byApp + ` AND ` + status + `)`,
 			slices.Concat(ids, ids, delivered)}
 		lists = where{byApp, ids}
+		configs = where{`v.` + byApp, ids}
 	}
 	rows, err := tx.QueryContext(ctx, s.q(`SELECT `+appColumns+` FROM apps`+apps.sql()+` ORDER BY slug`), apps.args...)
 	if set.Apps, err = collect(rows, err, scanApp); err != nil {
@@ -364,6 +373,9 @@ func (s *Store) LoadLive(ctx context.Context, since int64, again ...int64) (*mds
 		return nil, err
 	}
 	if set.Deltas, err = s.deltasTo(ctx, tx, set.Artifacts); err != nil {
+		return nil, err
+	}
+	if set.Config, err = s.currentConfig(ctx, tx, configs.cond, configs.args, true); err != nil {
 		return nil, err
 	}
 	rows, err = tx.QueryContext(ctx, s.q(`SELECT `+ruleSetColumns+` FROM rule_sets`+lists.sql()), lists.args...)
@@ -432,13 +444,17 @@ func (s *Store) released(ctx context.Context, tx *sql.Tx, t *mds.Task) error {
 	return nil
 }
 
-// checkRelease refuses to make task t live when what it delivers may no
-// longer go out: a hotpatch a rolled-back task withdrew (withdrawn for
+// checkRelease refuses to make task t live when the app has as many
+// configuration changes live as it may (for a config task), or when what
+// it delivers may no longer go out: a hotpatch a rolled-back task withdrew (withdrawn for
 // good: a fix is a new patch version), or one signed by a key the app has
 // retired since it was uploaded. Tasks already live keep running: a
 // retired key is the normal end of a rotation, and devices check the
 // keys their build trusts.
 func (s *Store) checkRelease(ctx context.Context, tx *sql.Tx, t *mds.Task) error {
+	if t.Kind == mds.KindConfig {
+		return s.checkConfigRelease(ctx, tx, t)
+	}
 	if t.Kind != mds.KindHotpatch {
 		return nil
 	}
