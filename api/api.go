@@ -80,6 +80,8 @@ type Package struct {
 	Hotpatch *mds.HotpatchSpec `json:"hotpatch,omitempty"`
 	// Offline is an offline package's spec, what its signed manifest says.
 	Offline *mds.OfflineSpec `json:"offline,omitempty"`
+	// Config is a configuration change's spec.
+	Config *mds.ConfigSpec `json:"config,omitempty"`
 }
 
 // NewPackage shows artifact a.
@@ -89,6 +91,7 @@ func NewPackage(a *mds.Artifact) *Package {
 	p.UpgradeSpec, _ = a.Spec.(*mds.UpgradeSpec)
 	p.Hotpatch, _ = a.Spec.(*mds.HotpatchSpec)
 	p.Offline, _ = a.Spec.(*mds.OfflineSpec)
+	p.Config, _ = a.Spec.(*mds.ConfigSpec)
 	return p
 }
 
@@ -234,6 +237,7 @@ type Explain struct {
 type ExplainResult struct {
 	Revision int64                  `json:"revision" doc:"The snapshot revision this explanation is from"`
 	Tasks    []delivery.Explanation `json:"tasks" doc:"Every live task of the app, kind by kind, in priority order"`
+	Config   []ExplainedNamespace   `json:"config" doc:"The configuration the device would see, namespace by namespace, with the source of each value"`
 }
 
 // Preview asks what share of recently seen devices rules match.

@@ -11,6 +11,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
@@ -92,4 +94,24 @@ func tidy(err error) string {
 		lines = lines[1:]
 	}
 	return strings.Join(lines, "; ")
+}
+
+// CheckKeys holds every key of keys that has a schema to it: the schema
+// must compile and the key's value fit. Keys are checked in name order,
+// and the first that does not fit is named.
+func CheckKeys(ns string, keys mds.ConfigKeys) error {
+	for _, name := range slices.Sorted(maps.Keys(keys)) {
+		k := keys[name]
+		if len(k.Schema) == 0 {
+			continue
+		}
+		s, err := CompileSchema(k.Schema)
+		if err == nil {
+			err = s.Check(k.Value)
+		}
+		if err != nil {
+			return mds.Errorf(mds.EINVALID, "%s.%s: %s", ns, name, mds.ErrorMessage(err))
+		}
+	}
+	return nil
 }

@@ -44,6 +44,7 @@ type appState struct {
 	upgrade  upgrades
 	hotpatch hotpatches
 	offline  offlines
+	config   configs
 	offers   int
 	// memo is the transport's, as Offer.Memo is, for what it derives from
 	// the app's part as a whole (its signed answers).
@@ -147,10 +148,16 @@ func (s *Snapshot) apply(set *mds.LiveSet, lists map[int64]*gray.List) (n *Snaps
 			}
 		}
 	}
+	for _, v := range set.Config {
+		if as, ok := fresh[v.AppID]; ok {
+			as.config.version(v)
+		}
+	}
 	for _, as := range fresh {
 		as.upgrade.finish()
 		as.hotpatch.finish()
 		as.offline.finish()
+		as.config.finish(as.app)
 		e.add(as)
 		added = append(added, as)
 	}
@@ -191,6 +198,8 @@ func (as *appState) compile(t *mds.Task, artifacts map[int64]*mds.Artifact, delt
 		err = as.hotpatch.add(o)
 	case mds.KindOffline:
 		err = as.offline.add(o, deltas[o.Artifact.ID])
+	case mds.KindConfig:
+		err = as.config.add(o)
 	default:
 		err = fmt.Errorf("kind %q has no selector", t.Kind)
 	}
@@ -276,6 +285,7 @@ type Decision struct {
 	// Offline are the offline packages offered, by package ID. Its array
 	// is reused from one Evaluate into the same Decision to the next.
 	Offline []OfflinePick
+	Config  ConfigChoice
 }
 
 // Reset empties d, keeping the array of Offline for the next Evaluate but
@@ -306,6 +316,7 @@ func (s *Snapshot) Evaluate(in *gray.Input, adm gray.Admitter, dec *Decision) er
 	dec.Upgrade = as.upgrade.decide(in, adm)
 	dec.Hotpatch = as.hotpatch.decide(in, adm)
 	dec.Offline = as.offline.decide(in, adm, dec.Offline)
+	dec.Config = as.config.decide(in, adm)
 	return nil
 }
 
@@ -339,7 +350,39 @@ func (s *Snapshot) Explain(in *gray.Input, adm gray.Admitter) ([]Explanation, er
 	out = append(out, as.upgrade.explain(in, adm)...)
 	out = append(out, as.hotpatch.explain(in, adm)...)
 	out = append(out, as.offline.explain(in, adm)...)
+	out = append(out, as.config.explain(in, adm)...)
 	return out, nil
+}
+
+// Config returns the configuration of the app whose devices send key, nil
+// for an app without any.
+func (s *Snapshot) Config(key string) *Config {
+	if as, ok := s.apps.get(key); ok {
+		return as.config.c
+	}
+	return nil
+}
+
+// ExplainConfig is the configuration the device of in would get, from
+// explanations Explain gave for it: the app's, and the changes that
+// matched.
+func (s *Snapshot) ExplainConfig(in *gray.Input, explained []Explanation) ConfigChoice {
+	as, ok := s.apps.get(in.Device.AppKey)
+	if !ok || as.config.c == nil {
+		return ConfigChoice{}
+	}
+	ch := ConfigChoice{Config: as.config.c}
+	for _, e := range explained {
+		if e.Kind != mds.KindConfig || !e.Matched {
+			continue
+		}
+		for i, c := range as.config.c.Changes {
+			if c.Task.ID == e.TaskID {
+				ch.Admitted |= 1 << i
+			}
+		}
+	}
+	return ch
 }
 
 // explanation starts the explanation of offer o.

@@ -42,12 +42,13 @@ const (
 	kindUpgrade = iota
 	kindHotpatch
 	kindOffline
+	kindConfig
 	kinds
 )
 
 var (
 	deviceKey  = []byte(`"device":`)
-	answerKeys = [kinds][]byte{kindUpgrade: []byte(`"upgrade":`), kindHotpatch: []byte(`,"hotpatch":`), kindOffline: []byte(`,"offline":`)}
+	answerKeys = [kinds][]byte{kindUpgrade: []byte(`"upgrade":`), kindHotpatch: []byte(`,"hotpatch":`), kindOffline: []byte(`,"offline":`), kindConfig: []byte(`,"config":`)}
 	answerEnd  = []byte("}\n")
 )
 
@@ -348,6 +349,7 @@ func (set *answerSet) answer(dec *delivery.Decision, d *mds.Device, now time.Tim
 		kindUpgrade:  set.upgrade(dec.Upgrade),
 		kindHotpatch: set.hotpatch(dec.Hotpatch),
 		kindOffline:  aa.offline(dec.Offline),
+		kindConfig:   set.config(dec.Config),
 	}}
 	if a := (*aa.answers.Load())[k]; a != nil {
 		return a

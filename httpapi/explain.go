@@ -58,7 +58,7 @@ func (s *Server) explain(ctx context.Context, in *explainInput) (*explainBody, e
 	if err != nil {
 		return nil, err
 	}
-	return &explainBody{Body: api.ExplainResult{Revision: snap.Revision, Tasks: tasks}}, nil
+	return &explainBody{Body: api.ExplainResult{Revision: snap.Revision, Tasks: tasks, Config: explainConfig(snap.ExplainConfig(&gin, tasks))}}, nil
 }
 
 type previewInput struct {

@@ -74,7 +74,7 @@ func (s *Server) createPackage(ctx context.Context, in *packageInput) (*packageB
 
 type listPackagesInput struct {
 	App  string   `path:"app" doc:"App slug"`
-	Kind mds.Kind `query:"kind" enum:"upgrade,hotpatch,offline" doc:"Only packages of this kind"`
+	Kind mds.Kind `query:"kind" enum:"upgrade,hotpatch,offline,config" doc:"Only packages of this kind"`
 	Paging
 }
 

@@ -78,7 +78,7 @@ func newPolicy(kind mds.Kind, b *api.CreateTask) (mds.TaskPolicy, error) {
 	switch kind {
 	case mds.KindUpgrade:
 		return &mds.UpgradePolicy{Mode: b.Mode, RemindInterval: time.Duration(b.RemindIntervalSeconds) * time.Second}, nil
-	case mds.KindHotpatch, mds.KindOffline:
+	case mds.KindHotpatch, mds.KindOffline, mds.KindConfig:
 		if b.Mode != "" || b.RemindIntervalSeconds != 0 {
 			return nil, mds.Errorf(mds.EINVALID, "mode and remind interval are for upgrades; a %s task takes neither", kind)
 		}

@@ -65,6 +65,17 @@ func Run(t *testing.T, open Opener) {
 		{"OfflinePackageCap", testOfflinePackageCap},
 		{"OfflineReleaseRace", testOfflineReleaseRace},
 		{"DeltaRetry", testDeltaRetry},
+		{"ConfigVersions", testConfigVersions},
+		{"ConfigCanonical", testConfigCanonical},
+		{"ConfigBase", testConfigBase},
+		{"ConfigRestore", testConfigRestore},
+		{"ConfigBounds", testConfigBounds},
+		{"ConfigRace", testConfigRace},
+		{"ConfigLiveCap", testConfigLiveCap},
+		{"ConfigPromote", testConfigPromote},
+		{"ConfigLive", testConfigLive},
+		{"ConfigDeleteApp", testConfigDeleteApp},
+		{"ConfigScopedByApp", testConfigScoped},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,0 +1,265 @@
+package httpapi
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"maps"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/mds-dev/mds"
+	"github.com/mds-dev/mds/config"
+	"github.com/mds-dev/mds/delivery"
+)
+
+// Remote configuration over HTTP. A device's configuration is a document
+// per namespace: the namespace's current version overlaid by the changes
+// in force for the device. The check answer names each document by its
+// version, its changes, its SHA-256 and size, and where to fetch it; the
+// signature covers the digests, so a fetched document is as trusted as
+// the answer. A device fetches only the namespaces whose digest moved, and
+// an unchanged configuration leaves the answer, its ETag and what
+// watchers hold unchanged.
+//
+// Documents are a function of the app's part of the snapshot and a set of
+// changes, which the document's URL names, so any node can serve any
+// document its snapshot agrees with, and every node serves the same bytes.
+
+// configEntry is one namespace of the config section.
+type configEntry struct {
+	Version int64   `json:"version"`
+	Gray    []int64 `json:"gray"`
+	SHA256  string  `json:"sha256"`
+	Size    int     `json:"size"`
+	URL     string  `json:"url"`
+}
+
+// configDoc is a namespace's document for one set of changes.
+type configDoc struct {
+	body   []byte
+	sha256 string
+}
+
+// docKey names a document: its namespace (by index) and the changes of
+// that namespace in force.
+type docKey struct {
+	ns  int
+	set uint64
+}
+
+// configMemo is what the transport keeps of an app's configuration, on
+// delivery.Config.Memo: the sections by set of changes admitted (read on
+// every check, so the map is replaced, never written), and the documents.
+// Both are bounded: past maxAppAnswers they start over.
+type configMemo struct {
+	links    *links
+	sections atomic.Pointer[map[uint64]*section]
+	mu       sync.Mutex
+	docs     map[docKey]*configDoc
+}
+
+func (set *answerSet) configMemo(c *delivery.Config) *configMemo {
+	m, _ := c.Memo.Load().(*configMemo)
+	if m == nil || m.links != set.links {
+		next := &configMemo{links: set.links, docs: map[docKey]*configDoc{}}
+		next.sections.Store(&map[uint64]*section{})
+		if !c.Memo.CompareAndSwap(m, next) {
+			// Another check won; its memo is as good, unless it is of
+			// another public URL, which only tests do.
+			if won, _ := c.Memo.Load().(*configMemo); won != nil && won.links == set.links {
+				return won
+			}
+		}
+		m = next
+	}
+	return m
+}
+
+// config returns the config section of choice ch: null for an app without
+// configuration.
+func (set *answerSet) config(ch delivery.ConfigChoice) *section {
+	if ch.Config == nil {
+		return nullSection
+	}
+	m := set.configMemo(ch.Config)
+	if s := (*m.sections.Load())[ch.Admitted]; s != nil {
+		return s
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	old := *m.sections.Load()
+	if s := old[ch.Admitted]; s != nil {
+		return s
+	}
+	entries := make(map[string]*configEntry, len(ch.Config.Namespaces))
+	for i := range ch.Config.Namespaces {
+		n := &ch.Config.Namespaces[i]
+		doc := m.doc(ch.Config, i, ch.Admitted)
+		e := &configEntry{Gray: []int64{}, SHA256: doc.sha256, Size: len(doc.body)}
+		if n.Version != nil {
+			e.Version = n.Version.Number
+		}
+		for _, c := range ch.Config.Of(n, ch.Admitted) {
+			e.Gray = append(e.Gray, c.Task.ID)
+		}
+		e.URL = set.links.configDoc(ch.Config.App.Key, n.Name, e.Version, e.Gray, doc.sha256)
+		entries[n.Name] = e
+	}
+	s := newSection(entries) // maps encode with their keys sorted
+	next := map[uint64]*section{}
+	if len(old) < maxAppAnswers {
+		next = maps.Clone(old)
+	}
+	next[ch.Admitted] = s
+	m.sections.Store(&next)
+	return s
+}
+
+// doc returns namespace i's document for the changes of set, building it
+// once; m.mu is held.
+func (m *configMemo) doc(c *delivery.Config, i int, set uint64) *configDoc {
+	k := docKey{ns: i, set: set & c.Namespaces[i].Changes}
+	if d := m.docs[k]; d != nil {
+		return d
+	}
+	if len(m.docs) >= maxAppAnswers {
+		clear(m.docs)
+	}
+	n := &c.Namespaces[i]
+	values, _ := effective(c, n, k.set)
+	body := configDocument(n, c.Of(n, k.set), values)
+	sum := sha256.Sum256(body)
+	d := &configDoc{body: body, sha256: hex.EncodeToString(sum[:])}
+	m.docs[k] = d
+	return d
+}
+
+// effective is what a device sees of namespace n under the changes of
+// set: its values, and for each key a change decided, which.
+func effective(c *delivery.Config, n *delivery.ConfigNamespace, set uint64) (config.Values, map[string]config.Source) {
+	var base config.Values
+	if n.Version != nil {
+		base = make(config.Values, len(n.Version.Keys))
+		for k, v := range n.Version.Keys {
+			base[k] = v.Value
+		}
+	}
+	var layers []config.Layer
+	for _, ch := range c.Of(n, set) {
+		l := config.Layer{Task: ch.Task.ID, Change: config.Change{Set: config.Values{}, Delete: ch.Spec.Delete}}
+		for k, v := range ch.Spec.Set {
+			l.Change.Set[k] = v.Value
+		}
+		layers = append(layers, l)
+	}
+	return config.Effective(base, layers)
+}
+
+// configDocument is a namespace's document: its name, version, the
+// changes in force, and the values, keys sorted. Values are canonical
+// JSON already (mds.CheckConfigValue), so equal configurations are equal
+// bytes on every node.
+func configDocument(n *delivery.ConfigNamespace, changes []*delivery.ConfigChange, values config.Values) []byte {
+	name, _ := json.Marshal(n.Name)
+	b := append([]byte(`{"namespace":`), name...)
+	b = append(b, `,"version":`...)
+	var number int64
+	if n.Version != nil {
+		number = n.Version.Number
+	}
+	b = strconv.AppendInt(b, number, 10)
+	b = append(b, `,"gray":[`...)
+	for i, c := range changes {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendInt(b, c.Task.ID, 10)
+	}
+	b = append(b, `],"values":{`...)
+	for i, k := range slices.Sorted(maps.Keys(values)) {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		key, _ := json.Marshal(k)
+		b = append(append(append(b, key...), ':'), values[k]...)
+	}
+	return append(b, "}}\n"...)
+}
+
+// configDoc is where a namespace's document for a set of changes is
+// fetched.
+func (l *links) configDoc(appKey, ns string, version int64, gray []int64, sum string) string {
+	var b strings.Builder
+	b.WriteString(l.base + "/client/v1/config/" + sum + "?app=" + appKey + "&ns=" + ns + "&version=" + strconv.FormatInt(version, 10) + "&gray=")
+	for i, id := range gray {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(strconv.FormatInt(id, 10))
+	}
+	return b.String()
+}
+
+// configDocument serves GET /client/v1/config/{sha256}?app=&ns=&version=&gray=:
+// the document the query names, if this node's snapshot makes it with
+// that digest. A configuration that moved on is 404: check again.
+func (s *Server) configDocument(w http.ResponseWriter, r *http.Request) {
+	sum := r.PathValue("sha256")
+	if !mds.ValidSHA256(sum) {
+		s.writeProblem(w, r, mds.Errorf(mds.EINVALID, "%q is not a sha256: expected 64 lowercase hex digits", sum))
+		return
+	}
+	snap := s.live.Current()
+	if snap == nil {
+		s.writeProblem(w, r, mds.Errorf(mds.EUNAVAILABLE, "starting up; retry shortly"))
+		return
+	}
+	q := r.URL.Query()
+	gone := mds.Errorf(mds.ENOTFOUND, "this configuration is no longer served: check again for the current one")
+	c := snap.Config(q.Get("app"))
+	if c == nil {
+		s.writeProblem(w, r, gone)
+		return
+	}
+	i := slices.IndexFunc(c.Namespaces, func(n delivery.ConfigNamespace) bool { return n.Name == q.Get("ns") })
+	if i < 0 {
+		s.writeProblem(w, r, gone)
+		return
+	}
+	var set uint64
+	if g := q.Get("gray"); g != "" {
+		for id := range strings.SplitSeq(g, ",") {
+			task, err := strconv.ParseInt(id, 10, 64)
+			j := slices.IndexFunc(c.Changes, func(ch *delivery.ConfigChange) bool { return ch.Task.ID == task })
+			if err != nil || j < 0 {
+				s.writeProblem(w, r, gone)
+				return
+			}
+			set |= 1 << j
+		}
+	}
+	m := s.answers.configMemo(c)
+	m.mu.Lock()
+	d := m.doc(c, i, set)
+	m.mu.Unlock()
+	if d.sha256 != sum || set&^c.Namespaces[i].Changes != 0 {
+		s.writeProblem(w, r, gone)
+		return
+	}
+	h := w.Header()
+	h.Set("ETag", `"`+sum+`"`)
+	// The URL names the content: it never changes.
+	h.Set("Cache-Control", "public, max-age=31536000, immutable")
+	h.Set("Content-Type", "application/json")
+	if r.Header.Get("If-None-Match") == `"`+sum+`"` {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	h.Set("Content-Length", strconv.Itoa(len(d.body)))
+	w.Write(d.body)
+}
