@@ -30,7 +30,7 @@ type NamespaceEdit struct {
 // EditConfig makes a new version of each namespace it changes, at once
 // for every device (under the gray changes in force for it).
 type EditConfig struct {
-	Message    string                   `json:"message" maxLength:"1000" doc:"Why: kept in the history of every version made"`
+	Message    string                   `json:"message,omitempty" maxLength:"1000" doc:"Why: kept in the history of every version made"`
 	Namespaces map[string]NamespaceEdit `json:"namespaces" doc:"The edit of each namespace, by name"`
 }
 
@@ -53,7 +53,7 @@ type Rollback struct {
 // which a task releases to its audience over the namespace's current
 // version (POST /api/v1/apps/{app}/tasks with its package_id).
 type ConfigChange struct {
-	Namespace string               `json:"namespace"`
+	Namespace string               `json:"namespace" doc:"The namespace it changes"`
 	Set       map[string]SetKey `json:"set,omitempty" doc:"Keys to set for the change's audience, by name"`
 	Delete    []string             `json:"delete,omitempty" doc:"Keys the change's audience does without"`
 	Message   string               `json:"message,omitempty" maxLength:"1000"`

@@ -150,13 +150,9 @@ func resolveKeys(ns string, cur mds.ConfigKeys, in map[string]api.SetKey) (mds.C
 	return out, nil
 }
 
-type namespacePath struct {
+type configVersionInput struct {
 	App       string `path:"app" doc:"App slug"`
 	Namespace string `path:"namespace"`
-}
-
-type configVersionInput struct {
-	namespacePath
 	Version int64 `query:"version" minimum:"0" doc:"The version; the current one when 0 or absent"`
 }
 
@@ -177,7 +173,8 @@ func (s *Server) getConfigVersion(ctx context.Context, in *configVersionInput) (
 }
 
 type configHistoryInput struct {
-	namespacePath
+	App       string `path:"app" doc:"App slug"`
+	Namespace string `path:"namespace"`
 	Paging
 }
 
@@ -199,7 +196,8 @@ func (s *Server) configHistory(ctx context.Context, in *configHistoryInput) (*co
 }
 
 type configDiffInput struct {
-	namespacePath
+	App       string `path:"app" doc:"App slug"`
+	Namespace string `path:"namespace"`
 	From int64 `query:"from" minimum:"1" required:"true" doc:"The earlier version"`
 	To   int64 `query:"to" minimum:"0" doc:"The later version; the current one when 0 or absent"`
 }
@@ -253,7 +251,8 @@ func keyUnion(a, b mds.ConfigKeys) map[string]bool {
 }
 
 type configRollbackInput struct {
-	namespacePath
+	App       string `path:"app" doc:"App slug"`
+	Namespace string `path:"namespace"`
 	Body api.Rollback
 }
 

@@ -616,46 +616,59 @@ func testConfigLiveCap(t *testing.T, s mds.Store) {
 		}
 		live = append(live, task)
 	}
-	const n = 8
-	drafts := make([]*mds.Task, n)
-	for i := range drafts {
-		drafts[i] = newConfigTask(t, change, mds.Targeting{})
-		if err := s.CreateTask(ctx(), drafts[i], "tester"); err != nil {
-			t.Fatal(err)
-		}
-	}
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	start := make(chan struct{})
-	for i, task := range drafts {
-		wg.Go(func() {
-			<-start
-			_, errs[i] = apply(s, task, mds.ActionRelease)
-		})
-	}
-	close(start)
-	wg.Wait()
+	// Races of releases, one at the last free place each: a round
+	// that lets two in fails, and an interleaving that would is not
+	// certain in one round. Each round's winner is stopped but the last's.
+	const n, rounds = 8, 4
 	var rest []*mds.Task
-	for i, err := range errs {
-		switch mds.ErrorCode(err) {
-		case "":
-		case mds.ECONFLICT:
-			rest = append(rest, drafts[i])
-		default:
-			t.Errorf("racing release %d: %v", i, err)
+	for round := range rounds {
+		drafts := make([]*mds.Task, n)
+		for i := range drafts {
+			drafts[i] = newConfigTask(t, change, mds.Targeting{})
+			if err := s.CreateTask(ctx(), drafts[i], "tester"); err != nil {
+				t.Fatal(err)
+			}
 		}
-	}
-	if len(rest) != n-1 {
-		t.Fatalf("%d of %d racing releases with %d live succeeded; want exactly 1", n-len(rest), n, mds.MaxLiveConfigChanges-1)
-	}
-	if got := liveConfigTasks(t, s, a.ID); got != mds.MaxLiveConfigChanges {
-		t.Fatalf("%d config tasks live, want %d", got, mds.MaxLiveConfigChanges)
+		errs := make([]error, n)
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i, task := range drafts {
+			wg.Go(func() {
+				<-start
+				_, errs[i] = apply(s, task, mds.ActionRelease)
+			})
+		}
+		close(start)
+		wg.Wait()
+		var winners []*mds.Task
+		rest = nil
+		for i, err := range errs {
+			switch mds.ErrorCode(err) {
+			case "":
+				winners = append(winners, drafts[i])
+			case mds.ECONFLICT:
+				rest = append(rest, drafts[i])
+			default:
+				t.Errorf("racing release %d: %v", i, err)
+			}
+		}
+		if len(winners) != 1 {
+			t.Fatalf("round %d: %d of %d racing releases with %d live succeeded; want exactly 1", round, len(winners), n, mds.MaxLiveConfigChanges-1)
+		}
+		if got := liveConfigTasks(t, s, a.ID); got != mds.MaxLiveConfigChanges {
+			t.Fatalf("round %d: %d config tasks live, want %d", round, got, mds.MaxLiveConfigChanges)
+		}
+		if round < rounds-1 {
+			if _, err := apply(s, winners[0], mds.ActionStop); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 	// Full: created live, released, resumed, all refused.
 	extra := newConfigTask(t, change, mds.Targeting{})
 	extra.Status = mds.StatusLive
 	wantCode(t, s.CreateTask(ctx(), extra, "tester"), mds.ECONFLICT)
-	if all, _ := s.ListTasks(ctx(), a.ID, "", mds.Page{Limit: mds.MaxPageLimit}); len(all) != mds.MaxLiveConfigChanges-1+n {
+	if all, _ := s.ListTasks(ctx(), a.ID, "", mds.Page{Limit: mds.MaxPageLimit}); len(all) != mds.MaxLiveConfigChanges-1+rounds*n {
 		t.Errorf("a task refused at creation was stored: %d tasks", len(all))
 	}
 	_, err := apply(s, rest[0], mds.ActionRelease)
