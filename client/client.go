@@ -505,3 +505,55 @@ func (c *Client) PackageFile(ctx context.Context, app string, pkg int64) (io.Rea
 	}
 	return resp.Body, resp.ContentLength, nil
 }
+
+// ---- remote configuration
+
+// Config returns the current version of each of the app's namespaces,
+// with its keys.
+func (c *Client) Config(ctx context.Context, app string) (*api.ConfigVersions, error) {
+	return get[api.ConfigVersions](ctx, c, appPath(app, "/config"))
+}
+
+// EditConfig sets and deletes keys of namespaces: a new version of each
+// namespace it changes, none of those it leaves as they are.
+func (c *Client) EditConfig(ctx context.Context, app string, in api.EditConfig) (*api.ConfigVersions, error) {
+	return send[api.ConfigVersions](ctx, c, http.MethodPost, appPath(app, "/config"), in)
+}
+
+// ConfigVersion gets version n of namespace ns with its keys, the current
+// one for n 0.
+func (c *Client) ConfigVersion(ctx context.Context, app, ns string, n int64) (*mds.ConfigVersion, error) {
+	path := "/config/" + url.PathEscape(ns)
+	if n != 0 {
+		path += "?version=" + id(n)
+	}
+	return get[mds.ConfigVersion](ctx, c, appPath(app, path))
+}
+
+// ConfigHistory is one page of namespace ns's versions, newest first,
+// without their keys.
+func (c *Client) ConfigHistory(ctx context.Context, app, ns string, p Page) (*api.ConfigVersions, error) {
+	return get[api.ConfigVersions](ctx, c, appPath(app, "/config/"+url.PathEscape(ns)+"/versions"+pageQuery(p)))
+}
+
+// ConfigDiff says how namespace ns differs from version from to version
+// to, the current one for to 0.
+func (c *Client) ConfigDiff(ctx context.Context, app, ns string, from, to int64) (*api.ConfigDiff, error) {
+	q := "?from=" + id(from)
+	if to != 0 {
+		q += "&to=" + id(to)
+	}
+	return get[api.ConfigDiff](ctx, c, appPath(app, "/config/"+url.PathEscape(ns)+"/diff"+q))
+}
+
+// RollbackConfig makes a new version of namespace ns that holds what an
+// earlier one held.
+func (c *Client) RollbackConfig(ctx context.Context, app, ns string, in api.Rollback) (*api.ConfigVersions, error) {
+	return send[api.ConfigVersions](ctx, c, http.MethodPost, appPath(app, "/config/"+url.PathEscape(ns)+"/rollback"), in)
+}
+
+// CreateConfigChange describes a gray change of a namespace: a package of
+// kind config, which a task (CreateTask with its ID) releases.
+func (c *Client) CreateConfigChange(ctx context.Context, app string, in api.ConfigChange) (*api.Package, error) {
+	return send[api.Package](ctx, c, http.MethodPost, appPath(app, "/config/changes"), in)
+}
