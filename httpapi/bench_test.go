@@ -179,6 +179,7 @@ func TestCheckDoesNotAllocate(t *testing.T) {
 	var devices, patched, holding []*mds.Device
 	hotpatched := deliverytest.Hotpatched(100, 20)
 	offline := deliverytest.Offline(100, 20, 8)
+	configured := deliverytest.Configured(100, 20, 2000, 10, 20)
 	for i := range 64 {
 		devices = append(devices, deliverytest.RefDevice(i, 100))
 		patched = append(patched, deliverytest.HotpatchedDevice(hotpatched, i, 100))
@@ -195,6 +196,8 @@ func TestCheckDoesNotAllocate(t *testing.T) {
 		{hotpatched, patched, true},
 		{offline, holding, false}, // offered whole, by deltas, or nothing
 		{offline, holding, true},
+		{configured, devices, false}, // each under its own set of gray changes
+		{configured, devices, true},
 	} {
 		etags := c.etags
 		if c.load == hotpatched {
@@ -238,6 +241,21 @@ func TestCheckDoesNotAllocate(t *testing.T) {
 			}
 			if told["nothing"] == 0 || told["deltas"] == 0 || told["whole"] == 0 {
 				t.Fatalf("the offline load tells %v", told)
+			}
+		}
+		if c.load == configured {
+			sets := map[uint64]bool{}
+			snap := delivery.Compile(c.load.Set, nil)
+			for _, d := range c.devices {
+				in := gray.NewInput(d, netip.Addr{}, time.Now())
+				var dec delivery.Decision
+				if err := snap.Evaluate(&in, nil, &dec); err != nil {
+					t.Fatal(err)
+				}
+				sets[dec.Config.Admitted] = true
+			}
+			if len(sets) < 8 {
+				t.Fatalf("the configured load's devices are under %d sets of changes", len(sets))
 			}
 		}
 		rig := newCheckRig(t, c.load, bodies(c.devices), etags)

@@ -64,11 +64,12 @@ type configMemo struct {
 }
 
 func (set *answerSet) configMemo(c *delivery.Config) *configMemo {
-	m, _ := c.Memo.Load().(*configMemo)
+	cur := c.Memo.Load()
+	m, _ := cur.(*configMemo)
 	if m == nil || m.links != set.links {
 		next := &configMemo{links: set.links, docs: map[docKey]*configDoc{}}
 		next.sections.Store(&map[uint64]*section{})
-		if !c.Memo.CompareAndSwap(m, next) {
+		if !c.Memo.CompareAndSwap(cur, next) {
 			// Another check won; its memo is as good, unless it is of
 			// another public URL, which only tests do.
 			if won, _ := c.Memo.Load().(*configMemo); won != nil && won.links == set.links {

@@ -63,6 +63,8 @@ func (l *Load) LoadLive(_ context.Context, since int64, again ...int64) (*mds.Li
 			set.Artifacts = append(set.Artifacts, part.Artifacts...)
 			set.RuleSets = append(set.RuleSets, part.RuleSets...)
 			set.Whitelists = append(set.Whitelists, part.Whitelists...)
+			set.Deltas = append(set.Deltas, part.Deltas...)
+			set.Config = append(set.Config, part.Config...)
 		}
 	}
 	return set, nil
@@ -92,6 +94,12 @@ func (l *Load) split() {
 	}
 	for _, w := range l.Set.Whitelists {
 		part(w.AppID).Whitelists = append(part(w.AppID).Whitelists, w)
+	}
+	for _, d := range l.Set.Deltas {
+		part(d.AppID).Deltas = append(part(d.AppID).Deltas, d)
+	}
+	for _, v := range l.Set.Config {
+		part(v.AppID).Config = append(part(v.AppID).Config, v)
 	}
 }
 
@@ -320,3 +328,54 @@ func OfflineDevice(i, apps, packages int) *mds.Device {
 
 // refVersion is the app version RefDevice i runs.
 func refVersion(i int) string { return fmt.Sprintf("%d.%d.%d", 1+i%4, i%7, i%3) }
+
+// Configured is a Reference load whose every app also holds keys
+// configuration keys spread over namespaces, of every type, and changes
+// live gray changes, each setting 5 keys of one namespace for a sticky
+// 30% of devices, so that devices see many combinations of them.
+func Configured(apps, tasksPerApp, keys, namespaces, changes int) *Load {
+	l := Reference(apps, tasksPerApp)
+	id := int64(len(l.Set.Artifacts)*2 + len(l.Set.Apps) + 1)
+	for _, a := range slices.Clone(l.Set.Apps) {
+		for n := range namespaces {
+			v := &mds.ConfigVersion{ID: id, AppID: a.ID, Namespace: fmt.Sprintf("ns%02d", n), Number: 7, Keys: mds.ConfigKeys{},
+				CreatedAt: time.Unix(1_780_000_000, 0), CreatedBy: "bench"}
+			id++
+			for k := n; k < keys; k += namespaces {
+				v.Keys[fmt.Sprintf("key_%04d", k)] = ConfigKey(k)
+			}
+			v.KeyCount = len(v.Keys)
+			l.Set.Config = append(l.Set.Config, v)
+		}
+		for c := range changes {
+			id += 2
+			ns := c % namespaces
+			spec := &mds.ConfigSpec{Namespace: fmt.Sprintf("ns%02d", ns), Base: 7, Set: mds.ConfigKeys{}}
+			for k := range 5 {
+				key := ns + (c/namespaces*5+k)*namespaces
+				spec.Set[fmt.Sprintf("key_%04d", key%keys)] = ConfigKey(key + 1)
+			}
+			l.Set.Artifacts = append(l.Set.Artifacts, &mds.Artifact{ID: id, AppID: a.ID, Kind: mds.KindConfig, Version: "7", Spec: spec})
+			l.Set.Tasks = append(l.Set.Tasks, &mds.Task{ID: id + 1, AppID: a.ID, Kind: mds.KindConfig, ArtifactID: id,
+				Policy: &mds.ConfigPolicy{}, Status: mds.StatusLive, Stage: mds.StageGray,
+				Targeting: mds.Targeting{Rollout: &mds.Rollout{Percent: 30}, Salt: fmt.Sprintf("c%d", c)}, CreatedAt: time.Unix(1_780_000_000, 0)})
+		}
+	}
+	return l
+}
+
+// ConfigKey is the i-th key of a Configured load: of each type in turn,
+// its value some 20 bytes of JSON.
+func ConfigKey(i int) mds.ConfigKey {
+	switch i % 5 {
+	case 0:
+		return mds.ConfigKey{Type: mds.ConfigBoolean, Value: []byte("true")}
+	case 1:
+		return mds.ConfigKey{Type: mds.ConfigInteger, Value: fmt.Appendf(nil, "%d", 1000+i)}
+	case 2:
+		return mds.ConfigKey{Type: mds.ConfigFloat, Value: fmt.Appendf(nil, "%d.25", i)}
+	case 3:
+		return mds.ConfigKey{Type: mds.ConfigString, Value: fmt.Appendf(nil, `"value number %d"`, i)}
+	}
+	return mds.ConfigKey{Type: mds.ConfigJSON, Value: fmt.Appendf(nil, `{"max":%d,"on":true}`, i)}
+}
