@@ -61,6 +61,38 @@ func BenchmarkEvaluateGray(b *testing.B) {
 	}
 }
 
+// BenchmarkEvaluateConfig measures a decision for every kind in an app of
+// the reference load (20 live tasks), without configuration and with
+// 2,000 keys in 10 namespaces and 20 live gray changes of it, whose
+// audiences the device's decision now includes.
+func BenchmarkEvaluateConfig(b *testing.B) {
+	for _, c := range []struct {
+		name string
+		load *deliverytest.Load
+	}{
+		{"none", deliverytest.Reference(100, 20)},
+		{"keys=2000,changes=20", deliverytest.Configured(100, 20, 2000, 10, 20)},
+	} {
+		s := delivery.Compile(c.load.Set, nil)
+		devices := make([]*mds.Device, 256)
+		for i := range devices {
+			devices[i] = deliverytest.RefDevice(i, 100)
+		}
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			var dec delivery.Decision
+			i := 0
+			for b.Loop() {
+				in := gray.NewInput(devices[i%len(devices)], netip.Addr{}, now)
+				if err := s.Evaluate(&in, nil, &dec); err != nil {
+					b.Fatal(err)
+				}
+				i++
+			}
+		})
+	}
+}
+
 // BenchmarkWhitelistMemory reports the heap a compiled 1,000,000-entry
 // whitelist holds (MiB/list), measured after garbage collection.
 func BenchmarkWhitelistMemory(b *testing.B) {

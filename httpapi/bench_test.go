@@ -156,15 +156,24 @@ func BenchmarkCheckHandler(b *testing.B) {
 		{"not_modified", func() *deliverytest.Load { return deliverytest.Reference(100, 20) }, ref, true},
 		{"full_1000_apps", func() *deliverytest.Load { return deliverytest.Reference(1000, 20) }, ref1000, false},
 		{"gray", func() *deliverytest.Load { return deliverytest.Gray(50, 1_000_000) }, grayed, false},
+		// Every app with 2,000 configuration keys in 10 namespaces and 20
+		// live gray changes: compare with full and not_modified.
+		{"configured", func() *deliverytest.Load { return deliverytest.Configured(100, 20, 2000, 10, 20) }, ref, false},
+		{"configured_not_modified", func() *deliverytest.Load { return deliverytest.Configured(100, 20, 2000, 10, 20) }, ref, true},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			rig := newCheckRig(b, c.load(), bodies(c.devices), c.etags)
+			for i := range rig.reqs { // the steady state: each answer made once
+				rig.serve(i)
+			}
 			b.ReportAllocs()
 			i := 0
+			rig.w.n = 0
 			for b.Loop() {
 				rig.serve(i % len(rig.reqs))
 				i++
 			}
+			b.ReportMetric(float64(rig.w.n)/float64(i), "B/answer")
 		})
 	}
 }

@@ -3,7 +3,6 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -19,7 +18,7 @@ const artifactColumns = `id, app_id, kind, platform, version, spec, created_at, 
 // the app, and two that record the same blobs take them in one order.
 func (s *Store) CreateArtifact(ctx context.Context, a *mds.Artifact, uploaded ...mds.Blob) error {
 	a.CreatedAt = s.now()
-	spec, err := json.Marshal(a.Spec)
+	spec, err := encodeJSON(a.Spec)
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 package sqlstore
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -96,7 +97,7 @@ func (s *Store) editConfig(ctx context.Context, tx *sql.Tx, appID int64, actor, 
 		}
 	}
 	next.KeyCount = len(next.Keys)
-	keys, err := json.Marshal(next.Keys)
+	keys, err := encodeJSON(next.Keys)
 	if err != nil {
 		return nil, err
 	}
@@ -252,6 +253,19 @@ func scanConfigVersion(r scanner) (*mds.ConfigVersion, error) {
 	}
 	v.Restores, v.Promotes, v.CreatedAt = restores.Int64, promotes.Int64, fromMillis(created)
 	return &v, nil
+}
+
+// encodeJSON is v as stored JSON: without HTML escaping, which
+// encoding/json applies even inside a RawMessage, so that configuration
+// values stay in their canonical bytes (mds.CheckConfigValue).
+func encodeJSON(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }
 
 // prefixed is columns, a comma-separated list, each named with prefix.
