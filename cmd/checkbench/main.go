@@ -56,6 +56,7 @@ func main() {
 	var cfg config
 	flag.StringVar(&cfg.apps, "apps", "100,1000", "deployment sizes: apps of the reference load, comma-separated")
 	flag.IntVar(&cfg.tasks, "tasks", 20, "live tasks per app")
+	flag.StringVar(&cfg.configLoad, "config", "", "remote configuration of every app of the reference load: keys,namespaces,gray changes (e.g. 2000,10,20); none by default")
 	flag.IntVar(&cfg.whitelist, "whitelist", 1_000_000, "entries of the gray app's whitelist")
 	flag.StringVar(&cfg.conns, "conns", "64,256", "wrk connection counts, comma-separated")
 	flag.IntVar(&cfg.threads, "threads", 1, "wrk threads")
@@ -78,7 +79,7 @@ func main() {
 }
 
 type config struct {
-	apps, conns                               string
+	apps, conns, configLoad                   string
 	tasks, whitelist, threads, rounds, bodies int
 	duration                                  time.Duration
 	mds, baseline                             string
@@ -90,6 +91,11 @@ func run(ctx context.Context, cfg config) error {
 	apps, err := ints(cfg.apps)
 	if err != nil {
 		return fmt.Errorf("-apps: %w", err)
+	}
+	if cfg.configLoad != "" {
+		if c, err := ints(cfg.configLoad); err != nil || len(c) != 3 {
+			return fmt.Errorf("-config %q: want keys,namespaces,changes, like 2000,10,20", cfg.configLoad)
+		}
 	}
 	conns, err := ints(cfg.conns)
 	if err != nil {
@@ -143,7 +149,7 @@ func measure(ctx context.Context, cfg config, work string, apps int, conns []int
 		return err
 	}
 	seeded := time.Now()
-	if err := seed(ctx, filepath.Join(dir, "mds.db"), apps, cfg.tasks, cfg.whitelist); err != nil {
+	if err := seed(ctx, filepath.Join(dir, "mds.db"), apps, cfg.tasks, cfg.whitelist, cfg.configLoad); err != nil {
 		return fmt.Errorf("seed: %w", err)
 	}
 	fmt.Fprintf(os.Stderr, "%d apps: seeded in %s\n", apps, time.Since(seeded).Round(time.Millisecond))

@@ -14,13 +14,24 @@ import (
 // path, straight through the store (the API would work too, only slower):
 // the reference load of apps × tasks official tasks, and the gray app with
 // its 50 gray tasks of five rules and a whitelist of whitelist users.
-func seed(ctx context.Context, path string, apps, tasks, whitelist int) error {
+// With configuration ("keys,namespaces,changes"), every app of the
+// reference load also holds that many keys in that many namespaces, and
+// that many live gray changes of them (deliverytest.Configured).
+func seed(ctx context.Context, path string, apps, tasks, whitelist int, configuration string) error {
 	st, err := sqlite.Open(ctx, path)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	for _, load := range []*deliverytest.Load{deliverytest.Reference(apps, tasks), deliverytest.Gray(50, whitelist)} {
+	ref := deliverytest.Reference(apps, tasks)
+	if configuration != "" {
+		c, err := ints(configuration)
+		if err != nil {
+			return err
+		}
+		ref = deliverytest.Configured(apps, tasks, c[0], c[1], c[2])
+	}
+	for _, load := range []*deliverytest.Load{ref, deliverytest.Gray(50, whitelist)} {
 		if err := copyLoad(ctx, st, load, whitelist); err != nil {
 			return err
 		}
@@ -39,6 +50,12 @@ func copyLoad(ctx context.Context, st mds.Store, load *deliverytest.Load, whitel
 			return fmt.Errorf("app %s: %w", a.Slug, err)
 		}
 		apps[a.ID] = c.ID
+	}
+	for _, v := range set.Config {
+		_, err := st.EditConfig(ctx, apps[v.AppID], "checkbench", "seed", []mds.ConfigEdit{{Namespace: v.Namespace, Set: v.Keys}})
+		if err != nil {
+			return fmt.Errorf("namespace %s: %w", v.Namespace, err)
+		}
 	}
 	lists := map[int64]int64{}
 	for _, w := range set.Whitelists {
