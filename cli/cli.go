@@ -22,7 +22,7 @@ import (
 
 // Commands returns the client commands, for a root command to hold.
 func Commands() []*cobra.Command {
-	return []*cobra.Command{appCmd(), packageCmd(), taskCmd(), whitelistCmd(), ruleSetCmd(), explainCmd(), previewCmd(), tokenCmd(), keysCmd(), hotpatchCmd(), offlineCmd(), deviceCmd()}
+	return []*cobra.Command{appCmd(), packageCmd(), taskCmd(), whitelistCmd(), ruleSetCmd(), explainCmd(), previewCmd(), tokenCmd(), keysCmd(), hotpatchCmd(), offlineCmd(), deviceCmd(), configCmd()}
 }
 
 // Root returns the mds root command with the client commands and extra
