@@ -415,4 +415,3 @@ func TestCLIConfigGray(t *testing.T) {
 		t.Errorf("a stopped change made version %d", v.Number)
 	}
 }
-
