@@ -264,11 +264,11 @@ func (k *ConfigKey) Validate(name string) error {
 		return err
 	}
 	if err := k.Type.Validate(); err != nil {
-		return Errorf(EINVALID, "key %s: %v", name, err)
+		return Errorf(EINVALID, "key %s: %s", name, ErrorMessage(err))
 	}
 	v, err := CheckConfigValue(k.Type, k.Value)
 	if err != nil {
-		return Errorf(EINVALID, "key %s: %v", name, err)
+		return Errorf(EINVALID, "key %s: %s", name, ErrorMessage(err))
 	}
 	k.Value = v
 	if len(k.Schema) > 0 && k.Type != ConfigJSON {
@@ -354,7 +354,7 @@ func validKeyChange(ns string, set ConfigKeys, del []string) error {
 	for _, name := range slices.Sorted(maps.Keys(set)) {
 		k := set[name]
 		if err := k.Validate(name); err != nil {
-			return Errorf(EINVALID, "namespace %s: %v", ns, err)
+			return Errorf(EINVALID, "namespace %s: %s", ns, ErrorMessage(err))
 		}
 		set[name] = k
 	}

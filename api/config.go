@@ -21,10 +21,10 @@ type SetKey struct {
 
 // NamespaceEdit is what a write does to one namespace.
 type NamespaceEdit struct {
-	Base    *int64               `json:"base,omitempty" doc:"The version this edit was made against: refused if the namespace has moved on (0: it has no versions yet)"`
+	Base    *int64            `json:"base,omitempty" doc:"The version this edit was made against: refused if the namespace has moved on (0: it has no versions yet)"`
 	Set     map[string]SetKey `json:"set,omitempty" doc:"Keys to set, by name"`
-	Delete  []string             `json:"delete,omitempty" doc:"Keys to delete"`
-	Replace bool                 `json:"replace,omitempty" doc:"The namespace holds exactly the keys of set afterwards: keys it lacks are deleted"`
+	Delete  []string          `json:"delete,omitempty" doc:"Keys to delete"`
+	Replace bool              `json:"replace,omitempty" doc:"The namespace holds exactly the keys of set afterwards: keys it lacks are deleted"`
 }
 
 // EditConfig makes a new version of each namespace it changes, at once
@@ -53,10 +53,10 @@ type Rollback struct {
 // which a task releases to its audience over the namespace's current
 // version (POST /api/v1/apps/{app}/tasks with its package_id).
 type ConfigChange struct {
-	Namespace string               `json:"namespace" doc:"The namespace it changes"`
+	Namespace string            `json:"namespace" doc:"The namespace it changes"`
 	Set       map[string]SetKey `json:"set,omitempty" doc:"Keys to set for the change's audience, by name"`
-	Delete    []string             `json:"delete,omitempty" doc:"Keys the change's audience does without"`
-	Message   string               `json:"message,omitempty" maxLength:"1000"`
+	Delete    []string          `json:"delete,omitempty" doc:"Keys the change's audience does without"`
+	Message   string            `json:"message,omitempty" maxLength:"1000"`
 }
 
 // KeyDiff is how one key differs between two versions: absent (null) on

@@ -384,6 +384,10 @@ func TestCLIConfigGray(t *testing.T) {
 		}
 	}
 
+	out = mustCLI(t, url, cliAdmin, "explain", "--app", "shop", "--device-id", "d1", "--platform", "android", "--app-version", "1.0.0")
+	configWant(t, "explain", out, "configuration:", " checkout.new_flow = true from the gray change of task "+task,
+		" checkout.title deleted by the gray change of task "+task)
+
 	out = mustCLI(t, url, cliAdmin, "task", "promote", "--app", "shop", task)
 	if !strings.Contains(out, "stopped") {
 		t.Errorf("promote printed:\n%s", out)

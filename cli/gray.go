@@ -496,6 +496,21 @@ func explainCmd() *cobra.Command {
 					fmt.Fprintf(w, "  %s %s\t%s\n", mark, s.What, s.Detail)
 				}
 			}
+			if len(res.Config) > 0 {
+				fmt.Fprintln(w, "configuration:")
+			}
+			for _, ns := range res.Config {
+				for _, k := range ns.Keys {
+					switch {
+					case k.Deleted:
+						fmt.Fprintf(w, "  %s.%s\tdeleted by the gray change of task %d\n", ns.Namespace, k.Key, k.TaskID)
+					case k.TaskID != 0:
+						fmt.Fprintf(w, "  %s.%s = %s\tfrom the gray change of task %d\n", ns.Namespace, k.Key, k.Value, k.TaskID)
+					default:
+						fmt.Fprintf(w, "  %s.%s = %s\tfrom version %d\n", ns.Namespace, k.Key, k.Value, k.Version)
+					}
+				}
+			}
 		})
 	})
 	return cmd

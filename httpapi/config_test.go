@@ -144,8 +144,8 @@ func TestConfigValidation(t *testing.T) {
 	}
 	for _, c := range []struct {
 		name, path string
-		body   any
-		detail string
+		body       any
+		detail     string
 	}{
 		{"a key name with a space", "/api/v1/apps/shop/config", map[string]any{"namespaces": map[string]any{"checkout": map[string]any{
 			"set": map[string]any{"a b": set("type", "string", "value", "x")}}}}, "config key"},

@@ -153,7 +153,7 @@ func resolveKeys(ns string, cur mds.ConfigKeys, in map[string]api.SetKey) (mds.C
 type configVersionInput struct {
 	App       string `path:"app" doc:"App slug"`
 	Namespace string `path:"namespace"`
-	Version int64 `query:"version" minimum:"0" doc:"The version; the current one when 0 or absent"`
+	Version   int64  `query:"version" minimum:"0" doc:"The version; the current one when 0 or absent"`
 }
 
 type configVersionBody struct {
@@ -198,8 +198,8 @@ func (s *Server) configHistory(ctx context.Context, in *configHistoryInput) (*co
 type configDiffInput struct {
 	App       string `path:"app" doc:"App slug"`
 	Namespace string `path:"namespace"`
-	From int64 `query:"from" minimum:"1" required:"true" doc:"The earlier version"`
-	To   int64 `query:"to" minimum:"0" doc:"The later version; the current one when 0 or absent"`
+	From      int64  `query:"from" minimum:"1" required:"true" doc:"The earlier version"`
+	To        int64  `query:"to" minimum:"0" doc:"The later version; the current one when 0 or absent"`
 }
 
 type configDiffBody struct {
@@ -253,7 +253,7 @@ func keyUnion(a, b mds.ConfigKeys) map[string]bool {
 type configRollbackInput struct {
 	App       string `path:"app" doc:"App slug"`
 	Namespace string `path:"namespace"`
-	Body api.Rollback
+	Body      api.Rollback
 }
 
 func (s *Server) configRollback(ctx context.Context, in *configRollbackInput) (*configVersionsBody, error) {
@@ -282,14 +282,14 @@ func (s *Server) createConfigChange(ctx context.Context, in *configChangeInput) 
 		return nil, err
 	}
 	b := in.Body
+	if err := mds.ValidConfigNamespace(b.Namespace); err != nil {
+		return nil, err
+	}
 	cur, err := s.store.FindConfigVersion(ctx, a.ID, b.Namespace, 0)
 	switch {
 	case mds.ErrorCode(err) == mds.ENOTFOUND:
 		cur = &mds.ConfigVersion{Namespace: b.Namespace, Keys: mds.ConfigKeys{}}
 	case err != nil:
-		return nil, err
-	}
-	if err := mds.ValidConfigNamespace(b.Namespace); err != nil {
 		return nil, err
 	}
 	set, err := resolveKeys(b.Namespace, cur.Keys, b.Set)
