@@ -38,6 +38,9 @@ type Answer struct {
 	// Offline are the offline packages offered: a newer version of each
 	// than the device holds (InstallOffline).
 	Offline []OfflineInstruction `json:"offline"`
+	// Config is the device's configuration, by namespace: what to fetch
+	// of it (UpdateConfig); nil when the app has none for the device.
+	Config map[string]ConfigNamespace `json:"config"`
 	// NotModified: the server answered 304 and this is the stored answer.
 	NotModified bool `json:"not_modified"`
 	// ETag is the answer's ETag, sent back as If-None-Match.
@@ -155,6 +158,7 @@ type document struct {
 	Upgrade  json.RawMessage `json:"upgrade"`
 	Hotpatch json.RawMessage `json:"hotpatch"`
 	Offline  json.RawMessage `json:"offline"`
+	Config   json.RawMessage `json:"config"`
 }
 
 // maxAnswerBody bounds the bytes read of a check answer: a few kilobytes
@@ -426,6 +430,11 @@ func (c *Client) parse(body []byte) (*Answer, error) {
 	if isJSONValue(d.Offline) {
 		if err := json.Unmarshal(d.Offline, &a.Offline); err != nil {
 			return nil, refusal(ErrMalformedAnswer, "the offline section: %v", err)
+		}
+	}
+	if isJSONValue(d.Config) {
+		if err := json.Unmarshal(d.Config, &a.Config); err != nil {
+			return nil, refusal(ErrMalformedAnswer, "the config section: %v", err)
 		}
 	}
 	return a, nil
