@@ -151,7 +151,11 @@ func keyCount(p *mds.ConfigSpec) string {
 
 // Of returns the changes of set that change namespace n, newest last.
 func (c *Config) Of(n *ConfigNamespace, set uint64) []*ConfigChange {
-	set &= n.Changes
+	return c.In(set & n.Changes)
+}
+
+// In returns the changes of set, newest last.
+func (c *Config) In(set uint64) []*ConfigChange {
 	out := make([]*ConfigChange, 0, bits.OnesCount64(set))
 	for set != 0 {
 		i := bits.TrailingZeros64(set)

@@ -19,16 +19,33 @@ import (
 
 // Remote configuration over HTTP. A device's configuration is a document
 // per namespace: the namespace's current version overlaid by the changes
-// in force for the device. The check answer names each document by its
-// version, its changes, its SHA-256 and size, and where to fetch it; the
-// signature covers the digests, so a fetched document is as trusted as
-// the answer. A device fetches only the namespaces whose digest moved, and
-// an unchanged configuration leaves the answer, its ETag and what
-// watchers hold unchanged.
+// in force for the device. An index names each namespace's document by
+// its version, its changes, its SHA-256, size and URL; the check answer
+// names the index by its SHA-256, size and URL, in a few hundred bytes
+// however many namespaces the app has. The signature covers the index's
+// digest, which covers the documents', so whatever a device fetches is as
+// trusted as the answer. A device fetches the index when its digest moved,
+// then the namespaces whose digest moved; an unchanged configuration leaves
+// the answer, its ETag and what watchers hold unchanged.
 //
-// Documents are a function of the app's part of the snapshot and a set of
-// changes, which the document's URL names, so any node can serve any
-// document its snapshot agrees with, and every node serves the same bytes.
+// Indexes and documents are a function of the app's part of the snapshot
+// and a set of changes, which their URLs name, so any node can serve any
+// of them its snapshot agrees with, and every node serves the same bytes.
+
+// configSection is the config section of an answer: where the index is.
+type configSection struct {
+	SHA256 string `json:"sha256"`
+	Size   int    `json:"size"`
+	URL    string `json:"url"`
+}
+
+// configIndex is the index of a set of changes, and the section that
+// names it.
+type configIndex struct {
+	section *section
+	body    []byte
+	sha256  string
+}
 
 // configEntry is one namespace of the config section.
 type configEntry struct {
@@ -53,14 +70,14 @@ type docKey struct {
 }
 
 // configMemo is what the transport keeps of an app's configuration, on
-// delivery.Config.Memo: the sections by set of changes admitted (read on
+// delivery.Config.Memo: the indexes by set of changes admitted (read on
 // every check, so the map is replaced, never written), and the documents.
 // Both are bounded: past maxAppAnswers they start over.
 type configMemo struct {
-	links    *links
-	sections atomic.Pointer[map[uint64]*section]
-	mu       sync.Mutex
-	docs     map[docKey]*configDoc
+	links   *links
+	indexes atomic.Pointer[map[uint64]*configIndex]
+	mu      sync.Mutex
+	docs    map[docKey]*configDoc
 }
 
 func (set *answerSet) configMemo(c *delivery.Config) *configMemo {
@@ -68,7 +85,7 @@ func (set *answerSet) configMemo(c *delivery.Config) *configMemo {
 	m, _ := cur.(*configMemo)
 	if m == nil || m.links != set.links {
 		next := &configMemo{links: set.links, docs: map[docKey]*configDoc{}}
-		next.sections.Store(&map[uint64]*section{})
+		next.indexes.Store(&map[uint64]*configIndex{})
 		if !c.Memo.CompareAndSwap(cur, next) {
 			// Another check won; its memo is as good, unless it is of
 			// another public URL, which only tests do.
@@ -88,41 +105,59 @@ func (set *answerSet) config(ch delivery.ConfigChoice) *section {
 		return nullSection
 	}
 	m := set.configMemo(ch.Config)
-	if s := (*m.sections.Load())[ch.Admitted]; s != nil {
-		return s
+	if x := (*m.indexes.Load())[ch.Admitted]; x != nil {
+		return x.section
 	}
+	return m.index(ch.Config, ch.Admitted).section
+}
+
+// index returns the index of the changes of set, building it once.
+func (m *configMemo) index(c *delivery.Config, set uint64) *configIndex {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	old := *m.sections.Load()
-	if s := old[ch.Admitted]; s != nil {
-		return s
+	old := *m.indexes.Load()
+	if x := old[set]; x != nil {
+		return x
 	}
-	entries := make(map[string]*configEntry, len(ch.Config.Namespaces))
-	for i := range ch.Config.Namespaces {
-		n := &ch.Config.Namespaces[i]
-		doc := m.doc(ch.Config, i, ch.Admitted)
+	entries := make(map[string]*configEntry, len(c.Namespaces))
+	for i := range c.Namespaces {
+		n := &c.Namespaces[i]
+		doc := m.doc(c, i, set)
 		e := &configEntry{Gray: []int64{}, SHA256: doc.sha256, Size: len(doc.body)}
 		if n.Version != nil {
 			e.Version = n.Version.Number
 		}
-		for _, c := range ch.Config.Of(n, ch.Admitted) {
-			e.Gray = append(e.Gray, c.Task.ID)
+		for _, ch := range c.Of(n, set) {
+			e.Gray = append(e.Gray, ch.Task.ID)
 		}
-		e.URL = set.links.configDoc(ch.Config.App.Key, n.Name, e.Version, e.Gray, doc.sha256)
+		e.URL = m.links.configDoc(c.App.Key, n.Name, e.Version, e.Gray, doc.sha256)
 		entries[n.Name] = e
 	}
-	s := newSection(entries) // maps encode with their keys sorted
-	next := map[uint64]*section{}
+	body, err := json.Marshal(struct {
+		Namespaces map[string]*configEntry `json:"namespaces"`
+	}{entries}) // maps encode with their keys sorted
+	if err != nil {
+		panic(err) // strings and numbers always encode
+	}
+	body = append(body, '\n')
+	sum := sha256.Sum256(body)
+	x := &configIndex{body: body, sha256: hex.EncodeToString(sum[:])}
+	var gray []int64
+	for _, ch := range c.In(set) {
+		gray = append(gray, ch.Task.ID)
+	}
+	x.section = newSection(&configSection{SHA256: x.sha256, Size: len(body), URL: m.links.configIndex(c.App.Key, gray, x.sha256)})
+	next := map[uint64]*configIndex{}
 	if len(old) < maxAppAnswers {
 		next = maps.Clone(old)
 	}
-	next[ch.Admitted] = s
-	m.sections.Store(&next)
-	return s
+	next[set] = x
+	m.indexes.Store(&next)
+	return x
 }
 
-// doc returns namespace i's document for the changes of set, building it
-// once; m.mu is held.
+// doc returns namespace i's document under the changes of set, building
+// it once; m.mu is held.
 func (m *configMemo) doc(c *delivery.Config, i int, set uint64) *configDoc {
 	k := docKey{ns: i, set: set & c.Namespaces[i].Changes}
 	if d := m.docs[k]; d != nil {
@@ -192,12 +227,20 @@ func configDocument(n *delivery.ConfigNamespace, changes []*delivery.ConfigChang
 	return append(b, "}}\n"...)
 }
 
-// configDoc is where a namespace's document for a set of changes is
-// fetched.
+// configDoc is where a namespace's document under a set of changes is
+// fetched, and configIndex where the index of a set is.
 func (l *links) configDoc(appKey, ns string, version int64, gray []int64, sum string) string {
+	return l.base + "/client/v1/config/" + sum + "?app=" + appKey + "&ns=" + ns + "&version=" + strconv.FormatInt(version, 10) + "&gray=" + idList(gray)
+}
+
+func (l *links) configIndex(appKey string, gray []int64, sum string) string {
+	return l.base + "/client/v1/config/" + sum + "?app=" + appKey + "&gray=" + idList(gray)
+}
+
+// idList is ids, comma-separated.
+func idList(ids []int64) string {
 	var b strings.Builder
-	b.WriteString(l.base + "/client/v1/config/" + sum + "?app=" + appKey + "&ns=" + ns + "&version=" + strconv.FormatInt(version, 10) + "&gray=")
-	for i, id := range gray {
+	for i, id := range ids {
 		if i > 0 {
 			b.WriteByte(',')
 		}
@@ -206,9 +249,10 @@ func (l *links) configDoc(appKey, ns string, version int64, gray []int64, sum st
 	return b.String()
 }
 
-// configDocument serves GET /client/v1/config/{sha256}?app=&ns=&version=&gray=:
-// the document the query names, if this node's snapshot makes it with
-// that digest. A configuration that moved on is 404: check again.
+// configDocument serves GET /client/v1/config/{sha256}: with
+// ?app=&gray= the index of a set of changes, with ?app=&ns=&version=&gray=
+// a namespace's document, when this node's snapshot makes it with that
+// digest. A configuration that moved on is 404: check again.
 func (s *Server) configDocument(w http.ResponseWriter, r *http.Request) {
 	sum := r.PathValue("sha256")
 	if !mds.ValidSHA256(sum) {
@@ -227,11 +271,6 @@ func (s *Server) configDocument(w http.ResponseWriter, r *http.Request) {
 		s.writeProblem(w, r, gone)
 		return
 	}
-	i := slices.IndexFunc(c.Namespaces, func(n delivery.ConfigNamespace) bool { return n.Name == q.Get("ns") })
-	if i < 0 {
-		s.writeProblem(w, r, gone)
-		return
-	}
 	var set uint64
 	if g := q.Get("gray"); g != "" {
 		for id := range strings.SplitSeq(g, ",") {
@@ -245,10 +284,20 @@ func (s *Server) configDocument(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	m := s.answers.configMemo(c)
-	m.mu.Lock()
-	d := m.doc(c, i, set)
-	m.mu.Unlock()
-	if d.sha256 != sum || set&^c.Namespaces[i].Changes != 0 {
+	var body []byte
+	if !q.Has("ns") {
+		if x := m.index(c, set); x.sha256 == sum {
+			body = x.body
+		}
+	} else if i := slices.IndexFunc(c.Namespaces, func(n delivery.ConfigNamespace) bool { return n.Name == q.Get("ns") }); i >= 0 && set&^c.Namespaces[i].Changes == 0 {
+		m.mu.Lock()
+		d := m.doc(c, i, set)
+		m.mu.Unlock()
+		if d.sha256 == sum {
+			body = d.body
+		}
+	}
+	if body == nil {
 		s.writeProblem(w, r, gone)
 		return
 	}
@@ -261,6 +310,6 @@ func (s *Server) configDocument(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
-	h.Set("Content-Length", strconv.Itoa(len(d.body)))
-	w.Write(d.body)
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	w.Write(body)
 }

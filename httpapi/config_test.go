@@ -25,8 +25,8 @@ type configNamespace struct {
 }
 
 // configOf checks as dev and returns what it sees of each namespace,
-// each document fetched and held to the digest and size the signed
-// answer names, and the check's response.
+// the index and each document fetched and held to the digest and size
+// that name it, and the check's response.
 func (e *testEnv) configOf(dev map[string]any, header ...string) (map[string]map[string]json.RawMessage, *http.Response, map[string]configNamespace) {
 	e.t.Helper()
 	resp, b := e.request("POST", "/client/v1/check", "", dev, header...)
@@ -38,27 +38,63 @@ func (e *testEnv) configOf(dev map[string]any, header ...string) (map[string]map
 	}
 	e.verifyAnswer(resp, b, e.AnswerKey.Public())
 	var a struct {
-		Config map[string]configNamespace `json:"config"`
+		Config *configRef `json:"config"`
 	}
 	if err := json.Unmarshal(b, &a); err != nil {
 		e.t.Fatal(err)
 	}
 	out := map[string]map[string]json.RawMessage{}
-	for ns, entry := range a.Config {
+	if a.Config == nil {
+		return out, resp, nil
+	}
+	if len(b) > 2048 {
+		e.t.Errorf("a check answer of %d bytes", len(b))
+	}
+	index := e.configIndex(*a.Config)
+	for ns, entry := range index {
 		out[ns] = e.configDocument(ns, entry)
 	}
-	return out, resp, a.Config
+	return out, resp, index
+}
+
+// configRef is the config section of an answer: where its index is.
+type configRef struct {
+	SHA256 string `json:"sha256"`
+	Size   int    `json:"size"`
+	URL    string `json:"url"`
+}
+
+// fetchVerified fetches url and holds it to sum and size.
+func (e *testEnv) fetchVerified(url, sum string, size int) []byte {
+	e.t.Helper()
+	resp, body := e.request("GET", strings.TrimPrefix(url, e.URL), "", nil)
+	got := sha256.Sum256(body)
+	if resp.StatusCode != 200 || hex.EncodeToString(got[:]) != sum || len(body) != size {
+		e.t.Fatalf("%s: %d, %d bytes of sha256 %x; named as %d bytes of %s", url, resp.StatusCode, len(body), got, size, sum)
+	}
+	if cc := resp.Header.Get("Cache-Control"); !strings.Contains(cc, "immutable") {
+		e.t.Errorf("%s: Cache-Control %q", url, cc)
+	}
+	return body
+}
+
+// configIndex fetches the index ref names.
+func (e *testEnv) configIndex(ref configRef) map[string]configNamespace {
+	e.t.Helper()
+	var index struct {
+		Namespaces map[string]configNamespace `json:"namespaces"`
+	}
+	if err := json.Unmarshal(e.fetchVerified(ref.URL, ref.SHA256, ref.Size), &index); err != nil {
+		e.t.Fatal(err)
+	}
+	return index.Namespaces
 }
 
 // configDocument fetches the document of one namespace entry and checks
 // it against the entry.
 func (e *testEnv) configDocument(ns string, entry configNamespace) map[string]json.RawMessage {
 	e.t.Helper()
-	resp, body := e.request("GET", strings.TrimPrefix(entry.URL, e.URL), "", nil)
-	sum := sha256.Sum256(body)
-	if resp.StatusCode != 200 || hex.EncodeToString(sum[:]) != entry.SHA256 || len(body) != entry.Size {
-		e.t.Fatalf("%s: document %d, %d bytes of sha256 %x; the answer says %d bytes of %s", ns, resp.StatusCode, len(body), sum, entry.Size, entry.SHA256)
-	}
+	body := e.fetchVerified(entry.URL, entry.SHA256, entry.Size)
 	var doc struct {
 		Namespace string                     `json:"namespace"`
 		Version   int64                      `json:"version"`
@@ -362,12 +398,12 @@ func TestConfigPush(t *testing.T) {
 		t.Errorf("the change reached the watcher in %s", d)
 	}
 	var a struct {
-		Config map[string]configNamespace `json:"config"`
+		Config configRef `json:"config"`
 	}
 	if err := json.Unmarshal([]byte(ev.data[:strings.LastIndexByte(ev.data, '\n')]), &a); err != nil {
 		t.Fatal(err)
 	}
-	if got := e.configDocument("ui", a.Config["ui"]); string(got["theme"]) != `"dark"` {
+	if got := e.configDocument("ui", e.configIndex(a.Config)["ui"]); string(got["theme"]) != `"dark"` {
 		t.Errorf("the watcher was sent %s", got["theme"])
 	}
 	os.quiet(t, 200*time.Millisecond, "a device outside the change's audience")
