@@ -153,7 +153,7 @@ later; it reconnects by itself after a failure or a node shutting down.`,
 			return err
 		}),
 	}
-	cmd.AddCommand(check, apply, start, status, healthy, watch, deviceOfflineCmd(f, out))
+	cmd.AddCommand(check, apply, start, status, healthy, watch, deviceOfflineCmd(f, out), deviceConfigCmd(f, out))
 	return cmd
 }
 

@@ -38,9 +38,9 @@ type Answer struct {
 	// Offline are the offline packages offered: a newer version of each
 	// than the device holds (InstallOffline).
 	Offline []OfflineInstruction `json:"offline"`
-	// Config is the device's configuration, by namespace: what to fetch
-	// of it (UpdateConfig); nil when the app has none for the device.
-	Config map[string]ConfigNamespace `json:"config"`
+	// Config names the index of the device's configuration
+	// (UpdateConfig); nil when the app has none.
+	Config *ConfigRef `json:"config"`
 	// NotModified: the server answered 304 and this is the stored answer.
 	NotModified bool `json:"not_modified"`
 	// ETag is the answer's ETag, sent back as If-None-Match.
@@ -433,7 +433,8 @@ func (c *Client) parse(body []byte) (*Answer, error) {
 		}
 	}
 	if isJSONValue(d.Config) {
-		if err := json.Unmarshal(d.Config, &a.Config); err != nil {
+		a.Config = new(ConfigRef)
+		if err := json.Unmarshal(d.Config, a.Config); err != nil {
 			return nil, refusal(ErrMalformedAnswer, "the config section: %v", err)
 		}
 	}

@@ -25,13 +25,14 @@ import (
 
 // Remote configuration on the device: typed key/values the app reads
 // with a default of its own (Bool, Int, Float, String, JSON). An answer
-// names each namespace's document by its SHA-256 and size, which the
-// signature covers, so a document fetched and hashed is as trusted as
-// the answer. UpdateConfig fetches the documents whose digest moved and
-// keeps the whole configuration in config.json, beside the state, which
-// it replaces atomically once every document is in: a failure, or a
-// crash, leaves the last good configuration, which the getters read, so
-// an app starts with it offline and before any check.
+// names an index by its SHA-256 and size, which the signature covers, and
+// the index names each namespace's document so: whatever is fetched and
+// hashed is as trusted as the answer. UpdateConfig fetches the index when
+// its digest moved, then the documents whose digest moved, and keeps the
+// whole configuration in config.json, beside the state, which it replaces
+// atomically once every document is in: a failure, or a crash, leaves the
+// last good configuration, which the getters read, so an app starts with
+// it offline and before any check.
 //
 // The configuration is not in state.json: it can be large, and the state
 // is written at every answer accepted. Nor does it protect the device as
@@ -47,8 +48,21 @@ const configFile = "config.json"
 // update: the server has it all.
 const configFormat = 1
 
-// ConfigNamespace is one namespace of an answer's config section: the
-// document that holds the device's values of it, and what made them (the
+// ConfigRef is an answer's config section: the index of the device's
+// configuration, which names the document of each namespace.
+type ConfigRef struct {
+	SHA256 string `json:"sha256"` // of the index, lowercase hex
+	Size   int64  `json:"size"`   // of the index
+	URL    string `json:"url"`
+}
+
+// configIndex is the index a ConfigRef names.
+type configIndex struct {
+	Namespaces map[string]ConfigNamespace `json:"namespaces"`
+}
+
+// ConfigNamespace is one namespace of a configuration index: the document
+// that holds the device's values of it, and what made them (the
 // namespace's version, and the gray changes in force for the device).
 type ConfigNamespace struct {
 	Version int64   `json:"version"`
@@ -68,16 +82,18 @@ func (n *ConfigNamespace) remote(ns string, max int64) remote {
 // false, or any JSON.
 type ConfigValues map[string]json.RawMessage
 
-// ErrConfigMoved: a document the answer names is no longer served, as
-// the configuration changed since the answer was made. Check again: the
-// new answer names the new documents.
+// ErrConfigMoved: the index or a document the answer names is no longer
+// served, as the configuration changed since the answer was made. Check
+// again: the new answer names the new ones.
 var ErrConfigMoved = errors.New("the configuration changed since the answer: check again")
 
-// heldConfig is config.json: the configuration the device holds. Once
-// made it is never changed, so getters read it without a lock.
+// heldConfig is config.json: the configuration the device holds, and
+// the digest of the index it came from ("" for none). Once made it is
+// never changed, so getters read it without a lock.
 type heldConfig struct {
 	Format     int                       `json:"format"`
 	App        string                    `json:"app"`
+	Index      string                    `json:"index"`
 	Namespaces map[string]*heldNamespace `json:"namespaces"`
 }
 
@@ -158,15 +174,16 @@ func (c *Client) loadConfig() *heldConfig {
 }
 
 // UpdateConfig makes the device's configuration the one answer a names:
-// it fetches the document of each namespace whose digest differs from
-// the one held, checks its size and SHA-256 against the answer, and only
-// once all are in, replaces config.json; namespaces the answer does not
-// name are dropped (all of them for an answer whose config is null). It
-// returns the names ("namespace.key", sorted) whose value was added,
-// changed or removed, and tells the listeners (OnConfigChange) of them.
-// An unchanged configuration fetches and writes nothing.
+// when the digest of its index differs from the one held, it fetches the
+// index, then the document of each namespace whose digest differs from
+// the one held, checks each file's size and SHA-256 against what named
+// it, and only once all are in, replaces config.json; namespaces the
+// index does not name are dropped (all of them for an answer whose config
+// is null). It returns the names ("namespace.key", sorted) whose value was
+// added, changed or removed, and tells the listeners (OnConfigChange) of
+// them. An unchanged configuration fetches and writes nothing.
 //
-// A document that is not the one named is refused (ErrHashMismatch,
+// A file that is not the one named is refused (ErrHashMismatch,
 // ErrTooLong), and one no longer served is ErrConfigMoved: either way the
 // configuration held stays as it was.
 func (c *Client) UpdateConfig(ctx context.Context, a *Answer) ([]string, error) {
@@ -218,33 +235,61 @@ func (c *Client) updateConfig(ctx context.Context, s *configStore, a *Answer) ([
 	return changed, nil
 }
 
-// nextConfig is the configuration section names, fetching the documents
-// of the namespaces whose digest moved from held's. It reports whether
-// the configuration moved at all: a digest, or the set of namespaces.
-func (c *Client) nextConfig(ctx context.Context, held *heldConfig, section map[string]ConfigNamespace) (*heldConfig, bool, error) {
-	next := &heldConfig{Format: configFormat, App: c.cfg.Device.AppKey, Namespaces: make(map[string]*heldNamespace, len(section))}
-	moved := len(section) != len(held.Namespaces)
-	for _, name := range slices.Sorted(maps.Keys(section)) {
-		e := section[name]
+// nextConfig is the configuration ref names, fetching its index and the
+// documents of the namespaces whose digest moved from held's, unless the
+// index did not move: then it reports that nothing did.
+func (c *Client) nextConfig(ctx context.Context, held *heldConfig, ref *ConfigRef) (*heldConfig, bool, error) {
+	next := &heldConfig{Format: configFormat, App: c.cfg.Device.AppKey, Namespaces: map[string]*heldNamespace{}}
+	if ref == nil {
+		return next, held.Index != "" || len(held.Namespaces) > 0, nil
+	}
+	if ref.SHA256 == held.Index {
+		return held, false, nil
+	}
+	index, err := c.fetchIndex(ctx, ref)
+	if err != nil {
+		return nil, false, err
+	}
+	next.Index = ref.SHA256
+	for _, name := range slices.Sorted(maps.Keys(index.Namespaces)) {
+		e := index.Namespaces[name]
 		if h := held.Namespaces[name]; h != nil && h.SHA256 == e.SHA256 {
 			next.Namespaces[name] = h
 			continue
 		}
-		moved = true
 		n, err := c.fetchNamespace(ctx, name, &e)
 		if err != nil {
 			return nil, false, err
 		}
 		next.Namespaces[name] = n
 	}
-	return next, moved, nil
+	return next, true, nil
+}
+
+// fetchIndex fetches the index ref names, and checks it is that index.
+func (c *Client) fetchIndex(ctx context.Context, ref *ConfigRef) (*configIndex, error) {
+	r := remote{what: "configuration index", URL: ref.URL, SHA256: ref.SHA256, Size: ref.Size, Max: c.maxPatch}
+	if err := checkFile(r); err != nil {
+		return nil, err
+	}
+	body, err := c.fetchDocument(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	var index configIndex
+	if err := json.Unmarshal(body, &index); err != nil {
+		return nil, refusal(ErrMalformedAnswer, "the %s is not one: %v", r.what, err)
+	}
+	return &index, nil
 }
 
 // fetchNamespace fetches the document e names for namespace ns, and
-// checks it is that document before reading anything in it.
+// checks it is that document before reading anything in it. The index
+// named it by digest, so what it says of the document (its namespace,
+// version and changes) must hold too.
 func (c *Client) fetchNamespace(ctx context.Context, ns string, e *ConfigNamespace) (*heldNamespace, error) {
 	if err := mds.ValidConfigNamespace(ns); err != nil {
-		return nil, refusal(ErrMalformedAnswer, "the config section: %s", mds.ErrorMessage(err))
+		return nil, refusal(ErrMalformedAnswer, "the configuration index: %s", mds.ErrorMessage(err))
 	}
 	r := e.remote(ns, c.maxPatch)
 	if err := checkFile(r); err != nil {
@@ -259,7 +304,7 @@ func (c *Client) fetchNamespace(ctx context.Context, ns string, e *ConfigNamespa
 		return nil, refusal(ErrMalformedAnswer, "the %s is not a configuration document: %v", r.what, err)
 	}
 	if doc.Namespace != ns || doc.Version != e.Version || !slices.Equal(doc.Gray, e.Gray) || doc.Values == nil {
-		return nil, refusal(ErrMalformedAnswer, "the %s is of namespace %q version %d with changes %v, the answer says version %d with changes %v",
+		return nil, refusal(ErrMalformedAnswer, "the %s is of namespace %q version %d with changes %v, the index says version %d with changes %v",
 			r.what, doc.Namespace, doc.Version, doc.Gray, e.Version, e.Gray)
 	}
 	return &heldNamespace{Version: e.Version, Gray: e.Gray, SHA256: e.SHA256, Values: doc.Values}, nil
@@ -300,9 +345,9 @@ func (c *Client) fetchDocument(ctx context.Context, r remote) ([]byte, error) {
 	case err != nil:
 		return nil, fmt.Errorf("reading the %s: %w", r.what, err)
 	case int64(len(b)) > r.Size:
-		return nil, refusal(ErrTooLong, "the server sent more than the %d bytes the answer says of the %s", r.Size, r.what)
+		return nil, refusal(ErrTooLong, "the server sent more than the %d bytes the %s is named with", r.Size, r.what)
 	case int64(len(b)) != r.Size || hex.EncodeToString(sum[:]) != r.SHA256:
-		return nil, refusal(ErrHashMismatch, "the %s is %d bytes hashing to %x, the answer says %d bytes hashing to %s", r.what, len(b), sum, r.Size, r.SHA256)
+		return nil, refusal(ErrHashMismatch, "the %s is %d bytes hashing to %x, named as %d bytes hashing to %s", r.what, len(b), sum, r.Size, r.SHA256)
 	}
 	return b, nil
 }
@@ -490,6 +535,24 @@ func (c *Client) ConfigValues() ConfigValues {
 		for k, v := range n.Values {
 			out[ns+"."+k] = bytes.Clone(v)
 		}
+	}
+	return out
+}
+
+// ConfigSource is what made the values of a namespace the device holds:
+// the namespace's version (0 when only gray changes name it), and the
+// tasks of the gray changes in force for the device, oldest first.
+type ConfigSource struct {
+	Version int64   `json:"version"`
+	Gray    []int64 `json:"gray"`
+}
+
+// ConfigSources returns the source of each namespace held, by name: what
+// an app may report beside what it did with the values.
+func (c *Client) ConfigSources() map[string]ConfigSource {
+	out := map[string]ConfigSource{}
+	for ns, n := range c.configs().held.Load().Namespaces {
+		out[ns] = ConfigSource{Version: n.Version, Gray: slices.Clone(n.Gray)}
 	}
 	return out
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -123,14 +124,19 @@ func assertChanged(t *testing.T, got []string, want ...string) {
 	}
 }
 
-// counter counts the requests for configuration documents a device makes.
+// counter counts the requests a device makes for configuration indexes
+// and documents (which name their namespace).
 type counter struct {
-	docs atomic.Int64
+	indexes, docs atomic.Int64
 }
 
 func (c *counter) RoundTrip(r *http.Request) (*http.Response, error) {
-	if strings.HasPrefix(r.URL.Path, "/client/v1/config/") {
+	switch {
+	case !strings.HasPrefix(r.URL.Path, "/client/v1/config/"):
+	case r.URL.Query().Has("ns"):
 		c.docs.Add(1)
+	default:
+		c.indexes.Add(1)
 	}
 	return http.DefaultTransport.RoundTrip(r)
 }
@@ -250,19 +256,18 @@ func TestConfigGray(t *testing.T) {
 		t.Fatal("the gray change is not exactly the tester's")
 	}
 
+	if src := tester.ConfigSources()["checkout"]; src.Version != 1 || !slices.Equal(src.Gray, []int64{gray.ID}) {
+		t.Errorf("the tester's checkout comes from %+v; want version 1 and task %d", src, gray.ID)
+	}
+
 	w.act(gray, mds.ActionPromote)
 	assertChanged(t, configure(t, other), "checkout.new_flow")
-	a, err := tester.Check(t.Context())
-	if err != nil {
-		t.Fatal(err)
+	assertChanged(t, configure(t, tester)) // another document, the same values
+	if !tester.Bool("checkout.new_flow", false) || !other.Bool("checkout.new_flow", false) {
+		t.Fatal("after promotion, not everyone has the change")
 	}
-	if ns := a.Config["checkout"]; ns.Version != 2 || len(ns.Gray) != 0 {
-		t.Errorf("after promotion the tester is told %+v; want version 2, no gray change", ns)
-	}
-	changed, err := tester.UpdateConfig(t.Context(), a)
-	assertChanged(t, changed) // another document, the same values
-	if err != nil || !tester.Bool("checkout.new_flow", false) || !other.Bool("checkout.new_flow", false) {
-		t.Fatalf("after promotion: %v", err)
+	if src := tester.ConfigSources()["checkout"]; src.Version != 2 || len(src.Gray) != 0 {
+		t.Errorf("after promotion the tester's checkout comes from %+v; want version 2, no gray change", src)
 	}
 
 	// Two more changes for the tester: one turning the flow off, one of
@@ -398,10 +403,10 @@ func TestConfigPersisted(t *testing.T) {
 	}
 }
 
-// TestConfigTampered: a document that is not the one the signed answer
-// names (other bytes of its size, or more bytes) is refused, and the
-// configuration held stays, in memory and on disk; once the attacker
-// stops, the update goes through.
+// TestConfigTampered: a file that is not the one the signed answer names
+// (a document of other bytes of its size; an index with more bytes, or
+// fewer) is refused, and the configuration held stays, in memory and on
+// disk; once the attacker stops, the update goes through.
 func TestConfigTampered(t *testing.T) {
 	w := newWorld(t)
 	w.setConfig("pay", api.NamespaceEdit{Set: map[string]api.SetKey{"provider": typed(mds.ConfigString, `"stripe"`)}})
@@ -444,9 +449,9 @@ func TestConfigTampered(t *testing.T) {
 }
 
 // TestConfigUnchanged: an unchanged configuration is a 304 and fetches
-// nothing; a change of one namespace fetches that namespace's document
-// only; and a document the configuration moved on from is ErrConfigMoved,
-// leaving what the device holds.
+// nothing; a change of one namespace fetches the index and that
+// namespace's document only; and an index the configuration moved on
+// from is ErrConfigMoved, leaving what the device holds.
 func TestConfigUnchanged(t *testing.T) {
 	w := newWorld(t)
 	w.setConfig("a", api.NamespaceEdit{Set: map[string]api.SetKey{"x": typed(mds.ConfigInteger, "1")}})
@@ -455,23 +460,24 @@ func TestConfigUnchanged(t *testing.T) {
 	cfg := w.deviceConfig("d")
 	cfg.HTTPClient = &http.Client{Transport: count}
 	dev := open(t, t.TempDir(), cfg)
+	fetched := func() string { return fmt.Sprintf("%d indexes, %d documents", count.indexes.Load(), count.docs.Load()) }
 	assertChanged(t, configure(t, dev), "a.x", "b.y")
-	if n := count.docs.Load(); n != 2 {
-		t.Fatalf("%d documents fetched for two namespaces", n)
+	if got := fetched(); got != "1 indexes, 2 documents" {
+		t.Fatalf("%s fetched for two namespaces", got)
 	}
 	a, err := dev.Check(t.Context())
 	if err != nil || !a.NotModified {
 		t.Fatalf("the second check: not modified %v, %v", a != nil && a.NotModified, err)
 	}
 	changed, err := dev.UpdateConfig(t.Context(), a)
-	if err != nil || len(changed) != 0 || count.docs.Load() != 2 {
-		t.Fatalf("an unchanged configuration: changed %q, %v, %d documents fetched in all", changed, err, count.docs.Load())
+	if err != nil || len(changed) != 0 || fetched() != "1 indexes, 2 documents" {
+		t.Fatalf("an unchanged configuration: changed %q, %v, %s fetched in all", changed, err, fetched())
 	}
 
 	w.setConfig("b", api.NamespaceEdit{Set: map[string]api.SetKey{"y": valued("2")}})
 	assertChanged(t, configure(t, dev), "b.y")
-	if n := count.docs.Load(); n != 3 {
-		t.Errorf("%d documents fetched in all; one namespace moved", n)
+	if got := fetched(); got != "2 indexes, 3 documents" {
+		t.Errorf("%s fetched in all; one namespace moved", got)
 	}
 
 	w.setConfig("a", api.NamespaceEdit{Set: map[string]api.SetKey{"x": valued("2")}})
@@ -482,7 +488,7 @@ func TestConfigUnchanged(t *testing.T) {
 	w.setConfig("a", api.NamespaceEdit{Set: map[string]api.SetKey{"x": valued("3")}})
 	before := dev.ConfigValues()
 	if _, err := dev.UpdateConfig(t.Context(), stale); !errors.Is(err, sdk.ErrConfigMoved) {
-		t.Fatalf("a document no longer served: %v", err)
+		t.Fatalf("an index no longer served: %v", err)
 	}
 	if after := dev.ConfigValues(); !reflect.DeepEqual(before, after) {
 		t.Errorf("a failed update changed %s to %s", before, after)
