@@ -324,7 +324,13 @@ func TestConfigNull(t *testing.T) {
 func TestConfigWatched(t *testing.T) {
 	w := newWorld(t)
 	w.setConfig("flags", api.NamespaceEdit{Set: map[string]api.SetKey{"level": typed(mds.ConfigInteger, "0")}})
-	dev := w.device("d", "2.1.0", "")
+	// The watch goes to the server itself: the test proxy, a Go
+	// ReverseProxy, now and then cuts a stream as it starts (it reads the
+	// request body to its end after the response began, when net/http has
+	// closed it), and the reconnection's backoff would be measured.
+	cfg := w.deviceConfig("d")
+	cfg.Server = w.srv.URL
+	dev := open(t, t.TempDir(), cfg)
 	heard := make(chan []string, 10)
 	dev.OnConfigChange(func(changed []string) { heard <- changed })
 	ctx, cancel := context.WithCancel(t.Context())
