@@ -504,3 +504,28 @@ func TestConfigUnchanged(t *testing.T) {
 		t.Errorf("checked again: a.x = %d", got)
 	}
 }
+
+// TestConfigFollowsCheckedAnswers: only an answer Check returned is
+// followed, and not one older than an answer accepted since.
+func TestConfigFollowsCheckedAnswers(t *testing.T) {
+	w := newWorld(t)
+	w.setConfig("a", api.NamespaceEdit{Set: map[string]api.SetKey{"x": typed(mds.ConfigInteger, "1")}})
+	dev := w.device("d", "2.1.0", "")
+	old, err := dev.Check(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.setConfig("a", api.NamespaceEdit{Set: map[string]api.SetKey{"x": valued("2")}})
+	if _, err := dev.Check(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dev.UpdateConfig(t.Context(), old); !errors.Is(err, sdk.ErrReplay) {
+		t.Errorf("an answer older than one accepted: %v", err)
+	}
+	if _, err := dev.UpdateConfig(t.Context(), &sdk.Answer{App: old.App, Version: old.Version + 10, Config: old.Config}); !errors.Is(err, sdk.ErrUntrustedAnswer) {
+		t.Errorf("an answer made by hand: %v", err)
+	}
+	if v := dev.ConfigValues(); len(v) != 0 {
+		t.Errorf("refused answers changed the configuration: %s", v)
+	}
+}
