@@ -229,7 +229,7 @@ func (c *Client) updateConfig(ctx context.Context, s *configStore, a *Answer) ([
 	}
 	if len(changed) > 0 {
 		s.mu.Lock()
-		s.queue = append(s.queue, changed)
+		s.queue = append(s.queue, slices.Clone(changed)) // the caller's is its own
 		s.mu.Unlock()
 	}
 	return changed, nil
