@@ -123,8 +123,7 @@ type configDocument struct {
 }
 
 // configStore is a Client's configuration: what it holds, loaded from
-// config.json at first use, and who listens to its changes. The state
-// points at it (state.config).
+// config.json at first use, and who listens to its changes.
 type configStore struct {
 	load sync.Once
 	held atomic.Pointer[heldConfig]
@@ -146,9 +145,7 @@ type configListener struct {
 
 // configs returns the client's configuration, loaded.
 func (c *Client) configs() *configStore {
-	c.mu.Lock()
-	s := c.st.config
-	c.mu.Unlock()
+	s := &c.config
 	s.load.Do(func() { s.held.Store(c.loadConfig()) })
 	return s
 }

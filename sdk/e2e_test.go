@@ -457,6 +457,15 @@ func (p *proxy) honest() {
 }
 
 func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// The whole body first: a watch's answer starts before the reverse
+	// proxy would be done sending the request on, and net/http closes a
+	// body once the answer starts, which cuts the stream.
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
 	p.mu.Lock()
 	answer, blob, cut, rec, replay := p.answer, p.blob, p.cut, p.recording, p.replaying
 	p.mu.Unlock()

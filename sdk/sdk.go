@@ -136,6 +136,9 @@ type Client struct {
 	// manifests are the parsed manifests of installed offline packages,
 	// by directory, for Resolve. Guarded by mu.
 	manifests map[string]*offline.Manifest
+	// config is the remote configuration (config.go), kept in a file of
+	// its own, apart from st: getters read it without taking mu.
+	config configStore
 }
 
 // Open opens the state directory dir, creating it if needed, with the

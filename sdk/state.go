@@ -66,11 +66,6 @@ type state struct {
 	Retired []*patchRecord `json:"retired"`
 	// Offline are the installed offline packages, by package ID.
 	Offline map[string]*offlineRecord `json:"offline,omitempty"`
-
-	// config is the remote configuration (config.go), which is kept in a
-	// file of its own and changes on its own, so it is not in this file:
-	// every copy of the state shares it. loadState sets it.
-	config *configStore
 }
 
 // storedAnswer is an accepted answer, exactly as it came, so that a 304
@@ -166,7 +161,7 @@ func (s *state) retire(p *patchRecord) {
 func loadState(dir string) (state, error) {
 	b, err := os.ReadFile(filepath.Join(dir, stateFile))
 	if errors.Is(err, fs.ErrNotExist) {
-		return state{Format: stateFormat, config: new(configStore)}, nil
+		return state{Format: stateFormat}, nil
 	}
 	if err != nil {
 		return state{}, fmt.Errorf("sdk: reading the state: %w", err)
@@ -187,7 +182,7 @@ func loadState(dir string) (state, error) {
 			return state{}, fmt.Errorf("sdk: %s names an offline package directory that is not offline/<package>/<version>: the file was edited; remove the state directory to start over", filepath.Join(dir, stateFile))
 		}
 	}
-	st.Format, st.config = stateFormat, new(configStore)
+	st.Format = stateFormat
 	return st, nil
 }
 
