@@ -2,6 +2,8 @@ package api
 
 import (
 	"encoding/json"
+	"maps"
+	"slices"
 
 	"github.com/mds-dev/mds"
 )
@@ -65,6 +67,35 @@ type KeyDiff struct {
 	Key  string         `json:"key"`
 	From *mds.ConfigKey `json:"from"`
 	To   *mds.ConfigKey `json:"to"`
+}
+
+// DiffKeys lists how keys differ from from to to, by name; same says
+// whether two definitions of a key are alike.
+func DiffKeys(from, to mds.ConfigKeys, same func(a, b mds.ConfigKey) bool) []KeyDiff {
+	names := map[string]bool{}
+	for name := range from {
+		names[name] = true
+	}
+	for name := range to {
+		names[name] = true
+	}
+	diffs := []KeyDiff{}
+	for _, name := range slices.Sorted(maps.Keys(names)) {
+		f, fok := from[name]
+		t, tok := to[name]
+		if fok && tok && same(f, t) {
+			continue
+		}
+		d := KeyDiff{Key: name}
+		if fok {
+			d.From = &f
+		}
+		if tok {
+			d.To = &t
+		}
+		diffs = append(diffs, d)
+	}
+	return diffs
 }
 
 // ConfigDiff is what changed in a namespace from one version to another.

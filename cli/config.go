@@ -322,32 +322,7 @@ func printWritten(cmd *cobra.Command, c *client.Client, out *printer, app string
 
 // keyDiffs is how keys differ from from to to, in name order, values and
 // schemas compared as canonical JSON.
-func keyDiffs(from, to mds.ConfigKeys) []api.KeyDiff {
-	names := slices.Sorted(maps.Keys(from))
-	for name := range to {
-		if _, ok := from[name]; !ok {
-			names = append(names, name)
-		}
-	}
-	slices.Sort(names)
-	diffs := []api.KeyDiff{}
-	for _, name := range names {
-		f, fok := from[name]
-		t, tok := to[name]
-		if fok && tok && sameKey(f, t) {
-			continue
-		}
-		d := api.KeyDiff{Key: name}
-		if fok {
-			d.From = &f
-		}
-		if tok {
-			d.To = &t
-		}
-		diffs = append(diffs, d)
-	}
-	return diffs
-}
+func keyDiffs(from, to mds.ConfigKeys) []api.KeyDiff { return api.DiffKeys(from, to, sameKey) }
 
 // sameKey reports whether a and b define a key alike, whatever the
 // spacing and member order of their JSON.

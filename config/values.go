@@ -1,59 +1,20 @@
 package config
 
 import (
-	"bytes"
 	"cmp"
 	"maps"
 	"slices"
-	"strings"
 )
 
 // Values are one namespace's configuration: key → canonical JSON value
 // (mds.CheckConfigValue), so that equal values are equal bytes.
 type Values map[string][]byte
 
-// KeyChange is how one key differs between two sets of values; nil From
-// or To is a key absent from that side.
-type KeyChange struct {
-	Key      string
-	From, To []byte
-}
-
-// Diff lists the keys whose values differ from a to b, by key.
-func Diff(a, b Values) []KeyChange {
-	var out []KeyChange
-	for _, k := range slices.Sorted(maps.Keys(a)) {
-		if v, ok := b[k]; !ok || !bytes.Equal(v, a[k]) {
-			out = append(out, KeyChange{Key: k, From: a[k], To: b[k]})
-		}
-	}
-	for _, k := range slices.Sorted(maps.Keys(b)) {
-		if _, ok := a[k]; !ok {
-			out = append(out, KeyChange{Key: k, To: b[k]})
-		}
-	}
-	slices.SortFunc(out, func(x, y KeyChange) int { return strings.Compare(x.Key, y.Key) })
-	return out
-}
-
 // Change is what one change of a namespace does: the keys it sets, and
 // those it removes.
 type Change struct {
 	Set    Values
 	Delete []string
-}
-
-// Apply returns base with c applied, as a new set of values.
-func (c Change) Apply(base Values) Values {
-	out := maps.Clone(base)
-	if out == nil {
-		out = Values{}
-	}
-	for _, k := range c.Delete {
-		delete(out, k)
-	}
-	maps.Copy(out, c.Set)
-	return out
 }
 
 // Layer is a change in force for a device over its namespace's version:

@@ -15,30 +15,6 @@ func vals(kv ...string) config.Values {
 	return v
 }
 
-func TestDiff(t *testing.T) {
-	a := vals("a", "1", "b", "true", "c", `"x"`)
-	b := vals("a", "1", "b", "false", "d", "{}")
-	got := config.Diff(a, b)
-	want := []config.KeyChange{{Key: "b", From: []byte("true"), To: []byte("false")}, {Key: "c", From: []byte(`"x"`)}, {Key: "d", To: []byte("{}")}}
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("diff %+v, want %+v", got, want)
-	}
-	if d := config.Diff(a, a); len(d) != 0 {
-		t.Errorf("a set of values differs from itself: %+v", d)
-	}
-}
-
-func TestChangeApply(t *testing.T) {
-	base := vals("a", "1", "b", "2")
-	got := config.Change{Set: vals("b", "3", "c", "4"), Delete: []string{"a"}}.Apply(base)
-	if !reflect.DeepEqual(got, vals("b", "3", "c", "4")) {
-		t.Errorf("applied: %v", got)
-	}
-	if !reflect.DeepEqual(base, vals("a", "1", "b", "2")) {
-		t.Error("Apply changed its base")
-	}
-}
-
 // TestEffective: the newest change touching a key wins, in whatever order
 // the changes come; a key no change touches is the version's; a change
 // that deletes a key hides it; and a new version leaves what a change
@@ -56,7 +32,7 @@ func TestEffective(t *testing.T) {
 			t.Errorf("sources %v", from)
 		}
 	}
-	next := config.Change{Set: vals("a", "100", "d", "100")}.Apply(version)
+	next := vals("a", "100", "b", "1", "c", "1", "d", "100") // a new version
 	got, _ := config.Effective(next, []config.Layer{older})
 	if string(got["a"]) != "3" || string(got["d"]) != "100" {
 		t.Errorf("a new version over a gray change: %v; the change's audience keeps its a", got)

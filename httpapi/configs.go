@@ -219,35 +219,8 @@ func (s *Server) configDiff(ctx context.Context, in *configDiffInput) (*configDi
 	if err != nil {
 		return nil, err
 	}
-	out := &configDiffBody{Body: api.ConfigDiff{Namespace: in.Namespace, From: from.Number, To: to.Number, Keys: []api.KeyDiff{}}}
-	for _, name := range slices.Sorted(maps.Keys(keyUnion(from.Keys, to.Keys))) {
-		f, fok := from.Keys[name]
-		t, tok := to.Keys[name]
-		if fok && tok && f.Equal(t) {
-			continue
-		}
-		d := api.KeyDiff{Key: name}
-		if fok {
-			d.From = &f
-		}
-		if tok {
-			d.To = &t
-		}
-		out.Body.Keys = append(out.Body.Keys, d)
-	}
-	return out, nil
-}
-
-// keyUnion is the set of names of a and b.
-func keyUnion(a, b mds.ConfigKeys) map[string]bool {
-	out := map[string]bool{}
-	for k := range maps.Keys(a) {
-		out[k] = true
-	}
-	for k := range maps.Keys(b) {
-		out[k] = true
-	}
-	return out
+	return &configDiffBody{Body: api.ConfigDiff{Namespace: in.Namespace, From: from.Number, To: to.Number,
+		Keys: api.DiffKeys(from.Keys, to.Keys, mds.ConfigKey.Equal)}}, nil
 }
 
 type configRollbackInput struct {
