@@ -129,10 +129,13 @@ func (rig *checkRig) serve(i int) {
 // tasks of 5 rules, a 1,000,000-entry whitelist) with whitelisted, current
 // and rejected devices.
 func BenchmarkCheckHandler(b *testing.B) {
-	var ref, ref1000, grayed []*mds.Device
+	var ref, ref1000, grayed, oneApp []*mds.Device
 	for i := range 512 {
 		ref = append(ref, deliverytest.RefDevice(i, 100))
 		ref1000 = append(ref1000, deliverytest.RefDevice(i, 1000))
+	}
+	for i := range 16384 {
+		oneApp = append(oneApp, deliverytest.RefDevice(i, 1))
 	}
 	for i := range 510 {
 		switch i % 3 {
@@ -160,6 +163,10 @@ func BenchmarkCheckHandler(b *testing.B) {
 		// live gray changes: compare with full and not_modified.
 		{"configured", func() *deliverytest.Load { return deliverytest.Configured(100, 20, 2000, 10, 20) }, ref, false},
 		{"configured_not_modified", func() *deliverytest.Load { return deliverytest.Configured(100, 20, 2000, 10, 20) }, ref, true},
+		// The worst case: 16,384 devices of one app in as many
+		// combinations of state and gray changes, more than the answers an
+		// app keeps per period (4,096), so that every answer is signed anew.
+		{"configured_unkept", func() *deliverytest.Load { return deliverytest.Configured(1, 20, 2000, 10, 20) }, oneApp, false},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			rig := newCheckRig(b, c.load(), bodies(c.devices), c.etags)
