@@ -1,6 +1,7 @@
 package mds
 
 import (
+	"strconv"
 	"time"
 )
 
@@ -128,12 +129,25 @@ func (t *Task) SetTargeting(tg Targeting) error {
 	if t.Targeting.Salt != "" {
 		tg.Salt = t.Targeting.Salt
 	}
+	if tg.Salt == "" && t.Kind == KindConfig {
+		tg.Salt = ConfigCohort(t.AppID)
+	}
 	if tg.Salt == "" {
 		tg.Salt = randomToken(10)
 	}
 	t.Targeting = tg
 	return nil
 }
+
+// ConfigCohort is the rollout salt every configuration task of app
+// shares: a device falls in one bucket for all of them, so the changes a
+// percentage admits it to are those whose percentage is above its bucket.
+// A canary cohort gets every change first, raising a percentage admits
+// devices in one order for all changes, and k changes put devices in at
+// most k+1 combinations (before whitelists, windows and rules), where
+// independent salts would make up to 2^k: a device's configuration, and
+// its signed answer, is kept per combination.
+func ConfigCohort(app int64) string { return "config-" + strconv.FormatInt(app, 10) }
 
 // Apply carries out action a on t, or returns a conflict error naming the
 // state that forbids it.

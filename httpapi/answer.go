@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"hash/maphash"
 	"maps"
 	"strconv"
 	"strings"
@@ -294,7 +295,10 @@ type appAnswers struct {
 	prefix  [2][]byte // the frame before the device's state, for the app's key and its previous key
 	mu      sync.Mutex
 	heads   map[headKey]*stateHead
-	answers atomic.Pointer[map[answerKey]*answer]
+	// answers are in shards, by a hash of their key: adding one copies
+	// its shard alone, so that filling the memo costs a sixteenth of
+	// copying one map.
+	answers [answerShards]atomic.Pointer[map[answerKey]*answer]
 	// offlines are the offline sections of the answers, by the entries
 	// they join (see offline).
 	offlines atomic.Pointer[map[string]*offlineSection]
@@ -320,6 +324,12 @@ type answerKey struct {
 	headKey
 	sections [kinds]*section
 }
+
+// answerShards is how many shards an app's answers are kept in.
+const answerShards = 16
+
+// answerSeed hashes answer keys to their shard.
+var answerSeed = maphash.MakeSeed()
 
 // maxAppAnswers bounds the answers kept for one app in one period: the
 // distinct combinations of offers and device states (app versions and
@@ -351,10 +361,11 @@ func (set *answerSet) answer(dec *delivery.Decision, d *mds.Device, now time.Tim
 		kindOffline:  aa.offline(dec.Offline),
 		kindConfig:   set.config(dec.Config),
 	}}
-	if a := (*aa.answers.Load())[k]; a != nil {
+	shard := &aa.answers[maphash.Comparable(answerSeed, k)%answerShards]
+	if a := (*shard.Load())[k]; a != nil {
 		return a
 	}
-	return aa.add(k)
+	return aa.add(shard, k)
 }
 
 func (set *answerSet) newAppAnswers(app *mds.App, epoch int64) *appAnswers {
@@ -368,24 +379,27 @@ func (set *answerSet) newAppAnswers(app *mds.App, epoch int64) *appAnswers {
 	if app.PreviousKey != "" {
 		aa.prefix[1] = frame(app.PreviousKey)
 	}
-	aa.answers.Store(&map[answerKey]*answer{})
+	for i := range aa.answers {
+		aa.answers[i].Store(&map[answerKey]*answer{})
+	}
 	aa.offlines.Store(&map[string]*offlineSection{})
 	return aa
 }
 
-// add signs the answer k and keeps it.
-func (aa *appAnswers) add(k answerKey) *answer {
+// add signs the answer k and keeps it in shard.
+func (aa *appAnswers) add(shard *atomic.Pointer[map[answerKey]*answer], k answerKey) *answer {
 	aa.mu.Lock()
 	defer aa.mu.Unlock()
-	old := *aa.answers.Load()
+	old := *shard.Load()
 	if a := old[k]; a != nil {
 		return a
 	}
 	next := map[answerKey]*answer{}
-	if len(old) < maxAppAnswers {
+	if len(old) < maxAppAnswers/answerShards {
 		next = maps.Clone(old)
-	} else {
-		clear(aa.heads)
+	}
+	if len(aa.heads) >= maxAppAnswers {
+		clear(aa.heads) // the answers keep theirs
 	}
 	prefix := aa.prefix[0]
 	if k.previous {
@@ -404,6 +418,6 @@ func (aa *appAnswers) add(k answerKey) *answer {
 	k.headKey = h.key
 	a := newAnswer(h.body, len(prefix), k.sections, aa.epoch, aa.set.signer)
 	next[k] = a
-	aa.answers.Store(&next)
+	shard.Store(&next)
 	return a
 }

@@ -36,17 +36,26 @@ func TestAppAnswersBounded(t *testing.T) {
 	}
 	kept := func() (answers, heads int) {
 		aa := dec.Memo.Load().(*appAnswers)
-		return len(*aa.answers.Load()), len(aa.heads)
+		for i := range aa.answers {
+			n := len(*aa.answers[i].Load())
+			if n > maxAppAnswers/answerShards {
+				t.Errorf("shard %d holds %d answers, past its %d", i, n, maxAppAnswers/answerShards)
+			}
+			answers += n
+		}
+		return answers, len(aa.heads)
 	}
-	for i := 1; i < maxAppAnswers; i++ {
+	for i := 1; i < maxAppAnswers/4; i++ {
 		set.answer(&dec, device(i), now, &scratch)
 	}
-	if n, h := kept(); n != maxAppAnswers || h != maxAppAnswers {
-		t.Fatalf("%d answers and %d heads kept, want %d of each", n, h, maxAppAnswers)
+	if n, h := kept(); n != maxAppAnswers/4 || h != maxAppAnswers/4 {
+		t.Fatalf("%d answers and %d heads kept, want %d of each", n, h, maxAppAnswers/4)
 	}
-	set.answer(&dec, device(maxAppAnswers), now, &scratch)
-	if n, h := kept(); n != 1 || h != 1 {
-		t.Errorf("past the bound %d answers and %d heads are kept; they start over", n, h)
+	for i := maxAppAnswers / 4; i < 3*maxAppAnswers; i++ {
+		set.answer(&dec, device(i), now, &scratch)
+		if n, h := kept(); n > maxAppAnswers || h > maxAppAnswers {
+			t.Fatalf("%d answers and %d heads kept after %d; at most %d of each", n, h, i+1, maxAppAnswers)
+		}
 	}
 	// The device's strings point into the check's body, which the next
 	// check reuses: the kept answer must hold copies.

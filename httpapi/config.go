@@ -70,22 +70,26 @@ type docKey struct {
 }
 
 // configMemo is what the transport keeps of an app's configuration, on
-// delivery.Config.Memo: the indexes by set of changes admitted (read on
-// every check, so the map is replaced, never written), and the documents.
-// Both are bounded: past maxAppAnswers they start over.
+// delivery.Config.Memo: the indexes by set of changes admitted, and the
+// documents by namespace and changes. Checks and fetches read both
+// without a lock, so the maps are replaced, never written; writers take
+// mu. Both are bounded: past maxAppAnswers they start over. What a fetch
+// builds is kept only when it is what the URL named: URLs nobody was
+// given cannot fill the memo.
 type configMemo struct {
 	links   *links
 	indexes atomic.Pointer[map[uint64]*configIndex]
+	docs    atomic.Pointer[map[docKey]*configDoc]
 	mu      sync.Mutex
-	docs    map[docKey]*configDoc
 }
 
 func (set *answerSet) configMemo(c *delivery.Config) *configMemo {
 	cur := c.Memo.Load()
 	m, _ := cur.(*configMemo)
 	if m == nil || m.links != set.links {
-		next := &configMemo{links: set.links, docs: map[docKey]*configDoc{}}
+		next := &configMemo{links: set.links}
 		next.indexes.Store(&map[uint64]*configIndex{})
+		next.docs.Store(&map[docKey]*configDoc{})
 		if !c.Memo.CompareAndSwap(cur, next) {
 			// Another check won; its memo is as good, unless it is of
 			// another public URL, which only tests do.
@@ -108,21 +112,29 @@ func (set *answerSet) config(ch delivery.ConfigChoice) *section {
 	if x := (*m.indexes.Load())[ch.Admitted]; x != nil {
 		return x.section
 	}
-	return m.index(ch.Config, ch.Admitted).section
-}
-
-// index returns the index of the changes of set, building it once.
-func (m *configMemo) index(c *delivery.Config, set uint64) *configIndex {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	old := *m.indexes.Load()
-	if x := old[set]; x != nil {
-		return x
+	x, docs := m.build(ch.Config, ch.Admitted)
+	m.keep(ch.Admitted, x, docs)
+	return x.section
+}
+
+// build makes the index of the changes of set, with the documents it
+// names that m does not hold yet, keeping nothing; m.mu is held.
+func (m *configMemo) build(c *delivery.Config, set uint64) (*configIndex, map[docKey]*configDoc) {
+	if x := (*m.indexes.Load())[set]; x != nil {
+		return x, nil
 	}
+	fresh := map[docKey]*configDoc{}
 	entries := make(map[string]*configEntry, len(c.Namespaces))
 	for i := range c.Namespaces {
 		n := &c.Namespaces[i]
-		doc := m.doc(c, i, set)
+		k := docKey{ns: i, set: set & n.Changes}
+		doc := (*m.docs.Load())[k]
+		if doc == nil {
+			doc = buildDoc(c, k)
+			fresh[k] = doc
+		}
 		e := &configEntry{Gray: []int64{}, SHA256: doc.sha256, Size: len(doc.body)}
 		if n.Version != nil {
 			e.Version = n.Version.Number
@@ -147,32 +159,40 @@ func (m *configMemo) index(c *delivery.Config, set uint64) *configIndex {
 		gray = append(gray, ch.Task.ID)
 	}
 	x.section = newSection(&configSection{SHA256: x.sha256, Size: len(body), URL: m.links.configIndex(c.App.Key, gray, x.sha256)})
+	return x, fresh
+}
+
+// keep keeps index x of set (none for nil) and the documents docs; m.mu
+// is held.
+func (m *configMemo) keep(set uint64, x *configIndex, docs map[docKey]*configDoc) {
+	if len(docs) > 0 {
+		old := *m.docs.Load()
+		next := map[docKey]*configDoc{}
+		if len(old)+len(docs) <= maxAppAnswers {
+			next = maps.Clone(old)
+		}
+		maps.Copy(next, docs)
+		m.docs.Store(&next)
+	}
+	old := *m.indexes.Load()
+	if x == nil || old[set] == x {
+		return
+	}
 	next := map[uint64]*configIndex{}
 	if len(old) < maxAppAnswers {
 		next = maps.Clone(old)
 	}
 	next[set] = x
 	m.indexes.Store(&next)
-	return x
 }
 
-// doc returns namespace i's document under the changes of set, building
-// it once; m.mu is held.
-func (m *configMemo) doc(c *delivery.Config, i int, set uint64) *configDoc {
-	k := docKey{ns: i, set: set & c.Namespaces[i].Changes}
-	if d := m.docs[k]; d != nil {
-		return d
-	}
-	if len(m.docs) >= maxAppAnswers {
-		clear(m.docs)
-	}
-	n := &c.Namespaces[i]
+// buildDoc makes the document k names.
+func buildDoc(c *delivery.Config, k docKey) *configDoc {
+	n := &c.Namespaces[k.ns]
 	values, _ := effective(c, n, k.set)
 	body := configDocument(n, c.Of(n, k.set), values)
 	sum := sha256.Sum256(body)
-	d := &configDoc{body: body, sha256: hex.EncodeToString(sum[:])}
-	m.docs[k] = d
-	return d
+	return &configDoc{body: body, sha256: hex.EncodeToString(sum[:])}
 }
 
 // effective is what a device sees of namespace n under the changes of
@@ -286,13 +306,28 @@ func (s *Server) configDocument(w http.ResponseWriter, r *http.Request) {
 	m := s.answers.configMemo(c)
 	var body []byte
 	if !q.Has("ns") {
-		if x := m.index(c, set); x.sha256 == sum {
+		x := (*m.indexes.Load())[set]
+		if x == nil {
+			m.mu.Lock()
+			var docs map[docKey]*configDoc
+			if x, docs = m.build(c, set); x.sha256 == sum {
+				m.keep(set, x, docs)
+			}
+			m.mu.Unlock()
+		}
+		if x.sha256 == sum {
 			body = x.body
 		}
 	} else if i := slices.IndexFunc(c.Namespaces, func(n delivery.ConfigNamespace) bool { return n.Name == q.Get("ns") }); i >= 0 && set&^c.Namespaces[i].Changes == 0 {
-		m.mu.Lock()
-		d := m.doc(c, i, set)
-		m.mu.Unlock()
+		k := docKey{ns: i, set: set}
+		d := (*m.docs.Load())[k]
+		if d == nil {
+			if d = buildDoc(c, k); d.sha256 == sum {
+				m.mu.Lock()
+				m.keep(set, nil, map[docKey]*configDoc{k: d})
+				m.mu.Unlock()
+			}
+		}
 		if d.sha256 == sum {
 			body = d.body
 		}

@@ -332,7 +332,8 @@ func refVersion(i int) string { return fmt.Sprintf("%d.%d.%d", 1+i%4, i%7, i%3) 
 // Configured is a Reference load whose every app also holds keys
 // configuration keys spread over namespaces, of every type, and changes
 // live gray changes, each setting 5 keys of one namespace for a sticky
-// 30% of devices, so that devices see many combinations of them.
+// share of devices from 5% to 95%, in the app's configuration cohort
+// (mds.ConfigCohort), as the server releases them.
 func Configured(apps, tasksPerApp, keys, namespaces, changes int) *Load {
 	l := Reference(apps, tasksPerApp)
 	id := int64(len(l.Set.Artifacts)*2 + len(l.Set.Apps) + 1)
@@ -358,7 +359,8 @@ func Configured(apps, tasksPerApp, keys, namespaces, changes int) *Load {
 			l.Set.Artifacts = append(l.Set.Artifacts, &mds.Artifact{ID: id, AppID: a.ID, Kind: mds.KindConfig, Version: "7", Spec: spec})
 			l.Set.Tasks = append(l.Set.Tasks, &mds.Task{ID: id + 1, AppID: a.ID, Kind: mds.KindConfig, ArtifactID: id,
 				Policy: &mds.ConfigPolicy{}, Status: mds.StatusLive, Stage: mds.StageGray,
-				Targeting: mds.Targeting{Rollout: &mds.Rollout{Percent: 30}, Salt: fmt.Sprintf("c%d", c)}, CreatedAt: time.Unix(1_780_000_000, 0)})
+				Targeting: mds.Targeting{Rollout: &mds.Rollout{Percent: float64(5 + 90*c/max(changes-1, 1))}, Salt: mds.ConfigCohort(a.ID)},
+				CreatedAt: time.Unix(1_780_000_000, 0)})
 		}
 	}
 	return l
