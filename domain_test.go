@@ -172,7 +172,9 @@ func TestTaskValidateAndApply(t *testing.T) {
 					want, ok = mds.StatusRolledBack, true
 				}
 				if a == mds.ActionPromote && ok && kind == mds.KindConfig {
-					want = mds.StatusStopped // without rules: the namespace's next version
+					// Without rules: the namespace's next version, from a
+					// live task only.
+					want, ok = mds.StatusStopped, from == mds.StatusLive
 				}
 				switch {
 				case a == mds.ActionRollback && kind != mds.KindHotpatch:

@@ -159,6 +159,10 @@ func (t *Task) Apply(a Action) error {
 			return nil
 		}
 	case ActionPromote:
+		if t.Kind == KindConfig && t.Stage == StageGray && !t.Targeting.HasRules() && t.Status != StatusLive {
+			return Errorf(ECONFLICT, "task %d is %s: promoting it would make its change the namespace's next version for every device; "+
+				"release or resume it first", t.ID, t.Status)
+		}
 		if t.Stage == StageGray && !t.Status.Finished() {
 			// The gates are dropped, not kept unused: what the task shows
 			// is what is in force.

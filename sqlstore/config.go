@@ -6,6 +6,8 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -149,6 +151,9 @@ func (s *Store) foldConfig(ctx context.Context, tx *sql.Tx, t *mds.Task, actor s
 	if err := s.lockApp(ctx, tx, t.AppID); err != nil {
 		return err
 	}
+	if err := s.foldable(ctx, tx, t, p); err != nil {
+		return err
+	}
 	msg := "promote task " + strconv.FormatInt(t.ID, 10)
 	if p.Message != "" {
 		msg += ": " + p.Message
@@ -158,6 +163,58 @@ func (s *Store) foldConfig(ctx context.Context, tx *sql.Tx, t *mds.Task, actor s
 		return err
 	}
 	return s.configBounds(ctx, tx, t.AppID)
+}
+
+// foldable refuses to make change p of task t its namespace's next
+// version when that would not give every device what it promises: an
+// older live change of the namespace sets or deletes one of its keys (its
+// audience would keep the older value over the new version), or a key it
+// sets has since changed type or schema in the current version (the fold
+// would undo that change, with a value nobody checked against it).
+func (s *Store) foldable(ctx context.Context, tx *sql.Tx, t *mds.Task, p *mds.ConfigSpec) error {
+	cur, err := s.findConfigVersion(ctx, tx, t.AppID, p.Namespace, 0)
+	if err != nil && mds.ErrorCode(err) != mds.ENOTFOUND {
+		return err
+	}
+	if cur != nil {
+		for name, k := range p.Set {
+			if old, ok := cur.Keys[name]; ok && (old.Type != k.Type || !bytes.Equal(old.Schema, k.Schema)) {
+				return mds.Errorf(mds.ECONFLICT, "%s.%s is a %s key with another schema, or of another type, in version %d than in task %d's change: "+
+					"stop the task and make the change again over the current key", p.Namespace, name, old.Type, cur.Number, t.ID)
+			}
+		}
+	}
+	rows, err := tx.QueryContext(ctx, s.q(`SELECT id, artifact_id FROM tasks WHERE app_id = ? AND kind = ? AND status = ? AND id < ? ORDER BY id`),
+		t.AppID, mds.KindConfig, mds.StatusLive, t.ID)
+	older, err := collect(rows, err, func(r scanner) ([2]int64, error) {
+		var ids [2]int64
+		return ids, r.Scan(&ids[0], &ids[1])
+	})
+	if err != nil {
+		return err
+	}
+	for _, ids := range older {
+		as, err := s.artifacts(ctx, tx, `WHERE app_id = ? AND id = ?`, t.AppID, ids[1])
+		if err != nil {
+			return err
+		}
+		o, ok := as[0].Spec.(*mds.ConfigSpec)
+		if !ok || o.Namespace != p.Namespace {
+			continue
+		}
+		for _, name := range touched(o) {
+			if _, set := p.Set[name]; set || slices.Contains(p.Delete, name) {
+				return mds.Errorf(mds.ECONFLICT, "task %d, live and older, also changes %s.%s, and would keep its value for its audience over the promoted version: "+
+					"promote or stop it first", ids[0], p.Namespace, name)
+			}
+		}
+	}
+	return nil
+}
+
+// touched lists the keys change p sets or deletes.
+func touched(p *mds.ConfigSpec) []string {
+	return append(slices.Collect(maps.Keys(p.Set)), p.Delete...)
 }
 
 // checkConfigRelease refuses to make config task t live when the app

@@ -994,3 +994,61 @@ func testConfigScoped(t *testing.T, s mds.Store) {
 		t.Error("an edit of an app that does not exist went in")
 	}
 }
+
+// testConfigFoldRefusals: a promotion that would not give every device
+// what it promises is refused, writing nothing: one of a paused change,
+// one whose keys an older live change also changes (its audience would
+// keep the older value over the new version), and one of a key whose type
+// or schema the namespace has changed since the change was written.
+func testConfigFoldRefusals(t *testing.T, s mds.Store) {
+	a := MustCreateApp(t, s, "shop")
+	mustEditConfig(t, s, a.ID, "one", mds.ConfigEdit{Namespace: "ui", Set: mds.ConfigKeys{"x": configValue(mds.ConfigInteger, "1"), "y": configString("a")}})
+	live := func(set mds.ConfigKeys) *mds.Task {
+		t.Helper()
+		task := newConfigTask(t, mustConfigChange(t, s, a, "ui", 1, set, nil, ""), mds.Targeting{})
+		task.Status = mds.StatusLive
+		if err := s.CreateTask(ctx(), task, "tester"); err != nil {
+			t.Fatal(err)
+		}
+		return task
+	}
+	older := live(mds.ConfigKeys{"x": configValue(mds.ConfigInteger, "2")})
+	newer := live(mds.ConfigKeys{"x": configValue(mds.ConfigInteger, "3"), "y": configString("b")})
+	unchanged := func(what string) {
+		t.Helper()
+		if got := configNumbers(t, s, a.ID, "ui", mds.Page{}); !slices.Equal(got, []int64{1}) && !slices.Equal(got, []int64{3, 2, 1}) {
+			t.Errorf("%s: versions %v", what, got)
+		}
+		if got, _ := s.FindTask(ctx(), a.ID, newer.ID); got.Status.Finished() || got.Stage != mds.StageGray {
+			t.Errorf("%s: the task is %s %s; want it as it was", what, got.Status, got.Stage)
+		}
+	}
+	_, err := apply(s, newer, mds.ActionPromote)
+	if wantCode(t, err, mds.ECONFLICT); err != nil && !strings.Contains(err.Error(), fmt.Sprintf("task %d", older.ID)) {
+		t.Errorf("the refusal does not name the older task: %v", err)
+	}
+	unchanged("with an older change of x live")
+	if _, err := apply(s, older, mds.ActionStop); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := apply(s, newer, mds.ActionPause); err != nil {
+		t.Fatal(err)
+	}
+	_, err = apply(s, newer, mds.ActionPromote)
+	wantCode(t, err, mds.ECONFLICT)
+	unchanged("paused")
+	if _, err := apply(s, newer, mds.ActionResume); err != nil {
+		t.Fatal(err)
+	}
+	mustEditConfig(t, s, a.ID, "x as text", mds.ConfigEdit{Namespace: "ui", Set: mds.ConfigKeys{"x": configString("one")}})
+	_, err = apply(s, newer, mds.ActionPromote)
+	wantCode(t, err, mds.ECONFLICT)
+	mustEditConfig(t, s, a.ID, "x a number again", mds.ConfigEdit{Namespace: "ui", Set: mds.ConfigKeys{"x": configValue(mds.ConfigInteger, "1")}})
+	unchanged("after x changed type")
+	if got, err := apply(s, newer, mds.ActionPromote); err != nil || got.Status != mds.StatusStopped {
+		t.Fatalf("promoting once nothing stands in the way: %+v, %v", got, err)
+	}
+	if v := currentConfigValues(t, s, a.ID, "ui"); v["x"] != "3" || v["y"] != `"b"` {
+		t.Errorf("after the promotion ui holds %v", v)
+	}
+}

@@ -73,6 +73,7 @@ func Run(t *testing.T, open Opener) {
 		{"ConfigRace", testConfigRace},
 		{"ConfigLiveCap", testConfigLiveCap},
 		{"ConfigPromote", testConfigPromote},
+		{"ConfigFoldRefusals", testConfigFoldRefusals},
 		{"ConfigLive", testConfigLive},
 		{"ConfigDeleteApp", testConfigDeleteApp},
 		{"ConfigScopedByApp", testConfigScoped},
