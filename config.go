@@ -40,13 +40,17 @@ const (
 	MaxConfigNamespaces = 100      // namespaces of one app
 	MaxConfigValue      = 64 << 10 // bytes of one value, as canonical JSON
 	MaxConfigSchema     = 64 << 10 // bytes of one key's JSON Schema
+	// MaxConfigBytes bounds the values and schemas of one app's current
+	// versions together, and those of one change: what devices fetch,
+	// nodes keep, and one request carries.
+	MaxConfigBytes = 4 << 20
 	// MaxLiveConfigChanges bounds the configuration tasks of one app live
 	// at once: a device's configuration is its namespaces' versions and
 	// the set of those changes that admit it.
 	MaxLiveConfigChanges = 64
 	maxConfigName        = 128
 	maxConfigDescription = 500
-	maxConfigMessage     = 1000
+	MaxConfigMessage     = 1000 // bytes of a version's or a change's message
 )
 
 // Validate reports whether t is a known type.
@@ -291,6 +295,16 @@ func (k ConfigKey) Equal(o ConfigKey) bool {
 // ConfigKeys are the keys of a namespace, by name.
 type ConfigKeys map[string]ConfigKey
 
+// Size is the bytes of the keys' names, values and schemas, which
+// MaxConfigBytes bounds.
+func (ks ConfigKeys) Size() int {
+	n := 0
+	for name, k := range ks {
+		n += len(name) + len(k.Value) + len(k.Schema)
+	}
+	return n
+}
+
 // Equal reports whether ks and o hold the same keys alike.
 func (ks ConfigKeys) Equal(o ConfigKeys) bool {
 	return maps.EqualFunc(ks, o, ConfigKey.Equal)
@@ -308,7 +322,9 @@ type ConfigVersion struct {
 	Number    int64      `json:"version"`
 	Keys      ConfigKeys `json:"keys,omitempty"`
 	KeyCount  int        `json:"key_count"`
-	Message   string     `json:"message"`
+	// Size is the bytes of its keys' names, values and schemas.
+	Size    int    `json:"size"`
+	Message string `json:"message"`
 	// Restores is the earlier version a rollback made this one a copy
 	// of, and Promotes the gray change (task) a promotion took in; 0
 	// otherwise.
@@ -350,6 +366,9 @@ func (e *ConfigEdit) Validate() error {
 func validKeyChange(ns string, set ConfigKeys, del []string) error {
 	if len(set)+len(del) > MaxConfigKeys {
 		return Errorf(EINVALID, "namespace %s: a change touches at most %d keys", ns, MaxConfigKeys)
+	}
+	if n := set.Size(); n > MaxConfigBytes {
+		return Errorf(EINVALID, "namespace %s: the change sets %d bytes of names, values and schemas; at most %d", ns, n, MaxConfigBytes)
 	}
 	for _, name := range slices.Sorted(maps.Keys(set)) {
 		k := set[name]
@@ -414,7 +433,7 @@ func (p *ConfigSpec) Validate(a *Artifact) error {
 	if err := validKeyChange(p.Namespace, p.Set, p.Delete); err != nil {
 		return err
 	}
-	if err := ValidText("message", p.Message, maxConfigMessage, true); err != nil {
+	if err := ValidText("message", p.Message, MaxConfigMessage, true); err != nil {
 		return err
 	}
 	if a.Platform != "" {

@@ -212,6 +212,23 @@ func TestConfigValidation(t *testing.T) {
 	if len(pkgs.Packages) != 0 {
 		t.Errorf("refused gray changes left packages: %+v", pkgs.Packages)
 	}
+	// A write of megabytes is taken, up to what an app may hold.
+	large := map[string]any{}
+	for i := range 40 {
+		large[fmt.Sprintf("text%02d", i)] = set("type", "string", "value", strings.Repeat("é", 30_000))
+	}
+	if out := e.editConfig("shop", map[string]any{"namespaces": map[string]any{"texts": map[string]any{"set": large}}}); len(out.Versions) != 1 || out.Versions[0].Size < 2_000_000 {
+		t.Errorf("a 2 MB write: %+v", out.Versions)
+	}
+	for i := range 40 {
+		large[fmt.Sprintf("more%02d", i)] = set("type", "string", "value", strings.Repeat("é", 30_000))
+	}
+	resp, b := e.request("POST", "/api/v1/apps/shop/config", e.admin, map[string]any{"namespaces": map[string]any{"texts": map[string]any{"set": large}}})
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(b), "at most 4194304") {
+		t.Errorf("a write past the bytes an app may hold: %d %.300s", resp.StatusCode, b)
+	}
+	e.editConfig("shop", map[string]any{"namespaces": map[string]any{"texts": map[string]any{"replace": true}}})
+
 	// A value keeps its key's schema: a valid one is taken.
 	v := e.editConfig("shop", map[string]any{"namespaces": map[string]any{"checkout": map[string]any{"set": map[string]any{
 		"banner": set("value", json.RawMessage(`{"title":"Bye"}`))}}}})

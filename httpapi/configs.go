@@ -20,8 +20,10 @@ import (
 func (s *Server) registerConfig() {
 	register(s, op("get-config", http.MethodGet, "/api/v1/apps/{app}/config",
 		"The current version of each of an app's namespaces, with its keys", "config", 0), s.getConfig)
-	register(s, op("edit-config", http.MethodPost, "/api/v1/apps/{app}/config",
-		"Set and delete keys of namespaces: a new version of each namespace changed, for every device at once (under the gray changes in force for it)", "config", 201), s.editConfig)
+	edit := op("edit-config", http.MethodPost, "/api/v1/apps/{app}/config",
+		"Set and delete keys of namespaces: a new version of each namespace changed, for every device at once (under the gray changes in force for it)", "config", 201)
+	edit.MaxBodyBytes = maxConfigRequest
+	register(s, edit, s.editConfig)
 	register(s, op("get-config-version", http.MethodGet, "/api/v1/apps/{app}/config/{namespace}",
 		"A version of a namespace with its keys: the current one unless version is given", "config", 0), s.getConfigVersion)
 	register(s, op("config-history", http.MethodGet, "/api/v1/apps/{app}/config/{namespace}/versions",
@@ -30,9 +32,16 @@ func (s *Server) registerConfig() {
 		"How a namespace differs from one version to another", "config", 0), s.configDiff)
 	register(s, op("config-rollback", http.MethodPost, "/api/v1/apps/{app}/config/{namespace}/rollback",
 		"Make a new version of a namespace that holds what an earlier version held", "config", 201), s.configRollback)
-	register(s, op("create-config-change", http.MethodPost, "/api/v1/apps/{app}/config/changes",
-		"Describe a gray change of a namespace: a package of kind config, which a task releases to its audience (create one with its package_id)", "config", 201), s.createConfigChange)
+	change := op("create-config-change", http.MethodPost, "/api/v1/apps/{app}/config/changes",
+		"Describe a gray change of a namespace: a package of kind config, which a task releases to its audience (create one with its package_id)", "config", 201)
+	change.MaxBodyBytes = maxConfigRequest
+	register(s, change, s.createConfigChange)
 }
+
+// maxConfigRequest bounds a request that writes configuration: the
+// bytes an app may hold (mds.MaxConfigBytes), written as JSON, whose
+// escapes may double them, and the request's own members.
+const maxConfigRequest = 2*mds.MaxConfigBytes + 1<<20
 
 type configVersionsBody struct {
 	Body api.ConfigVersions
@@ -86,7 +95,7 @@ func (s *Server) editConfig(ctx context.Context, in *editConfigInput) (*configVe
 		}
 		edits = append(edits, edit)
 	}
-	if err := mds.ValidText("message", in.Body.Message, 1000, true); err != nil {
+	if err := mds.ValidText("message", in.Body.Message, mds.MaxConfigMessage, true); err != nil {
 		return nil, err
 	}
 	return s.writeConfig(ctx, a, in.Body.Message, edits)
@@ -238,7 +247,7 @@ func (s *Server) configRollback(ctx context.Context, in *configRollbackInput) (*
 	if msg == "" {
 		msg = "roll back to version " + strconv.FormatInt(in.Body.To, 10)
 	}
-	if err := mds.ValidText("message", msg, 1000, true); err != nil {
+	if err := mds.ValidText("message", msg, mds.MaxConfigMessage, true); err != nil {
 		return nil, err
 	}
 	return s.writeConfig(ctx, a, msg, []mds.ConfigEdit{{Namespace: in.Namespace, Restore: in.Body.To}})

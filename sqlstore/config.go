@@ -20,7 +20,7 @@ import (
 // task like any other, and promoting one without rules makes it a version
 // (foldConfig).
 
-const configColumns = `id, app_id, namespace, number, keys, key_count, message, restores, promotes, created_at, created_by`
+const configColumns = `id, app_id, namespace, number, keys, key_count, size, message, restores, promotes, created_at, created_by`
 
 // EditConfig implements mds.ConfigStore.
 func (s *Store) EditConfig(ctx context.Context, appID int64, actor, message string, edits []mds.ConfigEdit) ([]*mds.ConfigVersion, error) {
@@ -98,14 +98,14 @@ func (s *Store) editConfig(ctx context.Context, tx *sql.Tx, appID int64, actor, 
 			return nil, nil
 		}
 	}
-	next.KeyCount = len(next.Keys)
+	next.KeyCount, next.Size = len(next.Keys), next.Keys.Size()
 	keys, err := encodeJSON(next.Keys)
 	if err != nil {
 		return nil, err
 	}
-	err = tx.QueryRowContext(ctx, s.q(`INSERT INTO config_versions (app_id, namespace, number, keys, key_count, message, restores, promotes, created_at, created_by)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`),
-		appID, next.Namespace, next.Number, string(keys), next.KeyCount, next.Message, nullID(next.Restores), nullID(next.Promotes),
+	err = tx.QueryRowContext(ctx, s.q(`INSERT INTO config_versions (app_id, namespace, number, keys, key_count, size, message, restores, promotes, created_at, created_by)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`),
+		appID, next.Namespace, next.Number, string(keys), next.KeyCount, next.Size, next.Message, nullID(next.Restores), nullID(next.Promotes),
 		millis(next.CreatedAt), actor).Scan(&next.ID)
 	if err != nil {
 		// Only a writer that skipped the app's lock could race us here.
@@ -115,16 +115,18 @@ func (s *Store) editConfig(ctx context.Context, tx *sql.Tx, appID int64, actor, 
 }
 
 // configBounds refuses the app's current versions if they hold more keys,
-// or keys in more namespaces, than an app may: every device's answer
-// names each namespace, and its configuration is fetched whole.
+// keys in more namespaces, or more bytes than an app may: every device's
+// configuration names each namespace, and a node keeps them in memory.
 func (s *Store) configBounds(ctx context.Context, tx *sql.Tx, appID int64) error {
-	var keys, namespaces int64
-	err := tx.QueryRowContext(ctx, s.q(`SELECT COALESCE(SUM(v.key_count), 0), COUNT(*) FROM config_versions v
+	var keys, namespaces, size int64
+	err := tx.QueryRowContext(ctx, s.q(`SELECT COALESCE(SUM(v.key_count), 0), COUNT(*), COALESCE(SUM(v.size), 0) FROM config_versions v
 		WHERE v.app_id = ? AND v.key_count > 0
-		AND v.number = (SELECT MAX(number) FROM config_versions c WHERE c.app_id = v.app_id AND c.namespace = v.namespace)`), appID).Scan(&keys, &namespaces)
+		AND v.number = (SELECT MAX(number) FROM config_versions c WHERE c.app_id = v.app_id AND c.namespace = v.namespace)`), appID).Scan(&keys, &namespaces, &size)
 	switch {
 	case err != nil:
 		return err
+	case size > mds.MaxConfigBytes:
+		return mds.Errorf(mds.EINVALID, "the app's configuration would be %d bytes of names, values and schemas; an app holds at most %d, in all its namespaces together", size, mds.MaxConfigBytes)
 	case keys > mds.MaxConfigKeys:
 		return mds.Errorf(mds.EINVALID, "the app would hold %d configuration keys; an app holds at most %d, in all its namespaces together", keys, mds.MaxConfigKeys)
 	case namespaces > mds.MaxConfigNamespaces:
@@ -298,7 +300,7 @@ func scanConfigVersion(r scanner) (*mds.ConfigVersion, error) {
 	var keys string
 	var restores, promotes sql.NullInt64
 	var created int64
-	err := r.Scan(&v.ID, &v.AppID, &v.Namespace, &v.Number, &keys, &v.KeyCount, &v.Message, &restores, &promotes, &created, &v.CreatedBy)
+	err := r.Scan(&v.ID, &v.AppID, &v.Namespace, &v.Number, &keys, &v.KeyCount, &v.Size, &v.Message, &restores, &promotes, &created, &v.CreatedBy)
 	if err != nil {
 		return nil, err
 	}

@@ -1052,3 +1052,29 @@ func testConfigFoldRefusals(t *testing.T, s mds.Store) {
 		t.Errorf("after the promotion ui holds %v", v)
 	}
 }
+
+// testConfigBytes: an app's current versions hold at most MaxConfigBytes
+// of names, values and schemas together; a write past it is refused
+// whole, and a version says its size.
+func testConfigBytes(t *testing.T, s mds.Store) {
+	a := MustCreateApp(t, s, "shop")
+	big := func(prefix string, n int) mds.ConfigKeys {
+		ks := mds.ConfigKeys{}
+		for i := range n {
+			ks[fmt.Sprintf("%s%02d", prefix, i)] = configString(strings.Repeat("x", 60_000))
+		}
+		return ks
+	}
+	v := mustEditConfig(t, s, a.ID, "", mds.ConfigEdit{Namespace: "a", Set: big("a", 40)})
+	if want := 40 * (3 + 60_002); v[0].Size != want {
+		t.Errorf("version size %d, want %d", v[0].Size, want)
+	}
+	rev := revision(t, s)
+	_, err := s.EditConfig(ctx(), a.ID, "alice", "", []mds.ConfigEdit{{Namespace: "b", Set: big("b", 30)}})
+	wantCode(t, err, mds.EINVALID)
+	if _, err := s.FindConfigVersion(ctx(), a.ID, "b", 0); mds.ErrorCode(err) != mds.ENOTFOUND || revision(t, s) != rev {
+		t.Errorf("a write past the bytes bound was kept: %v", err)
+	}
+	// Room made in the same write lets it in.
+	mustEditConfig(t, s, a.ID, "", mds.ConfigEdit{Namespace: "a", Replace: true, Set: big("a", 10)}, mds.ConfigEdit{Namespace: "b", Set: big("b", 30)})
+}

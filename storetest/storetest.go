@@ -74,6 +74,7 @@ func Run(t *testing.T, open Opener) {
 		{"ConfigLiveCap", testConfigLiveCap},
 		{"ConfigPromote", testConfigPromote},
 		{"ConfigFoldRefusals", testConfigFoldRefusals},
+		{"ConfigBytes", testConfigBytes},
 		{"ConfigLive", testConfigLive},
 		{"ConfigDeleteApp", testConfigDeleteApp},
 		{"ConfigScopedByApp", testConfigScoped},

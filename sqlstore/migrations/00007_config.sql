@@ -14,6 +14,7 @@ CREATE TABLE config_versions (
     number     {{.Int}} NOT NULL CHECK (number > 0),
     keys       TEXT    NOT NULL,
     key_count  {{.Int}} NOT NULL CHECK (key_count >= 0),
+    size       {{.Int}} NOT NULL CHECK (size >= 0),
     message    TEXT    NOT NULL,
     restores   {{.Int}},
     promotes   {{.Int}} REFERENCES tasks (id) ON DELETE SET NULL,
