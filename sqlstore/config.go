@@ -236,6 +236,50 @@ func (s *Store) checkConfigRelease(ctx context.Context, tx *sql.Tx, t *mds.Task)
 	if live >= mds.MaxLiveConfigChanges {
 		return mds.Errorf(mds.ECONFLICT, "the app has %d configuration changes live, the most it may; promote or stop one first", live)
 	}
+	return s.liveConfigBounds(ctx, tx, t)
+}
+
+// liveConfigBounds refuses to make config task t live when a device could
+// then see more keys, or keys in more namespaces, than an app may hold
+// (the app's current keys and those its live changes add), or when its
+// live changes would set more than MaxConfigBytes together.
+func (s *Store) liveConfigBounds(ctx context.Context, tx *sql.Tx, t *mds.Task) error {
+	current, err := s.currentConfig(ctx, tx, `v.app_id = ?`, []any{t.AppID}, true)
+	if err != nil {
+		return err
+	}
+	keys, namespaces := map[[2]string]bool{}, map[string]bool{}
+	for _, v := range current {
+		namespaces[v.Namespace] = true
+		for name := range v.Keys {
+			keys[[2]string{v.Namespace, name}] = true
+		}
+	}
+	changes, err := s.artifacts(ctx, tx, `WHERE app_id = ? AND kind = ? AND (id = ? OR id IN (SELECT artifact_id FROM tasks WHERE app_id = ? AND kind = ? AND status = ? AND id <> ?))`,
+		t.AppID, mds.KindConfig, t.ArtifactID, t.AppID, mds.KindConfig, mds.StatusLive, t.ID)
+	if err != nil {
+		return err
+	}
+	size := 0
+	for _, a := range changes {
+		p, ok := a.Spec.(*mds.ConfigSpec)
+		if !ok {
+			continue
+		}
+		namespaces[p.Namespace] = true
+		for name := range p.Set {
+			keys[[2]string{p.Namespace, name}] = true
+		}
+		size += p.Set.Size()
+	}
+	switch {
+	case len(keys) > mds.MaxConfigKeys:
+		return mds.Errorf(mds.EINVALID, "with this change live, devices could see %d configuration keys; an app holds at most %d: promote or stop a change first", len(keys), mds.MaxConfigKeys)
+	case len(namespaces) > mds.MaxConfigNamespaces:
+		return mds.Errorf(mds.EINVALID, "with this change live, devices could see keys in %d namespaces; an app holds at most %d", len(namespaces), mds.MaxConfigNamespaces)
+	case size > mds.MaxConfigBytes:
+		return mds.Errorf(mds.EINVALID, "with this change live, the app's live changes would set %d bytes of names, values and schemas; at most %d together", size, mds.MaxConfigBytes)
+	}
 	return nil
 }
 

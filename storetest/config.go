@@ -785,7 +785,8 @@ func testConfigPromote(t *testing.T, s mds.Store) {
 		t.Errorf("LoadLive tasks %v, %v; want the ruled task, official", set.Tasks, err)
 	}
 
-	// A promotion the bounds refuse leaves the task live and gray.
+	// A change the bounds would not hold is refused when it is released,
+	// so that no device sees past them before it could be promoted.
 	b := MustCreateApp(t, s, "blog")
 	var full []mds.ConfigEdit
 	for i := range mds.MaxConfigNamespaces {
@@ -793,25 +794,19 @@ func testConfigPromote(t *testing.T, s mds.Store) {
 	}
 	mustEditConfig(t, s, b.ID, "", full...)
 	over := newConfigTask(t, mustConfigChange(t, s, b, "one_more", 0, mds.ConfigKeys{"on": configValue(mds.ConfigBoolean, "true")}, nil, ""), mds.Targeting{})
+	rev = revision(t, s)
+	over.Status = mds.StatusLive
+	wantCode(t, s.CreateTask(ctx(), over, "tester"), mds.EINVALID)
+	if revision(t, s) != rev {
+		t.Error("a refused release moved the revision")
+	}
+	// Once a namespace is emptied, it goes in, and its promotion makes
+	// version 1 of a namespace the change was written without a version of.
+	mustEditConfig(t, s, b.ID, "", mds.ConfigEdit{Namespace: "ns000", Replace: true})
 	over.Status = mds.StatusLive
 	if err := s.CreateTask(ctx(), over, "tester"); err != nil {
 		t.Fatal(err)
 	}
-	rev = revision(t, s)
-	_, err = apply(s, over, mds.ActionPromote)
-	wantCode(t, err, mds.EINVALID)
-	if got, _ := s.FindTask(ctx(), b.ID, over.ID); got.Status != mds.StatusLive || got.Stage != mds.StageGray {
-		t.Errorf("a refused promotion left the task %s %s; want live and gray", got.Status, got.Stage)
-	}
-	if _, err := s.FindConfigVersion(ctx(), b.ID, "one_more", 0); mds.ErrorCode(err) != mds.ENOTFOUND {
-		t.Errorf("a refused promotion made a version: %v", err)
-	}
-	if revision(t, s) != rev {
-		t.Error("a refused promotion moved the revision")
-	}
-	// Once a namespace is emptied, it goes in, as version 1 of a
-	// namespace the change was written without a version of.
-	mustEditConfig(t, s, b.ID, "", mds.ConfigEdit{Namespace: "ns000", Replace: true})
 	if got, err := apply(s, over, mds.ActionPromote); err != nil || got.Status != mds.StatusStopped {
 		t.Fatalf("promoting after room was made: %+v, %v", got, err)
 	}
@@ -1077,4 +1072,31 @@ func testConfigBytes(t *testing.T, s mds.Store) {
 	}
 	// Room made in the same write lets it in.
 	mustEditConfig(t, s, a.ID, "", mds.ConfigEdit{Namespace: "a", Replace: true, Set: big("a", 10)}, mds.ConfigEdit{Namespace: "b", Set: big("b", 30)})
+}
+
+// testConfigLiveBounds: releasing a gray change is refused when devices
+// could then see more keys, or keys in more namespaces, than an app may
+// hold, counting the keys its live changes add.
+func testConfigLiveBounds(t *testing.T, s mds.Store) {
+	a := MustCreateApp(t, s, "shop")
+	mustEditConfig(t, s, a.ID, "", mds.ConfigEdit{Namespace: "big", Set: manyConfigKeys("k", mds.MaxConfigKeys-10)})
+	release := func(set mds.ConfigKeys) error {
+		task := newConfigTask(t, mustConfigChange(t, s, a, "extra", 0, set, nil, ""), mds.Targeting{})
+		task.Status = mds.StatusLive
+		return s.CreateTask(ctx(), task, "tester")
+	}
+	if err := release(manyConfigKeys("a", 6)); err != nil {
+		t.Fatal(err)
+	}
+	// The same keys again add nothing; new ones past the bound are refused.
+	if err := release(manyConfigKeys("a", 6)); err != nil {
+		t.Fatal(err)
+	}
+	wantCode(t, release(manyConfigKeys("b", 5)), mds.EINVALID)
+	if n := liveConfigTasks(t, s, a.ID); n != 2 {
+		t.Errorf("%d changes live, want 2", n)
+	}
+	if err := release(manyConfigKeys("b", 4)); err != nil {
+		t.Fatal(err)
+	}
 }

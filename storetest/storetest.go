@@ -75,6 +75,7 @@ func Run(t *testing.T, open Opener) {
 		{"ConfigPromote", testConfigPromote},
 		{"ConfigFoldRefusals", testConfigFoldRefusals},
 		{"ConfigBytes", testConfigBytes},
+		{"ConfigLiveBounds", testConfigLiveBounds},
 		{"ConfigLive", testConfigLive},
 		{"ConfigDeleteApp", testConfigDeleteApp},
 		{"ConfigScopedByApp", testConfigScoped},
