@@ -1,10 +1,9 @@
 // Package config is remote configuration beyond what every layer shares
 // (the root package's names, types, limits and canonical values): the
 // JSON Schemas teams attach to JSON keys, checked on every write so that
-// a value that does not fit cannot ship; the differences between two
-// versions of a namespace; and what a device sees of one, its version
-// overlaid by the gray changes in force for it, newest first. Pure: no
-// storage, no HTTP.
+// a value that does not fit cannot ship; and what a device sees of a
+// namespace, its version overlaid by the gray changes in force for it,
+// newest first. Pure: no storage, no HTTP.
 package config
 
 import (

@@ -78,7 +78,7 @@ func (s *Server) editConfig(ctx context.Context, in *editConfigInput) (*configVe
 	var edits []mds.ConfigEdit
 	for _, ns := range slices.Sorted(maps.Keys(in.Body.Namespaces)) {
 		e := in.Body.Namespaces[ns]
-		cur, err := s.currentKeys(ctx, a.ID, ns)
+		cur, curNumber, err := s.currentKeys(ctx, a.ID, ns)
 		if err != nil {
 			return nil, err
 		}
@@ -87,6 +87,11 @@ func (s *Server) editConfig(ctx context.Context, in *editConfigInput) (*configVe
 			return nil, err
 		}
 		edit := mds.ConfigEdit{Namespace: ns, Base: e.Base, Set: set, Delete: e.Delete, Replace: e.Replace}
+		if edit.Base == nil && inherits(e.Set) {
+			// Keys were completed from the version just read: a version
+			// made since (with a schema added, say) is not undone.
+			edit.Base = &curNumber
+		}
 		if err := edit.Validate(); err != nil {
 			return nil, err
 		}
@@ -118,20 +123,31 @@ func (s *Server) writeConfig(ctx context.Context, a *mds.App, message string, ed
 	return &configVersionsBody{Body: api.ConfigVersions{Versions: nonNil(versions)}}, nil
 }
 
-// currentKeys are the keys of namespace ns's current version; none for a
-// namespace without versions.
-func (s *Server) currentKeys(ctx context.Context, appID int64, ns string) (mds.ConfigKeys, error) {
+// currentKeys are the keys and number of namespace ns's current version;
+// none and 0 for a namespace without versions.
+func (s *Server) currentKeys(ctx context.Context, appID int64, ns string) (mds.ConfigKeys, int64, error) {
 	if err := mds.ValidConfigNamespace(ns); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	v, err := s.store.FindConfigVersion(ctx, appID, ns, 0)
 	switch {
 	case mds.ErrorCode(err) == mds.ENOTFOUND:
-		return mds.ConfigKeys{}, nil
+		return mds.ConfigKeys{}, 0, nil
 	case err != nil:
-		return nil, err
+		return nil, 0, err
 	}
-	return v.Keys, nil
+	return v.Keys, v.Number, nil
+}
+
+// inherits reports whether a key of set takes its type, schema and
+// description from the current version (resolveKeys).
+func inherits(set map[string]api.SetKey) bool {
+	for _, k := range set {
+		if k.Type == "" {
+			return true
+		}
+	}
+	return false
 }
 
 // resolveKeys turns keys as a write gives them into keys of namespace ns:
