@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -729,22 +728,13 @@ func writeYAML(buf *bytes.Buffer, n *yaml.Node, path string, depth int) error {
 			}
 			buf.WriteString(strconv.FormatBool(b))
 		case "!!int", "!!float":
-			if isJSONNumber(n.Value) {
-				buf.WriteString(n.Value) // as written: 1.10 stays 1.10
-				break
+			// Only numbers as JSON writes them: YAML reads 010 as 8,
+			// 0x1f, 1_000 and .inf too, which a reader of the file would
+			// not take for those values.
+			if !isJSONNumber(n.Value) {
+				return fail("%s is a number as YAML writes one, not as JSON does: write it in plain decimal, or quote it for text", n.Value)
 			}
-			var v any
-			if err := n.Decode(&v); err != nil {
-				return fail("%v", err)
-			}
-			if f, ok := v.(float64); ok && (math.IsInf(f, 0) || math.IsNaN(f)) {
-				return fail("%s is not a finite number", n.Value)
-			}
-			b, err := json.Marshal(v)
-			if err != nil {
-				return fail("%s: %v", n.Value, err)
-			}
-			buf.Write(b)
+			buf.WriteString(n.Value) // as written: 1.10 stays 1.10
 		case "!!str", "!!timestamp", "!!binary":
 			b, _ := json.Marshal(n.Value)
 			buf.Write(b)

@@ -254,7 +254,8 @@ func TestCLIConfigApply(t *testing.T) {
 		"top.yaml":      {"namespace: {}\n", `unknown field "namespace"`},
 		"twice.yaml":    {"namespaces:\n  checkout:\n    n: {type: integer, value: 1}\n    n: {type: integer, value: 2}\n", "line 4 (namespaces.checkout.n): n is given twice"},
 		"syntax.yaml":   {"namespaces:\n  checkout: [\n", "yaml: line 2"},
-		"inf.yaml":      {"namespaces:\n  checkout:\n    f: {type: float, value: .inf}\n", "line 3 (namespaces.checkout.f.value): .inf is not a finite number"},
+		"inf.yaml":      {"namespaces:\n  checkout:\n    f: {type: float, value: .inf}\n", "line 3 (namespaces.checkout.f.value): .inf is a number as YAML writes one, not as JSON does"},
+		"octal.yaml":    {"namespaces:\n  checkout:\n    z: {type: json, value: {zip: 01234}}\n", "line 3 (namespaces.checkout.z.value.zip): 01234 is a number as YAML writes one, not as JSON does"},
 		"syntax.json":   {"{\n  \"namespaces\": {\n    \"checkout\": {,}\n  }\n}", "line 3: invalid character ','"},
 		"empty.yaml":    {"", "the file is empty"},
 	} {
