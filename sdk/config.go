@@ -91,8 +91,11 @@ var ErrConfigMoved = errors.New("the configuration changed since the answer: che
 // the digest of the index it came from ("" for none). Once made it is
 // never changed, so getters read it without a lock.
 type heldConfig struct {
-	Format     int                       `json:"format"`
-	App        string                    `json:"app"`
+	Format int    `json:"format"`
+	App    string `json:"app"`
+	// Version is that of the answer it came from: an older answer, taken
+	// late, does not replace it.
+	Version    int64                     `json:"version"`
 	Index      string                    `json:"index"`
 	Namespaces map[string]*heldNamespace `json:"namespaces"`
 }
@@ -216,10 +219,14 @@ func (c *Client) followsConfig(a *Answer) error {
 // updateConfig is UpdateConfig under s.update.
 func (c *Client) updateConfig(ctx context.Context, s *configStore, a *Answer) ([]string, error) {
 	held := s.held.Load()
+	if a.Version < held.Version {
+		return nil, refusal(ErrReplay, "the answer is version %d, and the configuration held came from version %d: check again", a.Version, held.Version)
+	}
 	next, moved, err := c.nextConfig(ctx, held, a.Config)
 	if err != nil || !moved {
 		return nil, err
 	}
+	next.Version = a.Version
 	changed := changes(held, next)
 	if err := c.saveConfig(s, next); err != nil {
 		return nil, err

@@ -529,3 +529,41 @@ func TestConfigFollowsCheckedAnswers(t *testing.T) {
 		t.Errorf("refused answers changed the configuration: %s", v)
 	}
 }
+
+// TestConfigNotReplaced: a configuration held is not replaced by one
+// from an older answer, however late that answer is followed.
+func TestConfigNotReplaced(t *testing.T) {
+	w := newWorld(t)
+	w.setConfig("home", api.NamespaceEdit{Set: map[string]api.SetKey{"tiles": typed(mds.ConfigInteger, "6")}})
+	dir := t.TempDir()
+	dev := open(t, dir, w.deviceConfig("d"))
+	assertChanged(t, configure(t, dev), "home.tiles")
+	dev.Close()
+	// As if a newer answer's configuration had been taken in meanwhile.
+	path := filepath.Join(dir, "config.json")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var held map[string]any
+	if err := json.Unmarshal(b, &held); err != nil || held["version"] == nil {
+		t.Fatalf("config.json %s: %v", b, err)
+	}
+	held["version"] = 1 << 40
+	b, _ = json.Marshal(held)
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dev = open(t, dir, w.deviceConfig("d"))
+	w.setConfig("home", api.NamespaceEdit{Set: map[string]api.SetKey{"tiles": valued("8")}})
+	a, err := dev.Check(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dev.UpdateConfig(t.Context(), a); !errors.Is(err, sdk.ErrReplay) {
+		t.Errorf("an answer older than the configuration held: %v", err)
+	}
+	if dev.Int("home.tiles", 0) != 6 {
+		t.Errorf("the configuration held was replaced: %s", dev.ConfigValues())
+	}
+}
