@@ -132,7 +132,8 @@ replace the whole list). Without --device-id a random one is made once.`,
 		Use:   "watch --state DIR",
 		Short: "Watch for changes and follow each answer as apply does, until interrupted",
 		Long: `Keep a watch open and, each time the server sends this device a new answer,
-follow its hotpatch instruction as apply does, printing what was done. A rollback
+follow its hotpatch instruction as apply does, printing what was done, and keep its
+configuration as device config does, saying which keys changed. A rollback
 reaches the device within a second of the release being rolled back, without a
 check. When the node cannot stream, the device checks instead and watches again
 later; it reconnects by itself after a failure or a node shutting down.`,
@@ -141,11 +142,20 @@ later; it reconnects by itself after a failure or a node shutting down.`,
 			// An apply that fails is reported, and the answer handed again
 			// after a backoff: the watch goes on.
 			err := c.Watch(cmd.Context(), sdk.WatchConfig{}, func(a *sdk.Answer) error {
+				// The configuration is followed whatever becomes of the
+				// patch, and the other way round.
+				changed, configErr := c.UpdateConfig(cmd.Context(), a)
+				if len(changed) > 0 {
+					fmt.Fprintf(cmd.ErrOrStderr(), "configuration changed: %s\n", strings.Join(changed, ", "))
+				}
 				r, err := c.Apply(cmd.Context(), a)
 				if err != nil {
+					return errors.Join(err, configErr)
+				}
+				if err := out.print(cmd, r, func(w io.Writer) { fmt.Fprintln(w, describeResult(r)) }); err != nil {
 					return err
 				}
-				return out.print(cmd, r, func(w io.Writer) { fmt.Fprintln(w, describeResult(r)) })
+				return configErr
 			}, func(err error) { fmt.Fprintln(cmd.ErrOrStderr(), "mds device watch:", err) })
 			if errors.Is(err, context.Canceled) {
 				return nil // interrupted

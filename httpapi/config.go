@@ -341,7 +341,7 @@ func (s *Server) configDocument(w http.ResponseWriter, r *http.Request) {
 	// The URL names the content: it never changes.
 	h.Set("Cache-Control", "public, max-age=31536000, immutable")
 	h.Set("Content-Type", "application/json")
-	if r.Header.Get("If-None-Match") == `"`+sum+`"` {
+	if etagMatch(r.Header.Get("If-None-Match"), `"`+sum+`"`) {
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
