@@ -39,6 +39,14 @@ type ConfigNamespace struct {
 	Changes uint64
 }
 
+// Number is the number of the namespace's current version, 0 for none.
+func (n *ConfigNamespace) Number() int64 {
+	if n.Version == nil {
+		return 0
+	}
+	return n.Version.Number
+}
+
 // ConfigChange is a live configuration task with what it changes.
 type ConfigChange struct {
 	*Offer

@@ -135,10 +135,7 @@ func (m *configMemo) build(c *delivery.Config, set uint64) (*configIndex, map[do
 			doc = buildDoc(c, k)
 			fresh[k] = doc
 		}
-		e := &configEntry{Gray: []int64{}, SHA256: doc.sha256, Size: len(doc.body)}
-		if n.Version != nil {
-			e.Version = n.Version.Number
-		}
+		e := &configEntry{Version: n.Number(), Gray: []int64{}, SHA256: doc.sha256, Size: len(doc.body)}
 		for _, ch := range c.Of(n, set) {
 			e.Gray = append(e.Gray, ch.Task.ID)
 		}
@@ -224,11 +221,7 @@ func configDocument(n *delivery.ConfigNamespace, changes []*delivery.ConfigChang
 	name, _ := json.Marshal(n.Name)
 	b := append([]byte(`{"namespace":`), name...)
 	b = append(b, `,"version":`...)
-	var number int64
-	if n.Version != nil {
-		number = n.Version.Number
-	}
-	b = strconv.AppendInt(b, number, 10)
+	b = strconv.AppendInt(b, n.Number(), 10)
 	b = append(b, `,"gray":[`...)
 	for i, c := range changes {
 		if i > 0 {
@@ -318,7 +311,8 @@ func (s *Server) configDocument(w http.ResponseWriter, r *http.Request) {
 		if x.sha256 == sum {
 			body = x.body
 		}
-	} else if i := slices.IndexFunc(c.Namespaces, func(n delivery.ConfigNamespace) bool { return n.Name == q.Get("ns") }); i >= 0 && set&^c.Namespaces[i].Changes == 0 {
+	} else if i := slices.IndexFunc(c.Namespaces, func(n delivery.ConfigNamespace) bool { return n.Name == q.Get("ns") }); i >= 0 &&
+		set&^c.Namespaces[i].Changes == 0 && q.Get("version") == strconv.FormatInt(c.Namespaces[i].Number(), 10) {
 		k := docKey{ns: i, set: set}
 		d := (*m.docs.Load())[k]
 		if d == nil {

@@ -319,10 +319,7 @@ func explainConfig(ch delivery.ConfigChoice) []api.ExplainedNamespace {
 	for i := range ch.Config.Namespaces {
 		n := &ch.Config.Namespaces[i]
 		values, from := effective(ch.Config, n, ch.Admitted)
-		e := api.ExplainedNamespace{Namespace: n.Name, Gray: []int64{}, Keys: []api.ExplainedKey{}}
-		if n.Version != nil {
-			e.Version = n.Version.Number
-		}
+		e := api.ExplainedNamespace{Namespace: n.Name, Version: n.Number(), Gray: []int64{}, Keys: []api.ExplainedKey{}}
 		for _, c := range ch.Config.Of(n, ch.Admitted) {
 			e.Gray = append(e.Gray, c.Task.ID)
 		}
