@@ -770,3 +770,32 @@ func TestEveryone(t *testing.T) {
 		}
 	}
 }
+
+// TestBucketSharedBySalt: one input asked by tasks of one salt and of
+// others, in any order, decides each as its own bucket says.
+func TestBucketSharedBySalt(t *testing.T) {
+	cat := gray.NewCatalog(nil, nil)
+	var tasks []*gray.Audience
+	var salts []string
+	var percents []float64
+	for i := range 12 {
+		salt := []string{"config-1", "config-1", "other"}[i%3]
+		task := grayTask(mds.Targeting{Rollout: &mds.Rollout{Percent: float64(5 + 8*i)}})
+		task.Targeting.Salt = salt
+		a, err := cat.Compile(task)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tasks, salts, percents = append(tasks, a), append(salts, salt), append(percents, float64(5+8*i))
+	}
+	for d := range 300 {
+		dev := &mds.Device{DeviceID: fmt.Sprintf("dev-%d", d), Platform: mds.Android, AppVersion: "1.0"}
+		in := gray.NewInput(dev, netip.Addr{}, time.Now())
+		for i, a := range tasks {
+			want := float64(gray.Bucket(salts[i], dev.DeviceID)) < percents[i]*100
+			if got := a.Decide(&in, nil); got != want {
+				t.Fatalf("device %s, task %d (salt %s, %v%%): %v, want %v", dev.DeviceID, i, salts[i], percents[i], got, want)
+			}
+		}
+	}
+}

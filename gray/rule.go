@@ -46,6 +46,21 @@ type Input struct {
 	appVersionParsed, osParsed bool
 	deviceHash, userHash       uint64
 	deviceHashed, userHashed   bool
+
+	// The last rollout bucket worked out: tasks that share a salt (an
+	// app's configuration tasks, mds.ConfigCohort) share the bucket.
+	bucketSalt, bucketKey string
+	bucketOf              int
+	bucketKnown           bool
+}
+
+// bucket is Bucket(salt, key), worked out once for a run of tasks of one
+// salt.
+func (in *Input) bucket(salt, key string) int {
+	if !in.bucketKnown || in.bucketSalt != salt || in.bucketKey != key {
+		in.bucketSalt, in.bucketKey, in.bucketOf, in.bucketKnown = salt, key, Bucket(salt, key), true
+	}
+	return in.bucketOf
 }
 
 // NewInput prepares an input for d. Every caller, the check and explain

@@ -207,7 +207,7 @@ func (t *Audience) decide(in *Input, adm Admitter, ex *explainer) bool {
 		key := stickyKey(r.Stickiness, d)
 		bp := r.BasisPointsAt(in.Now)
 		if key != "" {
-			b := Bucket(t.salt, key)
+			b := in.bucket(t.salt, key)
 			if b < bp {
 				if ex != nil {
 					ex.pass("rollout", "%s %q falls in bucket %d of %d; rollout admits buckets below %d (%s)", r.Stickiness, key, b, Buckets, bp, pct(bp))
