@@ -290,11 +290,11 @@ func (set *answerSet) memo(o *delivery.Offer, v int, build func() any) *section 
 // a copy, under mu, which replaces it. The heads its answers share are
 // only read under mu.
 type appAnswers struct {
-	set     *answerSet
-	epoch   int64
-	prefix  [2][]byte // the frame before the device's state, for the app's key and its previous key
-	mu      sync.Mutex
-	heads   map[headKey]*stateHead
+	set    *answerSet
+	epoch  int64
+	prefix [2][]byte // the frame before the device's state, for the app's key and its previous key
+	mu     sync.Mutex
+	heads  map[headKey]*stateHead
 	// answers are in shards, by a hash of their key: adding one copies
 	// its shard alone, so that filling the memo costs a sixteenth of
 	// copying one map.
