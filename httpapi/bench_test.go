@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -216,63 +217,35 @@ func TestCheckDoesNotAllocate(t *testing.T) {
 		{configured, devices, true},
 	} {
 		etags := c.etags
-		if c.load == hotpatched {
-			// The devices are told to apply patches and to roll back.
-			told := map[string]int{}
-			snap := delivery.Compile(c.load.Set, nil)
-			for _, d := range c.devices {
-				in := gray.NewInput(d, netip.Addr{}, time.Now())
-				var dec delivery.Decision
-				err := snap.Evaluate(&in, nil, &dec)
-				switch {
-				case err != nil:
-					t.Fatal(err)
-				case dec.Hotpatch.Rollback:
-					told["rollback"]++
-				case dec.Hotpatch.Offer != nil:
-					told["apply"]++
-				}
+		// What the devices are told covers what the load is for.
+		told := map[string]int{}
+		snap := delivery.Compile(c.load.Set, nil)
+		for _, d := range c.devices {
+			in := gray.NewInput(d, netip.Addr{}, time.Now())
+			var dec delivery.Decision
+			if err := snap.Evaluate(&in, nil, &dec); err != nil {
+				t.Fatal(err)
 			}
-			if told["rollback"] == 0 || told["apply"] == 0 {
-				t.Fatalf("the hotpatched load tells %v", told)
-			}
-		}
-		if c.load == offline {
-			told := map[string]int{}
-			snap := delivery.Compile(c.load.Set, nil)
-			for _, d := range c.devices {
-				in := gray.NewInput(d, netip.Addr{}, time.Now())
-				var dec delivery.Decision
-				if err := snap.Evaluate(&in, nil, &dec); err != nil {
-					t.Fatal(err)
-				}
-				switch {
-				case len(dec.Offline) == 0:
-					told["nothing"]++
-				case dec.Offline[0].Delta != nil:
-					told["deltas"]++
-				default:
-					told["whole"]++
-				}
-			}
-			if told["nothing"] == 0 || told["deltas"] == 0 || told["whole"] == 0 {
-				t.Fatalf("the offline load tells %v", told)
+			switch {
+			case c.load == configured:
+				told[fmt.Sprintf("set %x", dec.Config.Admitted)]++
+			case dec.Hotpatch.Rollback:
+				told["rollback"]++
+			case dec.Hotpatch.Offer != nil:
+				told["apply"]++
+			case len(dec.Offline) == 0:
+				told["no package"]++
+			case dec.Offline[0].Delta != nil:
+				told["deltas"]++
+			default:
+				told["whole"]++
 			}
 		}
-		if c.load == configured {
-			sets := map[uint64]bool{}
-			snap := delivery.Compile(c.load.Set, nil)
-			for _, d := range c.devices {
-				in := gray.NewInput(d, netip.Addr{}, time.Now())
-				var dec delivery.Decision
-				if err := snap.Evaluate(&in, nil, &dec); err != nil {
-					t.Fatal(err)
-				}
-				sets[dec.Config.Admitted] = true
-			}
-			if len(sets) < 8 {
-				t.Fatalf("the configured load's devices are under %d sets of changes", len(sets))
-			}
+		switch {
+		case c.load == hotpatched && (told["rollback"] == 0 || told["apply"] == 0),
+			c.load == offline && (told["no package"] == 0 || told["deltas"] == 0 || told["whole"] == 0),
+			c.load == configured && len(told) < 8: // each under one of the sets of gray changes
+			t.Fatalf("the load tells %v", told)
 		}
 		rig := newCheckRig(t, c.load, bodies(c.devices), etags)
 		for i := range rig.reqs { // the first check of an offer encodes its section
