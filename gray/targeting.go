@@ -129,6 +129,28 @@ func stickyKey(s mds.Stickiness, d *mds.Device) string {
 	return d.DeviceID
 }
 
+// Sticky reports whether the audience is a sticky percentage alone: in
+// the gray stage, without rules, whitelists or a window. Then a device is
+// in exactly when its bucket for the returned salt (Input.Bucket) is below
+// the rollout's basis points, which a caller deciding many such
+// audiences for one device works out from one bucket.
+func (t *Audience) Sticky() (r *mds.Rollout, salt string, ok bool) {
+	if t.stage != mds.StageGray || len(t.rules) > 0 || len(t.lists) > 0 || t.window != nil || t.rollout == nil {
+		return nil, "", false
+	}
+	return t.rollout, t.salt, true
+}
+
+// Bucket is the input device's rollout bucket for salt, counted by the
+// ID stickiness s names; false when the device did not send that ID.
+func (in *Input) Bucket(salt string, s mds.Stickiness) (int, bool) {
+	key := stickyKey(s, in.Device)
+	if key == "" {
+		return 0, false
+	}
+	return in.bucket(salt, key), true
+}
+
 // Decide reports whether the input is targeted. Rules come first and are
 // cheap; in the gray stage the gates follow from cheapest to dearest, so a
 // window admission (a write) is spent only on a device nothing else admits.
