@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -424,4 +425,41 @@ func TestConfigPush(t *testing.T) {
 		t.Errorf("the watcher was sent %s", got["theme"])
 	}
 	os.quiet(t, 200*time.Millisecond, "a device outside the change's audience")
+}
+
+// TestConfigConcurrent: checks of devices under different sets of gray
+// changes, and fetches of what they are given, all at once (run under the
+// race detector in development), each get what verifies.
+func TestConfigConcurrent(t *testing.T) {
+	e := newEnv(t)
+	shop := e.createApp("shop", mds.Android)
+	e.editConfig("shop", map[string]any{"namespaces": map[string]any{
+		"a": map[string]any{"set": map[string]any{"x": set("type", "integer", "value", 0)}},
+		"b": map[string]any{"set": map[string]any{"y": set("type", "integer", "value", 0)}},
+	}})
+	for i, pct := range []float64{20, 50, 80} {
+		e.configGray("shop", map[string]any{"namespace": []string{"a", "b", "a"}[i], "set": map[string]any{[]string{"x", "y", "x"}[i]: set("value", i+1)}},
+			map[string]any{"rollout": map[string]any{"percent": pct}})
+	}
+	var wg sync.WaitGroup
+	seen := make(chan string, 8*25)
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 25 {
+				dev := with(device(shop, mds.Android, "2.0"), "device_id", fmt.Sprintf("d-%d-%d", g, i))
+				got, _, _ := e.configOf(dev)
+				seen <- string(got["a"]["x"]) + "/" + string(got["b"]["y"])
+			}
+		})
+	}
+	wg.Wait()
+	close(seen)
+	kinds := map[string]bool{}
+	for s := range seen {
+		kinds[s] = true
+	}
+	// Nested in the cohort: 0/0, 1/0 or 3/0 … the devices fall in a few.
+	if len(kinds) < 2 || len(kinds) > 4 {
+		t.Errorf("200 devices saw %d configurations: %v", len(kinds), kinds)
+	}
 }
