@@ -6,7 +6,6 @@ import (
 	"math/bits"
 	"slices"
 	"sync/atomic"
-	"time"
 
 	"github.com/mds-dev/mds"
 	"github.com/mds-dev/mds/gray"
@@ -52,12 +51,6 @@ func (n *ConfigNamespace) Number() int64 {
 type ConfigChange struct {
 	*Offer
 	Spec *mds.ConfigSpec
-	// A change released to a sticky percentage alone (gray.Audience.Sticky),
-	// as most are, is decided from the device's bucket, which a check
-	// works out once for all the app's changes (they share a salt).
-	sticky *mds.Rollout
-	salt   string
-	bp     int // the rollout's basis points, when it has no ramp; -1 otherwise
 }
 
 // ConfigChoice is what a device gets of configuration: its app's, and
@@ -87,13 +80,7 @@ func (cs *configs) add(o *Offer) error {
 	if len(cs.c.Changes) == mds.MaxLiveConfigChanges {
 		return fmt.Errorf("the app has %d configuration changes live already, the most a snapshot holds", mds.MaxLiveConfigChanges)
 	}
-	ch := &ConfigChange{Offer: o, Spec: spec}
-	ch.sticky, ch.salt, _ = o.audience.Sticky()
-	ch.bp = -1
-	if ch.sticky != nil && len(ch.sticky.Ramp) == 0 {
-		ch.bp = ch.sticky.BasisPointsAt(time.Time{})
-	}
-	cs.c.Changes = append(cs.c.Changes, ch)
+	cs.c.Changes = append(cs.c.Changes, &ConfigChange{Offer: o, Spec: spec})
 	return nil
 }
 
@@ -130,24 +117,15 @@ func (cs *configs) finish(app *mds.App) {
 	cs.versions = nil
 }
 
-func (cs *configs) decide(inp *gray.Input, adm gray.Admitter) ConfigChoice {
+// decide asks every live change; the changes share the app's cohort, so
+// the check works out the device's bucket once (gray.Input).
+func (cs *configs) decide(in *gray.Input, adm gray.Admitter) ConfigChoice {
 	if cs.c == nil {
 		return ConfigChoice{}
 	}
 	ch := ConfigChoice{Config: cs.c}
 	for i, o := range cs.c.Changes {
-		in := false
-		if r := o.sticky; r != nil {
-			bp := o.bp
-			if bp < 0 {
-				bp = r.BasisPointsAt(inp.Now)
-			}
-			b, ok := inp.Bucket(o.salt, r.Stickiness)
-			in = ok && b < bp
-		} else {
-			in = o.audience.Decide(inp, adm)
-		}
-		if in {
+		if o.audience.Decide(in, adm) {
 			ch.Admitted |= 1 << i
 		}
 	}

@@ -32,8 +32,11 @@ type Audience struct {
 	rules   []ruleRef
 	lists   []*List
 	rollout *mds.Rollout
-	window  *mds.Window
-	salt    string
+	// bp is the rollout's basis points when it has no ramp, worked out
+	// once; -1 when they move with time.
+	bp     int
+	window *mds.Window
+	salt   string
 }
 
 type ruleRef struct {
@@ -90,7 +93,10 @@ func (c *Catalog) rule(src mds.Rule) (*Rule, error) {
 // than it says.
 func (c *Catalog) Compile(t *mds.Task) (*Audience, error) {
 	tg := &t.Targeting
-	out := &Audience{task: t.ID, stage: t.Stage, rollout: tg.Rollout, window: tg.Window, salt: tg.Salt}
+	out := &Audience{task: t.ID, stage: t.Stage, rollout: tg.Rollout, bp: -1, window: tg.Window, salt: tg.Salt}
+	if r := tg.Rollout; r != nil && len(r.Ramp) == 0 {
+		out.bp = r.BasisPointsAt(time.Time{})
+	}
 	for _, src := range tg.Rules {
 		r, err := c.rule(src)
 		if err != nil {
@@ -127,28 +133,6 @@ func stickyKey(s mds.Stickiness, d *mds.Device) string {
 		return d.UserID
 	}
 	return d.DeviceID
-}
-
-// Sticky reports whether the audience is a sticky percentage alone: in
-// the gray stage, without rules, whitelists or a window. Then a device is
-// in exactly when its bucket for the returned salt (Input.Bucket) is below
-// the rollout's basis points, which a caller deciding many such
-// audiences for one device works out from one bucket.
-func (t *Audience) Sticky() (r *mds.Rollout, salt string, ok bool) {
-	if t.stage != mds.StageGray || len(t.rules) > 0 || len(t.lists) > 0 || t.window != nil || t.rollout == nil {
-		return nil, "", false
-	}
-	return t.rollout, t.salt, true
-}
-
-// Bucket is the input device's rollout bucket for salt, counted by the
-// ID stickiness s names; false when the device did not send that ID.
-func (in *Input) Bucket(salt string, s mds.Stickiness) (int, bool) {
-	key := stickyKey(s, in.Device)
-	if key == "" {
-		return 0, false
-	}
-	return in.bucket(salt, key), true
 }
 
 // Decide reports whether the input is targeted. Rules come first and are
@@ -227,7 +211,10 @@ func (t *Audience) decide(in *Input, adm Admitter, ex *explainer) bool {
 	}
 	if r := t.rollout; r != nil {
 		key := stickyKey(r.Stickiness, d)
-		bp := r.BasisPointsAt(in.Now)
+		bp := t.bp
+		if bp < 0 {
+			bp = r.BasisPointsAt(in.Now)
+		}
 		if key != "" {
 			b := in.bucket(t.salt, key)
 			if b < bp {
