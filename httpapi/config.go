@@ -262,11 +262,11 @@ func idList(ids []int64) string {
 	return b.String()
 }
 
-// configDocument serves GET /client/v1/config/{sha256}: with
+// serveConfig serves GET /client/v1/config/{sha256}: with
 // ?app=&gray= the index of a set of changes, with ?app=&ns=&version=&gray=
 // a namespace's document, when this node's snapshot makes it with that
 // digest. A configuration that moved on is 404: check again.
-func (s *Server) configDocument(w http.ResponseWriter, r *http.Request) {
+func (s *Server) serveConfig(w http.ResponseWriter, r *http.Request) {
 	sum := r.PathValue("sha256")
 	if !mds.ValidSHA256(sum) {
 		s.writeProblem(w, r, mds.Errorf(mds.EINVALID, "%q is not a sha256: expected 64 lowercase hex digits", sum))

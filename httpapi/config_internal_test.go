@@ -33,7 +33,7 @@ func TestConfigFetchesKeepOnlyWhatWasGiven(t *testing.T) {
 		w := httptest.NewRecorder()
 		r := httptest.NewRequest("GET", url, nil)
 		r.SetPathValue("sha256", url[len("http://mds/client/v1/config/"):len("http://mds/client/v1/config/")+64])
-		s.configDocument(w, r)
+		s.serveConfig(w, r)
 		return w.Code
 	}
 	kept := func() (int, int) { return len(*given.indexes.Load()), len(*given.docs.Load()) }

@@ -188,7 +188,7 @@ func New(cfg Config) *Server {
 	device.HandleFunc("POST /client/v1/watch", s.watch)
 	device.HandleFunc("GET /client/v1/blobs/{sha256}", s.blob)
 	device.HandleFunc("GET /client/v1/manifests/{appkey}/{file}", s.manifest)
-	device.HandleFunc("GET /client/v1/config/{sha256}", s.configDocument)
+	device.HandleFunc("GET /client/v1/config/{sha256}", s.serveConfig)
 	s.health(device)
 	device.Handle("/", s.unmatched(device))
 	s.device = s.canonical(s.metrics.instrument(device))
